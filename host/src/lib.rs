@@ -1,0 +1,1 @@
+//! The `hm` host: loads node libraries into a hive and carries their messages.

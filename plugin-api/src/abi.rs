@@ -1,0 +1,170 @@
+//! The stable ABI between the `hm` host and a node library.
+//!
+//! Node authors never touch this module: [`export_node!`](crate::export_node) and the safe layer
+//! in the crate root build everything here. The host (`hm`) uses it to load and drive nodes.
+//!
+//! # The contract
+//!
+//! - A node library exports one symbol, abi_stable's root-module header, whose module is a
+//!   [`NodeLib_Ref`]: the node's crate name, its type name and a constructor.
+//! - The host calls [`NodeLib::new_node`] once per node instance, on a thread it owns for that
+//!   node, with a [`NodeInit`]: the instance name, its settings as JSON text and a [`HostBox`].
+//! - The constructor returns [`NodeParts`]: the node object (subscription deliveries), one
+//!   [`ServiceBox`] per registered service (each stepped on its own host thread) and the
+//!   subscription patterns. Indices into those lists are the ids used on the wire.
+//! - Every string crosses as `RStr`/`RString`; payloads are JSON text. The host copies what it
+//!   keeps, so nothing made by a library outlives it.
+//! - Every entry point catches panics inside the library and returns them as `RErr`; a panic
+//!   never unwinds across the boundary.
+//!
+//! Any change to a type here changes the layout that the host checks at load time; bump the
+//! crate's minor version with it, so that the refusal names the versions involved.
+
+#![allow(non_camel_case_types, non_local_definitions)] // names made by abi_stable's macros
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, RResult, RStr, RString, RVec},
+};
+
+/// A service's step said: run me again.
+pub const FLOW_CONTINUE: u8 = 0;
+/// A service's step said: this service is done.
+pub const FLOW_STOP: u8 = 1;
+
+/// The root module a node library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = NodeLib_Ref)))]
+#[sabi(missing_field(panic))]
+pub struct NodeLib {
+    /// The node crate's package name (`batsignal`), which names its library file.
+    pub crate_name: RStr<'static>,
+    /// The Rust type implementing the node (`BatSignal`).
+    pub type_name: RStr<'static>,
+    /// Builds one node instance and collects its registrations.
+    #[sabi(last_prefix_field)]
+    pub new_node: extern "C" fn(init: NodeInit<'_>) -> RResult<NodeParts, CallbackError>,
+}
+
+impl RootModule for NodeLib_Ref {
+    declare_root_module_statics! {NodeLib_Ref}
+    const BASE_NAME: &'static str = "hivemind_node";
+    const NAME: &'static str = "hivemind node";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// What the host hands a node's constructor.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct NodeInit<'a> {
+    /// The instance name from `config/hive.toml` (`[nodes.<name>]`).
+    pub name: RStr<'a>,
+    /// The node's table from `config/hive.toml`, as JSON text.
+    pub settings_json: RStr<'a>,
+    /// The node's way back into the host.
+    pub host: HostBox,
+}
+
+/// What a node's constructor returns.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct NodeParts {
+    /// Receives the node's subscription deliveries, on the node's own host thread.
+    pub node: NodeBox,
+    /// The node's services, in registration order (index = service id).
+    pub services: RVec<ServiceDecl>,
+    /// The node's subscription patterns, in registration order (index = subscription id).
+    pub subscriptions: RVec<RString>,
+}
+
+/// One registered service.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct ServiceDecl {
+    /// The service name, which is the topic its messages go out on.
+    pub name: RString,
+    /// Runs one iteration of the service's callback.
+    pub runner: ServiceBox,
+}
+
+/// A message as a subscription callback sees it; borrowed from the host for one call.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct MessageView<'a> {
+    /// The service the message was sent on.
+    pub service: RStr<'a>,
+    /// The node that sent it (or `api` for messages published through the host).
+    pub node: RStr<'a>,
+    /// The payload, as JSON text.
+    pub payload: RStr<'a>,
+}
+
+/// Why a call into node code failed.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct CallbackError {
+    /// True if the code panicked (the panic was caught inside the library); false if it returned
+    /// an error.
+    pub panicked: bool,
+    /// The error or panic message.
+    pub message: RString,
+}
+
+/// Log levels a node can write at.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong.
+    Warn = 2,
+    /// Normal operation.
+    Info = 3,
+    /// Detail for `hm dev -v`.
+    Debug = 4,
+}
+
+/// The host's side of a node: implemented by `hm`, called by node code.
+#[sabi_trait]
+pub trait Host: Clone + Send + Sync + 'static {
+    /// Publishes `payload` (JSON text) on the node's service number `service`.
+    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), RString>;
+
+    /// Sleeps up to `nanos`, waking early when the node stops. Returns whether the node still runs.
+    fn sleep(&self, nanos: u64) -> bool;
+
+    /// Writes a line to the node's log.
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+
+    /// Whether the node is still running (false once it has been asked to stop).
+    #[sabi(last_prefix_field)]
+    fn is_running(&self) -> bool;
+}
+
+/// A node instance, as the host holds it.
+#[sabi_trait]
+pub trait NodeObject: Send {
+    /// Runs subscription number `subscription`'s callback on `message`.
+    #[sabi(last_prefix_field)]
+    fn deliver(&mut self, subscription: u32, message: MessageView<'_>)
+    -> RResult<(), CallbackError>;
+}
+
+/// One service's callback, as the host holds it.
+#[sabi_trait]
+pub trait ServiceObject: Send {
+    /// Runs the callback once; returns [`FLOW_CONTINUE`] or [`FLOW_STOP`].
+    #[sabi(last_prefix_field)]
+    fn step(&mut self) -> RResult<u8, CallbackError>;
+}
+
+/// The host, as a node holds it.
+pub type HostBox = Host_TO<RBox<()>>;
+/// A node instance, as the host holds it.
+pub type NodeBox = NodeObject_TO<'static, RBox<()>>;
+/// A service callback, as the host holds it.
+pub type ServiceBox = ServiceObject_TO<'static, RBox<()>>;

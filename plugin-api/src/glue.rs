@@ -1,0 +1,226 @@
+//! The glue between a [`Node`] type and the ABI: the exported root module, the objects the host
+//! drives, panic containment and the per-thread "current node" that logging writes through.
+//!
+//! Rules this module keeps, so that the host can unload a library for real:
+//! - every entry point catches panics before they reach the boundary;
+//! - the library's panic hook prints no backtrace (a symbolised backtrace pins memory for good);
+//! - the only thread-local is a `const` `Cell` of a raw pointer, which has no destructor and so
+//!   never pins the library to a host thread.
+
+use crate::Node;
+use crate::abi::{
+    CallbackError, FLOW_CONTINUE, FLOW_STOP, HostBox, LogLevel, MessageView, NodeBox, NodeInit,
+    NodeLib, NodeLib_Ref, NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject,
+};
+use crate::message::Message;
+use crate::node::{Context, ServiceFn, Services, SubscriptionFn, Subscriptions};
+use crate::service::{Flow, Service};
+use abi_stable::library::{
+    CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+};
+use abi_stable::prefix_type::WithMetadata;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RStr, RString, RVec};
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+/// Names a node type for export; implemented by [`export_node!`](crate::export_node).
+pub trait NodeExport: Node {
+    /// The node crate's package name.
+    const CRATE_NAME: &'static str;
+    /// The node type's name.
+    const TYPE_NAME: &'static str;
+}
+
+struct ModuleFor<N>(std::marker::PhantomData<N>);
+
+impl<N: NodeExport> ModuleFor<N> {
+    const MODULE: &'static WithMetadata<NodeLib> = &WithMetadata::new(NodeLib {
+        crate_name: RStr::from_str(N::CRATE_NAME),
+        type_name: RStr::from_str(N::TYPE_NAME),
+        new_node: new_node::<N>,
+    });
+}
+
+fn root_module<N: NodeExport>() -> NodeLib_Ref {
+    NodeLib_Ref(ModuleFor::<N>::MODULE.static_as_prefix())
+}
+
+extern "C" fn root_module_loader<N: NodeExport>() -> RootModuleResult {
+    __call_root_module_loader(root_module::<N>)
+}
+
+/// The root-module header for node type `N`, exported by [`export_node!`](crate::export_node).
+pub const fn lib_header<N: NodeExport>() -> LibHeader {
+    // SAFETY: `root_module_loader::<N>` returns the erased prefix of a `NodeLib_Ref`, which is the
+    // module type named here, as `from_constructor` requires.
+    unsafe { LibHeader::from_constructor::<NodeLib_Ref>(root_module_loader::<N>, CheckTypeLayout::Yes) }
+}
+
+thread_local! {
+    /// The host of the node whose code runs on this thread right now (null outside callbacks).
+    static CURRENT_HOST: Cell<*const HostBox> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks `host` as the current node's host for the duration of one entry call.
+struct HostScope {
+    previous: *const HostBox,
+}
+
+impl HostScope {
+    fn enter(host: &HostBox) -> Self {
+        let previous = CURRENT_HOST.with(|current| current.replace(host));
+        Self { previous }
+    }
+}
+
+impl Drop for HostScope {
+    fn drop(&mut self) {
+        CURRENT_HOST.with(|current| current.set(self.previous));
+    }
+}
+
+/// Logs through the host of the node running on this thread; false if there is none.
+pub(crate) fn log_to_current_node(level: LogLevel, line: &str) -> bool {
+    let host = CURRENT_HOST.with(Cell::get);
+    if host.is_null() {
+        return false;
+    }
+    // SAFETY: a non-null pointer was stored by a `HostScope` that borrows the `HostBox` for as
+    // long as the pointer stays set; the scope restores the previous value before it ends.
+    let host = unsafe { &*host };
+    host.log(level, RStr::from_str(line));
+    true
+}
+
+fn install_panic_hook() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let line = format!("panicked{place}: {}", panic_text(info.payload()));
+            if !log_to_current_node(LogLevel::Error, &line) {
+                eprintln!("hivemind node {line}");
+            }
+        }));
+    });
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic with a non-string payload)".to_owned()
+    }
+}
+
+/// Runs `call` with panics caught, turning both outcomes into the ABI's error type.
+fn contain<T>(call: impl FnOnce() -> Result<T, String>) -> RResult<T, CallbackError> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => RResult::ROk(value),
+        Ok(Err(message)) => RResult::RErr(CallbackError {
+            panicked: false,
+            message: message.into(),
+        }),
+        Err(payload) => RResult::RErr(CallbackError {
+            panicked: true,
+            message: panic_text(payload.as_ref()).into(),
+        }),
+    }
+}
+
+extern "C" fn new_node<N: Node>(init: NodeInit<'_>) -> RResult<NodeParts, CallbackError> {
+    install_panic_hook();
+    let _scope = HostScope::enter(&init.host);
+    contain(|| build_node::<N>(&init))
+}
+
+fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
+    let settings = serde_json::from_str(init.settings_json.as_str())
+        .map_err(|e| format!("the host passed settings that are not JSON: {e}"))?;
+    let context = Context::new(init.name.as_str().to_owned(), settings);
+    let mut node = N::new(&context).map_err(|e| e.to_string())?;
+
+    let mut services = Services::new(init.host.clone());
+    node.services(&mut services);
+    let mut subscriptions = Subscriptions::new();
+    node.subscriptions(&mut subscriptions);
+
+    let (patterns, callbacks): (RVec<RString>, Vec<SubscriptionFn<N>>) = subscriptions
+        .registered
+        .into_iter()
+        .map(|(pattern, callback)| (RString::from(pattern), callback))
+        .unzip();
+    let services = services
+        .registered
+        .into_iter()
+        .map(|(service, run)| ServiceDecl {
+            name: service.name().into(),
+            runner: ServiceBox::from_value(ServiceRunner { service, run }, TD_Opaque),
+        })
+        .collect();
+    let runner = NodeRunner {
+        node,
+        callbacks,
+        host: init.host.clone(),
+    };
+    Ok(NodeParts {
+        node: NodeBox::from_value(runner, TD_Opaque),
+        services,
+        subscriptions: patterns,
+    })
+}
+
+/// A node instance with its subscription callbacks, driven by the host's node thread.
+struct NodeRunner<N> {
+    node: N,
+    callbacks: Vec<SubscriptionFn<N>>,
+    host: HostBox,
+}
+
+impl<N: Node> NodeObject for NodeRunner<N> {
+    fn deliver(
+        &mut self,
+        subscription: u32,
+        message: MessageView<'_>,
+    ) -> RResult<(), CallbackError> {
+        let _scope = HostScope::enter(&self.host);
+        let Self { node, callbacks, .. } = self;
+        contain(|| {
+            let callback = callbacks
+                .get_mut(subscription as usize)
+                .ok_or_else(|| format!("this node has no subscription number {subscription}"))?;
+            let message = Message::new(
+                message.service.as_str(),
+                message.node.as_str(),
+                message.payload.as_str(),
+            );
+            callback(node, &message).map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// One service callback, driven by the host's thread for that service.
+struct ServiceRunner {
+    service: Service,
+    run: ServiceFn,
+}
+
+impl ServiceObject for ServiceRunner {
+    fn step(&mut self) -> RResult<u8, CallbackError> {
+        let _scope = HostScope::enter(self.service.host());
+        let Self { service, run } = self;
+        contain(|| match run(service) {
+            Ok(Flow::Continue) => Ok(FLOW_CONTINUE),
+            Ok(Flow::Stop) => Ok(FLOW_STOP),
+            Err(error) => Err(error.to_string()),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! # hivemind: write nodes for an `hm` hive
+//!
+//! A **node** is a Rust library that the `hm` host loads into a running hive. It offers
+//! **services** (loops, each on its own thread, that send JSON payloads under the service's name)
+//! and **subscriptions** (callbacks on a glob pattern over service names). The host's
+//! **controller** routes every message from a service to each matching subscription.
+//!
+//! ```no_run
+//! use hivemind::prelude::*;
+//! use std::time::Duration;
+//!
+//! pub struct BatSignal;
+//!
+//! impl Node for BatSignal {
+//!     fn new(_context: &Context) -> Result<Self> {
+//!         Ok(BatSignal)
+//!     }
+//!
+//!     fn services(&mut self, hive: &mut Services) {
+//!         hive.add_service("bat-signal-main", |service: &Service| {
+//!             service.send("Batman! We need help!")?;
+//!             service.sleep_for(Duration::from_secs(5));
+//!             Ok(Flow::Continue)
+//!         });
+//!     }
+//! }
+//!
+//! hivemind::export_node!(BatSignal);
+//! ```
+//!
+//! ## The contract
+//!
+//! - [`Node::new`] builds the node from its settings (its `[nodes.<name>]` table in
+//!   `config/hive.toml`). Then [`Node::services`] and [`Node::subscriptions`] register what it
+//!   offers. Registration happens once, before any message flows.
+//! - A service callback runs in a loop on its own thread until it returns [`Flow::Stop`], returns
+//!   an error, panics, or the node stops. Use [`Service::sleep_for`], never `std::thread::sleep`:
+//!   it wakes at once when the node stops.
+//! - Subscription callbacks get `&mut` access to the node and a [`Message`]. They run one at a
+//!   time on a thread the host owns for this node, so node state needs no locks. Messages of one
+//!   service arrive in the order they were sent.
+//! - A panic in any callback is caught inside the library, logged to the node's log and counted
+//!   by the host; it never takes the hive down.
+//! - Log with [`info!`], [`warn!`], [`error!`] and [`debug!`]: the lines go to the node's own log
+//!   file. `println!` goes to the terminal.
+//!
+//! The ABI between node and host lives in [`abi`]; node code never needs it.
+
+pub mod abi;
+mod glue;
+mod log;
+mod message;
+mod node;
+mod service;
+
+pub use log::Level;
+pub use message::{Message, PayloadError};
+pub use node::{Context, Node, Services, Subscriptions};
+pub use service::{Flow, SendError, Service};
+
+/// Any error a callback or constructor may return; `?` converts most errors into it.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a node needs, in one import: `use hivemind::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Context, Error, Flow, Message, Node, Result, Service, Services, Subscriptions, debug,
+        error, info, warn,
+    };
+}
+
+/// Exports a [`Node`] type as this library's node. Put it once in the node crate's `lib.rs`.
+///
+/// ```ignore
+/// hivemind::export_node!(BatSignal);
+/// ```
+#[macro_export]
+macro_rules! export_node {
+    ($node:ty) => {
+        impl $crate::__private::NodeExport for $node {
+            const CRATE_NAME: &'static str = env!("CARGO_PKG_NAME");
+            const TYPE_NAME: &'static str = stringify!($node);
+        }
+
+        /// The root-module header that `hm` looks up when it loads this library.
+        #[unsafe(no_mangle)]
+        #[allow(non_upper_case_globals)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader =
+            $crate::__private::lib_header::<$node>();
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::glue::{NodeExport, lib_header};
+    pub use crate::log::write as write_log;
+    pub use abi_stable::library::LibHeader;
+}

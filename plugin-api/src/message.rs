@@ -1,0 +1,89 @@
+//! Messages as subscription callbacks receive them.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::cell::OnceCell;
+use std::fmt;
+
+/// One message delivered to a subscription: its payload and where it came from.
+pub struct Message<'a> {
+    service: &'a str,
+    node: &'a str,
+    json: &'a str,
+    parsed: OnceCell<Value>,
+}
+
+impl<'a> Message<'a> {
+    pub(crate) fn new(service: &'a str, node: &'a str, json: &'a str) -> Self {
+        Self {
+            service,
+            node,
+            json,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// The name of the service that sent the message.
+    pub fn service(&self) -> &str {
+        self.service
+    }
+
+    /// The name of the node that sent the message (`api` when it was published through the
+    /// host's HTTP API).
+    pub fn node(&self) -> &str {
+        self.node
+    }
+
+    /// The payload as JSON text, exactly as it travelled.
+    pub fn json(&self) -> &str {
+        self.json
+    }
+
+    /// The payload as a JSON value (parsed on first use, then kept).
+    pub fn payload(&self) -> &Value {
+        // The host only carries valid JSON; `Null` covers a foreign sender that broke the rule.
+        self.parsed
+            .get_or_init(|| serde_json::from_str(self.json).unwrap_or(Value::Null))
+    }
+
+    /// The payload decoded into your own type.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        serde_json::from_str(self.json).map_err(|source| PayloadError {
+            service: self.service.to_owned(),
+            source,
+        })
+    }
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("service", &self.service)
+            .field("node", &self.node)
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+/// A payload that did not decode into the requested type.
+#[derive(Debug)]
+pub struct PayloadError {
+    service: String,
+    source: serde_json::Error,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the payload from service `{}` does not decode: {}",
+            self.service, self.source
+        )
+    }
+}
+
+impl std::error::Error for PayloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}

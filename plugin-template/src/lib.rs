@@ -1,0 +1,43 @@
+//! NodeTemplate node for hive_name.
+//!
+//! Build and run the hive with `hm dev`; enable this node in `config/hive.toml` first
+//! (`[nodes.node_template]`, `enabled = true`).
+
+use hivemind::prelude::*;
+
+/// NodeTemplate implementation.
+pub struct NodeTemplate {}
+
+impl Node for NodeTemplate {
+    /// Builds the node; `context.settings()` holds its table from `config/hive.toml`.
+    fn new(_context: &Context) -> Result<Self> {
+        Ok(NodeTemplate {})
+    }
+
+    /// Register any default services:
+    ///
+    /// ```ignore
+    /// hive.add_service("my-service", |service: &Service| {
+    ///     service.send("hello")?;                  // any serde::Serialize value
+    ///     service.sleep_for(Duration::from_secs(1)); // wakes at once when the hive stops
+    ///     Ok(Flow::Continue)                       // Flow::Stop ends this service
+    /// });
+    /// ```
+    fn services(&mut self, hive: &mut Services) {
+        let _ = hive;
+    }
+
+    /// Register any default subscriptions:
+    ///
+    /// ```ignore
+    /// hive.add_subscription("my-*", |node: &mut Self, message: &Message| {
+    ///     info!("{} sent {}", message.service(), message.payload());
+    ///     Ok(())
+    /// });
+    /// ```
+    fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+        let _ = hive;
+    }
+}
+
+hivemind::export_node!(NodeTemplate);
