@@ -1,1 +1,16 @@
 //! The `hm` host: loads node libraries into a hive and carries their messages.
+//!
+//! One way for data to flow: file → [`loader`] → [`runtime`] → [`bus`] → [`runtime`] → node.
+//! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
+//! `hm` command.
+
+pub mod build;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod loader;
+pub mod logging;
+pub mod runtime;
+pub mod scaffold;
+pub mod web;

@@ -150,8 +150,11 @@ pub trait Host: Clone + Send + Sync + 'static {
 pub trait NodeObject: Send {
     /// Runs subscription number `subscription`'s callback on `message`.
     #[sabi(last_prefix_field)]
-    fn deliver(&mut self, subscription: u32, message: MessageView<'_>)
-    -> RResult<(), CallbackError>;
+    fn deliver(
+        &mut self,
+        subscription: u32,
+        message: MessageView<'_>,
+    ) -> RResult<(), CallbackError>;
 }
 
 /// One service's callback, as the host holds it.

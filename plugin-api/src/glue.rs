@@ -16,7 +16,7 @@ use crate::message::Message;
 use crate::node::{Context, ServiceFn, Services, SubscriptionFn, Subscriptions};
 use crate::service::{Flow, Service};
 use abi_stable::library::{
-    CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+    __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
 };
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::sabi_trait::TD_Opaque;
@@ -56,7 +56,9 @@ extern "C" fn root_module_loader<N: NodeExport>() -> RootModuleResult {
 pub const fn lib_header<N: NodeExport>() -> LibHeader {
     // SAFETY: `root_module_loader::<N>` returns the erased prefix of a `NodeLib_Ref`, which is the
     // module type named here, as `from_constructor` requires.
-    unsafe { LibHeader::from_constructor::<NodeLib_Ref>(root_module_loader::<N>, CheckTypeLayout::Yes) }
+    unsafe {
+        LibHeader::from_constructor::<NodeLib_Ref>(root_module_loader::<N>, CheckTypeLayout::Yes)
+    }
 }
 
 thread_local! {
@@ -192,7 +194,9 @@ impl<N: Node> NodeObject for NodeRunner<N> {
         message: MessageView<'_>,
     ) -> RResult<(), CallbackError> {
         let _scope = HostScope::enter(&self.host);
-        let Self { node, callbacks, .. } = self;
+        let Self {
+            node, callbacks, ..
+        } = self;
         contain(|| {
             let callback = callbacks
                 .get_mut(subscription as usize)

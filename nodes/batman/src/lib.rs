@@ -24,7 +24,11 @@ impl Batman {
             Some("Batman! We need help!") => {
                 self.saves += 1;
                 println!("Batman has saved the day!");
-                info!("saved the day {} times (signal from {})", self.saves, message.node());
+                info!(
+                    "saved the day {} times (signal from {})",
+                    self.saves,
+                    message.node()
+                );
             }
             Some(_) => println!("Oh no! Batman doesn't know what to do!"),
             None => warn!("Unknown payload type: {}", message.json()),

@@ -1,0 +1,472 @@
+//! The controller's pub/sub core: carries each message from a service to every subscription
+//! whose pattern matches the service's name.
+//!
+//! # Guarantees
+//!
+//! - **Once per subscription.** A message reaches each matching subscription exactly once, even
+//!   when one node has several subscriptions that match (each gets its copy) and whatever the
+//!   number of publishers sharing a service name.
+//! - **Per-service order.** The messages one service sends reach a subscription in the order
+//!   they were sent: a service sends from one thread, and each subscribing node has one FIFO
+//!   queue drained by one thread.
+//! - **Routes are computed on membership changes, not per message.** A [`Topic`] holds the
+//!   list of queues its messages go to; publishing reads that list without locking. Registering
+//!   or removing a node updates only the topics its patterns match.
+//! - **Bounded queues, counted drops.** Each subscribing node has one queue of
+//!   `queue_capacity` messages. When it is full, a new message for that node is dropped (the
+//!   publisher and the other subscribers are never slowed); the drop is counted on each
+//!   subscription it was meant for and logged (the 1st, 2nd, 4th, 8th... drop). A message
+//!   still queued when its node stops is counted and logged too. Nothing is lost silently.
+
+mod pattern;
+
+pub use pattern::{Pattern, PatternError};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One message on its way: who sent it, on which service, and its JSON payload.
+#[derive(Debug)]
+pub struct Message {
+    /// The service (topic) name.
+    pub service: Arc<str>,
+    /// The sending node's name.
+    pub node: Arc<str>,
+    /// The payload as JSON text.
+    pub payload: Box<str>,
+}
+
+/// A message queued for one node, with the node's subscriptions it is meant for.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The message, shared by every node it goes to.
+    pub message: Arc<Message>,
+    /// Indices of the receiving node's subscriptions that match the message's service.
+    pub subscriptions: Arc<[u32]>,
+}
+
+/// The receiving end of a node's queue, drained by the node's thread.
+pub type Inbox = Receiver<Delivery>;
+
+/// Creates a node's queue: the sender goes to [`Bus::subscribe`], the inbox to the node.
+pub fn queue(capacity: usize) -> (Sender<Delivery>, Inbox) {
+    crossbeam_channel::bounded(capacity)
+}
+
+/// Counters of one subscription.
+#[derive(Debug, Default)]
+pub struct SubscriptionStats {
+    /// Callbacks that returned `Ok`.
+    pub delivered: AtomicU64,
+    /// Messages dropped because the node's queue was full or the node stopped.
+    pub dropped: AtomicU64,
+    /// Callbacks that returned an error.
+    pub failed: AtomicU64,
+    /// Callbacks that panicked.
+    pub panicked: AtomicU64,
+}
+
+/// A subscription as registered: its node-local index and its pattern.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Index in the node's registration order (the id used at the ABI).
+    pub index: u32,
+    /// The compiled pattern.
+    pub pattern: Pattern,
+    /// Its counters, shared with the node's runtime.
+    pub stats: Arc<SubscriptionStats>,
+}
+
+/// Where a topic's messages go for one subscribing node.
+#[derive(Clone)]
+struct Route {
+    node: Arc<str>,
+    sender: Sender<Delivery>,
+    subscriptions: Arc<[u32]>,
+    stats: Arc<[Arc<SubscriptionStats>]>,
+}
+
+/// A service name with the routes its messages take.
+pub struct Topic {
+    name: Arc<str>,
+    routes: ArcSwap<Vec<Route>>,
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("routes", &self.routes.load().len())
+            .finish()
+    }
+}
+
+impl Topic {
+    /// The service name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Queues `payload` from node `from` for every matching subscription; never blocks.
+    pub fn publish(&self, from: &Arc<str>, payload: Box<str>) {
+        let routes = self.routes.load();
+        if routes.is_empty() {
+            return;
+        }
+        let message = Arc::new(Message {
+            service: self.name.clone(),
+            node: from.clone(),
+            payload,
+        });
+        for route in routes.iter() {
+            route.push(&message);
+        }
+    }
+}
+
+impl Route {
+    fn push(&self, message: &Arc<Message>) {
+        let delivery = Delivery {
+            message: message.clone(),
+            subscriptions: self.subscriptions.clone(),
+        };
+        let reason = match self.sender.try_send(delivery) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => "its queue is full",
+            Err(TrySendError::Disconnected(_)) => "it has stopped",
+        };
+        let mut dropped = 0;
+        for stats in self.stats.iter() {
+            dropped = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                node = %self.node,
+                service = %message.service,
+                dropped,
+                "dropped a message for node `{}` because {reason} (raise queue_capacity in config/hive.toml if it cannot keep up)",
+                self.node,
+            );
+        }
+    }
+}
+
+struct NodeEntry {
+    sender: Sender<Delivery>,
+    subscriptions: Vec<Subscription>,
+    services: Vec<Arc<str>>,
+}
+
+impl NodeEntry {
+    fn route_for(&self, node: &Arc<str>, service: &str) -> Option<Route> {
+        let matching: Vec<&Subscription> = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.pattern.matches(service))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        Some(Route {
+            node: node.clone(),
+            sender: self.sender.clone(),
+            subscriptions: matching.iter().map(|s| s.index).collect(),
+            stats: matching.iter().map(|s| s.stats.clone()).collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Nodes in registration order, which is the order routes list them in.
+    nodes: Vec<(Arc<str>, NodeEntry)>,
+    topics: HashMap<Arc<str>, Arc<Topic>>,
+}
+
+impl Registry {
+    fn routes_for(&self, service: &str) -> Vec<Route> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, entry)| entry.route_for(name, service))
+            .collect()
+    }
+
+    fn topic(&mut self, service: &str) -> Arc<Topic> {
+        if let Some(topic) = self.topics.get(service) {
+            return topic.clone();
+        }
+        let name: Arc<str> = service.into();
+        let topic = Arc::new(Topic {
+            name: name.clone(),
+            routes: ArcSwap::from_pointee(self.routes_for(service)),
+        });
+        self.topics.insert(name, topic.clone());
+        topic
+    }
+
+    fn is_advertised(&self, service: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|(_, entry)| entry.services.iter().any(|s| &**s == service))
+    }
+}
+
+/// The routing table of a hive.
+#[derive(Default)]
+pub struct Bus {
+    registry: Mutex<Registry>,
+}
+
+/// Who sends on a service and who receives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The service name.
+    pub service: String,
+    /// Nodes that offer a service of this name.
+    pub publishers: Vec<String>,
+    /// Nodes with a subscription matching it.
+    pub subscribers: Vec<String>,
+}
+
+impl Bus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds node `node` with its subscriptions (fed through `sender`) and the services it
+    /// offers; returns the topics its services publish on, in the order given.
+    ///
+    /// Only the topics its patterns match get new routes. Refuses a name already present.
+    pub fn join(
+        &self,
+        node: &Arc<str>,
+        sender: Sender<Delivery>,
+        subscriptions: Vec<Subscription>,
+        services: &[Arc<str>],
+    ) -> Result<Vec<Arc<Topic>>, JoinError> {
+        let mut registry = self.registry.lock();
+        if registry.nodes.iter().any(|(name, _)| name == node) {
+            return Err(JoinError::AlreadyJoined(node.to_string()));
+        }
+        let entry = NodeEntry {
+            sender,
+            subscriptions,
+            services: services.to_vec(),
+        };
+        for topic in registry.topics.values() {
+            if let Some(route) = entry.route_for(node, &topic.name) {
+                let mut routes = Vec::clone(&topic.routes.load());
+                routes.push(route);
+                topic.routes.store(Arc::new(routes));
+            }
+        }
+        registry.nodes.push((node.clone(), entry));
+        Ok(services.iter().map(|s| registry.topic(s)).collect())
+    }
+
+    /// Removes node `node`: its subscriptions stop receiving, and topics nobody offers any more
+    /// are forgotten. Messages already queued for it stay in its queue.
+    pub fn leave(&self, node: &str) {
+        let mut registry = self.registry.lock();
+        registry.nodes.retain(|(name, _)| &**name != node);
+        for topic in registry.topics.values() {
+            let routes = topic.routes.load();
+            if routes.iter().any(|r| &*r.node == node) {
+                let kept: Vec<Route> = routes
+                    .iter()
+                    .filter(|r| &*r.node != node)
+                    .cloned()
+                    .collect();
+                topic.routes.store(Arc::new(kept));
+            }
+        }
+        let stale: Vec<Arc<str>> = registry
+            .topics
+            .keys()
+            .filter(|service| !registry.is_advertised(service))
+            .cloned()
+            .collect();
+        for service in stale {
+            registry.topics.remove(&service);
+        }
+    }
+
+    /// Publishes `payload` on `service` as node `from`, whether or not a node offers that
+    /// service (the HTTP API uses this).
+    pub fn publish(&self, service: &str, from: &Arc<str>, payload: Box<str>) {
+        let topic = {
+            let registry = self.registry.lock();
+            match registry.topics.get(service) {
+                Some(topic) => topic.clone(),
+                None => Arc::new(Topic {
+                    name: service.into(),
+                    routes: ArcSwap::from_pointee(registry.routes_for(service)),
+                }),
+            }
+        };
+        topic.publish(from, payload);
+    }
+
+    /// Every offered service with its publishers and subscribers, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        let registry = self.registry.lock();
+        let mut publishers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (name, entry) in &registry.nodes {
+            for service in &entry.services {
+                publishers
+                    .entry(service)
+                    .or_default()
+                    .push(name.to_string());
+            }
+        }
+        publishers
+            .into_iter()
+            .map(|(service, publishers)| TopicInfo {
+                service: service.to_owned(),
+                publishers,
+                subscribers: registry
+                    .routes_for(service)
+                    .iter()
+                    .map(|r| r.node.to_string())
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Why a node could not join the bus.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// Two running nodes cannot share a name.
+    #[error("a node named `{0}` is already running")]
+    AlreadyJoined(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriptions(patterns: &[&str]) -> Vec<Subscription> {
+        patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Subscription {
+                index: i as u32,
+                pattern: Pattern::new(p).unwrap(),
+                stats: Arc::default(),
+            })
+            .collect()
+    }
+
+    fn join(
+        bus: &Bus,
+        node: &str,
+        patterns: &[&str],
+        services: &[&str],
+    ) -> (Vec<Arc<Topic>>, Inbox) {
+        let (sender, inbox) = queue(16);
+        let services: Vec<Arc<str>> = services.iter().map(|s| Arc::from(*s)).collect();
+        let topics = bus
+            .join(&Arc::from(node), sender, subscriptions(patterns), &services)
+            .unwrap();
+        (topics, inbox)
+    }
+
+    fn drain(inbox: &Inbox) -> Vec<(String, Vec<u32>)> {
+        inbox
+            .try_iter()
+            .map(|d| (d.message.payload.to_string(), d.subscriptions.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_message_reaches_each_matching_subscription_once_in_order() {
+        let bus = Bus::new();
+        let (_, batman) = join(&bus, "batman", &["bat-signal-*", "*-main", "cat-*"], &[]);
+        let (_, robin) = join(&bus, "robin", &["bat-signal-main"], &[]);
+        let (topics, _) = join(&bus, "batsignal", &[], &["bat-signal-main"]);
+        let from: Arc<str> = "batsignal".into();
+        for n in 0..3 {
+            topics[0].publish(&from, n.to_string().into());
+        }
+        assert_eq!(
+            drain(&batman),
+            vec![
+                ("0".into(), vec![0, 1]),
+                ("1".into(), vec![0, 1]),
+                ("2".into(), vec![0, 1])
+            ]
+        );
+        assert_eq!(drain(&robin).len(), 3);
+    }
+
+    #[test]
+    fn routes_follow_nodes_joining_and_leaving() {
+        let bus = Bus::new();
+        let (topics, _) = join(&bus, "batsignal", &[], &["bat-signal-main"]);
+        let from: Arc<str> = "batsignal".into();
+        topics[0].publish(&from, "before".into());
+        let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
+        topics[0].publish(&from, "during".into());
+        bus.leave("batman");
+        topics[0].publish(&from, "after".into());
+        assert_eq!(drain(&batman), vec![("during".into(), vec![0])]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        let bus = Bus::new();
+        let (sender, inbox) = queue(2);
+        let subs = subscriptions(&["*"]);
+        let stats = subs[0].stats.clone();
+        bus.join(&"slow".into(), sender, subs, &[]).unwrap();
+        let (_, fast) = join(&bus, "fast", &["*"], &[]);
+        for n in 0..5 {
+            bus.publish("tick", &"api".into(), n.to_string().into());
+        }
+        assert_eq!(inbox.len(), 2);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(drain(&fast).len(), 5);
+    }
+
+    #[test]
+    fn publishing_on_an_unoffered_service_still_reaches_subscribers() {
+        let bus = Bus::new();
+        let (_, batman) = join(&bus, "batman", &["bat-signal-*"], &[]);
+        bus.publish("bat-signal-test", &"api".into(), "\"hi\"".into());
+        bus.publish("cat-signal", &"api".into(), "\"no\"".into());
+        assert_eq!(drain(&batman), vec![("\"hi\"".into(), vec![0])]);
+    }
+
+    #[test]
+    fn topics_list_publishers_and_subscribers() {
+        let bus = Bus::new();
+        join(&bus, "batsignal", &[], &["bat-signal-main"]);
+        join(&bus, "batman", &["bat-signal-*"], &[]);
+        assert_eq!(
+            bus.topics(),
+            vec![TopicInfo {
+                service: "bat-signal-main".into(),
+                publishers: vec!["batsignal".into()],
+                subscribers: vec!["batman".into()],
+            }]
+        );
+        bus.leave("batsignal");
+        assert!(bus.topics().is_empty());
+    }
+
+    #[test]
+    fn a_name_joins_once() {
+        let bus = Bus::new();
+        join(&bus, "batman", &[], &[]);
+        let (sender, _inbox) = queue(1);
+        let error = bus.join(&"batman".into(), sender, vec![], &[]).unwrap_err();
+        assert_eq!(error, JoinError::AlreadyJoined("batman".into()));
+    }
+}

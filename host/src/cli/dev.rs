@@ -1,0 +1,174 @@
+//! `hm dev` and `hm run`: build (dev only), load and run a hive until asked to stop.
+
+use crate::config::{self, HiveConfig};
+use crate::controller::{Controller, library_path};
+use crate::{build, logging, scaffold, web};
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Build the hive's nodes, then run the hive with its web page.
+///
+/// Builds every node crate in nodes/ with cargo, loads the enabled nodes, routes their
+/// messages, writes logs and serves the page. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    common: RunArgs,
+    /// Build the nodes with cargo's release profile.
+    #[arg(long)]
+    release: bool,
+}
+
+/// Run the hive from the compiled node libraries in nodes/, building nothing.
+///
+/// Loads nodes/lib<name>.so for each enabled node. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write debug lines to the log files.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Run only these nodes, even if they are disabled in config/hive.toml (repeatable).
+    #[arg(short = 'n', long = "node", value_name = "NODE")]
+    nodes: Vec<String>,
+}
+
+/// `hm dev`.
+pub fn run_dev(args: DevArgs) -> Result<()> {
+    let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
+    let config = config::load(&root)?;
+    let crates = build::node_crates(&root)?;
+    build::build_and_install(&root, &crates, args.release)?;
+    run_hive(config, &args.common)
+}
+
+/// `hm run`.
+pub fn run_prod(args: RunArgs) -> Result<()> {
+    let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
+    let config = config::load(&root)?;
+    run_hive(config, &args)
+}
+
+fn run_hive(config: HiveConfig, args: &RunArgs) -> Result<()> {
+    let selection = select_nodes(&config, &args.nodes)?;
+    let logs = logging::init(logging::LogSettings {
+        dir: config.log.location.clone(),
+        max_bytes: config.log.max_bytes,
+        backups: config.log.backups,
+        verbose: args.verbose,
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hm-web")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let address = SocketAddr::new(config.bind, config.port);
+        let listener = web::bind(address).await?;
+        let address = listener.local_addr()?;
+        let name = config.name.clone();
+        let controller = Arc::new(Controller::new(config, logs)?);
+        let starting = controller.clone();
+        tokio::task::spawn_blocking(move || starting.start(&selection)).await?;
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(web::serve(listener, controller.clone(), async {
+            let _ = server_stopped.await;
+        }));
+        tracing::info!(
+            "hive `{name}` is running at http://{address} (stop: Ctrl-C, or q then Enter)"
+        );
+        let reason = stop_requested().await;
+        tracing::info!("stopping the hive ({reason})");
+        let stopping = controller.clone();
+        let stuck = tokio::task::spawn_blocking(move || stopping.stop()).await?;
+        let _ = stop_server.send(());
+        // Open browser connections would hold a graceful shutdown; give them a moment only.
+        let _ = tokio::time::timeout(Duration::from_millis(100), server).await;
+        if stuck.is_empty() {
+            tracing::info!("hive `{name}` stopped");
+        } else {
+            tracing::warn!(
+                "hive `{name}` stopped; node(s) {} did not stop in time",
+                stuck.join(", ")
+            );
+        }
+        Ok(())
+    })
+}
+
+/// The nodes to run: those enabled in the config, or exactly those named with `-n`.
+fn select_nodes(config: &HiveConfig, named: &[String]) -> Result<Vec<String>> {
+    if named.is_empty() {
+        return Ok(config
+            .nodes
+            .iter()
+            .filter(|(_, node)| node.enabled)
+            .map(|(name, _)| name.clone())
+            .collect());
+    }
+    let mut selection = Vec::new();
+    for wanted in named {
+        let found = config
+            .nodes
+            .keys()
+            .find(|name| name.eq_ignore_ascii_case(wanted))
+            .cloned()
+            .or_else(|| {
+                let name = wanted.to_lowercase();
+                library_path(&config.root, &name).exists().then_some(name)
+            });
+        match found {
+            Some(name) if !selection.contains(&name) => selection.push(name),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = config.nodes.keys().map(String::as_str).collect();
+                bail!(
+                    "there is no node named `{wanted}` in this hive (its nodes: {}); create it with `hm create_node {wanted}`",
+                    if known.is_empty() {
+                        "none yet".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(selection)
+}
+
+/// Waits for Ctrl-C, SIGTERM or a `q` line on stdin; says which.
+async fn stop_requested() -> &'static str {
+    let (quit, mut quit_requested) = mpsc::channel::<()>(1);
+    std::thread::Builder::new()
+        .name("hm-stdin".into())
+        .spawn(move || watch_stdin(quit))
+        .expect("the OS refused to start a thread");
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = async { match &mut terminate { Some(s) => { s.recv().await; } None => std::future::pending().await } } => "SIGTERM",
+        _ = quit_requested.recv() => "q",
+    }
+}
+
+/// Sends on `quit` when a line reading `q` arrives. End of input is not a request to stop:
+/// a hive started with no terminal keeps running.
+fn watch_stdin(quit: mpsc::Sender<()>) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim() == "q" => {
+                let _ = quit.blocking_send(());
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The `hm` command line: one module per subcommand, each with its help beside its code.
+
+mod create_node;
+mod dev;
+mod new;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Hivemind utility belt: start new hives and nodes, and run them.
+#[derive(Debug, Parser)]
+#[command(name = "hm", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    New(new::NewArgs),
+    #[command(name = "create_node", visible_alias = "create-node")]
+    CreateNode(create_node::CreateNodeArgs),
+    Dev(dev::DevArgs),
+    Run(dev::RunArgs),
+}
+
+/// Runs the command the user typed.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::New(args) => new::run(args),
+        Command::CreateNode(args) => create_node::run(args),
+        Command::Dev(args) => dev::run_dev(args),
+        Command::Run(args) => dev::run_prod(args),
+    }
+}

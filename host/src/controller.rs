@@ -1,0 +1,167 @@
+//! The controller: the hive's registry of nodes and owner of its pub/sub core.
+//!
+//! It turns the config into running nodes, starts them in an order that loses no early
+//! message (every node registers its subscriptions before any service starts), answers what the
+//! hive looks like, and stops everything within a deadline.
+
+use crate::bus::{Bus, TopicInfo};
+use crate::config::HiveConfig;
+use crate::logging::Logs;
+use crate::runtime::{Environment, NodeRuntime, NodeSnapshot, NodeSpec, NodeStatus};
+use anyhow::{Context as _, Result};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the whole hive gets to stop.
+pub const STOP_DEADLINE: Duration = Duration::from_millis(900);
+
+/// The library file of `library` in a hive's `nodes/` folder.
+pub fn library_path(root: &Path, library: &str) -> PathBuf {
+    root.join("nodes")
+        .join(format!("lib{}.so", library.replace('-', "_")))
+}
+
+/// The hive as the page and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HiveSnapshot {
+    /// The hive's name.
+    pub name: String,
+    /// Every node in the config, and any named with `-n`.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Every offered service with its publishers and subscribers.
+    pub topics: Vec<TopicInfo>,
+}
+
+/// The hive's registry of nodes.
+pub struct Controller {
+    config: HiveConfig,
+    env: Arc<Environment>,
+    nodes: Mutex<BTreeMap<String, Option<NodeRuntime>>>,
+    _scratch: tempfile::TempDir,
+}
+
+impl Controller {
+    /// A controller for `config`, with nothing started yet.
+    pub fn new(config: HiveConfig, logs: Logs) -> Result<Self> {
+        let scratch = tempfile::Builder::new()
+            .prefix("hm-libraries-")
+            .tempdir()
+            .context("cannot create a temporary folder for loading node libraries")?;
+        let env = Arc::new(Environment {
+            bus: Arc::new(Bus::new()),
+            logs,
+            scratch: scratch.path().to_path_buf(),
+            max_payload_bytes: config.messages.max_payload_bytes,
+        });
+        let nodes = config
+            .nodes
+            .keys()
+            .map(|name| (name.clone(), None))
+            .collect();
+        Ok(Self {
+            config,
+            env,
+            nodes: Mutex::new(nodes),
+            _scratch: scratch,
+        })
+    }
+
+    /// The hive's routing table.
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.env.bus
+    }
+
+    /// The hive's config.
+    pub fn config(&self) -> &HiveConfig {
+        &self.config
+    }
+
+    /// Loads and builds `names`, then starts their services once every one of them has
+    /// registered. A node that fails is reported and left out; the others run.
+    pub fn start(&self, names: &[String]) {
+        let mut nodes = self.nodes.lock();
+        let mut started = Vec::new();
+        for name in names {
+            let runtime = NodeRuntime::spawn(self.spec(name), self.env.clone());
+            nodes.insert(name.clone(), Some(runtime));
+            started.push(name);
+        }
+        for name in &started {
+            let runtime = nodes[*name].as_ref().expect("just started");
+            match runtime.wait_ready() {
+                Ok(()) => {
+                    let library = runtime.snapshot().library;
+                    let from = library
+                        .map(|l| l.path.display().to_string())
+                        .unwrap_or_default();
+                    tracing::info!("node `{name}` is up ({from})");
+                }
+                Err(_) => tracing::warn!("node `{name}` did not start; the rest of the hive runs"),
+            }
+        }
+        for name in started {
+            if let Some(runtime) = &nodes[name] {
+                runtime.start_services();
+            }
+        }
+    }
+
+    fn spec(&self, name: &str) -> NodeSpec {
+        let config = self.config.nodes.get(name);
+        let library = config.map_or(name, |c| c.library.as_str());
+        NodeSpec {
+            name: name.into(),
+            library: library_path(&self.config.root, library),
+            settings_json: config
+                .map(|c| c.settings.to_string())
+                .unwrap_or_else(|| "{}".to_owned()),
+            queue_capacity: config
+                .and_then(|c| c.queue_capacity)
+                .unwrap_or(self.config.messages.queue_capacity),
+        }
+    }
+
+    /// Stops every node: all services are told at once, then each node is joined. Returns the
+    /// names of nodes that did not stop within [`STOP_DEADLINE`].
+    pub fn stop(&self) -> Vec<String> {
+        let mut nodes = self.nodes.lock();
+        for runtime in nodes.values().flatten() {
+            runtime.request_stop();
+        }
+        let deadline = Instant::now() + STOP_DEADLINE;
+        nodes
+            .iter_mut()
+            .filter_map(|(name, runtime)| {
+                let runtime = runtime.as_mut()?;
+                (!runtime.join(deadline)).then(|| name.clone())
+            })
+            .collect()
+    }
+
+    /// The hive as it is now.
+    pub fn snapshot(&self) -> HiveSnapshot {
+        let nodes = self.nodes.lock();
+        HiveSnapshot {
+            name: self.config.name.clone(),
+            nodes: nodes
+                .iter()
+                .map(|(name, runtime)| match runtime {
+                    Some(runtime) => runtime.snapshot(),
+                    None => NodeSnapshot {
+                        name: name.clone(),
+                        status: NodeStatus::Disabled,
+                        error: None,
+                        library: None,
+                        services: Vec::new(),
+                        subscriptions: Vec::new(),
+                    },
+                })
+                .collect(),
+            topics: self.env.bus.topics(),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Opens node libraries: checks the file, loads a private copy, verifies the API version and the
+//! ABI layout, and closes the library for real when the node is done with it.
+//!
+//! The recipe (measured in `plugin-unload-measured.md`): the layout is checked with a private
+//! `CheckingGlobals` that is dropped right after the check, so abi_stable's process-wide state
+//! never points into a library and closing it is sound. Everything the library made must be
+//! dropped before its [`NodeLibrary`] is, and every call into it must run on threads that are
+//! joined before then; the node runtime keeps both rules.
+
+mod elf;
+
+pub use elf::ElfError;
+
+use abi_stable::StableAbi;
+use abi_stable::abi_stability::abi_checking::{
+    CheckingGlobals, check_layout_compatibility_with_globals,
+};
+use abi_stable::library::{AbiHeaderRef, LibHeader, ROOT_MODULE_LOADER_NAME_WITH_NUL, RootModule};
+use abi_stable::std_types::RResult;
+use hivemind::abi::{CallbackError, NodeInit, NodeLib_Ref, NodeParts};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The hivemind API version this host speaks (the `hivemind` crate's version).
+pub fn host_api_version() -> String {
+    <NodeLib_Ref as RootModule>::VERSION_STRINGS
+        .version
+        .to_string()
+}
+
+/// A loaded, checked node library.
+pub struct NodeLibrary {
+    module: NodeLib_Ref,
+    info: LibraryInfo,
+    library: Option<libloading::Library>,
+    copy: PathBuf,
+}
+
+/// What a library says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LibraryInfo {
+    /// The file it was loaded from (not the private copy).
+    pub path: PathBuf,
+    /// The node crate's package name.
+    pub crate_name: String,
+    /// The node's Rust type.
+    pub type_name: String,
+    /// The hivemind API version it was built against.
+    pub api_version: String,
+}
+
+/// Why a library could not be loaded; names the file and says what to do.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The library file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// The kinds of [`LoadError`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    /// No such file.
+    #[error("it does not exist")]
+    Missing,
+    /// Not a complete shared library.
+    #[error("{0}")]
+    NotALibrary(#[from] ElfError),
+    /// The dynamic loader refused it.
+    #[error("the dynamic loader refused it: {0}")]
+    Open(String),
+    /// A shared library without a node in it.
+    #[error("it is a shared library but not a hivemind node (it exports no node header)")]
+    NotANode,
+    /// Built with an abi_stable that cannot talk to this host's.
+    #[error("its ABI header is not compatible with this hm: {0}")]
+    Header(String),
+    /// Built against another hivemind API.
+    #[error("it was built against hivemind API {library}, but this hm speaks API {host}")]
+    ApiVersion {
+        /// The library's API version.
+        library: String,
+        /// This host's API version.
+        host: String,
+    },
+    /// Same version on paper, different types in fact.
+    #[error("its ABI does not match this hm's, although both say API {version}: {summary}")]
+    Layout {
+        /// The shared version.
+        version: String,
+        /// The last lines of abi_stable's report.
+        summary: String,
+    },
+    /// Its root module failed to initialise.
+    #[error("its root module failed to initialise: {0}")]
+    Init(String),
+    /// The private copy could not be made.
+    #[error("it could not be copied for loading: {0}")]
+    Copy(String),
+}
+
+impl LoadError {
+    /// What the user should do about it.
+    pub fn help(&self) -> &'static str {
+        match self.kind {
+            LoadErrorKind::Missing => {
+                "build the node (`hm dev` builds every crate in nodes/) or copy its compiled library there"
+            }
+            LoadErrorKind::NotALibrary(ElfError::Truncated { .. }) => {
+                "wait for the build or copy to finish, or rebuild the node"
+            }
+            LoadErrorKind::NotALibrary(_) | LoadErrorKind::Open(_) | LoadErrorKind::NotANode => {
+                "only node libraries belong in nodes/: build a node crate (`hm create_node NAME`) whose lib.rs ends with `hivemind::export_node!(YourNode);`"
+            }
+            LoadErrorKind::Header(_)
+            | LoadErrorKind::ApiVersion { .. }
+            | LoadErrorKind::Layout { .. } => {
+                "rebuild the node against the hivemind crate that this hm ships (`hm dev` rebuilds the hive's nodes; a hive made by `hm new` keeps that crate in vendor/hivemind)"
+            }
+            LoadErrorKind::Init(_) => "see the node's log; fix the node and rebuild it",
+            LoadErrorKind::Copy(_) => {
+                "check the free space and permissions of the temporary folder"
+            }
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot load {}: {}", self.path.display(), self.kind)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl NodeLibrary {
+    /// Loads `path` through a private copy in `scratch`, after checking that it is a complete
+    /// node library built against this host's API.
+    pub fn open(path: &Path, scratch: &Path) -> Result<Self, LoadError> {
+        let fail = |kind: LoadErrorKind| LoadError {
+            path: path.to_path_buf(),
+            kind,
+        };
+        if !path.exists() {
+            return Err(fail(LoadErrorKind::Missing));
+        }
+        elf::check(path).map_err(|e| fail(e.into()))?;
+        let copy =
+            private_copy(path, scratch).map_err(|e| fail(LoadErrorKind::Copy(e.to_string())))?;
+        let opened = open_checked(&copy).map_err(fail);
+        match opened {
+            Ok((library, module, api_version)) => Ok(Self {
+                info: LibraryInfo {
+                    path: path.to_path_buf(),
+                    crate_name: module.crate_name().as_str().to_owned(),
+                    type_name: module.type_name().as_str().to_owned(),
+                    api_version,
+                },
+                module,
+                library: Some(library),
+                copy,
+            }),
+            Err(error) => {
+                let _ = std::fs::remove_file(&copy);
+                Err(error)
+            }
+        }
+    }
+
+    /// What the library says about itself.
+    pub fn info(&self) -> &LibraryInfo {
+        &self.info
+    }
+
+    /// Calls the library's node constructor. Call it on the node's own thread.
+    pub fn new_node(&self, init: NodeInit<'_>) -> RResult<NodeParts, CallbackError> {
+        (self.module.new_node())(init)
+    }
+}
+
+impl Drop for NodeLibrary {
+    fn drop(&mut self) {
+        if let Some(library) = self.library.take()
+            && let Err(error) = library.close()
+        {
+            tracing::warn!("closing {} failed: {error}", self.copy.display());
+        }
+        if is_mapped(&self.copy) {
+            // glibc defers the unload while a thread-local destructor of the library is pending.
+            tracing::warn!(
+                "{} stays mapped after unloading (code in it left a thread-local behind); it is released when that thread exits",
+                self.info.path.display()
+            );
+        }
+        let _ = std::fs::remove_file(&self.copy);
+    }
+}
+
+/// Copies `path` to a name of its own in `scratch`, so the watched file is never mapped and
+/// every load gets a fresh path (glibc reuses a loaded library when given the same path).
+fn private_copy(path: &Path, scratch: &Path) -> std::io::Result<PathBuf> {
+    static COPIES: AtomicU64 = AtomicU64::new(0);
+    let number = COPIES.fetch_add(1, Ordering::Relaxed);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let copy = scratch.join(format!("{stem}-{number}.so"));
+    std::fs::copy(path, &copy)?;
+    Ok(copy)
+}
+
+fn open_checked(copy: &Path) -> Result<(libloading::Library, NodeLib_Ref, String), LoadErrorKind> {
+    // SAFETY: loading runs the library's initialisers. The file was checked to be a complete
+    // ELF shared object, and node libraries are Rust cdylibs whose only initialisers are std's.
+    let library = unsafe { libloading::Library::new(copy) }
+        .map_err(|e| LoadErrorKind::Open(e.to_string()))?;
+    // SAFETY: abi_stable's root-module header is a static whose address `get` returns as an
+    // `AbiHeaderRef` (a pointer-sized reference); its contents are validated by `upgrade`.
+    let header: AbiHeaderRef =
+        *unsafe { library.get::<AbiHeaderRef>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }
+            .map_err(|_| LoadErrorKind::NotANode)?;
+    let header: &'static LibHeader = header
+        .upgrade()
+        .map_err(|e| LoadErrorKind::Header(e.to_string()))?;
+    let api_version = check_version(header)?;
+    check_layout(header, &api_version)?;
+    // SAFETY: the layout of `NodeLib_Ref` was checked just above against this library's.
+    let module = unsafe { header.init_root_module_with_unchecked_layout::<NodeLib_Ref>() }
+        .map_err(|e| LoadErrorKind::Init(e.to_string()))?;
+    Ok((library, module, api_version))
+}
+
+/// Requires the same major version (and the same minor version before 1.0).
+fn check_version(header: &LibHeader) -> Result<String, LoadErrorKind> {
+    let library = header.version_strings();
+    let host = <NodeLib_Ref as RootModule>::VERSION_STRINGS;
+    let mismatch = || LoadErrorKind::ApiVersion {
+        library: library.version.to_string(),
+        host: host.version.to_string(),
+    };
+    let (library_number, host_number) = match (library.parsed(), host.parsed()) {
+        (Ok(l), Ok(h)) => (l, h),
+        _ => return Err(mismatch()),
+    };
+    let compatible = library_number.major == host_number.major
+        && (host_number.major != 0 || library_number.minor == host_number.minor);
+    if compatible {
+        Ok(library.version.to_string())
+    } else {
+        Err(mismatch())
+    }
+}
+
+fn check_layout(header: &LibHeader, version: &str) -> Result<(), LoadErrorKind> {
+    let Some(found) = header.layout() else {
+        return Err(LoadErrorKind::Header(
+            "it carries no layout to check".into(),
+        ));
+    };
+    // A private CheckingGlobals, dropped before this returns: abi_stable's process-wide one
+    // would keep pointers into the library and make closing it unsound.
+    let globals = CheckingGlobals::new();
+    let checked = check_layout_compatibility_with_globals(
+        <NodeLib_Ref as StableAbi>::LAYOUT,
+        found,
+        &globals,
+    );
+    // The error points into the library: format it now, while the library is mapped.
+    checked.map_err(|errors| {
+        let full = errors.to_string();
+        tracing::debug!("abi_stable's layout report:\n{full}");
+        LoadErrorKind::Layout {
+            version: version.to_owned(),
+            summary: summarise(&full),
+        }
+    })
+}
+
+/// The last lines of abi_stable's report, which say what differs; the full report is huge.
+fn summarise(report: &str) -> String {
+    let lines: Vec<&str> = report
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(6)..].join(" / ")
+}
+
+/// Whether `path` is still mapped into this process.
+pub fn is_mapped(path: &Path) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let needle = path.to_string_lossy();
+    maps.lines()
+        .any(|line| line.ends_with(&*needle) || line.contains(&format!("{needle} ")))
+}

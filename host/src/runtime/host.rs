@@ -1,0 +1,40 @@
+//! The host side of the ABI: what a node's code calls back into.
+
+use super::state::NodeShared;
+use abi_stable::std_types::{RResult, RStr, RString};
+use hivemind::abi::{Host, LogLevel};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `Host` object a node holds; one per node, cloned into each of its services.
+#[derive(Clone)]
+pub struct NodeHost {
+    shared: Arc<NodeShared>,
+}
+
+impl NodeHost {
+    pub fn new(shared: Arc<NodeShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Host for NodeHost {
+    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), RString> {
+        self.shared
+            .send(service, payload.as_str())
+            .map_err(RString::from)
+            .into()
+    }
+
+    fn sleep(&self, nanos: u64) -> bool {
+        self.shared.sleep(Duration::from_nanos(nanos))
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        self.shared.log.write(level, message.as_str());
+    }
+
+    fn is_running(&self) -> bool {
+        !self.shared.is_stopping()
+    }
+}

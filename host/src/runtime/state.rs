@@ -1,0 +1,281 @@
+//! A node's shared state: what its threads, its host object and the controller all see.
+
+use crate::bus::{Subscription, SubscriptionStats, Topic};
+use crate::loader::LibraryInfo;
+use crate::logging::NodeLog;
+use hivemind::abi::LogLevel;
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// In the config but not enabled (and not named with `-n`).
+    Disabled,
+    /// Its library is being loaded and the node built.
+    Loading,
+    /// Built and registered; services run.
+    Running,
+    /// Could not be loaded or built; `error` says why.
+    Failed,
+    /// Stopped with the hive.
+    Stopped,
+}
+
+/// A node's state and counters, for the page and the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSnapshot {
+    /// The node's name.
+    pub name: String,
+    /// Where it is in its life.
+    pub status: NodeStatus,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// The library it runs.
+    pub library: Option<LibraryInfo>,
+    /// Its services.
+    pub services: Vec<ServiceSnapshot>,
+    /// Its subscriptions.
+    pub subscriptions: Vec<SubscriptionSnapshot>,
+}
+
+/// One service's counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSnapshot {
+    /// The service's name.
+    pub name: String,
+    /// Messages it sent.
+    pub sent: u64,
+    /// Whether its loop is running.
+    pub running: bool,
+    /// Why it stopped, if it failed.
+    pub error: Option<String>,
+}
+
+/// One subscription's counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionSnapshot {
+    /// The pattern.
+    pub pattern: String,
+    /// Messages handled without error.
+    pub delivered: u64,
+    /// Messages dropped (queue full, or the node stopped).
+    pub dropped: u64,
+    /// Callbacks that returned an error.
+    pub failed: u64,
+    /// Callbacks that panicked.
+    pub panicked: u64,
+}
+
+/// One service's counters, updated by its thread and by `send`.
+#[derive(Debug)]
+pub struct ServiceStats {
+    name: String,
+    sent: AtomicU64,
+    running: AtomicBool,
+    error: Mutex<Option<String>>,
+}
+
+impl ServiceStats {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            sent: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }
+    }
+
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Relaxed);
+    }
+
+    pub fn set_error(&self, error: String) {
+        *self.error.lock() = Some(error);
+    }
+
+    fn snapshot(&self) -> ServiceSnapshot {
+        ServiceSnapshot {
+            name: self.name.clone(),
+            sent: self.sent.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            error: self.error.lock().clone(),
+        }
+    }
+}
+
+struct State {
+    status: NodeStatus,
+    error: Option<String>,
+    library: Option<LibraryInfo>,
+    services: Vec<Arc<ServiceStats>>,
+    subscriptions: Vec<(String, Arc<SubscriptionStats>)>,
+}
+
+/// The state a node's threads share with its host object and the controller.
+pub struct NodeShared {
+    /// The node's name.
+    pub name: Arc<str>,
+    /// The node's log.
+    pub log: NodeLog,
+    max_payload_bytes: usize,
+    stopping: AtomicBool,
+    sleepers: Mutex<()>,
+    wake: Condvar,
+    /// The node's services' topics and counters, by service id; set once it has registered.
+    outlets: OnceLock<Vec<(Arc<Topic>, Arc<ServiceStats>)>>,
+    state: Mutex<State>,
+}
+
+impl NodeShared {
+    pub fn new(name: Arc<str>, log: NodeLog, max_payload_bytes: usize) -> Self {
+        Self {
+            name,
+            log,
+            max_payload_bytes,
+            stopping: AtomicBool::new(false),
+            sleepers: Mutex::new(()),
+            wake: Condvar::new(),
+            outlets: OnceLock::new(),
+            state: Mutex::new(State {
+                status: NodeStatus::Loading,
+                error: None,
+                library: None,
+                services: Vec::new(),
+                subscriptions: Vec::new(),
+            }),
+        }
+    }
+
+    /// Publishes a payload on service `service` of this node.
+    pub fn send(&self, service: u32, payload: &str) -> Result<(), String> {
+        let Some(outlets) = self.outlets.get() else {
+            return Err(self.refuse(
+                "a message was sent before the node started (send from a service or a subscription, not from Node::new)".into(),
+            ));
+        };
+        let Some((topic, stats)) = outlets.get(service as usize) else {
+            return Err(self.refuse(format!("this node has no service number {service}")));
+        };
+        if payload.len() > self.max_payload_bytes {
+            return Err(self.refuse(format!(
+                "service `{}` sent a payload of {} bytes, over the hive's limit of {} bytes ([messages] max_payload_bytes in config/hive.toml); it was not sent",
+                topic.name(),
+                payload.len(),
+                self.max_payload_bytes
+            )));
+        }
+        if self.is_stopping() {
+            return Err("the node is stopping".into());
+        }
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        topic.publish(&self.name, payload.into());
+        Ok(())
+    }
+
+    fn refuse(&self, reason: String) -> String {
+        self.log.write(LogLevel::Warn, &reason);
+        reason
+    }
+
+    /// Sleeps up to `duration`, waking early when the node stops; returns whether it still runs.
+    pub fn sleep(&self, duration: Duration) -> bool {
+        let deadline = Instant::now().checked_add(duration);
+        let mut guard = self.sleepers.lock();
+        while !self.is_stopping() {
+            match deadline {
+                Some(deadline) => {
+                    if self.wake.wait_until(&mut guard, deadline).timed_out() {
+                        break;
+                    }
+                }
+                None => self.wake.wait(&mut guard),
+            }
+        }
+        !self.is_stopping()
+    }
+
+    /// Whether the node has been asked to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Asks the node to stop and wakes every sleeping service.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _guard = self.sleepers.lock();
+        self.wake.notify_all();
+    }
+
+    /// Records the registered services (by id) and subscriptions; returns the services' counters.
+    pub fn register(
+        &self,
+        topics: Vec<Arc<Topic>>,
+        subscriptions: &[Subscription],
+    ) -> Vec<Arc<ServiceStats>> {
+        let stats: Vec<Arc<ServiceStats>> = topics
+            .iter()
+            .map(|topic| Arc::new(ServiceStats::new(topic.name())))
+            .collect();
+        let _ = self
+            .outlets
+            .set(topics.into_iter().zip(stats.iter().cloned()).collect());
+        let mut state = self.state.lock();
+        state.services = stats.clone();
+        state.subscriptions = subscriptions
+            .iter()
+            .map(|s| (s.pattern.as_str().to_owned(), s.stats.clone()))
+            .collect();
+        stats
+    }
+
+    pub fn set_library(&self, info: LibraryInfo) {
+        self.state.lock().library = Some(info);
+    }
+
+    pub fn set_running(&self) {
+        self.state.lock().status = NodeStatus::Running;
+    }
+
+    pub fn set_stopped(&self) {
+        let mut state = self.state.lock();
+        if state.status != NodeStatus::Failed {
+            state.status = NodeStatus::Stopped;
+        }
+    }
+
+    /// Marks the node failed, with the error in its log and the host's.
+    pub fn fail(&self, error: &str) {
+        self.log.write(LogLevel::Error, error);
+        tracing::error!("node `{}` failed: {error}", self.name);
+        let mut state = self.state.lock();
+        state.status = NodeStatus::Failed;
+        state.error = Some(error.to_owned());
+    }
+
+    pub fn snapshot(&self) -> NodeSnapshot {
+        let state = self.state.lock();
+        NodeSnapshot {
+            name: self.name.to_string(),
+            status: state.status,
+            error: state.error.clone(),
+            library: state.library.clone(),
+            services: state.services.iter().map(|s| s.snapshot()).collect(),
+            subscriptions: state
+                .subscriptions
+                .iter()
+                .map(|(pattern, stats)| SubscriptionSnapshot {
+                    pattern: pattern.clone(),
+                    delivered: stats.delivered.load(Ordering::Relaxed),
+                    dropped: stats.dropped.load(Ordering::Relaxed),
+                    failed: stats.failed.load(Ordering::Relaxed),
+                    panicked: stats.panicked.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
