@@ -2,7 +2,8 @@
 //!
 //! One way for data to flow: file → [`loader`] → [`runtime`] → [`bus`] → [`runtime`] → node.
 //! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
-//! `hm` command.
+//! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
+//! nodes; [`logging`] writes root.log and each node's log.
 
 pub mod build;
 pub mod bus;
