@@ -1,1 +1,3 @@
 //! The `hm` host: loads node libraries into a hive and carries their messages.
+
+pub mod scaffold;
