@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Run only these nodes, even if they are disabled in config/hive.toml (repeatable).
     #[arg(short = 'n', long = "node", value_name = "NODE")]
     nodes: Vec<String>,
+    /// Serve on this port instead of [hive] port from config/hive.toml (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
 }
 
 /// `hm dev`.
@@ -52,7 +55,10 @@ pub fn run_prod(args: RunArgs) -> Result<()> {
     run_hive(config, &args)
 }
 
-fn run_hive(config: HiveConfig, args: &RunArgs) -> Result<()> {
+fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
+    if let Some(port) = args.port {
+        config.port = port;
+    }
     let selection = select_nodes(&config, &args.nodes)?;
     let logs = logging::init(logging::LogSettings {
         dir: config.log.location.clone(),
@@ -152,7 +158,7 @@ async fn stop_requested() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "Ctrl-C",
         _ = async { match &mut terminate { Some(s) => { s.recv().await; } None => std::future::pending().await } } => "SIGTERM",
-        _ = quit_requested.recv() => "q",
+        Some(()) = quit_requested.recv() => "q",
     }
 }
 

@@ -1,0 +1,339 @@
+//! Bad input and failing nodes: each is reported clearly, and the rest of the hive keeps
+//! running.
+
+use hivemind_tests::{
+    Hive, built, cargo, eventually, hm_output, received_from, repo_root, toml_path,
+};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn write_config(hive: &Hive, nodes: &str) {
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        format!("[hive]\nport = 0\n\n{nodes}"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn panics_in_constructor_service_and_subscription_leave_the_rest_running() {
+    let hive = Hive::new("");
+    let (witness, victim) = (hive.file("witness.jsonl"), hive.file("victim.jsonl"));
+    write_config(
+        &hive,
+        &format!(
+            "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+             services = [{{ name = \"signals\", payloads = [\"a\", \"boom\", \"b\", \"oops\", \"c\"], interval_ms = 20 }}]\n\n\
+             [nodes.broken_ctor]\nenabled = true\nlibrary = \"probe\"\npanic_in_constructor = true\n\n\
+             [nodes.broken_service]\nenabled = true\nlibrary = \"probe\"\n\
+             services = [{{ name = \"doomed\", panic = true }}, {{ name = \"fine\", sleep_secs = 60.0 }}]\n\n\
+             [nodes.victim]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\n\
+             panic_on_payload = \"boom\"\nfail_on_payload = \"oops\"\nrecord = {}\n\n\
+             [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\nrecord = {}\n",
+            toml_path(&victim),
+            toml_path(&witness)
+        ),
+    );
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || received_from(&witness, "signals")
+        .len()
+        == 5));
+    assert_eq!(
+        received_from(&witness, "signals"),
+        vec![
+            json!("a"),
+            json!("boom"),
+            json!("b"),
+            json!("oops"),
+            json!("c")
+        ]
+    );
+    assert!(eventually(WAIT, || received_from(&victim, "signals").len() == 3));
+    assert_eq!(
+        received_from(&victim, "signals"),
+        vec![json!("a"), json!("b"), json!("c")],
+        "the subscription keeps receiving after a panic and an error"
+    );
+
+    let victim_node = running.node("victim");
+    let counters = &victim_node["subscriptions"][0];
+    assert_eq!(counters["panicked"], 1, "{victim_node}");
+    assert_eq!(counters["failed"], 1, "{victim_node}");
+    assert_eq!(counters["delivered"], 3, "{victim_node}");
+
+    let ctor = running.node("broken_ctor");
+    assert_eq!(ctor["status"], "failed");
+    let error = ctor["error"].as_str().unwrap();
+    assert!(
+        error.contains("constructor") && error.contains("panicked"),
+        "{error}"
+    );
+    assert!(
+        error.contains("told to panic in its constructor"),
+        "{error}"
+    );
+
+    let service_node = running.node("broken_service");
+    assert_eq!(service_node["status"], "running");
+    let doomed = &service_node["services"][0];
+    assert_eq!(doomed["running"], false);
+    assert!(
+        doomed["error"].as_str().unwrap().contains("panicked"),
+        "{doomed}"
+    );
+    assert!(eventually(
+        WAIT,
+        || running.node("broken_service")["services"][1]["running"] == true
+    ));
+
+    let victim_log = std::fs::read_to_string(hive.path().join("logs/victim.log")).unwrap();
+    assert!(
+        victim_log.contains("panicked at"),
+        "the panic's place is logged:\n{victim_log}"
+    );
+    assert!(victim_log.contains("told to fail"), "{victim_log}");
+    let (status, took, _running) = running.quit();
+    assert!(status.success(), "the host survived: {status}");
+    assert!(took < Duration::from_secs(5));
+}
+
+#[test]
+fn files_that_are_not_node_libraries_are_refused_by_name() {
+    let hive = Hive::new("");
+    let witness = hive.file("witness.jsonl");
+    let probe = std::fs::read(built().join("libprobe.so")).unwrap();
+    let nodes = hive.path().join("nodes");
+    std::fs::write(nodes.join("libempty.so"), b"").unwrap();
+    std::fs::write(nodes.join("libtext.so"), b"this is not a library\n").unwrap();
+    let noise: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(nodes.join("libnoise.so"), noise).unwrap();
+    std::fs::write(nodes.join("libhalf.so"), &probe[..probe.len() / 2]).unwrap();
+    std::fs::copy(
+        a_shared_library_that_is_not_a_node(),
+        nodes.join("libforeign.so"),
+    )
+    .unwrap();
+    let mut config = String::new();
+    for name in ["empty", "text", "noise", "half", "foreign", "absent"] {
+        config.push_str(&format!("[nodes.{name}]\nenabled = true\n\n"));
+    }
+    config.push_str(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"ok\", payloads = [1] }}]\n\n\
+         [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"ok\"]\nrecord = {}\n",
+        toml_path(&witness)
+    ));
+    write_config(&hive, &config);
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || received_from(&witness, "ok") == vec![json!(1)]));
+    let expectations = [
+        ("empty", "the file is empty"),
+        ("text", "not a compiled library"),
+        ("noise", "not a compiled library"),
+        ("half", "truncated"),
+        ("foreign", "not a hivemind node"),
+        ("absent", "does not exist"),
+    ];
+    for (name, expected) in expectations {
+        let node = running.node(name);
+        assert_eq!(node["status"], "failed", "{node}");
+        let error = node["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(
+            error.contains(&format!("lib{name}.so")),
+            "the error names the file: {error}"
+        );
+        assert!(
+            error.contains("help:"),
+            "the error says what to do: {error}"
+        );
+    }
+    assert!(
+        running.stderr().contains("libhalf.so"),
+        "{}",
+        running.stderr()
+    );
+}
+
+fn a_shared_library_that_is_not_a_node() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.contains("libm.so") || path.contains("libc.so"))
+        .expect("the C library is mapped")
+        .to_owned()
+}
+
+#[test]
+fn a_library_built_against_another_api_version_is_refused_with_both_versions() {
+    let library = build_against_api_version("0.99.0");
+    let hive = Hive::new("");
+    std::fs::copy(&library, hive.path().join("nodes/libapi_mismatch.so")).unwrap();
+    write_config(&hive, "[nodes.api_mismatch]\nenabled = true\n");
+    let running = hive.run(&[]);
+    let node = running.node("api_mismatch");
+    assert_eq!(node["status"], "failed");
+    let error = node["error"].as_str().unwrap();
+    assert!(error.contains("libapi_mismatch.so"), "{error}");
+    assert!(error.contains("API 0.99.0"), "{error}");
+    assert!(
+        error.contains(&format!("API {}", host_api_version())),
+        "{error}"
+    );
+    assert!(error.contains("rebuild"), "{error}");
+    assert!(
+        error.lines().count() <= 3,
+        "one short paragraph, not a layout dump:\n{error}"
+    );
+}
+
+fn host_api_version() -> String {
+    let manifest = std::fs::read_to_string(repo_root().join("plugin-api/Cargo.toml")).unwrap();
+    let parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
+    parsed["package"]["version"].as_str().unwrap().to_owned()
+}
+
+/// Builds a node against a copy of the plugin API whose version says `version`.
+fn build_against_api_version(version: &str) -> std::path::PathBuf {
+    let work = tempfile::Builder::new()
+        .prefix("hm-api-mismatch-")
+        .tempdir()
+        .unwrap();
+    let api = work.path().join("api");
+    copy_dir(&repo_root().join("plugin-api"), &api);
+    let manifest = std::fs::read_to_string(api.join("Cargo.toml")).unwrap();
+    let mut parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
+    parsed["package"]["version"] = toml_edit::value(version);
+    std::fs::write(api.join("Cargo.toml"), parsed.to_string()).unwrap();
+    let node = work.path().join("api_mismatch");
+    std::fs::create_dir_all(node.join("src")).unwrap();
+    std::fs::write(
+        work.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"api_mismatch\"]\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("Cargo.lock"),
+        work.path().join("Cargo.lock"),
+    )
+    .unwrap();
+    std::fs::write(
+        node.join("Cargo.toml"),
+        "[package]\nname = \"api_mismatch\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nhivemind = { path = \"../api\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        node.join("src/lib.rs"),
+        "use hivemind::prelude::*;\npub struct Old;\nimpl Node for Old {\n    fn new(_: &Context) -> Result<Self> { Ok(Old) }\n}\nhivemind::export_node!(Old);\n",
+    )
+    .unwrap();
+    // Share the tests' target folder: the API copy has its own version, so nothing collides,
+    // and the dependencies are already built there.
+    let target = built().parent().unwrap().to_path_buf();
+    let status = cargo()
+        .current_dir(work.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "-p", "api_mismatch"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the mismatched node failed");
+    let library = target.join("debug/libapi_mismatch.so");
+    let kept = built().join("libapi_mismatch-for-test.so");
+    std::fs::copy(&library, &kept).unwrap();
+    kept
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_invalid_pattern_fails_its_node_only() {
+    let hive = Hive::new("");
+    write_config(
+        &hive,
+        "[nodes.typo]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-[signal\"]\n\n\
+         [nodes.fine]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-*\"]\n",
+    );
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let typo = running.node("typo");
+    assert_eq!(typo["status"], "failed");
+    let error = typo["error"].as_str().unwrap();
+    assert!(
+        error.contains("`bat-[signal`") && error.contains("never closed"),
+        "{error}"
+    );
+    assert_eq!(running.node("fine")["status"], "running");
+}
+
+#[test]
+fn a_payload_over_the_limit_is_refused_and_logged() {
+    let hive = Hive::new("");
+    write_config(
+        &hive,
+        &format!(
+            "[messages]\nmax_payload_bytes = 64\n\n[nodes.big]\nenabled = true\nlibrary = \"probe\"\n\
+             services = [{{ name = \"huge\", payloads = [{}] }}]\n",
+            Value::String("x".repeat(100))
+        ),
+    );
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || {
+        running.node("big")["services"][0]["error"].is_string()
+    }));
+    let big = running.node("big");
+    assert_eq!(big["services"][0]["sent"], 0);
+    let error = big["services"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("102 bytes") && error.contains("max_payload_bytes"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_malformed_config_is_refused_with_line_and_column() {
+    let hive = Hive::new("");
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        "[hive]\nport = 0\n\n[nodes.batman]\nenabled = true\nsettings = [1, 2\n",
+    )
+    .unwrap();
+    let output = hm_output(hive.path(), &["run"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("config/hive.toml"), "{stderr}");
+    assert!(stderr.contains("line 6, column 17"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let hive = Hive::new("");
+    let output = hm_output(hive.path(), &["run", "--port", &port]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[hive] port"), "{stderr}");
+}

@@ -1,0 +1,190 @@
+//! The integration tests' node: its settings say what to send, what to subscribe to, where to
+//! record what it receives, and where to fail.
+//!
+//! ```toml
+//! [nodes.sender]
+//! enabled = true
+//! library = "probe"
+//! record = "/tmp/x/sender.jsonl"          # one JSON line per event
+//! subscriptions = ["bat-signal-*"]         # records every message received
+//! panic_on_payload = "boom"                # a subscription panics on this payload
+//! fail_on_payload = "oops"                 # a subscription returns Err on this payload
+//! panic_in_constructor = false
+//! [[nodes.sender.services]]
+//! name = "bat-signal-main"
+//! payloads = ["a", 1, { b = 2 }]          # sent in order, then the service stops
+//! payloads_json = '[null, {"b": null}]'    # more payloads, as JSON text (TOML has no null)
+//! count = 100                              # or: send {"seq": i} this many times
+//! interval_ms = 0
+//! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
+//! panic = true                             # or: panic on the first step
+//! ```
+
+use hivemind::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Deserialize)]
+struct Settings {
+    #[serde(default)]
+    services: Vec<ServiceSpec>,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+    record: Option<PathBuf>,
+    #[serde(default)]
+    panic_in_constructor: bool,
+    panic_on_payload: Option<String>,
+    fail_on_payload: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+struct ServiceSpec {
+    name: String,
+    #[serde(default)]
+    payloads: Vec<Value>,
+    /// Payloads as JSON text (TOML has no `null`); appended to `payloads`.
+    payloads_json: Option<String>,
+    count: Option<u64>,
+    #[serde(default)]
+    interval_ms: u64,
+    sleep_secs: Option<f64>,
+    #[serde(default)]
+    panic: bool,
+}
+
+/// Appends JSON lines to the record file, one write per line.
+#[derive(Clone)]
+struct Recorder(Option<Arc<Mutex<File>>>);
+
+impl Recorder {
+    fn open(path: Option<&PathBuf>) -> Result<Self> {
+        let file = match path {
+            Some(path) => Some(Arc::new(Mutex::new(
+                OpenOptions::new().create(true).append(true).open(path)?,
+            ))),
+            None => None,
+        };
+        Ok(Recorder(file))
+    }
+
+    fn record(&self, event: Value) {
+        if let Some(file) = &self.0 {
+            let line = format!("{event}\n");
+            file.lock().unwrap().write_all(line.as_bytes()).unwrap();
+        }
+    }
+}
+
+/// The probe node.
+pub struct Probe {
+    settings: Settings,
+    recorder: Recorder,
+}
+
+impl Node for Probe {
+    fn new(context: &Context) -> Result<Self> {
+        let settings: Settings = context.settings_as()?;
+        if settings.panic_in_constructor {
+            panic!("the probe was told to panic in its constructor");
+        }
+        let recorder = Recorder::open(settings.record.as_ref())?;
+        recorder.record(json!({"event": "built", "node": context.name()}));
+        Ok(Probe { settings, recorder })
+    }
+
+    fn services(&mut self, hive: &mut Services) {
+        for mut spec in self.settings.services.clone() {
+            if let Some(json) = spec.payloads_json.take() {
+                let more: Vec<Value> =
+                    serde_json::from_str(&json).expect("payloads_json is a JSON array");
+                spec.payloads.extend(more);
+            }
+            let recorder = self.recorder.clone();
+            let mut sent = 0u64;
+            hive.add_service(spec.name.clone(), move |service: &Service| {
+                step(&spec, &mut sent, service, &recorder)
+            });
+        }
+    }
+
+    fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+        for (index, pattern) in self.settings.subscriptions.clone().into_iter().enumerate() {
+            hive.add_subscription(
+                pattern.clone(),
+                move |probe: &mut Probe, message: &Message| probe.receive(index, &pattern, message),
+            );
+        }
+    }
+}
+
+impl Probe {
+    fn receive(&mut self, index: usize, pattern: &str, message: &Message) -> Result<()> {
+        let text = message.payload().as_str();
+        if text.is_some() && text == self.settings.panic_on_payload.as_deref() {
+            panic!(
+                "the probe was told to panic on {:?}",
+                text.unwrap_or_default()
+            );
+        }
+        if text.is_some() && text == self.settings.fail_on_payload.as_deref() {
+            return Err(format!(
+                "the probe was told to fail on {:?}",
+                text.unwrap_or_default()
+            )
+            .into());
+        }
+        self.recorder.record(json!({
+            "event": "received",
+            "subscription": index,
+            "pattern": pattern,
+            "service": message.service(),
+            "node": message.node(),
+            "payload": message.payload(),
+        }));
+        Ok(())
+    }
+}
+
+fn step(
+    spec: &ServiceSpec,
+    sent: &mut u64,
+    service: &Service,
+    recorder: &Recorder,
+) -> Result<Flow> {
+    if spec.panic {
+        panic!("the probe was told to panic in service {}", spec.name);
+    }
+    if let Some(seconds) = spec.sleep_secs {
+        let started = Instant::now();
+        let running = service.sleep_for(Duration::from_secs_f64(seconds));
+        recorder.record(json!({
+            "event": "woke",
+            "service": spec.name,
+            "running": running,
+            "slept_ms": started.elapsed().as_millis() as u64,
+        }));
+        return Ok(Flow::Stop);
+    }
+    let payload = if spec.payloads.is_empty() {
+        json!({ "seq": *sent })
+    } else {
+        spec.payloads[(*sent as usize) % spec.payloads.len()].clone()
+    };
+    let total = spec.count.unwrap_or(spec.payloads.len() as u64);
+    if *sent >= total {
+        return Ok(Flow::Stop);
+    }
+    service.send(&payload)?;
+    *sent += 1;
+    if spec.interval_ms > 0 && !service.sleep_for(Duration::from_millis(spec.interval_ms)) {
+        return Ok(Flow::Stop);
+    }
+    Ok(Flow::Continue)
+}
+
+hivemind::export_node!(Probe);

@@ -1,0 +1,320 @@
+//! The integration tests' harness: builds the real node libraries, lays out temporary hives,
+//! runs the real `hm` binary on them, and talks to it over HTTP and stdin.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository's root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+/// The cargo this test runs under.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The target folder of this build (`target/debug`), found from the test binary's own path.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds `hm` and the nodes the tests load (once per test binary); returns `target/<profile>`.
+pub fn built() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = cargo()
+            .current_dir(repo_root())
+            .args([
+                "build",
+                "-p",
+                "hivemind-host",
+                "-p",
+                "probe",
+                "-p",
+                "batsignal",
+                "-p",
+                "batman",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building hm and the test nodes failed");
+        target_dir()
+    })
+}
+
+/// The `hm` binary.
+pub fn hm() -> PathBuf {
+    built().join("hm")
+}
+
+/// Runs `hm` with `args` in `dir` to completion.
+pub fn hm_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(hm())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("hm runs")
+}
+
+/// A temporary hive: a folder with `config/hive.toml` and `nodes/`.
+pub struct Hive {
+    dir: tempfile::TempDir,
+}
+
+impl Hive {
+    /// A hive on any free port whose config has `nodes` appended (TOML node tables).
+    pub fn new(nodes: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hm-test-hive-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
+        let config = format!(
+            "[hive]\nname = \"test-hive\"\nport = 0\n\n[messages]\nqueue_capacity = 100000\n\n{nodes}"
+        );
+        std::fs::write(dir.path().join("config/hive.toml"), config).unwrap();
+        Hive { dir }
+    }
+
+    /// The hive's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A file path inside the hive, for nodes to record into.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Copies the compiled library `lib<name>.so` into the hive's `nodes/`.
+    pub fn install(&self, name: &str) {
+        let file = format!("lib{name}.so");
+        std::fs::copy(built().join(&file), self.path().join("nodes").join(&file))
+            .unwrap_or_else(|e| panic!("cannot install {file}: {e}"));
+    }
+
+    /// Starts `hm run` (plus `args`) and waits until it serves.
+    pub fn run(&self, args: &[&str]) -> Running {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        Running::start(self.path(), &all)
+    }
+}
+
+/// A running `hm` process with its output collected.
+pub struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    /// The base URL of its web server.
+    pub url: String,
+}
+
+impl Running {
+    /// Starts `hm args...` in `dir` and waits (up to 120 s, which covers a first build) until
+    /// it says where it serves.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(hm())
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hm starts");
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let stdin = child.stdin.take();
+        let mut running = Running {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            url: String::new(),
+        };
+        let found = running.wait_for(Duration::from_secs(120), |r| {
+            if r.exited() {
+                return Some(None);
+            }
+            r.stderr().lines().find_map(|line| {
+                let at = line.find("http://")?;
+                Some(Some(line[at..].split_whitespace().next()?.to_owned()))
+            })
+        });
+        running.url = found.flatten().unwrap_or_else(|| {
+            panic!(
+                "hm did not start serving.\nstdout:\n{}\nstderr:\n{}",
+                running.stdout(),
+                running.stderr()
+            )
+        });
+        running
+    }
+
+    /// Everything it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Polls `check` until it returns Some or `timeout` passes.
+    pub fn wait_for<T>(&self, timeout: Duration, check: impl Fn(&Self) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = check(self) {
+                return Some(found);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GETs `path` and returns the status and the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut response = agent
+            .get(format!("{}{path}", self.url))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap();
+        (status, body)
+    }
+
+    /// `GET /api/nodes/{name}` as JSON.
+    pub fn node(&self, name: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/nodes/{name}"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Sends `q` on stdin and waits for the exit; returns the status and how long it took.
+    pub fn quit(mut self) -> (ExitStatus, Duration, Self) {
+        let asked = Instant::now();
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"q\n");
+        }
+        let status = self.wait_exit(Duration::from_secs(30));
+        (status, asked.elapsed(), self)
+    }
+
+    /// Waits for the process to exit by itself (killing it after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the output threads catch the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "hm did not exit within {timeout:?}\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether `hm` has reported a fatal error (it prints `error: ...` and exits).
+    fn exited(&self) -> bool {
+        let stderr = self.stderr();
+        stderr.starts_with("error: ") || stderr.contains("\nerror: ")
+    }
+
+    /// Closes its stdin (end of input must not stop a hive).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
+/// The JSON lines a probe node recorded in `path` (none if the file does not exist yet).
+pub fn records(path: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+/// The payloads a probe recorded as received from `service`.
+pub fn received_from(path: &Path, service: &str) -> Vec<Value> {
+    records(path)
+        .into_iter()
+        .filter(|r| r["event"] == "received" && r["service"] == service)
+        .map(|r| r["payload"].clone())
+        .collect()
+}
+
+/// Polls until `check` holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: Duration, check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// A TOML string literal for a path.
+pub fn toml_path(path: &Path) -> String {
+    toml_edit::Value::from(path.display().to_string()).to_string()
+}
