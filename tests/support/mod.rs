@@ -129,8 +129,14 @@ impl Running {
     /// Starts `hm args...` in `dir` and waits (up to 120 s, which covers a first build) until
     /// it says where it serves.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`Running::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(hm())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
