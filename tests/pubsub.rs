@@ -274,3 +274,54 @@ fn regex_like_timestamp(line: &str) -> bool {
         && bytes[26] == b'Z'
         && bytes[20..26].iter().all(u8::is_ascii_digit)
 }
+
+#[test]
+fn a_subscription_can_send_on_its_nodes_service() {
+    let hive = Hive::new("");
+    let record = hive.file("listener.jsonl");
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        format!(
+            "[hive]\nport = 0\n\n[nodes.pinger]\nenabled = true\nlibrary = \"probe\"\n\
+             services = [{{ name = \"ping\", count = 50 }}]\n\n\
+             [nodes.echo]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"ping\"]\necho_to = \"pong\"\n\n\
+             [nodes.listener]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"pong\"]\nrecord = {}\n",
+            toml_path(&record)
+        ),
+    )
+    .unwrap();
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || received_from(&record, "pong").len() == 50));
+    let seqs: Vec<u64> = received_from(&record, "pong")
+        .iter()
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..50).collect::<Vec<_>>());
+    let echoed = records(&record)
+        .into_iter()
+        .find(|r| r["event"] == "received")
+        .unwrap();
+    assert_eq!(echoed["node"], "echo");
+    drop(running);
+}
+
+#[test]
+fn ctrl_c_stops_the_hive_cleanly() {
+    let hive = Hive::new("");
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        "[hive]\nport = 0\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n",
+    )
+    .unwrap();
+    hive.install("probe");
+    let mut running = hive.run(&[]);
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = running.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    assert!(running.stderr().contains("Ctrl-C"), "{}", running.stderr());
+}

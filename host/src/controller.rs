@@ -90,18 +90,22 @@ impl Controller {
             nodes.insert(name.clone(), Some(runtime));
             started.push(name);
         }
+        let mut failed = Vec::new();
         for name in &started {
             let runtime = nodes[*name].as_ref().expect("just started");
-            match runtime.wait_ready() {
-                Ok(()) => {
-                    let library = runtime.snapshot().library;
-                    let from = library
-                        .map(|l| l.path.display().to_string())
-                        .unwrap_or_default();
-                    tracing::info!("node `{name}` is up ({from})");
-                }
-                Err(_) => tracing::warn!("node `{name}` did not start; the rest of the hive runs"),
+            if runtime.wait_ready().is_err() {
+                failed.push(name.as_str());
             }
+        }
+        let up = started.len() - failed.len();
+        if failed.is_empty() {
+            tracing::info!("{up} node(s) up: {}", list(&started));
+        } else {
+            tracing::warn!(
+                "{up} of {} node(s) up; failed: {} (see above; the rest of the hive runs)",
+                started.len(),
+                failed.join(", ")
+            );
         }
         for name in started {
             if let Some(runtime) = &nodes[name] {
@@ -164,4 +168,9 @@ impl Controller {
             topics: self.env.bus.topics(),
         }
     }
+}
+
+fn list(names: &[&String]) -> String {
+    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    names.join(", ")
 }

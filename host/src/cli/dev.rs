@@ -8,6 +8,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// Build the hive's nodes, then run the hive with its web page.
@@ -73,6 +74,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let mut stop = StopSignals::install()?;
         let address = SocketAddr::new(config.bind, config.port);
         let listener = web::bind(address).await?;
         let address = listener.local_addr()?;
@@ -87,7 +89,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
         tracing::info!(
             "hive `{name}` is running at http://{address} (stop: Ctrl-C, or q then Enter)"
         );
-        let reason = stop_requested().await;
+        let reason = stop.next().await;
         tracing::info!("stopping the hive ({reason})");
         let stopping = controller.clone();
         let stuck = tokio::task::spawn_blocking(move || stopping.stop()).await?;
@@ -146,19 +148,37 @@ fn select_nodes(config: &HiveConfig, named: &[String]) -> Result<Vec<String>> {
     Ok(selection)
 }
 
-/// Waits for Ctrl-C, SIGTERM or a `q` line on stdin; says which.
-async fn stop_requested() -> &'static str {
-    let (quit, mut quit_requested) = mpsc::channel::<()>(1);
-    std::thread::Builder::new()
-        .name("hm-stdin".into())
-        .spawn(move || watch_stdin(quit))
-        .expect("the OS refused to start a thread");
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = async { match &mut terminate { Some(s) => { s.recv().await; } None => std::future::pending().await } } => "SIGTERM",
-        Some(()) = quit_requested.recv() => "q",
+/// What can stop a running hive: Ctrl-C, SIGTERM, or a `q` line on stdin.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    quit: mpsc::Receiver<()>,
+}
+
+impl StopSignals {
+    /// Installs the handlers now, so a signal that arrives from here on stops the hive cleanly.
+    fn install() -> Result<Self> {
+        let interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+        let terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let (sender, quit) = mpsc::channel(1);
+        std::thread::Builder::new()
+            .name("hm-stdin".into())
+            .spawn(move || watch_stdin(sender))
+            .context("cannot start the stdin reader")?;
+        Ok(Self {
+            interrupt,
+            terminate,
+            quit,
+        })
+    }
+
+    /// Waits for the first of them; says which.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+            Some(()) = self.quit.recv() => "q",
+        }
     }
 }
 

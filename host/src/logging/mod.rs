@@ -195,8 +195,28 @@ impl NodeLog {
     /// Appends one line at `level` to the node's file (Debug only when verbose).
     /// Warn and Error lines are also shown on the terminal, prefixed with the node name.
     pub fn write(&self, level: LogLevel, message: &str) {
-        if level > self.max_level {
+        if !self.write_to_file(level, message) || level > LogLevel::Warn {
             return;
+        }
+        let label = if level == LogLevel::Error {
+            "ERROR"
+        } else {
+            "WARN"
+        };
+        let message = line::Indented(message, "    ");
+        // Nothing useful to do if stderr itself is gone.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "[{}] {label} {message}",
+            self.name
+        );
+    }
+
+    /// Appends one line to the node's file only, for what the host also reports itself.
+    /// Returns false if `level` is filtered out.
+    pub fn write_to_file(&self, level: LogLevel, message: &str) -> bool {
+        if level > self.max_level {
+            return false;
         }
         self.file.write_with(|buf| {
             line::format_line(
@@ -206,20 +226,7 @@ impl NodeLog {
                 message,
             );
         });
-        if level <= LogLevel::Warn {
-            let label = if level == LogLevel::Error {
-                "ERROR"
-            } else {
-                "WARN"
-            };
-            let message = line::Indented(message, "    ");
-            // Nothing useful to do if stderr itself is gone.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "[{}] {label} {message}",
-                self.name
-            );
-        }
+        true
     }
 
     /// The node's name, as given to [`Logs::node`].

@@ -250,7 +250,7 @@ impl NodeShared {
 
     /// Marks the node failed, with the error in its log and the host's.
     pub fn fail(&self, error: &str) {
-        self.log.write(LogLevel::Error, error);
+        self.log.write_to_file(LogLevel::Error, error);
         tracing::error!("node `{}` failed: {error}", self.name);
         let mut state = self.state.lock();
         state.status = NodeStatus::Failed;

@@ -9,6 +9,7 @@
 //! subscriptions = ["bat-signal-*"]         # records every message received
 //! panic_on_payload = "boom"                # a subscription panics on this payload
 //! fail_on_payload = "oops"                 # a subscription returns Err on this payload
+//! echo_to = "pong"                         # re-send every received payload on service "pong"
 //! panic_in_constructor = false
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
@@ -40,6 +41,8 @@ struct Settings {
     panic_in_constructor: bool,
     panic_on_payload: Option<String>,
     fail_on_payload: Option<String>,
+    /// Re-sends every received payload on this service (one of its own, with no other job).
+    echo_to: Option<String>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -84,6 +87,7 @@ impl Recorder {
 pub struct Probe {
     settings: Settings,
     recorder: Recorder,
+    echo: Option<Service>,
 }
 
 impl Node for Probe {
@@ -94,10 +98,22 @@ impl Node for Probe {
         }
         let recorder = Recorder::open(settings.record.as_ref())?;
         recorder.record(json!({"event": "built", "node": context.name()}));
-        Ok(Probe { settings, recorder })
+        Ok(Probe {
+            settings,
+            recorder,
+            echo: None,
+        })
     }
 
     fn services(&mut self, hive: &mut Services) {
+        if let Some(name) = self.settings.echo_to.clone() {
+            // A service whose loop only waits: the subscription sends through its handle.
+            let echo = hive.add_service(name, |service: &Service| {
+                service.sleep_for(Duration::from_secs(3600));
+                Ok(Flow::Continue)
+            });
+            self.echo = Some(echo);
+        }
         for mut spec in self.settings.services.clone() {
             if let Some(json) = spec.payloads_json.take() {
                 let more: Vec<Value> =
@@ -137,6 +153,9 @@ impl Probe {
                 text.unwrap_or_default()
             )
             .into());
+        }
+        if let Some(echo) = &self.echo {
+            echo.send(message.payload())?;
         }
         self.recorder.record(json!({
             "event": "received",
