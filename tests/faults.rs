@@ -172,7 +172,9 @@ fn a_shared_library_that_is_not_a_node() -> String {
 
 #[test]
 fn a_library_built_against_another_api_version_is_refused_with_both_versions() {
-    let library = build_against_api_version("0.99.0");
+    let library = build_against_changed_api("version", |api| {
+        set_api_version(api, "0.99.0");
+    });
     let hive = Hive::new("");
     std::fs::copy(&library, hive.path().join("nodes/libapi_mismatch.so")).unwrap();
     write_config(&hive, "[nodes.api_mismatch]\nenabled = true\n");
@@ -193,24 +195,61 @@ fn a_library_built_against_another_api_version_is_refused_with_both_versions() {
     );
 }
 
+#[test]
+fn a_library_whose_abi_differs_under_the_same_version_is_refused() {
+    let library = build_against_changed_api("layout", |api| {
+        let abi = api.join("src/abi.rs");
+        let code = std::fs::read_to_string(&abi).unwrap();
+        let changed = code.replace(
+            "pub struct MessageView<'a> {",
+            "pub struct MessageView<'a> {\n    /// Added by the test.\n    pub extra: u64,",
+        );
+        assert_ne!(code, changed, "the test edits MessageView");
+        std::fs::write(&abi, changed).unwrap();
+    });
+    let hive = Hive::new("");
+    std::fs::copy(&library, hive.path().join("nodes/libapi_mismatch.so")).unwrap();
+    write_config(&hive, "[nodes.api_mismatch]\nenabled = true\n");
+    let running = hive.run(&[]);
+    let node = running.node("api_mismatch");
+    assert_eq!(node["status"], "failed");
+    let error = node["error"].as_str().unwrap();
+    let version = host_api_version();
+    assert!(
+        error.contains(&format!("both say API {version}")),
+        "{error}"
+    );
+    assert!(error.contains("type `MessageView`"), "{error}");
+    assert!(
+        error.len() < 1500,
+        "a summary, not abi_stable's whole report:\n{error}"
+    );
+}
+
+fn set_api_version(api: &Path, version: &str) {
+    let manifest = std::fs::read_to_string(api.join("Cargo.toml")).unwrap();
+    let mut parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
+    parsed["package"]["version"] = toml_edit::value(version);
+    std::fs::write(api.join("Cargo.toml"), parsed.to_string()).unwrap();
+}
+
 fn host_api_version() -> String {
     let manifest = std::fs::read_to_string(repo_root().join("plugin-api/Cargo.toml")).unwrap();
     let parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
     parsed["package"]["version"].as_str().unwrap().to_owned()
 }
 
-/// Builds a node against a copy of the plugin API whose version says `version`.
-fn build_against_api_version(version: &str) -> std::path::PathBuf {
+/// Builds a node against a copy of the plugin API changed by `change`; `variant` names the
+/// change, and the build's own target folder (the copy has the real API's package name, so
+/// sharing the tests' folder could mix the two up).
+fn build_against_changed_api(variant: &str, change: impl FnOnce(&Path)) -> std::path::PathBuf {
     let work = tempfile::Builder::new()
         .prefix("hm-api-mismatch-")
         .tempdir()
         .unwrap();
     let api = work.path().join("api");
     copy_dir(&repo_root().join("plugin-api"), &api);
-    let manifest = std::fs::read_to_string(api.join("Cargo.toml")).unwrap();
-    let mut parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
-    parsed["package"]["version"] = toml_edit::value(version);
-    std::fs::write(api.join("Cargo.toml"), parsed.to_string()).unwrap();
+    change(&api);
     let node = work.path().join("api_mismatch");
     std::fs::create_dir_all(node.join("src")).unwrap();
     std::fs::write(
@@ -234,9 +273,7 @@ fn build_against_api_version(version: &str) -> std::path::PathBuf {
         "use hivemind::prelude::*;\npub struct Old;\nimpl Node for Old {\n    fn new(_: &Context) -> Result<Self> { Ok(Old) }\n}\nhivemind::export_node!(Old);\n",
     )
     .unwrap();
-    // Share the tests' target folder: the API copy has its own version, so nothing collides,
-    // and the dependencies are already built there.
-    let target = built().parent().unwrap().to_path_buf();
+    let target = built().parent().unwrap().join(format!("api-{variant}"));
     let status = cargo()
         .current_dir(work.path())
         .env("CARGO_TARGET_DIR", &target)
@@ -245,7 +282,7 @@ fn build_against_api_version(version: &str) -> std::path::PathBuf {
         .unwrap();
     assert!(status.success(), "building the mismatched node failed");
     let library = target.join("debug/libapi_mismatch.so");
-    let kept = built().join("libapi_mismatch-for-test.so");
+    let kept = built().join(format!("libapi_mismatch-{variant}.so"));
     std::fs::copy(&library, &kept).unwrap();
     kept
 }

@@ -13,10 +13,11 @@ pub use elf::ElfError;
 
 use abi_stable::StableAbi;
 use abi_stable::abi_stability::abi_checking::{
-    CheckingGlobals, check_layout_compatibility_with_globals,
+    AbiInstability, AbiInstabilityErrors, CheckingGlobals, check_layout_compatibility_with_globals,
 };
 use abi_stable::library::{AbiHeaderRef, LibHeader, ROOT_MODULE_LOADER_NAME_WITH_NUL, RootModule};
 use abi_stable::std_types::RResult;
+use abi_stable::type_layout::TLFieldOrFunction;
 use hivemind::abi::{CallbackError, NodeInit, NodeLib_Ref, NodeParts};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -270,23 +271,84 @@ fn check_layout(header: &LibHeader, version: &str) -> Result<(), LoadErrorKind> 
     );
     // The error points into the library: format it now, while the library is mapped.
     checked.map_err(|errors| {
-        let full = errors.to_string();
-        tracing::debug!("abi_stable's layout report:\n{full}");
+        tracing::debug!("abi_stable's layout report:\n{errors}");
         LoadErrorKind::Layout {
             version: version.to_owned(),
-            summary: summarise(&full),
+            summary: summarise(&errors),
         }
     })
 }
 
-/// The last lines of abi_stable's report, which say what differs; the full report is huge.
-fn summarise(report: &str) -> String {
-    let lines: Vec<&str> = report
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
+/// Where the layouts differ and how, in a line or two; abi_stable's own report runs to hundreds
+/// of lines (it goes to the debug log).
+fn summarise(errors: &AbiInstabilityErrors) -> String {
+    let places: Vec<String> = errors
+        .errors
+        .iter()
+        .filter(|error| !error.errs.is_empty())
+        .take(2)
+        .map(|error| {
+            let path: Vec<&str> = error
+                .stack_trace
+                .iter()
+                .map(|step| match &step.expected {
+                    TLFieldOrFunction::Field(field) => field.name(),
+                    TLFieldOrFunction::Function(_) => "fn",
+                })
+                .collect();
+            let type_name = error
+                .stack_trace
+                .last()
+                .and_then(|step| match &step.expected {
+                    TLFieldOrFunction::Field(field) => Some(field.layout().name()),
+                    TLFieldOrFunction::Function(_) => None,
+                });
+            let place = match (path.is_empty(), type_name) {
+                (true, _) => "the root module".to_owned(),
+                (false, Some(name)) => format!("type `{name}` (`{}`)", path.join(".")),
+                (false, None) => format!("`{}`", path.join(".")),
+            };
+            let what: Vec<String> = error.errs.iter().take(3).map(describe).collect();
+            format!("at {place}: {}", what.join("; "))
+        })
         .collect();
-    lines[lines.len().saturating_sub(6)..].join(" / ")
+    if places.is_empty() {
+        "the layouts differ (run with -v for abi_stable's report in root.log)".to_owned()
+    } else {
+        places.join("; ")
+    }
+}
+
+fn describe(difference: &AbiInstability) -> String {
+    match difference {
+        AbiInstability::Size(d) => format!("size {} bytes expected, {} found", d.expected, d.found),
+        AbiInstability::Alignment(d) => {
+            format!("alignment {} expected, {} found", d.expected, d.found)
+        }
+        AbiInstability::FieldCountMismatch(d) => {
+            format!("{} fields expected, {} found", d.expected, d.found)
+        }
+        AbiInstability::UnexpectedField(d) => format!(
+            "field `{}` expected, `{}` found",
+            d.expected.name(),
+            d.found.name()
+        ),
+        AbiInstability::Name(d) => format!("type `{}` expected, `{}` found", d.expected, d.found),
+        AbiInstability::Package(d) => {
+            format!("package `{}` expected, `{}` found", d.expected, d.found)
+        }
+        AbiInstability::PackageVersion(d) => {
+            format!("package version {} expected, {} found", d.expected, d.found)
+        }
+        other => {
+            let debug = format!("{other:?}");
+            let name = debug
+                .split(['(', '{', ' '])
+                .next()
+                .unwrap_or("a difference");
+            format!("{name} differs")
+        }
+    }
 }
 
 /// Whether `path` is still mapped into this process.
