@@ -86,7 +86,8 @@ fn create_node_works_from_anywhere_inside_the_hive() {
 
 #[test]
 fn running_an_unknown_node_lists_the_known_ones() {
-    let hive = Hive::new("[nodes.batman]\nenabled = false\n");
+    let hive = Hive::new();
+    hive.configure("[nodes.batman]\nenabled = false\n");
     let output = hm_output(hive.path(), &["run", "-n", "joker"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -10,21 +10,11 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn write_config(hive: &Hive, nodes: &str) {
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!("[hive]\nport = 0\n\n{nodes}"),
-    )
-    .unwrap();
-}
-
 #[test]
 fn panics_in_constructor_service_and_subscription_leave_the_rest_running() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let (witness, victim) = (hive.file("witness.jsonl"), hive.file("victim.jsonl"));
-    write_config(
-        &hive,
-        &format!(
+    hive.configure(&format!(
             "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"signals\", payloads = [\"a\", \"boom\", \"b\", \"oops\", \"c\"], interval_ms = 20 }}]\n\n\
              [nodes.broken_ctor]\nenabled = true\nlibrary = \"probe\"\npanic_in_constructor = true\n\n\
@@ -103,7 +93,7 @@ fn panics_in_constructor_service_and_subscription_leave_the_rest_running() {
 
 #[test]
 fn files_that_are_not_node_libraries_are_refused_by_name() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let witness = hive.file("witness.jsonl");
     let probe = std::fs::read(built().join("libprobe.so")).unwrap();
     let nodes = hive.path().join("nodes");
@@ -128,7 +118,7 @@ fn files_that_are_not_node_libraries_are_refused_by_name() {
          [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"ok\"]\nrecord = {}\n",
         toml_path(&witness)
     ));
-    write_config(&hive, &config);
+    hive.configure(&config);
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || received_from(&witness, "ok") == vec![json!(1)]));
@@ -175,9 +165,9 @@ fn a_library_built_against_another_api_version_is_refused_with_both_versions() {
     let library = build_against_changed_api("version", |api| {
         set_api_version(api, "0.99.0");
     });
-    let hive = Hive::new("");
+    let hive = Hive::new();
     std::fs::copy(&library, hive.path().join("nodes/libapi_mismatch.so")).unwrap();
-    write_config(&hive, "[nodes.api_mismatch]\nenabled = true\n");
+    hive.configure("[nodes.api_mismatch]\nenabled = true\n");
     let running = hive.run(&[]);
     let node = running.node("api_mismatch");
     assert_eq!(node["status"], "failed");
@@ -207,9 +197,9 @@ fn a_library_whose_abi_differs_under_the_same_version_is_refused() {
         assert_ne!(code, changed, "the test edits MessageView");
         std::fs::write(&abi, changed).unwrap();
     });
-    let hive = Hive::new("");
+    let hive = Hive::new();
     std::fs::copy(&library, hive.path().join("nodes/libapi_mismatch.so")).unwrap();
-    write_config(&hive, "[nodes.api_mismatch]\nenabled = true\n");
+    hive.configure("[nodes.api_mismatch]\nenabled = true\n");
     let running = hive.run(&[]);
     let node = running.node("api_mismatch");
     assert_eq!(node["status"], "failed");
@@ -302,9 +292,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn an_invalid_pattern_fails_its_node_only() {
-    let hive = Hive::new("");
-    write_config(
-        &hive,
+    let hive = Hive::new();
+    hive.configure(
         "[nodes.typo]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-[signal\"]\n\n\
          [nodes.fine]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-*\"]\n",
     );
@@ -322,15 +311,12 @@ fn an_invalid_pattern_fails_its_node_only() {
 
 #[test]
 fn a_payload_over_the_limit_is_refused_and_logged() {
-    let hive = Hive::new("");
-    write_config(
-        &hive,
-        &format!(
-            "[messages]\nmax_payload_bytes = 64\n\n[nodes.big]\nenabled = true\nlibrary = \"probe\"\n\
+    let hive = Hive::new();
+    hive.configure(&format!(
+        "[messages]\nmax_payload_bytes = 64\n\n[nodes.big]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"huge\", payloads = [{}] }}]\n",
-            Value::String("x".repeat(100))
-        ),
-    );
+        Value::String("x".repeat(100))
+    ));
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || {
@@ -347,7 +333,8 @@ fn a_payload_over_the_limit_is_refused_and_logged() {
 
 #[test]
 fn a_malformed_config_is_refused_with_line_and_column() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
+    // Written whole, so that the line numbers below are this text's.
     std::fs::write(
         hive.path().join("config/hive.toml"),
         "[hive]\nport = 0\n\n[nodes.batman]\nenabled = true\nsettings = [1, 2\n",
@@ -364,7 +351,7 @@ fn a_malformed_config_is_refused_with_line_and_column() {
 fn a_port_in_use_is_a_clear_error_at_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let output = hm_output(hive.path(), &["run", "--port", &port]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,7 +9,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn payloads_of_every_json_kind_arrive_intact() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let record = hive.file("receiver.jsonl");
     let payloads = json!([
         "Batman! We need help! — Gotham's 蝙蝠 🦇",
@@ -21,17 +21,13 @@ fn payloads_of_every_json_kind_arrive_intact() {
         true,
         ""
     ]);
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n\n[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+    hive.configure(&format!(
+            "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"kinds\", payloads_json = {} }}]\n\n\
              [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"kinds\"]\nrecord = {}\n",
             toml_edit::Value::from(payloads.to_string()),
             toml_path(&record)
-        ),
-    )
-    .unwrap();
+        ));
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(
@@ -54,20 +50,16 @@ fn payloads_of_every_json_kind_arrive_intact() {
 #[test]
 fn two_subscriptions_on_two_nodes_each_get_every_message_in_order() {
     let count = 5000;
-    let first = Hive::new("");
+    let first = Hive::new();
     let (one, two) = (first.file("one.jsonl"), first.file("two.jsonl"));
-    std::fs::write(
-        first.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n[messages]\nqueue_capacity = 100000\n\n\
+    first.configure(&format!(
+            "[messages]\nqueue_capacity = 100000\n\n\
              [nodes.ticker]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"ticks\", count = {count} }}]\n\n\
              [nodes.one]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"tick*\"]\nrecord = {}\n\n\
              [nodes.two]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"*s\"]\nrecord = {}\n",
             toml_path(&one),
             toml_path(&two)
-        ),
-    )
-    .unwrap();
+        ));
     first.install("probe");
     let running = first.run(&[]);
     for file in [&one, &two] {
@@ -94,18 +86,14 @@ fn two_subscriptions_on_two_nodes_each_get_every_message_in_order() {
 
 #[test]
 fn overlapping_subscriptions_on_one_node_each_get_their_copy() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let record = hive.file("batman.jsonl");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n\n[nodes.signal]\nenabled = true\nlibrary = \"probe\"\n\
+    hive.configure(&format!(
+            "[nodes.signal]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"bat-signal-main\", payloads = [1, 2, 3] }}]\n\n\
              [nodes.batman]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-*\", \"*-main\", \"robin-*\"]\nrecord = {}\n",
             toml_path(&record)
-        ),
-    )
-    .unwrap();
+        ));
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || received_from(
@@ -129,21 +117,17 @@ fn overlapping_subscriptions_on_one_node_each_get_their_copy() {
 
 #[test]
 fn routes_follow_the_glob_rules() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let record = hive.file("batman.jsonl");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n\n[nodes.city]\nenabled = true\nlibrary = \"probe\"\nservices = [\
+    hive.configure(&format!(
+            "[nodes.city]\nenabled = true\nlibrary = \"probe\"\nservices = [\
              {{ name = \"bat-signal-main\", payloads = [\"main\"] }}, \
              {{ name = \"Bat-Signal-main\", payloads = [\"shouting\"] }}, \
              {{ name = \"cat-signal\", payloads = [\"cat\"] }}, \
              {{ name = \"bat-signal-2\", payloads = [\"two\"] }}]\n\n\
              [nodes.batman]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"bat-signal-*\"]\nrecord = {}\n",
             toml_path(&record)
-        ),
-    )
-    .unwrap();
+        ));
     hive.install("probe");
     let running = hive.run(&[]);
     let (status, body) = running.get("/api/topics");
@@ -181,17 +165,13 @@ fn routes_follow_the_glob_rules() {
 
 #[test]
 fn sleep_for_wakes_at_shutdown_and_the_hive_exits_cleanly() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let record = hive.file("sleeper.jsonl");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\n\
+    hive.configure(&format!(
+            "[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"nap\", sleep_secs = 60.0 }}, {{ name = \"nap2\", sleep_secs = 60.0 }}]\nrecord = {}\n",
             toml_path(&record)
-        ),
-    )
-    .unwrap();
+        ));
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || running.node("sleeper")["services"][1]
@@ -216,12 +196,8 @@ fn sleep_for_wakes_at_shutdown_and_the_hive_exits_cleanly() {
 
 #[test]
 fn sigterm_stops_the_hive_and_a_closed_stdin_does_not() {
-    let hive = Hive::new("");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        "[hive]\nport = 0\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n",
-    )
-    .unwrap();
+    let hive = Hive::new();
+    hive.configure("[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n");
     hive.install("probe");
     let mut running = hive.run(&[]);
     running.close_stdin();
@@ -240,12 +216,8 @@ fn sigterm_stops_the_hive_and_a_closed_stdin_does_not() {
 
 #[test]
 fn logs_land_in_root_and_per_node_files() {
-    let hive = Hive::new("");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        "[hive]\nport = 0\n[log]\nlocation = \"my-logs\"\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n",
-    )
-    .unwrap();
+    let hive = Hive::new();
+    hive.configure("[log]\nlocation = \"my-logs\"\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n");
     hive.install("probe");
     let running = hive.run(&["-v"]);
     let (status, _, _running) = running.quit();
@@ -277,19 +249,15 @@ fn regex_like_timestamp(line: &str) -> bool {
 
 #[test]
 fn a_subscription_can_send_on_its_nodes_service() {
-    let hive = Hive::new("");
+    let hive = Hive::new();
     let record = hive.file("listener.jsonl");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        format!(
-            "[hive]\nport = 0\n\n[nodes.pinger]\nenabled = true\nlibrary = \"probe\"\n\
+    hive.configure(&format!(
+            "[nodes.pinger]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"ping\", count = 50 }}]\n\n\
              [nodes.echo]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"ping\"]\necho_to = \"pong\"\n\n\
              [nodes.listener]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"pong\"]\nrecord = {}\n",
             toml_path(&record)
-        ),
-    )
-    .unwrap();
+        ));
     hive.install("probe");
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || received_from(&record, "pong").len() == 50));
@@ -308,12 +276,8 @@ fn a_subscription_can_send_on_its_nodes_service() {
 
 #[test]
 fn ctrl_c_stops_the_hive_cleanly() {
-    let hive = Hive::new("");
-    std::fs::write(
-        hive.path().join("config/hive.toml"),
-        "[hive]\nport = 0\n\n[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n",
-    )
-    .unwrap();
+    let hive = Hive::new();
+    hive.configure("[nodes.sleeper]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"nap\", sleep_secs = 60.0 }]\n");
     hive.install("probe");
     let mut running = hive.run(&[]);
     let interrupted = std::process::Command::new("kill")

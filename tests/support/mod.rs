@@ -74,20 +74,31 @@ pub struct Hive {
     dir: tempfile::TempDir,
 }
 
+impl Default for Hive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Hive {
-    /// A hive on any free port whose config has `nodes` appended (TOML node tables).
-    pub fn new(nodes: &str) -> Self {
+    /// An empty hive on any free port.
+    pub fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("hm-test-hive-")
             .tempdir()
             .unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
-        let config = format!(
-            "[hive]\nname = \"test-hive\"\nport = 0\n\n[messages]\nqueue_capacity = 100000\n\n{nodes}"
-        );
-        std::fs::write(dir.path().join("config/hive.toml"), config).unwrap();
-        Hive { dir }
+        let hive = Hive { dir };
+        hive.configure("");
+        hive
+    }
+
+    /// Writes `config/hive.toml`: `[hive]` on any free port, then `rest` (more sections and
+    /// the node tables).
+    pub fn configure(&self, rest: &str) {
+        let config = format!("[hive]\nname = \"test-hive\"\nport = 0\n\n{rest}");
+        std::fs::write(self.path().join("config/hive.toml"), config).unwrap();
     }
 
     /// The hive's folder.
