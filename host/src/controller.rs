@@ -6,6 +6,7 @@
 
 use crate::bus::{Bus, TopicInfo};
 use crate::config::HiveConfig;
+use crate::events::Events;
 use crate::logging::Logs;
 use crate::runtime::{Environment, NodeRuntime, NodeSnapshot, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result};
@@ -36,9 +37,34 @@ pub struct HiveSnapshot {
     pub topics: Vec<TopicInfo>,
 }
 
+/// Why a payload published through the host was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The body is not JSON.
+    #[error("the payload is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is over `[messages] max_payload_bytes`.
+    #[error(
+        "the payload is {size} bytes, over the hive's limit of {limit} bytes ([messages] max_payload_bytes in config/hive.toml)"
+    )]
+    TooLarge {
+        /// The payload's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An empty or unprintable service name.
+    #[error("{0:?} is not a service name: service names are non-empty and printable")]
+    InvalidService(String),
+}
+
+/// The name published messages carry as their sending node.
+pub const API_NODE: &str = "api";
+
 /// The hive's registry of nodes.
 pub struct Controller {
     config: HiveConfig,
+    events: Arc<Events>,
     env: Arc<Environment>,
     nodes: Mutex<BTreeMap<String, Option<NodeRuntime>>>,
     _scratch: tempfile::TempDir,
@@ -64,6 +90,7 @@ impl Controller {
             .collect();
         Ok(Self {
             config,
+            events: Arc::new(Events::default()),
             env,
             nodes: Mutex::new(nodes),
             _scratch: scratch,
@@ -78,6 +105,33 @@ impl Controller {
     /// The hive's config.
     pub fn config(&self) -> &HiveConfig {
         &self.config
+    }
+
+    /// The hive's event feed.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// Publishes `payload` (JSON text) on `service` as if a service of that name had sent it;
+    /// the message's sending node is [`API_NODE`].
+    pub fn publish(&self, service: &str, payload: &str) -> Result<(), PublishError> {
+        if service.is_empty() || service.chars().any(char::is_control) {
+            return Err(PublishError::InvalidService(service.to_owned()));
+        }
+        let limit = self.config.messages.max_payload_bytes;
+        if payload.len() > limit {
+            return Err(PublishError::TooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson(e.to_string()))?;
+        let from: Arc<str> = API_NODE.into();
+        self.env
+            .bus
+            .publish(service, &from, value.to_string().into());
+        Ok(())
     }
 
     /// Loads and builds `names`, then starts their services once every one of them has

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod events;
 pub mod loader;
 pub mod logging;
 pub mod runtime;

@@ -340,6 +340,48 @@ impl Bus {
     }
 }
 
+/// A subscription for a reader outside the hive (a WebSocket client, a test): every message
+/// whose service matches its pattern, in order, through a bounded queue. Leaves on drop.
+pub struct Tap {
+    bus: std::sync::Weak<Bus>,
+    name: Arc<str>,
+    /// The messages, as they are published.
+    pub inbox: Inbox,
+    /// Messages dropped because the reader fell `capacity` behind.
+    pub stats: Arc<SubscriptionStats>,
+}
+
+impl Bus {
+    /// Starts a [`Tap`] on `pattern` with room for `capacity` unread messages.
+    pub fn tap(self: &Arc<Self>, pattern: Pattern, capacity: usize) -> Tap {
+        static TAPS: AtomicU64 = AtomicU64::new(0);
+        let name: Arc<str> = format!("tap#{}", TAPS.fetch_add(1, Ordering::Relaxed)).into();
+        let (sender, inbox) = queue(capacity);
+        let stats = Arc::new(SubscriptionStats::default());
+        let subscription = Subscription {
+            index: 0,
+            pattern,
+            stats: stats.clone(),
+        };
+        self.join(&name, sender, vec![subscription], &[])
+            .expect("tap names are unique");
+        Tap {
+            bus: Arc::downgrade(self),
+            name,
+            inbox,
+            stats,
+        }
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        if let Some(bus) = self.bus.upgrade() {
+            bus.leave(&self.name);
+        }
+    }
+}
+
 /// Why a node could not join the bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
@@ -459,6 +501,22 @@ mod tests {
         );
         bus.leave("batsignal");
         assert!(bus.topics().is_empty());
+    }
+
+    #[test]
+    fn a_tap_sees_matching_messages_until_dropped() {
+        let bus = Arc::new(Bus::new());
+        let tap = bus.tap(Pattern::new("bat-*").unwrap(), 8);
+        bus.publish("bat-signal", &"api".into(), "1".into());
+        bus.publish("cat-signal", &"api".into(), "2".into());
+        let got: Vec<String> = tap
+            .inbox
+            .try_iter()
+            .map(|d| d.message.payload.to_string())
+            .collect();
+        assert_eq!(got, vec!["1"]);
+        drop(tap);
+        assert!(bus.registry.lock().nodes.is_empty(), "the tap left the bus");
     }
 
     #[test]

@@ -16,13 +16,13 @@ pub(super) fn write_new(root: &Path, relative: &str, contents: &str) -> Result<(
 }
 
 /// Reads a text file.
-pub(super) fn read(path: &Path) -> Result<String> {
+pub(crate) fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("could not read `{}`", path.display()))
 }
 
 /// Replaces the contents of `path` at once: a reader sees the old file or the new one, never a
 /// half-written one. Keeps the file's permissions, and writes through a symlink.
-pub(super) fn replace(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn replace(path: &Path, contents: &str) -> Result<()> {
     let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = path.parent().unwrap_or(Path::new("."));
     let result = (|| {

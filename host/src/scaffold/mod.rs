@@ -17,7 +17,7 @@
 //! built against exactly the API of the `hm` that made it.
 
 mod embedded;
-mod files;
+pub(crate) mod files;
 mod hive;
 mod names;
 mod node;

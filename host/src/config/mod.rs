@@ -23,6 +23,10 @@
 //! Every section and key is optional except the node tables' meaning; a typo in a hive-level key
 //! is refused with its line and column, so that a setting is never silently ignored.
 
+mod edit;
+
+pub use edit::set_enabled;
+
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
