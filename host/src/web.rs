@@ -207,12 +207,8 @@ mod tests {
         let hive = HiveSnapshot {
             name: "<gotham>".into(),
             nodes: vec![NodeSnapshot {
-                name: "batman".into(),
-                status: NodeStatus::Failed,
                 error: Some("a <script> in an error".into()),
-                library: None,
-                services: vec![],
-                subscriptions: vec![],
+                ..NodeSnapshot::idle("batman", NodeStatus::Failed)
             }],
             topics: vec![],
         };

@@ -2,6 +2,7 @@
 
 mod create_node;
 mod dev;
+mod enable;
 mod new;
 
 use anyhow::Result;
@@ -22,6 +23,9 @@ enum Command {
     CreateNode(create_node::CreateNodeArgs),
     Dev(dev::DevArgs),
     Run(dev::RunArgs),
+    Enable(enable::EnableArgs),
+    /// Switch a node off in config/hive.toml (comments kept); a running hive stops it at once.
+    Disable(enable::EnableArgs),
 }
 
 /// Runs the command the user typed.
@@ -31,5 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CreateNode(args) => create_node::run(args),
         Command::Dev(args) => dev::run_dev(args),
         Command::Run(args) => dev::run_prod(args),
+        Command::Enable(args) => enable::run(args, true),
+        Command::Disable(args) => enable::run(args, false),
     }
 }
