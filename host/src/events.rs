@@ -107,7 +107,10 @@ mod tests {
         let recent = events.recent();
         assert_eq!(recent.len(), KEPT);
         assert_eq!(recent[0].message, format!("load {}", total - KEPT));
-        assert_eq!(recent.last().unwrap().message, format!("load {}", total - 1));
+        assert_eq!(
+            recent.last().unwrap().message,
+            format!("load {}", total - 1)
+        );
         // The live reader fell behind: it is told so, then reads on from a newer event.
         assert!(matches!(
             live.try_recv(),
