@@ -1,0 +1,83 @@
+//! `hivemind-bench`: measures the real host loading, reloading and unloading real node
+//! libraries, prints a table and writes a JSON report.
+//!
+//! ```text
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE]
+//! ```
+//!
+//! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
+//! temporary hive, and drives the host's controller directly (the same calls the file watcher
+//! makes, so the watcher's debounce is not counted).
+
+mod dev_loop;
+mod reload;
+mod system;
+mod table;
+
+use anyhow::{Context as _, Result, bail};
+use std::path::PathBuf;
+
+/// Command-line options.
+struct Options {
+    quick: bool,
+    json: Option<PathBuf>,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        quick: false,
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
+            "-h" | "--help" => {
+                println!("usage: hivemind-bench [--quick] [--json FILE]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    let libraries = system::build_bench_nodes()?;
+    println!("hivemind-bench on {}", system::machine());
+    let reloads = reload::run(&libraries, options.quick)?;
+    reloads.print();
+    let edits = if options.quick { 2 } else { 6 };
+    let dev = dev_loop::run(
+        &libraries.join("hm"),
+        &dev_loop::cache_dir(&libraries),
+        edits,
+    )?;
+    table::print(
+        &["hm dev: edit a node's source", "measured", "target"],
+        &[
+            (
+                format!("save → new code running, median of {edits} edits"),
+                format!("{:.0} ms", dev.total_median_ms()),
+                "cargo + ≤ 300 ms".to_owned(),
+            ),
+            (
+                "of which beyond cargo's own build time (median)".to_owned(),
+                format!("{:.0} ms", dev.overhead_ms()),
+                "≤ 300 ms".to_owned(),
+            ),
+        ],
+    );
+    if let Some(path) = options.json {
+        let mut json = reloads.json();
+        json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
+        json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
+        let json = serde_json::to_string_pretty(&json)?;
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
