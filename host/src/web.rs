@@ -6,6 +6,7 @@
 //! | `GET /api/nodes`       | every node as JSON                                      |
 //! | `GET /api/nodes/{name}`| one node, or 404 with a JSON error                      |
 //! | `GET /api/topics`      | every service with its publishers and subscribers       |
+//! | `GET /api/mesh`        | this host's mesh: peers and counters (`null` when off)  |
 //! | `GET /healthz`         | `ok`                                                    |
 
 use crate::controller::{Controller, HiveSnapshot};
@@ -64,10 +65,13 @@ fn routes(
             }
         });
     let topics = warp::path!("api" / "topics")
-        .and(with_controller)
+        .and(with_controller.clone())
         .map(|c: Arc<Controller>| warp::reply::json(&c.snapshot().topics));
+    let mesh = warp::path!("api" / "mesh")
+        .and(with_controller)
+        .map(|c: Arc<Controller>| warp::reply::json(&c.snapshot().mesh));
     let health = warp::path!("healthz").map(|| "ok");
-    let gets = warp::get().and(page.or(nodes).or(node).or(topics).or(health));
+    let gets = warp::get().and(page.or(nodes).or(node).or(topics).or(mesh).or(health));
     gets.recover(|_rejection| async {
         Ok::<_, std::convert::Infallible>(not_found("no such page; try / or /api/nodes"))
     })
@@ -101,25 +105,39 @@ fn render_page(hive: &HiveSnapshot) -> String {
         );
     }
     for node in &hive.nodes {
-        render_node(&mut html, node);
+        render_node(&mut html, node, &hive.host);
     }
     html.push_str("</main></body></html>\n");
     html
 }
 
-fn render_node(html: &mut String, node: &NodeSnapshot) {
+fn render_node(html: &mut String, node: &NodeSnapshot, this_host: &str) {
     let status = match node.status {
         NodeStatus::Disabled => "disabled",
         NodeStatus::Loading => "loading",
         NodeStatus::Running => "running",
         NodeStatus::Failed => "failed",
         NodeStatus::Stopped => "stopped",
+        NodeStatus::Gone => "gone",
     };
+    let remote = node.host != this_host;
     let _ = write!(
         html,
-        r#"<section class="node" id="node-{id}"><h2>{name} <span class="chip {status}">{status}</span></h2>"#,
-        id = escape(&node.name),
+        r#"<section class="node" id="node-{id}"><h2>{name} <span class="chip {status}">{status}</span>{host}</h2>"#,
+        id = escape(&if remote {
+            format!("{}@{}", node.name, node.host)
+        } else {
+            node.name.clone()
+        }),
         name = escape(&node.name),
+        host = if remote {
+            format!(
+                r#" <span class="chip host">on {}</span>"#,
+                escape(&node.host)
+            )
+        } else {
+            String::new()
+        },
     );
     if let Some(library) = &node.library {
         let _ = write!(
@@ -194,7 +212,7 @@ h2{margin:0 0 4px;font-size:19px;display:flex;gap:10px;align-items:center}h3{mar
 code{font:13px ui-monospace,monospace;background:#0b0f14;padding:1px 6px;border-radius:4px}
 .count{color:var(--dim);font-size:12px;margin-left:6px}.none,.empty{color:var(--dim)}
 .chip{font-size:12px;font-weight:600;padding:2px 10px;border-radius:999px;border:1px solid currentColor}
-.running{color:var(--ok)}.failed{color:var(--bad)}.loading{color:var(--warn)}.disabled,.stopped{color:var(--dim)}
+.running{color:var(--ok)}.failed,.gone{color:var(--bad)}.host{color:var(--dim)}.loading{color:var(--warn)}.disabled,.stopped{color:var(--dim)}
 .error{white-space:pre-wrap;color:var(--bad);background:#1f1416;padding:8px 10px;border-radius:6px;font-size:12px}.bad{color:var(--bad);font-size:12px}
 ";
 
@@ -206,6 +224,8 @@ mod tests {
     fn the_page_escapes_what_nodes_report() {
         let hive = HiveSnapshot {
             name: "<gotham>".into(),
+            host: "manor".into(),
+            mesh: None,
             nodes: vec![NodeSnapshot {
                 error: Some("a <script> in an error".into()),
                 ..NodeSnapshot::idle("batman", NodeStatus::Failed)

@@ -74,6 +74,8 @@ pub struct NodeSpec {
     /// The bus registration this instance will have; deliveries routed under another one are
     /// matched against this instance's own patterns.
     pub generation: u64,
+    /// This host's name, which messages sent here carry.
+    pub host: Arc<str>,
 }
 
 /// What every node of a hive shares.
@@ -379,13 +381,7 @@ fn run(
         .collect();
     shared.set_running();
     for delivery in &backlog {
-        deliver(
-            &mut object,
-            delivery,
-            spec.generation,
-            &subscriptions,
-            &shared.log,
-        );
+        deliver(&mut object, delivery, spec, &subscriptions, &shared.log);
     }
     let ending = deliver_until_told(&mut object, spec, &subscriptions, shared, control);
     shared.stop();
@@ -423,7 +419,7 @@ fn deliver_until_told(
     loop {
         crossbeam_channel::select! {
             recv(inbox) -> delivery => match delivery {
-                Ok(delivery) => deliver(object, &delivery, spec.generation, subscriptions, &shared.log),
+                Ok(delivery) => deliver(object, &delivery, spec, subscriptions, &shared.log),
                 Err(_) => return Ending::Stop,
             },
             recv(control) -> command => match command {
@@ -474,15 +470,17 @@ fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
 fn deliver(
     object: &mut NodeBox,
     delivery: &Delivery,
-    generation: u64,
+    spec: &NodeSpec,
     subscriptions: &[Subscription],
     log: &NodeLog,
 ) {
+    let generation = spec.generation;
     let message = &delivery.message;
     let view = MessageView {
         service: RStr::from_str(&message.service),
         node: RStr::from_str(&message.node),
         payload: RStr::from_str(&message.payload),
+        host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
     };
     // Routed for a previous instance, whose patterns may differ: match against ours.
     let rematched: Vec<u32>;
