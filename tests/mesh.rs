@@ -210,6 +210,15 @@ fn two_hosts_exchange_messages_both_ways_exactly_once_in_order() {
             node(running, other, "sender")
         );
     }
+    // Leaving is quick, and the other host sees it at once.
+    let (exit, took, _) = ra.quit();
+    assert!(exit.success());
+    assert!(took < Duration::from_millis(1500), "stopping took {took:?}");
+    assert!(eventually(Duration::from_secs(1), || status(
+        &rb, "a", "receiver"
+    )
+    .as_deref()
+        == Some("gone")));
 }
 
 #[test]
@@ -300,6 +309,54 @@ fn a_killed_host_is_shown_gone_the_others_carry_on_and_it_rejoins() {
         );
     }
     eprintln!("a killed host was shown gone after {gone_after:?}");
+}
+
+#[test]
+fn a_host_cut_off_is_shown_gone_after_the_lease_and_rejoins_by_itself() {
+    // SIGSTOP freezes `a` with its connections open: nothing closes, it just falls silent,
+    // as a host behind a pulled cable would. `[mesh] lease_ms` is 3000 by default.
+    let (pa, pb) = (free_port(), free_port());
+    let a = Host::new("a", pa, &[], 100_000, 20);
+    let b = Host::new("b", pb, &[pa], 100_000, 20);
+    let (ra, rb) = (a.run(), b.run());
+    wait_until_all_see_each_other(&[(&a, &ra), (&b, &rb)]);
+    a.go();
+    b.go();
+    assert!(eventually(WAIT, || a.seqs_from("b").len() >= 10));
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &ra.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let cut = Instant::now();
+    let shown_gone = eventually(Duration::from_secs(10), || {
+        status(&rb, "a", "receiver").as_deref() == Some("gone")
+    });
+    let gone_after = cut.elapsed();
+    signal("-CONT");
+    assert!(shown_gone, "a silent host is shown gone:\n{}", rb.stderr());
+    assert!(
+        gone_after >= Duration::from_millis(2000) && gone_after <= Duration::from_secs(6),
+        "gone after the lease, within a few seconds: {gone_after:?}"
+    );
+    let from_b = a.seqs_from("b").len();
+    assert!(
+        eventually(WAIT, || status(&rb, "a", "receiver").as_deref()
+            == Some("running")
+            && a.seqs_from("b").len() >= from_b + 25),
+        "once it answers again it rejoins, with no restart of either:\n{}\n{}",
+        ra.stderr(),
+        rb.stderr()
+    );
+    let seqs = a.seqs_from("b");
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "never twice, never out of order: {seqs:?}"
+    );
+    eprintln!("a silent host was shown gone after {gone_after:?}");
 }
 
 #[test]

@@ -2,14 +2,16 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--mesh-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
 //! temporary hive, and drives the host's controller directly (the same calls the file watcher
-//! makes, so the watcher's debounce is not counted).
+//! makes, so the watcher's debounce is not counted). The mesh section runs a second `hm` and
+//! crosses to it over Zenoh on loopback; `--mesh-only` runs that section alone.
 
 mod dev_loop;
+mod mesh;
 mod reload;
 mod system;
 mod table;
@@ -21,20 +23,23 @@ use std::path::PathBuf;
 struct Options {
     quick: bool,
     json: Option<PathBuf>,
+    mesh_only: bool,
 }
 
 fn options() -> Result<Options> {
     let mut options = Options {
         quick: false,
         json: None,
+        mesh_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--mesh-only" => options.mesh_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "-h" | "--help" => {
-                println!("usage: hivemind-bench [--quick] [--json FILE]");
+                println!("usage: hivemind-bench [--quick] [--json FILE] [--mesh-only]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (try --help)"),
@@ -47,6 +52,17 @@ fn main() -> Result<()> {
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
+    if options.mesh_only {
+        let mesh = mesh::run(&libraries, options.quick)?;
+        mesh.print();
+        if let Some(path) = options.json {
+            let json = serde_json::to_string_pretty(&serde_json::json!({ "mesh": mesh.json() }))?;
+            std::fs::write(&path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     let reloads = reload::run(&libraries, options.quick)?;
     reloads.print();
     let edits = if options.quick { 2 } else { 6 };
@@ -70,8 +86,11 @@ fn main() -> Result<()> {
             ),
         ],
     );
+    let mesh = mesh::run(&libraries, options.quick)?;
+    mesh.print();
     if let Some(path) = options.json {
         let mut json = reloads.json();
+        json["mesh"] = mesh.json();
         json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
         json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
         let json = serde_json::to_string_pretty(&json)?;

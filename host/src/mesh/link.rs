@@ -9,7 +9,7 @@
 use super::envelope::{Envelope, Seen, VERSION};
 use super::keys::Keys;
 use super::peers::{HostView, Peers, WireNode};
-use super::{Counters, LocalView, MeshSettings, MeshSnapshot};
+use super::{LocalView, MeshSettings, MeshSnapshot};
 use crate::bus::{Bus, Message, Outlet};
 use crate::events::{EventKind, Events};
 use crate::runtime::NodeSnapshot;
@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zenoh::Wait;
@@ -39,6 +39,17 @@ const DRAIN_DEADLINE: Duration = Duration::from_millis(300);
 const CLOSE_DEADLINE: Duration = Duration::from_millis(400);
 /// Publishers kept per host (one per service name seen); beyond this they are re-declared.
 const MAX_PUBLISHERS: usize = 4096;
+
+/// The mesh's counters (see [`MeshSnapshot`]).
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    queued: AtomicU64,
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+}
 
 /// What the threads and callbacks share.
 struct Shared {

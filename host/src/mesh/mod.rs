@@ -70,7 +70,6 @@ use crate::runtime::NodeSnapshot;
 use anyhow::Result;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 /// What the mesh needs to know of its host.
 #[derive(Debug, Clone)]
@@ -112,17 +111,6 @@ pub struct MeshSnapshot {
     pub duplicates: u64,
     /// Messages from the mesh refused (not from hm, not JSON, too large).
     pub rejected: u64,
-}
-
-/// The mesh's counters.
-#[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    dropped: AtomicU64,
-    queued: AtomicU64,
-    received: AtomicU64,
-    duplicates: AtomicU64,
-    rejected: AtomicU64,
 }
 
 /// This host's place in the mesh; [`Mesh::stop`] leaves it.
