@@ -444,3 +444,16 @@ fn host_of(running: &Running) -> String {
     let nodes: Value = serde_json::from_str(&body).unwrap();
     nodes[0]["host"].as_str().unwrap().to_owned()
 }
+
+#[test]
+fn a_listen_port_in_use_is_refused_with_the_fix() {
+    let port = free_port();
+    let first = Host::new("a", port, &[], 1, 0);
+    let _running = first.run();
+    let second = Host::new("b", port, &[], 1, 0);
+    let output = hivemind_tests::hm_output(second.hive.path(), &["run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("error: cannot join the mesh"), "{stderr}");
+    assert!(stderr.contains("[mesh] listen"), "{stderr}");
+}

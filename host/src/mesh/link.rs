@@ -92,7 +92,8 @@ impl Link {
         let config = zenoh_config(&settings)?;
         let session = zenoh::open(config).wait().map_err(|e| {
             anyhow!(
-                "cannot join the mesh: {e} (check [mesh] listen in config/hive.toml: is the port free and the address this machine's?)"
+                "cannot join the mesh: {} (check [mesh] listen in config/hive.toml: is the port free and the address this machine's?)",
+                plain(&e.to_string())
             )
         })?;
         let shared = Arc::new(Shared {
@@ -269,6 +270,14 @@ impl Drop for Link {
             self.shutdown();
         }
     }
+}
+
+/// A Zenoh error without the source locations it carries (` at /path/file.rs:61.`).
+fn plain(error: &str) -> String {
+    static LOCATION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let location = LOCATION
+        .get_or_init(|| regex::Regex::new(r"\s+at \S+\.rs:\d+\.?").expect("a valid pattern"));
+    location.replace_all(error, "").trim_end_matches('.').to_owned()
 }
 
 fn list_or(endpoints: &[String], none: &str) -> String {
@@ -557,5 +566,17 @@ fn ask_views(session: &zenoh::Session, shared: &Shared) {
             ),
             Err(error) => tracing::debug!("a view from the mesh does not parse: {error}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zenoh_errors_lose_their_source_locations() {
+        let error = "Can not create a new TCP listener bound to tcp/127.0.0.1:17447: [127.0.0.1:17447: Address already in use (os error 98) at /root/.cargo/registry/src/x/zenoh-link-commons-1.10.2/src/tcp.rs:61.] at /root/.cargo/registry/src/x/zenoh-link-tcp-1.10.2/src/unicast.rs:338.";
+        assert_eq!(
+            super::plain(error),
+            "Can not create a new TCP listener bound to tcp/127.0.0.1:17447: [127.0.0.1:17447: Address already in use (os error 98)]"
+        );
     }
 }
