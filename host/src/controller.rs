@@ -206,10 +206,17 @@ impl Controller {
                 .map(|c| c.local_nodes())
                 .unwrap_or_default()
         });
-        let mesh = Mesh::start(settings, self.bus.clone(), local_view, self.events.clone())?;
-        if let Some(old) = self.mesh.lock().replace(mesh) {
+        // Joining twice leaves first: only one mesh may feed on the bus.
+        let mut slot = self.mesh.lock();
+        if let Some(old) = slot.take() {
             old.stop();
         }
+        *slot = Some(Mesh::start(
+            settings,
+            self.bus.clone(),
+            local_view,
+            self.events.clone(),
+        )?);
         Ok(())
     }
 

@@ -277,7 +277,10 @@ fn plain(error: &str) -> String {
     static LOCATION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let location = LOCATION
         .get_or_init(|| regex::Regex::new(r"\s+at \S+\.rs:\d+\.?").expect("a valid pattern"));
-    location.replace_all(error, "").trim_end_matches('.').to_owned()
+    location
+        .replace_all(error, "")
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 fn list_or(endpoints: &[String], none: &str) -> String {
