@@ -9,7 +9,9 @@
 //! temporary hive, and drives the host's controller directly (the same calls the file watcher
 //! makes, so the watcher's debounce is not counted).
 
+mod baseline;
 mod dev_loop;
+mod messages;
 mod reload;
 mod system;
 mod table;
@@ -43,10 +45,45 @@ fn options() -> Result<Options> {
     Ok(options)
 }
 
+fn print_figures(figures: &[messages::Figure]) {
+    let rows: Vec<(String, String, String, String, String)> = figures
+        .iter()
+        .map(|f| {
+            let baseline = f
+                .baseline
+                .map_or_else(String::new, |b| format_value(b, f.unit));
+            let ratio = f
+                .baseline
+                .map_or_else(String::new, |b| format!("{:.2}", f.hive / b));
+            (
+                f.name.to_owned(),
+                format_value(f.hive, f.unit),
+                baseline,
+                ratio,
+                f.target.to_owned(),
+            )
+        })
+        .collect();
+    table::print5(
+        &["messages", "hivemind", "plain channel", "ratio", "target"],
+        &rows,
+    );
+}
+
+fn format_value(value: f64, unit: &str) -> String {
+    if unit == "µs" {
+        format!("{value:.1} µs")
+    } else {
+        format!("{:.2} M {unit}", value / 1e6)
+    }
+}
+
 fn main() -> Result<()> {
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
+    let figures = messages::run(&libraries, options.quick)?;
+    print_figures(&figures);
     let reloads = reload::run(&libraries, options.quick)?;
     reloads.print();
     let edits = if options.quick { 2 } else { 6 };
@@ -72,6 +109,9 @@ fn main() -> Result<()> {
     );
     if let Some(path) = options.json {
         let mut json = reloads.json();
+        for figure in &figures {
+            json[figure.key] = figure.hive.into();
+        }
         json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
         json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
         let json = serde_json::to_string_pretty(&json)?;

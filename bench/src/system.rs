@@ -21,6 +21,8 @@ pub fn build_bench_nodes() -> Result<PathBuf> {
             "-p",
             "probe2",
             "-p",
+            "bench_node",
+            "-p",
             "hivemind-host",
         ])
         .status()

@@ -43,6 +43,8 @@ pub fn built() -> &'static Path {
                 "-p",
                 "probe",
                 "-p",
+                "probe2",
+                "-p",
                 "batsignal",
                 "-p",
                 "batman",

@@ -412,6 +412,9 @@ fn run(
     false
 }
 
+/// Deliveries handled between two looks at the control channel while the queue stays busy.
+const BATCH: usize = 64;
+
 fn deliver_until_told(
     object: &mut NodeBox,
     spec: &NodeSpec,
@@ -421,17 +424,51 @@ fn deliver_until_told(
 ) -> Ending {
     let inbox = &spec.queue.inbox;
     loop {
+        // While messages keep coming, take them without the cost of a select.
+        let mut handled = 0;
+        while handled < BATCH {
+            match inbox.try_recv() {
+                Ok(delivery) => {
+                    deliver(
+                        object,
+                        &delivery,
+                        spec.generation,
+                        subscriptions,
+                        &shared.log,
+                    );
+                    handled += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(ending) = ending(control.try_recv()) {
+            return ending;
+        }
+        if handled == BATCH {
+            continue;
+        }
         crossbeam_channel::select! {
             recv(inbox) -> delivery => match delivery {
                 Ok(delivery) => deliver(object, &delivery, spec.generation, subscriptions, &shared.log),
                 Err(_) => return Ending::Stop,
             },
-            recv(control) -> command => match command {
-                Ok(Control::HandOver(reply)) => return Ending::HandOver(reply),
-                Ok(Control::Stop) | Err(_) => return Ending::Stop,
-                Ok(Control::Start { .. }) => {}
-            },
+            recv(control) -> command => {
+                if let Some(ending) = ending(command.map_err(|_| crossbeam_channel::TryRecvError::Disconnected)) {
+                    return ending;
+                }
+            }
         }
+    }
+}
+
+/// What a control message means for the delivery loop (`None`: carry on).
+fn ending(command: Result<Control, crossbeam_channel::TryRecvError>) -> Option<Ending> {
+    match command {
+        Ok(Control::HandOver(reply)) => Some(Ending::HandOver(reply)),
+        Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            Some(Ending::Stop)
+        }
+        Ok(Control::Start { .. }) | Err(crossbeam_channel::TryRecvError::Empty) => None,
     }
 }
 
