@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -10,9 +10,11 @@
 //! makes, so the watcher's debounce is not counted).
 
 mod baseline;
+mod chart;
 mod dev_loop;
 mod messages;
 mod reload;
+mod scale;
 mod system;
 mod table;
 
@@ -23,20 +25,23 @@ use std::path::PathBuf;
 struct Options {
     quick: bool,
     json: Option<PathBuf>,
+    chart: Option<PathBuf>,
 }
 
 fn options() -> Result<Options> {
     let mut options = Options {
         quick: false,
         json: None,
+        chart: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
+            "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
             "-h" | "--help" => {
-                println!("usage: hivemind-bench [--quick] [--json FILE]");
+                println!("usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (try --help)"),
@@ -84,6 +89,36 @@ fn main() -> Result<()> {
     println!("hivemind-bench on {}", system::machine());
     let figures = messages::run(&libraries, options.quick)?;
     print_figures(&figures);
+    if let Some(path) = &options.chart {
+        std::fs::write(path, chart::svg(&figures))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    let nodes = if options.quick { 200 } else { 1000 };
+    let scale = scale::run(&libraries, nodes, 10)?;
+    table::print(
+        &["scale", "measured", "target"],
+        &[
+            (
+                format!(
+                    "start {} nodes with {} subscriptions",
+                    scale.nodes, scale.subscriptions
+                ),
+                format!("{:.2} s", scale.start_s),
+                "≤ 2 s for 1,000".to_owned(),
+            ),
+            (
+                "routes updated when one node joins".to_owned(),
+                format!("{:.2} ms", scale.route_recompute_ms),
+                String::new(),
+            ),
+            (
+                "resident memory per idle node (beside its library's code)".to_owned(),
+                format!("{:.0} kB", scale.rss_per_idle_node_kb),
+                "≤ 1 MB".to_owned(),
+            ),
+        ],
+    );
     let reloads = reload::run(&libraries, options.quick)?;
     reloads.print();
     let edits = if options.quick { 2 } else { 6 };
@@ -112,6 +147,15 @@ fn main() -> Result<()> {
         for figure in &figures {
             json[figure.key] = figure.hive.into();
         }
+        json["scale_nodes"] = scale.nodes.into();
+        json["start_nodes_s"] = scale.start_s.into();
+        json["start_1000_nodes_s"] = if scale.nodes == 1000 {
+            scale.start_s.into()
+        } else {
+            serde_json::Value::Null
+        };
+        json["route_recompute_ms"] = scale.route_recompute_ms.into();
+        json["rss_per_idle_node_kb"] = scale.rss_per_idle_node_kb.into();
         json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
         json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
         let json = serde_json::to_string_pretty(&json)?;

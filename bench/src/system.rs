@@ -58,6 +58,11 @@ pub fn rss_kb() -> u64 {
     status_field("VmRSS:")
 }
 
+/// This process's anonymous resident memory (heap, stacks; not mapped files), in kB.
+pub fn rss_anon_kb() -> u64 {
+    status_field("RssAnon:")
+}
+
 /// This process's threads.
 pub fn threads() -> u64 {
     status_field("Threads:")

@@ -6,7 +6,8 @@
 //!   second, then stops.
 //! - `role = "sink"`: a subscription on `pattern` that counts messages (and with `timestamps`,
 //!   records each one's latency); when it has `count`, it sends one report on `bench-report`.
-//! - `role = "idle"`: `subscriptions` subscriptions that never match, for the scale benchmark.
+//! - `role = "idle"`: `subscriptions` subscriptions that never match and, with `service`, a
+//!   service that only waits: for the scale benchmark.
 
 use hivemind::prelude::*;
 use serde::Deserialize;
@@ -78,6 +79,9 @@ impl Node for BenchNode {
         match self.settings.role.as_str() {
             "source" => self.add_source(hive),
             "sink" => self.report = Some(hive.add_service("bench-report", idle)),
+            "idle" if !self.settings.service.is_empty() => {
+                hive.add_service(self.settings.service.clone(), idle);
+            }
             _ => {}
         }
     }
