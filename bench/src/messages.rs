@@ -156,7 +156,7 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
     });
 
     let paced = if quick { 5_000 } else { 20_000 };
-    let (p50, p99, p999) = latency(libraries, paced, 10_000)?;
+    let (p50, p99, p999) = latency(libraries, paced, 10_000, "")?;
     let (b50, b99, b999) = baseline::latency(paced, 10_000);
     figures.push(lat(
         "latency p50, 10,000 msg/s",
@@ -179,7 +179,22 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
         b999,
         "",
     ));
-    let (s50, s99, s999) = latency(libraries, n / 4, 0)?;
+    let (q50, q99, _) = latency(libraries, paced, 10_000, "spin_us = 200")?;
+    figures.push(lat(
+        "latency p50, 10,000 msg/s, sink with spin_us = 200",
+        "latency_spin_p50_us",
+        q50,
+        f64::NAN,
+        "≤ 5 µs",
+    ));
+    figures.push(lat(
+        "latency p99, 10,000 msg/s, sink with spin_us = 200",
+        "latency_spin_p99_us",
+        q99,
+        f64::NAN,
+        "≤ 50 µs",
+    ));
+    let (s50, s99, s999) = latency(libraries, n / 4, 0, "")?;
     figures.push(lat(
         "latency p50, saturated",
         "latency_saturated_p50_us",
@@ -254,8 +269,9 @@ fn throughput(
     Ok(total as f64 / took.as_secs_f64())
 }
 
-/// Latency percentiles in µs of `count` messages sent at `rate` per second (0: flat out).
-fn latency(libraries: &Path, count: u64, rate: u64) -> Result<(f64, f64, f64)> {
+/// Latency percentiles in µs of `count` messages sent at `rate` per second (0: flat out);
+/// `sink_extra` adds settings to the sink's table.
+fn latency(libraries: &Path, count: u64, rate: u64, sink_extra: &str) -> Result<(f64, f64, f64)> {
     let nodes = format!(
         "{}{}",
         source(
@@ -264,7 +280,13 @@ fn latency(libraries: &Path, count: u64, rate: u64) -> Result<(f64, f64, f64)> {
             count,
             &format!("timestamps = true\nrate = {rate}")
         ),
-        sink("sink", "bench-timed", count, count + 1, "timestamps = true")
+        sink(
+            "sink",
+            "bench-timed",
+            count,
+            count + 1,
+            &format!("timestamps = true\n{sink_extra}")
+        )
     );
     let hive = BenchHive::start(libraries, &nodes)?;
     let (_, reports) = hive.go_and_wait(1, Duration::from_secs(120))?;

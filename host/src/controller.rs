@@ -248,6 +248,9 @@ impl Controller {
         let capacity = config
             .and_then(|c| c.queue_capacity)
             .unwrap_or(state.config.messages.queue_capacity);
+        let spin_us = config
+            .and_then(|c| c.spin_us)
+            .unwrap_or(state.config.messages.spin_us);
         let slot = state.slots.entry(name.to_owned()).or_insert_with(|| Slot {
             queue: NodeQueue::new(capacity),
             queue_capacity: capacity,
@@ -263,6 +266,7 @@ impl Controller {
             settings_json,
             queue: slot.queue.clone(),
             generation: slot.generation + 1,
+            spin: Duration::from_micros(spin_us),
         }
     }
 
@@ -630,7 +634,7 @@ fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> 
             if let Some(table) = settings.as_object_mut() {
                 table.remove("enabled");
             }
-            (c.library.clone(), c.queue_capacity, settings)
+            (c.library.clone(), c.queue_capacity, c.spin_us, settings)
         })
     };
     strip(before) != strip(after)

@@ -14,6 +14,7 @@
 //! [messages]
 //! max_payload_bytes = 1048576  # largest payload a service may send
 //! queue_capacity = 1024        # messages waiting per subscribing node
+//! spin_us = 0                  # µs a node's thread polls before sleeping
 //!
 //! [nodes.batsignal]    # one table per node
 //! enabled = true       # whether `hm dev` runs it
@@ -76,6 +77,9 @@ pub struct MessageLimits {
     pub max_payload_bytes: usize,
     /// Messages that may wait for one subscribing node before new ones are dropped.
     pub queue_capacity: usize,
+    /// How long a node's thread polls for the next message before it sleeps, in µs (0: it
+    /// sleeps at once). Polling trades CPU for latency: a sleeping thread takes tens of µs to wake.
+    pub spin_us: u64,
 }
 
 /// One `[nodes.<name>]` table.
@@ -87,6 +91,8 @@ pub struct NodeConfig {
     pub library: String,
     /// Overrides `[messages] queue_capacity` for this node.
     pub queue_capacity: Option<usize>,
+    /// Overrides `[messages] spin_us` for this node.
+    pub spin_us: Option<u64>,
     /// The whole table as JSON, handed to the node when it starts.
     pub settings: serde_json::Value,
 }
@@ -135,6 +141,7 @@ impl Default for RawLog {
 struct RawMessages {
     max_payload_bytes: usize,
     queue_capacity: usize,
+    spin_us: u64,
 }
 
 impl Default for RawMessages {
@@ -142,6 +149,7 @@ impl Default for RawMessages {
         Self {
             max_payload_bytes: 1024 * 1024,
             queue_capacity: 1024,
+            spin_us: 0,
         }
     }
 }
@@ -152,6 +160,7 @@ struct RawNode {
     enabled: bool,
     library: Option<String>,
     queue_capacity: Option<usize>,
+    spin_us: Option<u64>,
     #[serde(flatten)]
     rest: toml::Table,
 }
@@ -193,6 +202,7 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         messages: MessageLimits {
             max_payload_bytes: raw.messages.max_payload_bytes,
             queue_capacity: raw.messages.queue_capacity,
+            spin_us: raw.messages.spin_us,
         },
         nodes,
     })
@@ -215,12 +225,16 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
             toml::Value::Integer(capacity as i64),
         );
     }
+    if let Some(spin) = raw.spin_us {
+        table.insert("spin_us".into(), toml::Value::Integer(spin as i64));
+    }
     let settings = serde_json::to_value(&table)
         .with_context(|| format!("[nodes.{name}] cannot be handed to the node as JSON"))?;
     Ok(NodeConfig {
         enabled: raw.enabled,
         library,
         queue_capacity: raw.queue_capacity,
+        spin_us: raw.spin_us,
         settings,
     })
 }

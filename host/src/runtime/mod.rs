@@ -74,6 +74,8 @@ pub struct NodeSpec {
     /// The bus registration this instance will have; deliveries routed under another one are
     /// matched against this instance's own patterns.
     pub generation: u64,
+    /// How long the node's thread polls for the next message before it sleeps.
+    pub spin: Duration,
 }
 
 /// What every node of a hive shares.
@@ -444,7 +446,7 @@ fn deliver_until_told(
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if handled == BATCH {
+        if handled == BATCH || spin_for(inbox, spec.spin) {
             continue;
         }
         crossbeam_channel::select! {
@@ -459,6 +461,21 @@ fn deliver_until_told(
             }
         }
     }
+}
+
+/// Polls `inbox` for up to `spin`; returns whether a message is waiting.
+fn spin_for(inbox: &Inbox, spin: Duration) -> bool {
+    if spin.is_zero() {
+        return false;
+    }
+    let until = Instant::now() + spin;
+    while Instant::now() < until {
+        if !inbox.is_empty() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
 }
 
 /// What a control message means for the delivery loop (`None`: carry on).
