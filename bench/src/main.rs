@@ -26,6 +26,7 @@ struct Options {
     quick: bool,
     json: Option<PathBuf>,
     chart: Option<PathBuf>,
+    profile: Option<u64>,
 }
 
 fn options() -> Result<Options> {
@@ -33,6 +34,7 @@ fn options() -> Result<Options> {
         quick: false,
         json: None,
         chart: None,
+        profile: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -40,6 +42,12 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
+            "--profile-1to1" => {
+                let count = args
+                    .next()
+                    .context("--profile-1to1 needs a message count")?;
+                options.profile = Some(count.parse().context("--profile-1to1 takes a number")?);
+            }
             "-h" | "--help" => {
                 println!("usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg]");
                 std::process::exit(0);
@@ -87,6 +95,12 @@ fn main() -> Result<()> {
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
+    if let Some(count) = options.profile {
+        // Only the 1→1 path, for running under a profiler (valgrind --tool=callgrind).
+        let rate = messages::throughput(&libraries, 1, 1, count, "")?;
+        println!("1→1: {:.2} M msg/s", rate / 1e6);
+        return Ok(());
+    }
     let figures = messages::run(&libraries, options.quick)?;
     print_figures(&figures);
     if let Some(path) = &options.chart {

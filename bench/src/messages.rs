@@ -238,7 +238,7 @@ fn lat(
 
 /// `sources` sources each sending `count` to `sinks` sinks; returns messages per second (per
 /// sink, so fan-out figures are multiplied by the sinks).
-fn throughput(
+pub fn throughput(
     libraries: &Path,
     sources: usize,
     sinks: usize,

@@ -547,7 +547,7 @@ impl Controller {
         let value: serde_json::Value =
             serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson(e.to_string()))?;
         let from: Arc<str> = API_NODE.into();
-        self.bus.publish(service, &from, value.to_string().into());
+        self.bus.publish(service, &from, &value.to_string());
         Ok(())
     }
 

@@ -154,7 +154,7 @@ impl BenchNode {
     }
 
     fn receive(&mut self, message: &Message) -> Result<()> {
-        let now = self.first.get_or_insert_with(Instant::now).elapsed();
+        let first = *self.first.get_or_insert_with(Instant::now);
         if self.settings.timestamps {
             let sent = message.payload()["t"].as_u64().unwrap_or(0);
             self.latencies_ns.push(unix_nanos().saturating_sub(sent));
@@ -171,7 +171,7 @@ impl BenchNode {
             };
             let report = json!({
                 "received": self.received,
-                "first_to_last_ns": now.as_nanos() as u64,
+                "first_to_last_ns": first.elapsed().as_nanos() as u64,
                 "p50_ns": at(50.0),
                 "p99_ns": at(99.0),
                 "p999_ns": at(99.9),

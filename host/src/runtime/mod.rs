@@ -538,17 +538,19 @@ fn deliver(
         node: RStr::from_str(&message.node),
         payload: RStr::from_str(&message.payload),
     };
-    // Routed for a previous instance, whose patterns may differ: match against ours.
+    // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
+    // than the route keeps inline: match against our own patterns.
     let rematched: Vec<u32>;
-    let indices: &[u32] = if delivery.generation == generation {
-        &delivery.subscriptions
-    } else {
-        rematched = subscriptions
-            .iter()
-            .filter(|s| s.pattern.matches(&message.service))
-            .map(|s| s.index)
-            .collect();
-        &rematched
+    let indices: &[u32] = match delivery.subscriptions.get() {
+        Some(indices) if delivery.generation == generation => indices,
+        _ => {
+            rematched = subscriptions
+                .iter()
+                .filter(|s| s.pattern.matches(&message.service))
+                .map(|s| s.index)
+                .collect();
+            &rematched
+        }
     };
     for &index in indices {
         let subscription = &subscriptions[index as usize];

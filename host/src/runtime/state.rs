@@ -199,7 +199,7 @@ impl NodeShared {
             return Err("the node is stopping".into());
         }
         stats.sent.fetch_add(1, Ordering::Relaxed);
-        topic.publish(&self.name, payload.into());
+        topic.publish(&self.name, payload);
         Ok(())
     }
 
