@@ -113,6 +113,7 @@ fn render_node(html: &mut String, node: &NodeSnapshot) {
         NodeStatus::Loading => "loading",
         NodeStatus::Running => "running",
         NodeStatus::Failed => "failed",
+        NodeStatus::Stuck => "stuck",
         NodeStatus::Stopped => "stopped",
     };
     let _ = write!(

@@ -93,6 +93,8 @@ pub struct NodeConfig {
     pub queue_capacity: Option<usize>,
     /// Overrides `[messages] spin_us` for this node.
     pub spin_us: Option<u64>,
+    /// What the host does when a service callback fails.
+    pub faults: FaultPolicy,
     /// The whole table as JSON, handed to the node when it starts.
     pub settings: serde_json::Value,
 }
@@ -161,8 +163,35 @@ struct RawNode {
     library: Option<String>,
     queue_capacity: Option<usize>,
     spin_us: Option<u64>,
+    on_service_failure: Option<String>,
+    max_subscription_panics: Option<u64>,
+    stuck_after_ms: Option<u64>,
     #[serde(flatten)]
     rest: toml::Table,
+}
+
+/// What the host does when a node's code fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPolicy {
+    /// A service that returns an error or panics is restarted with backoff (`true`, the
+    /// default: `on_service_failure = "restart"`) or stays stopped (`"stop"`).
+    pub restart_services: bool,
+    /// After this many panics in its subscription callbacks the node is marked failed and
+    /// unloaded (`max_subscription_panics`, default 100; 0 never).
+    pub max_subscription_panics: u64,
+    /// A callback running longer than this marks the node stuck (`stuck_after_ms`, default
+    /// 10,000).
+    pub stuck_after: std::time::Duration,
+}
+
+impl Default for FaultPolicy {
+    fn default() -> Self {
+        Self {
+            restart_services: true,
+            max_subscription_panics: 100,
+            stuck_after: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Reads `config/hive.toml` under `root`.
@@ -212,6 +241,22 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     if raw.queue_capacity == Some(0) {
         bail!("[nodes.{name}] queue_capacity must be at least 1");
     }
+    let defaults = FaultPolicy::default();
+    let faults = FaultPolicy {
+        restart_services: match raw.on_service_failure.as_deref() {
+            None | Some("restart") => true,
+            Some("stop") => false,
+            Some(other) => bail!(
+                "[nodes.{name}] on_service_failure = {other:?}: use \"restart\" (with backoff) or \"stop\""
+            ),
+        },
+        max_subscription_panics: raw
+            .max_subscription_panics
+            .unwrap_or(defaults.max_subscription_panics),
+        stuck_after: raw
+            .stuck_after_ms
+            .map_or(defaults.stuck_after, std::time::Duration::from_millis),
+    };
     let mut table = raw.rest;
     table.insert("enabled".into(), toml::Value::Boolean(raw.enabled));
     if let Some(library) = &raw.library {
@@ -228,6 +273,21 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     if let Some(spin) = raw.spin_us {
         table.insert("spin_us".into(), toml::Value::Integer(spin as i64));
     }
+    if let Some(policy) = &raw.on_service_failure {
+        table.insert(
+            "on_service_failure".into(),
+            toml::Value::String(policy.clone()),
+        );
+    }
+    if let Some(panics) = raw.max_subscription_panics {
+        table.insert(
+            "max_subscription_panics".into(),
+            toml::Value::Integer(panics as i64),
+        );
+    }
+    if let Some(ms) = raw.stuck_after_ms {
+        table.insert("stuck_after_ms".into(), toml::Value::Integer(ms as i64));
+    }
     let settings = serde_json::to_value(&table)
         .with_context(|| format!("[nodes.{name}] cannot be handed to the node as JSON"))?;
     Ok(NodeConfig {
@@ -235,6 +295,7 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
         library,
         queue_capacity: raw.queue_capacity,
         spin_us: raw.spin_us,
+        faults,
         settings,
     })
 }
@@ -327,6 +388,23 @@ mod tests {
     fn unsafe_node_names_are_refused() {
         let message = parse_err("[nodes.\"../etc\"]\nenabled = true\n");
         assert!(message.contains("not a valid node name"), "{message}");
+    }
+
+    #[test]
+    fn fault_policies_have_defaults_and_are_checked() {
+        let config = parse_ok(
+            "[nodes.a]\n[nodes.b]\non_service_failure = \"stop\"\nmax_subscription_panics = 3\nstuck_after_ms = 250\n",
+        );
+        assert_eq!(config.nodes["a"].faults, FaultPolicy::default());
+        let b = config.nodes["b"].faults;
+        assert!(!b.restart_services);
+        assert_eq!(b.max_subscription_panics, 3);
+        assert_eq!(b.stuck_after, std::time::Duration::from_millis(250));
+        let message = parse_err("[nodes.c]\non_service_failure = \"retry\"\n");
+        assert!(
+            message.contains("\"restart\"") && message.contains("[nodes.c]"),
+            "{message}"
+        );
     }
 
     #[test]
