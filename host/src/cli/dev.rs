@@ -78,6 +78,9 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         backups: config.log.backups,
         verbose: args.verbose,
     })?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hm-web")

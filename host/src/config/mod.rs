@@ -57,6 +57,9 @@ pub struct HiveConfig {
     pub messages: MessageLimits,
     /// The node tables, by node name.
     pub nodes: BTreeMap<String, NodeConfig>,
+    /// Keys the hive does not know, each with where it is and what was probably meant; they
+    /// are ignored.
+    pub warnings: Vec<String>,
 }
 
 /// Where and how logs are written.
@@ -100,7 +103,6 @@ pub struct NodeConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     hive: RawHive,
@@ -113,7 +115,6 @@ struct RawConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawHive {
     name: Option<String>,
     bind: Option<IpAddr>,
@@ -121,7 +122,7 @@ struct RawHive {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawLog {
     location: PathBuf,
     max_bytes: u64,
@@ -139,7 +140,7 @@ impl Default for RawLog {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawMessages {
     max_payload_bytes: usize,
     queue_capacity: usize,
@@ -204,7 +205,15 @@ pub fn load(root: &Path) -> Result<HiveConfig> {
 
 /// Parses the text of a hive config whose hive lives at `root`.
 pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut unknown = Vec::new();
+    let raw: RawConfig =
+        serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let warnings = unknown
+        .iter()
+        .map(|key| unknown_key_warning(text, key))
+        .collect();
     let name = raw.hive.name.unwrap_or_else(|| {
         root.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -228,6 +237,7 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
             max_bytes: raw.log.max_bytes,
             backups: raw.log.backups,
         },
+        warnings,
         messages: MessageLimits {
             max_payload_bytes: raw.messages.max_payload_bytes,
             queue_capacity: raw.messages.queue_capacity,
@@ -300,6 +310,49 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     })
 }
 
+/// The hive-level keys, by section, for "did you mean" hints.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", &["hive", "log", "messages", "nodes"]),
+    ("hive", &["name", "bind", "port"]),
+    ("log", &["location", "max_bytes", "backups"]),
+    (
+        "messages",
+        &["max_payload_bytes", "queue_capacity", "spin_us"],
+    ),
+];
+
+/// `config/hive.toml line 3: unknown key `hive.prot` is ignored (did you mean `port`?)`.
+fn unknown_key_warning(text: &str, path: &str) -> String {
+    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let header = format!("[{path}");
+    let line = text
+        .lines()
+        .map(str::trim_start)
+        .position(|line| {
+            let assignment = line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            let table = line
+                .strip_prefix(&header)
+                .is_some_and(|rest| rest.starts_with(']') || rest.starts_with('.'));
+            assignment || table
+        })
+        .map(|n| format!(" line {}", n + 1))
+        .unwrap_or_default();
+    let known = KNOWN_KEYS
+        .iter()
+        .find(|(name, _)| *name == section)
+        .map_or(&[][..], |(_, keys)| *keys);
+    let hint = known
+        .iter()
+        .map(|candidate| (strsim::levenshtein(candidate, key), candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
+        .unwrap_or_default();
+    format!("{CONFIG_FILE}{line}: unknown key `{path}` is ignored{hint}")
+}
+
 /// Node names become file names (`<name>.log`, `lib<name>.so`), so they are kept plain.
 pub fn check_node_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
@@ -367,10 +420,23 @@ mod tests {
     }
 
     #[test]
-    fn a_misspelled_hive_key_is_refused_with_its_place() {
-        let message = parse_err("[hive]\nprot = 9476\n");
-        assert!(message.contains("prot"), "{message}");
-        assert!(message.contains("line 2"), "{message}");
+    fn a_misspelled_key_is_ignored_with_a_warning_that_says_where() {
+        let config = parse_ok("[hive]\nname = \"x\"\nprot = 9000\n\n[logs]\nlocation = \"x\"\n");
+        assert_eq!(
+            config.port, DEFAULT_PORT,
+            "the misspelled key changes nothing"
+        );
+        assert_eq!(
+            config.warnings,
+            vec![
+                "config/hive.toml line 3: unknown key `hive.prot` is ignored (did you mean `port`?)",
+                "config/hive.toml line 5: unknown key `logs` is ignored (did you mean `log`?)",
+            ]
+        );
+        assert!(
+            parse_ok("[nodes.a]\nanything = 1\n").warnings.is_empty(),
+            "node settings are free"
+        );
     }
 
     #[test]
@@ -410,5 +476,16 @@ mod tests {
     #[test]
     fn a_zero_queue_is_refused() {
         assert!(parse_err("[messages]\nqueue_capacity = 0\n").contains("queue_capacity"));
+    }
+
+    proptest::proptest! {
+        // Fuzzing, bounded: any text parses or is refused with a message, never panics.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(\\[[a-z.]{0,12}\\]\n|[a-z_]{1,8} = [0-9a-z\"\\[\\]{}., ]{0,12}\n|.{0,20}\n){0,8}") {
+            if let Err(error) = parse(Path::new("/hives/fuzz"), &text) {
+                let message = format!("{error:#}");
+                proptest::prop_assert!(!message.is_empty());
+            }
+        }
     }
 }
