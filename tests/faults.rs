@@ -521,3 +521,21 @@ fn a_slow_subscriber_drops_and_counts_without_slowing_the_others() {
         running.stderr()
     );
 }
+
+#[test]
+fn a_slow_subscriber_set_to_block_slows_its_publisher_and_loses_nothing() {
+    let count = 200;
+    let hive = Hive::new();
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"flood\", count = {count} }}]\n\n\
+         [nodes.slow]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\nslow_ms = 2\nqueue_capacity = 10\noverflow = \"block\"\n"
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let done = running.wait_for(WAIT, |r| {
+        let slow = &r.node("slow")["subscriptions"][0];
+        (slow["delivered"] == count).then(|| slow.clone())
+    });
+    let slow = done.unwrap_or_else(|| panic!("{}", running.node("slow")));
+    assert_eq!(slow["dropped"], 0, "{slow}");
+}

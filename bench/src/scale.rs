@@ -4,7 +4,7 @@
 use crate::messages::BenchHive;
 use crate::system;
 use anyhow::Result;
-use hivemind_host::bus::{Pattern, Subscription, SubscriptionStats};
+use hivemind_host::bus::{Overflow, Pattern, Subscription, SubscriptionStats};
 use hivemind_host::runtime::NodeQueue;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -55,9 +55,14 @@ pub fn run(libraries: &Path, nodes: usize, per_node: usize) -> Result<Report> {
     let newcomer: Arc<str> = "newcomer".into();
     let services: Vec<Arc<str>> = vec!["scale-newcomer".into()];
     let joining = Instant::now();
-    hive.controller
-        .bus()
-        .register(&newcomer, queue.sender.clone(), subscriptions, &services, 1);
+    hive.controller.bus().register(
+        &newcomer,
+        queue.sender.clone(),
+        subscriptions,
+        &services,
+        1,
+        Overflow::Drop,
+    );
     let route_recompute_ms = joining.elapsed().as_secs_f64() * 1e3;
     hive.controller.bus().leave(&newcomer);
 

@@ -15,8 +15,8 @@
 //!   which held every message sent meanwhile.
 //! - **Unload** (disabled, or its library removed): leave the bus, stop, close the library.
 
-use crate::bus::Bus;
 use crate::bus::TopicInfo;
+use crate::bus::{Bus, Overflow};
 use crate::config::{self, HiveConfig, NodeConfig};
 use crate::events::{EventKind, Events};
 use crate::loader;
@@ -214,6 +214,7 @@ impl Controller {
                         built.subscriptions,
                         &built.services,
                         generation,
+                        node_overflow(&state.config, &name),
                     );
                     slot.generation = generation;
                     ready.push((name, runtime, topics, built.took, built.library.hash));
@@ -307,6 +308,7 @@ impl Controller {
     fn swap(&self, state: &mut State, name: &str, why: &str) -> Result<()> {
         let started = Instant::now();
         let capacity = node_capacity(&state.config, name);
+        let overflow = node_overflow(&state.config, name);
         let mut spec = self.spec(state, name);
         let slot = state.slots.get_mut(name).expect("spec made the slot");
         let old_queue = (capacity != slot.queue_capacity).then(|| {
@@ -339,6 +341,7 @@ impl Controller {
             built.subscriptions,
             &built.services,
             spec.generation,
+            overflow,
         );
         // Messages routed into a replaced queue precede everything routed into the new one.
         let backlog = old_queue
@@ -679,6 +682,14 @@ fn node_capacity(config: &HiveConfig, name: &str) -> usize {
         .unwrap_or(config.messages.queue_capacity)
 }
 
+fn node_overflow(config: &HiveConfig, name: &str) -> Overflow {
+    config
+        .nodes
+        .get(name)
+        .map(|c| c.overflow)
+        .unwrap_or_default()
+}
+
 /// Whether a node's restart-worthy settings differ (everything but `enabled`).
 fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> bool {
     let strip = |config: Option<&NodeConfig>| {
@@ -687,7 +698,13 @@ fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> 
             if let Some(table) = settings.as_object_mut() {
                 table.remove("enabled");
             }
-            (c.library.clone(), c.queue_capacity, c.spin_us, settings)
+            (
+                c.library.clone(),
+                c.queue_capacity,
+                c.spin_us,
+                c.overflow,
+                settings,
+            )
         })
     };
     strip(before) != strip(after)

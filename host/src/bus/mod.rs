@@ -23,7 +23,7 @@ mod pattern;
 pub use pattern::{Pattern, PatternError};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -132,9 +132,21 @@ pub struct Subscription {
 struct Route {
     node: Arc<str>,
     generation: u64,
+    overflow: Overflow,
     sender: Sender<Delivery>,
     subscriptions: Indices,
     stats: Arc<[Arc<SubscriptionStats>]>,
+}
+
+/// What happens to a message for a node whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop it (counted and logged): the publisher and the other subscribers never wait.
+    #[default]
+    Drop,
+    /// Make the publisher wait for room, up to the given time, then drop it: lossless for a
+    /// subscriber that keeps up on average, at the price of slowing its publishers.
+    Block(std::time::Duration),
 }
 
 /// A service name with the routes its messages take.
@@ -185,7 +197,17 @@ impl Route {
         };
         let (reason, delivery) = match self.sender.try_send(delivery) {
             Ok(()) => return,
-            Err(TrySendError::Full(delivery)) => ("its queue is full", delivery),
+            Err(TrySendError::Full(delivery)) => match self.overflow {
+                Overflow::Drop => ("its queue is full", delivery),
+                Overflow::Block(patience) => match self.sender.send_timeout(delivery, patience) {
+                    Ok(()) => return,
+                    Err(SendTimeoutError::Timeout(delivery)) => (
+                        "its queue stayed full for the whole overflow wait",
+                        delivery,
+                    ),
+                    Err(SendTimeoutError::Disconnected(delivery)) => ("it has stopped", delivery),
+                },
+            },
             Err(TrySendError::Disconnected(delivery)) => ("it has stopped", delivery),
         };
         let message = delivery.message;
@@ -207,6 +229,7 @@ impl Route {
 
 struct NodeEntry {
     generation: u64,
+    overflow: Overflow,
     sender: Sender<Delivery>,
     subscriptions: Vec<Subscription>,
     services: Vec<Arc<str>>,
@@ -225,6 +248,7 @@ impl NodeEntry {
         Some(Route {
             node: node.clone(),
             generation: self.generation,
+            overflow: self.overflow,
             sender: self.sender.clone(),
             subscriptions: matching.iter().map(|s| s.index).collect(),
             stats: matching.iter().map(|s| s.stats.clone()).collect(),
@@ -323,7 +347,7 @@ impl Bus {
         {
             return Err(JoinError::AlreadyJoined(node.to_string()));
         }
-        Ok(self.register(node, sender, subscriptions, services, 0))
+        Ok(self.register(node, sender, subscriptions, services, 0, Overflow::Drop))
     }
 
     /// Registers node `node` as [`Bus::join`] does, replacing its current registration if it
@@ -336,10 +360,12 @@ impl Bus {
         subscriptions: Vec<Subscription>,
         services: &[Arc<str>],
         generation: u64,
+        overflow: Overflow,
     ) -> Vec<Arc<Topic>> {
         let mut registry = self.registry.lock();
         let entry = NodeEntry {
             generation,
+            overflow,
             sender,
             subscriptions,
             services: services.to_vec(),
@@ -617,11 +643,25 @@ mod tests {
         let (topics, _) = join(&bus, "city", &[], &["bat-signal", "cat-signal"]);
         let (sender, inbox) = queue(16);
         let node: Arc<str> = "batman".into();
-        bus.register(&node, sender.clone(), subscriptions(&["bat-*"]), &[], 1);
+        bus.register(
+            &node,
+            sender.clone(),
+            subscriptions(&["bat-*"]),
+            &[],
+            1,
+            Overflow::Drop,
+        );
         let from: Arc<str> = "city".into();
         topics[0].publish(&from, "1");
         topics[1].publish(&from, "no");
-        bus.register(&node, sender, subscriptions(&["cat-*", "bat-*"]), &[], 2);
+        bus.register(
+            &node,
+            sender,
+            subscriptions(&["cat-*", "bat-*"]),
+            &[],
+            2,
+            Overflow::Drop,
+        );
         topics[0].publish(&from, "2");
         topics[1].publish(&from, "3");
         let got: Vec<(String, Vec<u32>, u64)> = inbox

@@ -28,6 +28,7 @@ mod edit;
 
 pub use edit::set_enabled;
 
+use crate::bus::Overflow;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -98,6 +99,9 @@ pub struct NodeConfig {
     pub spin_us: Option<u64>,
     /// What the host does when a service callback fails.
     pub faults: FaultPolicy,
+    /// What happens to a message for this node when its queue is full (`overflow = "drop"`,
+    /// the default, or `"block"` with `overflow_wait_ms`, default 1,000).
+    pub overflow: Overflow,
     /// The whole table as JSON, handed to the node when it starts.
     pub settings: serde_json::Value,
 }
@@ -165,6 +169,8 @@ struct RawNode {
     queue_capacity: Option<usize>,
     spin_us: Option<u64>,
     on_service_failure: Option<String>,
+    overflow: Option<String>,
+    overflow_wait_ms: Option<u64>,
     max_subscription_panics: Option<u64>,
     stuck_after_ms: Option<u64>,
     #[serde(flatten)]
@@ -267,6 +273,16 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
             .stuck_after_ms
             .map_or(defaults.stuck_after, std::time::Duration::from_millis),
     };
+    let overflow = match raw.overflow.as_deref() {
+        None | Some("drop") => Overflow::Drop,
+        Some("block") => Overflow::Block(std::time::Duration::from_millis(
+            raw.overflow_wait_ms.unwrap_or(1000),
+        )),
+        Some(other) => {
+            bail!("[nodes.{name}] overflow = {other:?}: use \"drop\" (the default) or \"block\"")
+        }
+    };
+
     let mut table = raw.rest;
     table.insert("enabled".into(), toml::Value::Boolean(raw.enabled));
     if let Some(library) = &raw.library {
@@ -298,6 +314,12 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     if let Some(ms) = raw.stuck_after_ms {
         table.insert("stuck_after_ms".into(), toml::Value::Integer(ms as i64));
     }
+    if let Some(overflow) = &raw.overflow {
+        table.insert("overflow".into(), toml::Value::String(overflow.clone()));
+    }
+    if let Some(ms) = raw.overflow_wait_ms {
+        table.insert("overflow_wait_ms".into(), toml::Value::Integer(ms as i64));
+    }
     let settings = serde_json::to_value(&table)
         .with_context(|| format!("[nodes.{name}] cannot be handed to the node as JSON"))?;
     Ok(NodeConfig {
@@ -306,6 +328,7 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
         queue_capacity: raw.queue_capacity,
         spin_us: raw.spin_us,
         faults,
+        overflow,
         settings,
     })
 }
@@ -466,6 +489,13 @@ mod tests {
         assert!(!b.restart_services);
         assert_eq!(b.max_subscription_panics, 3);
         assert_eq!(b.stuck_after, std::time::Duration::from_millis(250));
+        assert_eq!(config.nodes["a"].overflow, Overflow::Drop);
+        let blocking = parse_ok("[nodes.d]\noverflow = \"block\"\noverflow_wait_ms = 50\n");
+        assert_eq!(
+            blocking.nodes["d"].overflow,
+            Overflow::Block(std::time::Duration::from_millis(50))
+        );
+        assert!(parse_err("[nodes.e]\noverflow = \"spill\"\n").contains("\"block\""));
         let message = parse_err("[nodes.c]\non_service_failure = \"retry\"\n");
         assert!(
             message.contains("\"restart\"") && message.contains("[nodes.c]"),
