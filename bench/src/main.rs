@@ -15,6 +15,7 @@ mod dev_loop;
 mod messages;
 mod reload;
 mod scale;
+mod soak;
 mod system;
 mod table;
 
@@ -83,6 +84,53 @@ fn print_figures(figures: &[messages::Figure]) {
     );
 }
 
+fn print_soak(soak: &soak::Report) {
+    let mut rows = vec![(
+        format!(
+            "{} s at full rate, overflow = \"block\": messages sent, reloads, disable/enable cycles",
+            soak.seconds
+        ),
+        format!("{} / {} / {}", soak.sent, soak.reloads, soak.toggles),
+        String::new(),
+    )];
+    for (node, check) in &soak.checks {
+        rows.push((
+            format!("`{node}`: received, gaps (missing), duplicates or reordered"),
+            format!(
+                "{} / {} ({}) / {}",
+                check["received"],
+                check["gaps"],
+                check["missing"],
+                check["duplicates_or_reordered"]
+            ),
+            if node == "toggled" {
+                "no duplicates; gaps only while disabled".to_owned()
+            } else {
+                "all, 0, 0".to_owned()
+            },
+        ));
+    }
+    rows.push((
+        "exactly once and in order while enabled".to_owned(),
+        if soak.exact() { "yes" } else { "NO" }.to_owned(),
+        "yes".to_owned(),
+    ));
+    rows.push((
+        "resident memory early → end".to_owned(),
+        format!("{} → {} kB", soak.rss_kb.0, soak.rss_kb.1),
+        "flat".to_owned(),
+    ));
+    rows.push((
+        "threads / open files early → end".to_owned(),
+        format!(
+            "{} → {} / {} → {}",
+            soak.threads.0, soak.threads.1, soak.fds.0, soak.fds.1
+        ),
+        "equal".to_owned(),
+    ));
+    table::print(&["soak", "measured", "expected"], &rows);
+}
+
 fn format_value(value: f64, unit: &str) -> String {
     if unit == "µs" {
         format!("{value:.1} µs")
@@ -133,6 +181,9 @@ fn main() -> Result<()> {
             ),
         ],
     );
+    let soak_seconds = if options.quick { 10 } else { 60 };
+    let soak = soak::run(&libraries, soak_seconds)?;
+    print_soak(&soak);
     let reloads = reload::run(&libraries, options.quick)?;
     reloads.print();
     let edits = if options.quick { 2 } else { 6 };
@@ -161,6 +212,12 @@ fn main() -> Result<()> {
         for figure in &figures {
             json[figure.key] = figure.hive.into();
         }
+        json["soak_seconds"] = soak.seconds.into();
+        json["soak_messages"] = soak.sent.into();
+        json["soak_exactly_once_in_order"] = soak.exact().into();
+        json["soak_rss_kb"] = serde_json::json!([soak.rss_kb.0, soak.rss_kb.1]);
+        json["soak_threads"] = serde_json::json!([soak.threads.0, soak.threads.1]);
+        json["soak_fds"] = serde_json::json!([soak.fds.0, soak.fds.1]);
         json["scale_nodes"] = scale.nodes.into();
         json["start_nodes_s"] = scale.start_s.into();
         json["start_1000_nodes_s"] = if scale.nodes == 1000 {

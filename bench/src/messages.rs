@@ -32,8 +32,11 @@ impl BenchHive {
             root.join("nodes/libbench_node.so"),
         )
         .context("cannot install the bench node")?;
-        let text = format!("[hive]\nport = 0\n\n{nodes}");
-        let config = config::parse(root, &text)?;
+        std::fs::write(
+            root.join(config::CONFIG_FILE),
+            format!("[hive]\nport = 0\n\n{nodes}"),
+        )?;
+        let config = config::load(root)?;
         let logs = Logs::new(LogSettings {
             dir: root.join("logs"),
             max_bytes: 1 << 20,
@@ -53,8 +56,15 @@ impl BenchHive {
     /// Tells the sources to go; returns when `sinks` reports arrived, with the time it took.
     pub fn go_and_wait(&self, sinks: usize, timeout: Duration) -> Result<(Duration, Vec<Value>)> {
         let started = Instant::now();
+        let reports = self.ask("go", sinks, timeout)?;
+        Ok((started.elapsed(), reports))
+    }
+
+    /// Publishes on `service`, then waits for `sinks` reports.
+    pub fn ask(&self, service: &str, sinks: usize, timeout: Duration) -> Result<Vec<Value>> {
+        let started = Instant::now();
         self.controller
-            .publish("go", "true")
+            .publish(service, "true")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut reports = Vec::with_capacity(sinks);
         while reports.len() < sinks {
@@ -68,7 +78,7 @@ impl BenchHive {
             })?;
             reports.push(serde_json::from_str(&delivery.message.payload)?);
         }
-        Ok((started.elapsed(), reports))
+        Ok(reports)
     }
 }
 

@@ -6,10 +6,15 @@
 //!   second, then stops.
 //! - `role = "sink"`: a subscription on `pattern` that counts messages (and with `timestamps`,
 //!   records each one's latency); when it has `count`, it sends one report on `bench-report`.
+//! - `role = "checker"`: a subscription on `pattern` that checks the `n` of each timestamped
+//!   payload: in order, once each (its counters survive reloads); it reports on `bench-report`
+//!   when a message arrives on `soak-report`.
+//! - Sources stop when a message arrives on `bench-halt`.
 //! - `role = "idle"`: `subscriptions` subscriptions that never match and, with `service`, a
 //!   service that only waits: for the scale benchmark.
 
 use hivemind::prelude::*;
+use hivemind::serde_json;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +41,11 @@ struct Settings {
 
 /// A node of the benchmark.
 pub struct BenchNode {
+    name: String,
     settings: Settings,
     go: Arc<AtomicBool>,
+    halt: Arc<AtomicBool>,
+    check: Check,
     received: u64,
     latencies_ns: Vec<u64>,
     first: Option<Instant>,
@@ -51,7 +59,7 @@ fn unix_nanos() -> u64 {
 }
 
 fn four_kib_object() -> Value {
-    let fields: hivemind::serde_json::Map<String, Value> = (0..64)
+    let fields: serde_json::Map<String, Value> = (0..64)
         .map(|i| (format!("field_{i:02}"), json!(format!("{:0>50}", i))))
         .collect();
     Value::Object(fields)
@@ -60,14 +68,18 @@ fn four_kib_object() -> Value {
 impl Node for BenchNode {
     fn new(context: &Context) -> Result<Self> {
         let settings: Settings = context.settings_as()?;
-        let latencies_ns = Vec::with_capacity(if settings.timestamps {
+        let timed_sink = settings.role == "sink" && settings.timestamps;
+        let latencies_ns = Vec::with_capacity(if timed_sink {
             settings.count as usize
         } else {
             0
         });
         Ok(BenchNode {
+            name: context.name().to_owned(),
             settings,
             go: Arc::new(AtomicBool::new(false)),
+            halt: Arc::new(AtomicBool::new(false)),
+            check: Check::default(),
             received: 0,
             latencies_ns,
             first: None,
@@ -78,7 +90,7 @@ impl Node for BenchNode {
     fn services(&mut self, hive: &mut Services) {
         match self.settings.role.as_str() {
             "source" => self.add_source(hive),
-            "sink" => self.report = Some(hive.add_service("bench-report", idle)),
+            "sink" | "checker" => self.report = Some(hive.add_service("bench-report", idle)),
             "idle" if !self.settings.service.is_empty() => {
                 hive.add_service(self.settings.service.clone(), idle);
             }
@@ -86,12 +98,43 @@ impl Node for BenchNode {
         }
     }
 
+    fn save_state(&mut self) -> Result<Option<Value>> {
+        Ok(Some(serde_json::to_value(&self.check)?))
+    }
+
+    fn restore_state(&mut self, state: Value) -> Result<()> {
+        self.check = serde_json::from_value(state)?;
+        Ok(())
+    }
+
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
         match self.settings.role.as_str() {
-            "source" => hive.add_subscription("go", |node: &mut Self, _: &Message| {
-                node.go.store(true, Ordering::Release);
-                Ok(())
-            }),
+            "source" => {
+                hive.add_subscription("go", |node: &mut Self, _: &Message| {
+                    node.go.store(true, Ordering::Release);
+                    Ok(())
+                });
+                hive.add_subscription("bench-halt", |node: &mut Self, _: &Message| {
+                    node.halt.store(true, Ordering::Release);
+                    Ok(())
+                });
+            }
+            "checker" => {
+                let pattern = self.settings.pattern.clone();
+                hive.add_subscription(pattern, |node: &mut Self, message: &Message| {
+                    node.check
+                        .see(message.payload()["n"].as_u64().unwrap_or(u64::MAX));
+                    Ok(())
+                });
+                hive.add_subscription("soak-report", |node: &mut Self, _: &Message| {
+                    let mut report = serde_json::to_value(&node.check)?;
+                    report["node"] = json!(node.name);
+                    if let Some(service) = &node.report {
+                        service.send(&report)?;
+                    }
+                    Ok(())
+                });
+            }
             "sink" => {
                 let pattern = self.settings.pattern.clone();
                 hive.add_subscription(pattern, Self::receive);
@@ -115,9 +158,35 @@ fn idle(service: &Service) -> Result<Flow> {
     Ok(Flow::Continue)
 }
 
+/// A checker's counters: kept across reloads.
+#[derive(Default, serde::Serialize, Deserialize)]
+struct Check {
+    received: u64,
+    next: Option<u64>,
+    gaps: u64,
+    missing: u64,
+    duplicates_or_reordered: u64,
+}
+
+impl Check {
+    fn see(&mut self, n: u64) {
+        self.received += 1;
+        match self.next {
+            Some(next) if n < next => self.duplicates_or_reordered += 1,
+            Some(next) if n > next => {
+                self.gaps += 1;
+                self.missing += n - next;
+            }
+            _ => {}
+        }
+        self.next = Some(self.next.map_or(n + 1, |next| next.max(n + 1)));
+    }
+}
+
 impl BenchNode {
     fn add_source(&mut self, hive: &mut Services) {
         let go = self.go.clone();
+        let halt = self.halt.clone();
         let count = self.settings.count;
         let timestamps = self.settings.timestamps;
         let interval = (self.settings.rate > 0)
@@ -132,7 +201,7 @@ impl BenchNode {
                 return Ok(Flow::Continue);
             }
             let started = Instant::now();
-            while sent < count {
+            while sent < count && !halt.load(Ordering::Relaxed) {
                 if timestamps {
                     service.send(&json!({ "t": unix_nanos(), "n": sent }))?;
                 } else if big {

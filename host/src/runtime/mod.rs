@@ -31,6 +31,7 @@ use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::Backoff;
 use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
 use host::NodeHost;
 use service::ServiceThread;
@@ -461,7 +462,7 @@ fn deliver_until_told(
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if handled == BATCH || spin_for(inbox, spec.spin) {
+        if handled == BATCH || spin_for(inbox, spec.spin) || brief_wait(inbox) {
             continue;
         }
         crossbeam_channel::select! {
@@ -480,6 +481,20 @@ fn deliver_until_told(
             }
         }
     }
+}
+
+/// Spins, then yields, for a few microseconds (as a channel's own receive does) before the
+/// thread goes to sleep; returns whether a message arrived meanwhile. Sleeping and being woken
+/// costs far more than this on a busy queue.
+fn brief_wait(inbox: &Inbox) -> bool {
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        if !inbox.is_empty() {
+            return true;
+        }
+        backoff.snooze();
+    }
+    false
 }
 
 /// Polls `inbox` for up to `spin`; returns whether a message is waiting.
