@@ -13,6 +13,7 @@
 //! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
 //! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
 //! hang_ms = 1500
+//! panic_in_state_hooks = true              # save_state and restore_state panic
 //! panic_in_constructor = false
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
@@ -54,6 +55,9 @@ struct Settings {
     hang_on_payload: Option<String>,
     #[serde(default)]
     hang_ms: u64,
+    /// `save_state` and `restore_state` panic.
+    #[serde(default)]
+    panic_in_state_hooks: bool,
 }
 
 #[derive(Deserialize, Clone)]
@@ -150,10 +154,16 @@ impl Node for Probe {
     }
 
     fn save_state(&mut self) -> Result<Option<Value>> {
+        if self.settings.panic_in_state_hooks {
+            panic!("the probe was told to panic in save_state");
+        }
         Ok(Some(json!({ "total": self.total })))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<()> {
+        if self.settings.panic_in_state_hooks {
+            panic!("the probe was told to panic in restore_state");
+        }
         self.total = state["total"].as_u64().unwrap_or(0);
         self.recorder
             .record(json!({"event": "restored", "total": self.total, "build": BUILD}));
