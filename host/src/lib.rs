@@ -3,7 +3,8 @@
 //! One way for data to flow: file → [`loader`] → [`runtime`] → [`bus`] → [`runtime`] → node.
 //! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
 //! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
-//! nodes; [`logging`] writes root.log and each node's log.
+//! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
+//! [`reconcile`] applies those changes to the running hive through the controller.
 
 pub mod build;
 pub mod bus;
@@ -13,6 +14,8 @@ pub mod controller;
 pub mod events;
 pub mod loader;
 pub mod logging;
+pub mod reconcile;
 pub mod runtime;
 pub mod scaffold;
+pub mod watch;
 pub mod web;

@@ -16,6 +16,9 @@
 //!   keeps, so nothing made by a library outlives it.
 //! - Every entry point catches panics inside the library and returns them as `RErr`; a panic
 //!   never unwinds across the boundary.
+//! - On a reload the host asks the old instance for its state ([`NodeObject::save_state`]) and
+//!   hands it to the new one ([`NodeObject::restore_state`]) before the new one receives
+//!   anything. Both are JSON text.
 //!
 //! Any change to a type here changes the layout that the host checks at load time; bump the
 //! crate's minor version with it, so that the refusal names the versions involved.
@@ -27,7 +30,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RStr, RString, RVec},
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
 /// A service's step said: run me again.
@@ -149,12 +152,18 @@ pub trait Host: Clone + Send + Sync + 'static {
 #[sabi_trait]
 pub trait NodeObject: Send {
     /// Runs subscription number `subscription`'s callback on `message`.
-    #[sabi(last_prefix_field)]
     fn deliver(
         &mut self,
         subscription: u32,
         message: MessageView<'_>,
     ) -> RResult<(), CallbackError>;
+
+    /// Before a reload: the state to hand to the next instance, as JSON text (none: `RNone`).
+    fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError>;
+
+    /// After a reload, before any message or service: the state the previous instance saved.
+    #[sabi(last_prefix_field)]
+    fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError>;
 }
 
 /// One service's callback, as the host holds it.

@@ -20,7 +20,7 @@ use abi_stable::library::{
 };
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -188,6 +188,26 @@ struct NodeRunner<N> {
 }
 
 impl<N: Node> NodeObject for NodeRunner<N> {
+    fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
+        let _scope = HostScope::enter(&self.host);
+        let node = &mut self.node;
+        contain(|| match node.save_state() {
+            Ok(Some(state)) => Ok(ROption::RSome(state.to_string().into())),
+            Ok(None) => Ok(ROption::RNone),
+            Err(error) => Err(error.to_string()),
+        })
+    }
+
+    fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError> {
+        let _scope = HostScope::enter(&self.host);
+        let node = &mut self.node;
+        contain(|| {
+            let state = serde_json::from_str(state.as_str())
+                .map_err(|e| format!("the saved state is not JSON: {e}"))?;
+            node.restore_state(state).map_err(|error| error.to_string())
+        })
+    }
+
     fn deliver(
         &mut self,
         subscription: u32,

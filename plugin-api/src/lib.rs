@@ -43,6 +43,10 @@
 //!   by the host; it never takes the hive down.
 //! - Log with [`info!`], [`warn!`], [`error!`] and [`debug!`]: the lines go to the node's own log
 //!   file. `println!` goes to the terminal.
+//! - When the host swaps in a new build of the node (or restarts it with new settings), it asks
+//!   the old instance for [`Node::save_state`] and hands that to the new one's
+//!   [`Node::restore_state`] before the new one receives anything. Messages sent to the node
+//!   meanwhile wait in its queue and are delivered, in order, to the new instance.
 //!
 //! The ABI between node and host lives in [`abi`]; node code never needs it.
 
@@ -64,12 +68,17 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The JSON library payloads and settings go through, re-exported so that node crates need
+/// no dependency of their own for it.
+pub use serde_json;
+
 /// Everything a node needs, in one import: `use hivemind::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         Context, Error, Flow, Message, Node, Result, Service, Services, Subscriptions, debug,
         error, info, warn,
     };
+    pub use serde_json::{Value, json};
 }
 
 /// Exports a [`Node`] type as this library's node. Put it once in the node crate's `lib.rs`.

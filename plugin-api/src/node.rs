@@ -24,6 +24,21 @@ pub trait Node: Send + Sized + 'static {
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
         let _ = hive;
     }
+
+    /// Called on the running instance when the node is about to be replaced (new code, or new
+    /// settings), after its services have stopped: return the state the next instance should
+    /// start from. The default keeps nothing.
+    fn save_state(&mut self) -> Result<Option<Value>> {
+        Ok(None)
+    }
+
+    /// Called on the new instance with what the previous one saved, after `new`, `services` and
+    /// `subscriptions` and before any message or service runs. An error is logged and the node
+    /// runs on with the state `new` gave it.
+    fn restore_state(&mut self, state: Value) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
 }
 
 /// What a node is built from: its name and its settings.

@@ -6,12 +6,15 @@
 use hivemind::prelude::*;
 
 /// NodeTemplate implementation.
-pub struct NodeTemplate {}
+pub struct NodeTemplate {
+    /// Messages handled so far: kept across reloads by `save_state` and `restore_state`.
+    handled: u64,
+}
 
 impl Node for NodeTemplate {
     /// Builds the node; `context.settings()` holds its table from `config/hive.toml`.
     fn new(_context: &Context) -> Result<Self> {
-        Ok(NodeTemplate {})
+        Ok(NodeTemplate { handled: 0 })
     }
 
     /// Register any default services:
@@ -37,6 +40,18 @@ impl Node for NodeTemplate {
     /// ```
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
         let _ = hive;
+    }
+
+    /// `hm dev` swaps in your new code when you save a file. What this returns is handed to the
+    /// new instance's `restore_state`, so state survives the swap.
+    fn save_state(&mut self) -> Result<Option<Value>> {
+        Ok(Some(json!({ "handled": self.handled })))
+    }
+
+    /// Takes back what the previous instance saved, before any message arrives.
+    fn restore_state(&mut self, state: Value) -> Result<()> {
+        self.handled = state["handled"].as_u64().unwrap_or(0);
+        Ok(())
     }
 }
 

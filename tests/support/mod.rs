@@ -272,6 +272,11 @@ impl Running {
         self.stdin.take();
     }
 
+    /// The process's memory map (`/proc/<pid>/maps`): which files it has mapped.
+    pub fn maps(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/maps", self.child.id())).unwrap_or_default()
+    }
+
     /// The process id, for signals.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -46,8 +46,12 @@ pub struct Message {
 pub struct Delivery {
     /// The message, shared by every node it goes to.
     pub message: Arc<Message>,
-    /// Indices of the receiving node's subscriptions that match the message's service.
+    /// Indices of the receiving node's subscriptions that match the message's service, as
+    /// registered under `generation`.
     pub subscriptions: Arc<[u32]>,
+    /// The registration the indices belong to: an instance registered under another one
+    /// matches the message against its own patterns instead.
+    pub generation: u64,
 }
 
 /// The receiving end of a node's queue, drained by the node's thread.
@@ -86,6 +90,7 @@ pub struct Subscription {
 #[derive(Clone)]
 struct Route {
     node: Arc<str>,
+    generation: u64,
     sender: Sender<Delivery>,
     subscriptions: Arc<[u32]>,
     stats: Arc<[Arc<SubscriptionStats>]>,
@@ -134,6 +139,7 @@ impl Route {
         let delivery = Delivery {
             message: message.clone(),
             subscriptions: self.subscriptions.clone(),
+            generation: self.generation,
         };
         let reason = match self.sender.try_send(delivery) {
             Ok(()) => return,
@@ -157,6 +163,7 @@ impl Route {
 }
 
 struct NodeEntry {
+    generation: u64,
     sender: Sender<Delivery>,
     subscriptions: Vec<Subscription>,
     services: Vec<Arc<str>>,
@@ -174,6 +181,7 @@ impl NodeEntry {
         }
         Some(Route {
             node: node.clone(),
+            generation: self.generation,
             sender: self.sender.clone(),
             subscriptions: matching.iter().map(|s| s.index).collect(),
             stats: matching.iter().map(|s| s.stats.clone()).collect(),
@@ -209,6 +217,18 @@ impl Registry {
         topic
     }
 
+    fn forget_unoffered_topics(&mut self) {
+        let stale: Vec<Arc<str>> = self
+            .topics
+            .keys()
+            .filter(|service| !self.is_advertised(service))
+            .cloned()
+            .collect();
+        for service in stale {
+            self.topics.remove(&service);
+        }
+    }
+
     fn is_advertised(&self, service: &str) -> bool {
         self.nodes
             .iter()
@@ -240,9 +260,10 @@ impl Bus {
     }
 
     /// Adds node `node` with its subscriptions (fed through `sender`) and the services it
-    /// offers; returns the topics its services publish on, in the order given.
+    /// offers, registered as `generation`; returns the topics its services publish on, in the
+    /// order given. Refuses a name already present.
     ///
-    /// Only the topics its patterns match get new routes. Refuses a name already present.
+    /// Only the topics its patterns match get new routes.
     pub fn join(
         &self,
         node: &Arc<str>,
@@ -250,24 +271,55 @@ impl Bus {
         subscriptions: Vec<Subscription>,
         services: &[Arc<str>],
     ) -> Result<Vec<Arc<Topic>>, JoinError> {
-        let mut registry = self.registry.lock();
-        if registry.nodes.iter().any(|(name, _)| name == node) {
+        if self
+            .registry
+            .lock()
+            .nodes
+            .iter()
+            .any(|(name, _)| name == node)
+        {
             return Err(JoinError::AlreadyJoined(node.to_string()));
         }
+        Ok(self.register(node, sender, subscriptions, services, 0))
+    }
+
+    /// Registers node `node` as [`Bus::join`] does, replacing its current registration if it
+    /// has one, in one step: each topic's routes switch from the old registration to the new
+    /// one at once, so a message is routed under one or the other, never lost or doubled.
+    pub fn register(
+        &self,
+        node: &Arc<str>,
+        sender: Sender<Delivery>,
+        subscriptions: Vec<Subscription>,
+        services: &[Arc<str>],
+        generation: u64,
+    ) -> Vec<Arc<Topic>> {
+        let mut registry = self.registry.lock();
         let entry = NodeEntry {
+            generation,
             sender,
             subscriptions,
             services: services.to_vec(),
         };
         for topic in registry.topics.values() {
-            if let Some(route) = entry.route_for(node, &topic.name) {
-                let mut routes = Vec::clone(&topic.routes.load());
-                routes.push(route);
-                topic.routes.store(Arc::new(routes));
+            let routes = topic.routes.load();
+            let had_route = routes.iter().any(|r| r.node == *node);
+            let new_route = entry.route_for(node, &topic.name);
+            if !had_route && new_route.is_none() {
+                continue;
             }
+            let mut updated: Vec<Route> =
+                routes.iter().filter(|r| r.node != *node).cloned().collect();
+            updated.extend(new_route);
+            topic.routes.store(Arc::new(updated));
         }
-        registry.nodes.push((node.clone(), entry));
-        Ok(services.iter().map(|s| registry.topic(s)).collect())
+        match registry.nodes.iter_mut().find(|(name, _)| name == node) {
+            Some((_, existing)) => *existing = entry,
+            None => registry.nodes.push((node.clone(), entry)),
+        }
+        let topics = services.iter().map(|s| registry.topic(s)).collect();
+        registry.forget_unoffered_topics();
+        topics
     }
 
     /// Removes node `node`: its subscriptions stop receiving, and topics nobody offers any more
@@ -286,15 +338,7 @@ impl Bus {
                 topic.routes.store(Arc::new(kept));
             }
         }
-        let stale: Vec<Arc<str>> = registry
-            .topics
-            .keys()
-            .filter(|service| !registry.is_advertised(service))
-            .cloned()
-            .collect();
-        for service in stale {
-            registry.topics.remove(&service);
-        }
+        registry.forget_unoffered_topics();
     }
 
     /// Publishes `payload` on `service` as node `from`, whether or not a node offers that
@@ -517,6 +561,40 @@ mod tests {
         assert_eq!(got, vec!["1"]);
         drop(tap);
         assert!(bus.registry.lock().nodes.is_empty(), "the tap left the bus");
+    }
+
+    #[test]
+    fn re_registering_switches_routes_at_once_and_keeps_the_queue() {
+        let bus = Bus::new();
+        let (topics, _) = join(&bus, "city", &[], &["bat-signal", "cat-signal"]);
+        let (sender, inbox) = queue(16);
+        let node: Arc<str> = "batman".into();
+        bus.register(&node, sender.clone(), subscriptions(&["bat-*"]), &[], 1);
+        let from: Arc<str> = "city".into();
+        topics[0].publish(&from, "1".into());
+        topics[1].publish(&from, "no".into());
+        bus.register(&node, sender, subscriptions(&["cat-*", "bat-*"]), &[], 2);
+        topics[0].publish(&from, "2".into());
+        topics[1].publish(&from, "3".into());
+        let got: Vec<(String, Vec<u32>, u64)> = inbox
+            .try_iter()
+            .map(|d| {
+                (
+                    d.message.payload.to_string(),
+                    d.subscriptions.to_vec(),
+                    d.generation,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("1".into(), vec![0], 1),
+                ("2".into(), vec![1], 2),
+                ("3".into(), vec![0], 2)
+            ]
+        );
+        assert_eq!(bus.topics().len(), 2);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `hm dev` and `hm run`: build (dev only), load and run a hive until asked to stop.
 
 use crate::config::{self, HiveConfig};
-use crate::controller::{Controller, library_path};
-use crate::{build, logging, scaffold, web};
+use crate::controller::{Controller, Selection, library_path};
+use crate::reconcile::{self, Rebuild};
+use crate::{build, logging, scaffold, watch, web};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use std::net::SocketAddr;
@@ -11,10 +12,12 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
-/// Build the hive's nodes, then run the hive with its web page.
+/// Build the hive's nodes, run the hive, and rebuild and reload nodes as you edit them.
 ///
 /// Builds every node crate in nodes/ with cargo, loads the enabled nodes, routes their
-/// messages, writes logs and serves the page. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
+/// messages, writes logs and serves the page. While it runs, a saved change to a node's sources
+/// rebuilds it and swaps the new code in; a changed config/hive.toml is applied at once.
+/// Stop with Ctrl-C, SIGTERM, or `q` then Enter.
 #[derive(Debug, Args)]
 pub struct DevArgs {
     #[command(flatten)]
@@ -26,7 +29,9 @@ pub struct DevArgs {
 
 /// Run the hive from the compiled node libraries in nodes/, building nothing.
 ///
-/// Loads nodes/lib<name>.so for each enabled node. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
+/// Loads nodes/lib<name>.so for each enabled node. While it runs, a library dropped into,
+/// replaced in or removed from nodes/ is loaded, reloaded or unloaded, and a changed
+/// config/hive.toml is applied at once. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Write debug lines to the log files.
@@ -46,20 +51,27 @@ pub fn run_dev(args: DevArgs) -> Result<()> {
     let config = config::load(&root)?;
     let crates = build::node_crates(&root)?;
     build::build_and_install(&root, &crates, args.release)?;
-    run_hive(config, &args.common)
+    run_hive(
+        config,
+        &args.common,
+        Some(Rebuild {
+            release: args.release,
+        }),
+    )
 }
 
 /// `hm run`.
 pub fn run_prod(args: RunArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let config = config::load(&root)?;
-    run_hive(config, &args)
+    run_hive(config, &args, None)
 }
 
-fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
+fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) -> Result<()> {
     if let Some(port) = args.port {
         config.port = port;
     }
+    web::check_exposure(&config)?;
     let selection = select_nodes(&config, &args.nodes)?;
     let logs = logging::init(logging::LogSettings {
         dir: config.log.location.clone(),
@@ -79,9 +91,15 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
         let listener = web::bind(address).await?;
         let address = listener.local_addr()?;
         let name = config.name.clone();
-        let controller = Arc::new(Controller::new(config, logs)?);
+        let controller = Arc::new(Controller::new(config, selection, logs)?);
         let starting = controller.clone();
-        tokio::task::spawn_blocking(move || starting.start(&selection)).await?;
+        tokio::task::spawn_blocking(move || starting.start()).await?;
+        let (watch, changes) = watch::watch(controller.root(), rebuild.is_some())?;
+        let reconciling = controller.clone();
+        std::thread::Builder::new()
+            .name("hm-reconcile".into())
+            .spawn(move || reconcile::run(&reconciling, &changes, rebuild))
+            .context("cannot start the reconciler")?;
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(web::serve(listener, controller.clone(), async {
             let _ = server_stopped.await;
@@ -91,6 +109,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
         );
         let reason = stop.next().await;
         tracing::info!("stopping the hive ({reason})");
+        drop(watch);
         let stopping = controller.clone();
         let stuck = tokio::task::spawn_blocking(move || stopping.stop()).await?;
         let _ = stop_server.send(());
@@ -109,14 +128,9 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs) -> Result<()> {
 }
 
 /// The nodes to run: those enabled in the config, or exactly those named with `-n`.
-fn select_nodes(config: &HiveConfig, named: &[String]) -> Result<Vec<String>> {
+fn select_nodes(config: &HiveConfig, named: &[String]) -> Result<Selection> {
     if named.is_empty() {
-        return Ok(config
-            .nodes
-            .iter()
-            .filter(|(_, node)| node.enabled)
-            .map(|(name, _)| name.clone())
-            .collect());
+        return Ok(Selection::Enabled);
     }
     let mut selection = Vec::new();
     for wanted in named {
@@ -145,7 +159,7 @@ fn select_nodes(config: &HiveConfig, named: &[String]) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(selection)
+    Ok(Selection::Only(selection))
 }
 
 /// What can stop a running hive: Ctrl-C, SIGTERM, or a `q` line on stdin.

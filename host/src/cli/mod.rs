@@ -2,7 +2,11 @@
 
 mod create_node;
 mod dev;
+mod enable;
+mod list;
+mod logs;
 mod new;
+mod send;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,6 +26,12 @@ enum Command {
     CreateNode(create_node::CreateNodeArgs),
     Dev(dev::DevArgs),
     Run(dev::RunArgs),
+    Enable(enable::EnableArgs),
+    /// Switch a node off in config/hive.toml (comments kept); a running hive stops it at once.
+    Disable(enable::EnableArgs),
+    Send(send::SendArgs),
+    List(list::ListArgs),
+    Logs(logs::LogsArgs),
 }
 
 /// Runs the command the user typed.
@@ -31,5 +41,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CreateNode(args) => create_node::run(args),
         Command::Dev(args) => dev::run_dev(args),
         Command::Run(args) => dev::run_prod(args),
+        Command::Enable(args) => enable::run(args, true),
+        Command::Disable(args) => enable::run(args, false),
+        Command::Send(args) => send::run(args),
+        Command::List(args) => list::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

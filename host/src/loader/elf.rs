@@ -4,10 +4,6 @@
 //! end of the file), so a half-written library must be refused first. The check reads the ELF
 //! header and program headers and requires the file to cover every part they describe.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
-
 /// Why a file is not a loadable ELF shared object.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ElfError {
@@ -35,9 +31,6 @@ pub enum ElfError {
         /// Bytes on disk.
         actual: u64,
     },
-    /// The file could not be read.
-    #[error("it cannot be read: {0}")]
-    Io(String),
 }
 
 const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
@@ -46,45 +39,41 @@ const LITTLE_ENDIAN: u8 = 1;
 const TYPE_SHARED: u16 = 3;
 const HEADER_LEN: usize = 64;
 
-/// Checks that `path` is a complete 64-bit little-endian ELF shared object.
-pub fn check(path: &Path) -> Result<(), ElfError> {
-    let io = |e: std::io::Error| ElfError::Io(e.to_string());
-    let mut file = File::open(path).map_err(io)?;
-    let actual = file.metadata().map_err(io)?.len();
-    if actual == 0 {
+/// Checks that `bytes` (a whole file) are a complete 64-bit little-endian ELF shared object.
+pub fn check(bytes: &[u8]) -> Result<(), ElfError> {
+    let actual = bytes.len() as u64;
+    if bytes.is_empty() {
         return Err(ElfError::Empty);
     }
-    let mut header = [0u8; HEADER_LEN];
-    let read = read_up_to(&mut file, &mut header).map_err(io)?;
-    if read < 4 || header[..4] != ELF_MAGIC {
+    if bytes.len() < 4 || bytes[..4] != ELF_MAGIC {
         return Err(ElfError::NotElf);
     }
-    if read < HEADER_LEN {
+    if bytes.len() < HEADER_LEN {
         return Err(ElfError::Truncated {
             expected: HEADER_LEN as u64,
             actual,
         });
     }
+    let header = &bytes[..HEADER_LEN];
     if header[4] != CLASS_64 || header[5] != LITTLE_ENDIAN {
         return Err(ElfError::WrongPlatform);
     }
-    if u16_at(&header, 0x10) != TYPE_SHARED {
+    if u16_at(header, 0x10) != TYPE_SHARED {
         return Err(ElfError::NotSharedObject);
     }
-    let program_headers = u64_at(&header, 0x20);
-    let section_headers = u64_at(&header, 0x28);
-    let program_header_size = u64::from(u16_at(&header, 0x36));
-    let program_header_count = u64::from(u16_at(&header, 0x38));
-    let section_header_size = u64::from(u16_at(&header, 0x3a));
-    let section_header_count = u64::from(u16_at(&header, 0x3c));
+    let program_headers = u64_at(header, 0x20);
+    let section_headers = u64_at(header, 0x28);
+    let program_header_size = u64::from(u16_at(header, 0x36));
+    let program_header_count = u64::from(u16_at(header, 0x38));
+    let section_header_size = u64::from(u16_at(header, 0x3a));
+    let section_header_count = u64::from(u16_at(header, 0x3c));
 
-    let mut expected = section_headers.saturating_add(section_header_size * section_header_count);
     let table_end = program_headers.saturating_add(program_header_size * program_header_count);
-    expected = expected.max(table_end);
+    let mut expected = section_headers
+        .saturating_add(section_header_size * section_header_count)
+        .max(table_end);
     if table_end <= actual && program_header_size >= 0x28 {
-        file.seek(SeekFrom::Start(program_headers)).map_err(io)?;
-        let mut table = vec![0u8; (program_header_size * program_header_count) as usize];
-        file.read_exact(&mut table).map_err(io)?;
+        let table = &bytes[program_headers as usize..table_end as usize];
         for entry in table.chunks_exact(program_header_size as usize) {
             let offset = u64_at(entry, 0x08);
             let file_size = u64_at(entry, 0x20);
@@ -95,17 +84,6 @@ pub fn check(path: &Path) -> Result<(), ElfError> {
         return Err(ElfError::Truncated { expected, actual });
     }
     Ok(())
-}
-
-fn read_up_to(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -121,7 +99,6 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     /// A real shared library to cut up: the C library every Linux process maps.
     fn a_real_shared_library() -> std::path::PathBuf {
@@ -133,41 +110,27 @@ mod tests {
             .expect("libc is mapped")
     }
 
-    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let path = dir.path().join(name);
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
-        path
-    }
-
     #[test]
     fn a_complete_library_passes() {
-        assert_eq!(check(&a_real_shared_library()), Ok(()));
+        assert_eq!(
+            check(&std::fs::read(a_real_shared_library()).unwrap()),
+            Ok(())
+        );
     }
 
     #[test]
     fn empty_text_and_random_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check(&write(&dir, "empty.so", b"")), Err(ElfError::Empty));
-        assert_eq!(
-            check(&write(&dir, "text.so", b"fn main() {}\n")),
-            Err(ElfError::NotElf)
-        );
+        assert_eq!(check(b""), Err(ElfError::Empty));
+        assert_eq!(check(b"fn main() {}\n"), Err(ElfError::NotElf));
         let noise: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
-        assert_eq!(
-            check(&write(&dir, "noise.so", &noise)),
-            Err(ElfError::NotElf)
-        );
+        assert_eq!(check(&noise), Err(ElfError::NotElf));
     }
 
     #[test]
     fn a_truncated_library_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
         let whole = std::fs::read(a_real_shared_library()).unwrap();
         for cut in [10, 64, 4096, whole.len() / 2, whole.len() - 1] {
-            let result = check(&write(&dir, "cut.so", &whole[..cut]));
+            let result = check(&whole[..cut]);
             assert!(
                 matches!(result, Err(ElfError::Truncated { .. })),
                 "cut at {cut}: {result:?}"

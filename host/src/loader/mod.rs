@@ -22,6 +22,8 @@ use hivemind::abi::{CallbackError, NodeInit, NodeLib_Ref, NodeParts};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// The hivemind API version this host speaks (the `hivemind` crate's version).
 pub fn host_api_version() -> String {
@@ -49,6 +51,12 @@ pub struct LibraryInfo {
     pub type_name: String,
     /// The hivemind API version it was built against.
     pub api_version: String,
+    /// A hash of the file's content (xxh3, hex), which tells versions apart.
+    pub hash: String,
+    /// The file's modification time (RFC 3339), when the file system has one.
+    pub modified: Option<String>,
+    /// The file's size in bytes.
+    pub size: u64,
 }
 
 /// Why a library could not be loaded; names the file and says what to do.
@@ -66,6 +74,9 @@ pub enum LoadErrorKind {
     /// No such file.
     #[error("it does not exist")]
     Missing,
+    /// The file exists but cannot be read.
+    #[error("it cannot be read: {0}")]
+    Unreadable(String),
     /// Not a complete shared library.
     #[error("{0}")]
     NotALibrary(#[from] ElfError),
@@ -106,6 +117,7 @@ impl LoadError {
     /// What the user should do about it.
     pub fn help(&self) -> &'static str {
         match self.kind {
+            LoadErrorKind::Unreadable(_) => "check the file's permissions",
             LoadErrorKind::Missing => {
                 "build the node (`hm dev` builds every crate in nodes/) or copy its compiled library there"
             }
@@ -144,28 +156,37 @@ impl NodeLibrary {
             path: path.to_path_buf(),
             kind,
         };
-        if !path.exists() {
-            return Err(fail(LoadErrorKind::Missing));
-        }
-        elf::check(path).map_err(|e| fail(e.into()))?;
-        let copy =
-            private_copy(path, scratch).map_err(|e| fail(LoadErrorKind::Copy(e.to_string())))?;
-        let opened = open_checked(&copy).map_err(fail);
-        match opened {
+        let bytes = std::fs::read(path).map_err(|e| {
+            fail(match e.kind() {
+                std::io::ErrorKind::NotFound => LoadErrorKind::Missing,
+                _ => LoadErrorKind::Unreadable(e.to_string()),
+            })
+        })?;
+        elf::check(&bytes).map_err(|e| fail(e.into()))?;
+        let copy = private_copy(path, &bytes, scratch)
+            .map_err(|e| fail(LoadErrorKind::Copy(e.to_string())))?;
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| OffsetDateTime::from(t).format(&Rfc3339).ok());
+        match open_checked(&copy) {
             Ok((library, module, api_version)) => Ok(Self {
                 info: LibraryInfo {
                     path: path.to_path_buf(),
                     crate_name: module.crate_name().as_str().to_owned(),
                     type_name: module.type_name().as_str().to_owned(),
                     api_version,
+                    hash: content_hash(&bytes),
+                    modified,
+                    size: bytes.len() as u64,
                 },
                 module,
                 library: Some(library),
                 copy,
             }),
-            Err(error) => {
+            Err(kind) => {
                 let _ = std::fs::remove_file(&copy);
-                Err(error)
+                Err(fail(kind))
             }
         }
     }
@@ -199,9 +220,15 @@ impl Drop for NodeLibrary {
     }
 }
 
-/// Copies `path` to a name of its own in `scratch`, so the watched file is never mapped and
-/// every load gets a fresh path (glibc reuses a loaded library when given the same path).
-fn private_copy(path: &Path, scratch: &Path) -> std::io::Result<PathBuf> {
+/// The content hash of a library file, as [`LibraryInfo::hash`] gives it.
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// Writes `bytes` (read from `path`) to a name of its own in `scratch`, so the watched file is
+/// never mapped and every load gets a fresh path (glibc reuses a loaded library when given the
+/// same path).
+fn private_copy(path: &Path, bytes: &[u8], scratch: &Path) -> std::io::Result<PathBuf> {
     static COPIES: AtomicU64 = AtomicU64::new(0);
     let number = COPIES.fetch_add(1, Ordering::Relaxed);
     let stem = path
@@ -209,7 +236,7 @@ fn private_copy(path: &Path, scratch: &Path) -> std::io::Result<PathBuf> {
         .map(|s| s.to_string_lossy())
         .unwrap_or_default();
     let copy = scratch.join(format!("{stem}-{number}.so"));
-    std::fs::copy(path, &copy)?;
+    std::fs::write(&copy, bytes)?;
     Ok(copy)
 }
 

@@ -1,11 +1,22 @@
-//! Runs one node: loads its library, builds it, delivers its subscriptions' messages on the
-//! node's own thread, runs each of its services on a thread of its own, and takes it all down
-//! again in the order that lets the library be closed for real.
+//! Runs one instance of a node: loads its library, builds it, delivers its subscriptions'
+//! messages on the node's own thread, runs each of its services on a thread of its own, and
+//! takes it all down again in the order that lets the library be closed for real.
 //!
-//! This is the seam between the controller and a node: [`NodeRuntime::spawn`] (load and
-//! register), [`NodeRuntime::start_services`], message delivery through the node's queue, and
-//! [`NodeRuntime::request_stop`] / [`NodeRuntime::join`]. Every call into the library happens on
-//! the threads made here, and they are all joined before the library is closed.
+//! This is the seam between the controller and a node:
+//!
+//! 1. [`NodeRuntime::spawn`] loads and builds the instance on its thread; [`NodeRuntime::wait_built`]
+//!    returns what it registered (or why it failed). Nothing runs yet.
+//! 2. The controller puts the registrations on the bus, then [`NodeRuntime::start`] hands the
+//!    instance its topics (and a previous instance's saved state): it restores the state,
+//!    starts its services and drains the node's queue.
+//! 3. [`NodeRuntime::hand_over`] (a reload) stops the services, saves the state and stops
+//!    draining, leaving the queue to the next instance; [`NodeRuntime::request_stop`] (an
+//!    unload) does the same but drains what is queued as dropped. Either way the instance then
+//!    drops everything the library made and closes it.
+//!
+//! The queue belongs to the node, not to an instance: messages sent while one instance hands over
+//! to the next wait in it and reach the new one, once and in order. Every call into the library
+//! happens on the threads made here, and they are all joined before the library is closed.
 
 mod host;
 mod service;
@@ -13,24 +24,44 @@ mod state;
 
 pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
 
-use crate::bus::{Bus, Delivery, Inbox, Pattern, Subscription, SubscriptionStats};
-use crate::loader::NodeLibrary;
+use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
+use crate::loader::{LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
 use host::NodeHost;
 use service::ServiceThread;
-use state::{NodeShared, ServiceStats};
+use state::NodeShared;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What the runtime needs to start a node.
-#[derive(Debug, Clone)]
+/// How long services get to return after being told to stop.
+const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
+
+/// A node's message queue: it outlives instances, so a reload loses nothing.
+#[derive(Clone)]
+pub struct NodeQueue {
+    /// Where the bus puts the node's deliveries.
+    pub sender: Sender<Delivery>,
+    /// Where the node's instance takes them from.
+    pub inbox: Inbox,
+}
+
+impl NodeQueue {
+    /// A queue with room for `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, inbox) = crate::bus::queue(capacity);
+        Self { sender, inbox }
+    }
+}
+
+/// What the runtime needs to start an instance of a node.
+#[derive(Clone)]
 pub struct NodeSpec {
     /// The node's name in the hive.
     pub name: Arc<str>,
@@ -38,14 +69,15 @@ pub struct NodeSpec {
     pub library: PathBuf,
     /// The node's settings, as JSON text.
     pub settings_json: String,
-    /// How many messages may wait for this node.
-    pub queue_capacity: usize,
+    /// The node's queue.
+    pub queue: NodeQueue,
+    /// The bus registration this instance will have; deliveries routed under another one are
+    /// matched against this instance's own patterns.
+    pub generation: u64,
 }
 
 /// What every node of a hive shares.
 pub struct Environment {
-    /// The hive's routing table.
-    pub bus: Arc<Bus>,
     /// Where node logs go.
     pub logs: Logs,
     /// Where private copies of libraries are loaded from.
@@ -54,22 +86,38 @@ pub struct Environment {
     pub max_payload_bytes: usize,
 }
 
+/// What an instance registered, for the controller to put on the bus.
+pub struct Built {
+    /// Its subscriptions, by index.
+    pub subscriptions: Vec<Subscription>,
+    /// Its services' names, by index.
+    pub services: Vec<Arc<str>>,
+    /// The library it runs.
+    pub library: LibraryInfo,
+    /// How long loading and building took.
+    pub took: Duration,
+}
+
 enum Control {
-    StartServices,
+    Start {
+        topics: Vec<Arc<Topic>>,
+        state: Option<String>,
+        backlog: Vec<Delivery>,
+    },
+    HandOver(Sender<Option<String>>),
     Stop,
 }
 
-/// A running (or failed) node.
+/// One running (or failed) instance of a node.
 pub struct NodeRuntime {
     shared: Arc<NodeShared>,
     control: Sender<Control>,
-    ready: Receiver<Result<(), String>>,
+    built: Receiver<Result<Built, String>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl NodeRuntime {
-    /// Starts loading and registering the node on a thread of its own; returns at once.
-    /// Its services start only after [`NodeRuntime::start_services`].
+    /// Starts loading and building an instance on a thread of its own; returns at once.
     pub fn spawn(spec: NodeSpec, env: Arc<Environment>) -> Self {
         let log = env.logs.node(&spec.name);
         let shared = Arc::new(NodeShared::new(
@@ -78,42 +126,58 @@ impl NodeRuntime {
             env.max_payload_bytes,
         ));
         let (control, control_inbox) = crossbeam_channel::unbounded();
-        let (ready_sender, ready) = crossbeam_channel::bounded(1);
+        let (built_sender, built) = crossbeam_channel::bounded(1);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}", spec.name))
-            .spawn(move || {
-                node_thread(spec, env, thread_shared, control_inbox, ready_sender);
-            })
+            .spawn(move || node_thread(spec, &env, &thread_shared, &control_inbox, built_sender))
             .expect("the OS refused to start a thread");
         Self {
             shared,
             control,
-            ready,
+            built,
             thread: Some(thread),
         }
     }
 
-    /// Waits until the node has registered (Ok) or failed to load or build (Err, with why).
-    pub fn wait_ready(&self) -> Result<(), String> {
-        self.ready
+    /// Waits until the instance is built (what it registered) or has failed (why).
+    pub fn wait_built(&self) -> Result<Built, String> {
+        self.built
             .recv()
             .unwrap_or_else(|_| Err(self.shared.snapshot().error.unwrap_or_default()))
     }
 
-    /// Starts the node's services.
-    pub fn start_services(&self) {
-        let _ = self.control.send(Control::StartServices);
+    /// Starts the instance: it takes `topics` for its services, restores `state`, starts its
+    /// services, delivers `backlog` (messages left in a previous queue), then drains the node's
+    /// queue.
+    pub fn start(&self, topics: Vec<Arc<Topic>>, state: Option<String>, backlog: Vec<Delivery>) {
+        let _ = self.control.send(Control::Start {
+            topics,
+            state,
+            backlog,
+        });
     }
 
-    /// Asks the node to stop: every `sleep_for` wakes and every service loop ends after its
-    /// current step. Returns at once; see [`NodeRuntime::join`].
+    /// Stops the services, saves the node's state and stops draining the queue, which stays
+    /// for the next instance; returns the saved state. The instance then closes its library.
+    pub fn hand_over(&self) -> Option<String> {
+        let (reply, saved) = crossbeam_channel::bounded(1);
+        self.shared.stop();
+        if self.control.send(Control::HandOver(reply)).is_err() {
+            return None;
+        }
+        saved.recv().ok().flatten()
+    }
+
+    /// Asks the instance to stop for good: every `sleep_for` wakes, every service loop ends
+    /// after its current step, and what is still queued is counted as dropped. Returns at once;
+    /// see [`NodeRuntime::join`].
     pub fn request_stop(&self) {
         self.shared.stop();
         let _ = self.control.send(Control::Stop);
     }
 
-    /// Waits until `deadline` for the node's threads to end; returns whether they did.
+    /// Waits until `deadline` for the instance's threads to end; returns whether they did.
     pub fn join(&mut self, deadline: Instant) -> bool {
         let Some(thread) = self.thread.take() else {
             return true;
@@ -130,51 +194,59 @@ impl NodeRuntime {
         }
     }
 
-    /// The node's current state and counters.
+    /// The instance's current state and counters.
     pub fn snapshot(&self) -> NodeSnapshot {
         self.shared.snapshot()
     }
 }
 
-/// The node's own thread: it loads the library, builds the node, delivers messages and tears
-/// everything down again.
+/// The instance's own thread: it loads the library, builds the node, delivers messages and
+/// tears everything down again.
 fn node_thread(
     spec: NodeSpec,
-    env: Arc<Environment>,
-    shared: Arc<NodeShared>,
-    control: Receiver<Control>,
-    ready: Sender<Result<(), String>>,
+    env: &Environment,
+    shared: &Arc<NodeShared>,
+    control: &Receiver<Control>,
+    built: Sender<Result<Built, String>>,
 ) {
     let started = Instant::now();
     let library = match NodeLibrary::open(&spec.library, &env.scratch) {
         Ok(library) => library,
         Err(error) => {
-            shared.fail(&format!("{error}\nhelp: {}", error.help()));
-            let _ = ready.send(Err(error.to_string()));
+            let message = format!("{error}\nhelp: {}", error.help());
+            shared.fail(&message);
+            let _ = built.send(Err(message));
             return;
         }
     };
     shared.set_library(library.info().clone());
-    let node = match build(&spec, &env, &shared, &library) {
+    let node = match build(&spec, shared, &library) {
         Ok(node) => node,
         Err(error) => {
             shared.fail(&error);
-            let _ = ready.send(Err(error));
+            let _ = built.send(Err(error));
             return;
         }
     };
+    let took = started.elapsed();
     shared.log.write(
         LogLevel::Info,
         &format!(
-            "loaded {} ({}, hivemind API {}) in {:.1} ms",
+            "loaded {} ({}, hivemind API {}, {}) in {:.1} ms",
             library.info().path.display(),
             library.info().type_name,
             library.info().api_version,
-            started.elapsed().as_secs_f64() * 1e3
+            library.info().hash,
+            took.as_secs_f64() * 1e3
         ),
     );
-    let _ = ready.send(Ok(()));
-    if run(node, &env, &shared, &control) {
+    let _ = built.send(Ok(Built {
+        subscriptions: node.subscriptions.clone(),
+        services: node.service_names.clone(),
+        library: library.info().clone(),
+        took,
+    }));
+    if run(node, &spec, shared, control) {
         // Every object the library made is gone and every thread that ran its code has ended:
         // closing it is sound.
         drop(library);
@@ -184,17 +256,16 @@ fn node_thread(
     }
 }
 
-/// A built node, registered on the bus, with its services not yet started.
+/// A built instance, not yet started.
 struct BuiltNode {
     object: NodeBox,
-    inbox: Inbox,
-    services: Vec<(ServiceDecl, Arc<ServiceStats>)>,
+    services: Vec<ServiceDecl>,
+    service_names: Vec<Arc<str>>,
     subscriptions: Vec<Subscription>,
 }
 
 fn build(
     spec: &NodeSpec,
-    env: &Environment,
     shared: &Arc<NodeShared>,
     library: &NodeLibrary,
 ) -> Result<BuiltNode, String> {
@@ -218,17 +289,11 @@ fn build(
     let services: Vec<ServiceDecl> = services.into_iter().collect();
     let subscriptions =
         compile_subscriptions(&spec.name, subscriptions.iter().map(|p| p.as_str()))?;
-    let names = service_names(&spec.name, &services)?;
-    let (sender, inbox) = crate::bus::queue(spec.queue_capacity);
-    let topics = env
-        .bus
-        .join(&spec.name, sender, subscriptions.clone(), &names)
-        .map_err(|e| e.to_string())?;
-    let stats = shared.register(topics, &subscriptions);
+    let service_names = service_names(&spec.name, &services)?;
     Ok(BuiltNode {
         object: node,
-        inbox,
-        services: services.into_iter().zip(stats).collect(),
+        services,
+        service_names,
         subscriptions,
     })
 }
@@ -269,44 +334,68 @@ fn service_names(node: &str, services: &[ServiceDecl]) -> Result<Vec<Arc<str>>, 
     Ok(names)
 }
 
-/// Delivers messages until told to stop, then stops the services and leaves the bus. Returns
-/// whether every service thread ended (so the library may be closed).
+/// How an instance's run ended.
+enum Ending {
+    /// Handed over to a next instance: the queue is left as it is.
+    HandOver(Sender<Option<String>>),
+    /// Stopped for good: what is queued is dropped and counted.
+    Stop,
+}
+
+/// Waits for the start, delivers messages until told to hand over or stop, then stops the
+/// services. Returns whether every service thread ended (so the library may be closed).
 fn run(
     node: BuiltNode,
-    env: &Environment,
+    spec: &NodeSpec,
     shared: &Arc<NodeShared>,
     control: &Receiver<Control>,
 ) -> bool {
     let BuiltNode {
         mut object,
-        inbox,
         services,
+        service_names: _,
         subscriptions,
     } = node;
-    let mut services = Some(services);
-    let mut threads: Vec<ServiceThread> = Vec::new();
-    loop {
-        crossbeam_channel::select! {
-            recv(inbox) -> delivery => match delivery {
-                Ok(delivery) => deliver(&mut object, &delivery, &subscriptions, &shared.log),
-                Err(_) => break,
-            },
-            recv(control) -> command => match command {
-                Ok(Control::StartServices) => {
-                    for (decl, stats) in services.take().into_iter().flatten() {
-                        threads.push(ServiceThread::spawn(decl, stats, shared.clone()));
-                    }
-                    shared.set_running();
-                }
-                Ok(Control::Stop) | Err(_) => break,
-            },
+    let (topics, state, backlog) = match control.recv() {
+        Ok(Control::Start {
+            topics,
+            state,
+            backlog,
+        }) => (topics, state, backlog),
+        Ok(Control::HandOver(reply)) => {
+            let _ = reply.send(None);
+            return true;
         }
+        Ok(Control::Stop) | Err(_) => return true,
+    };
+    let stats = shared.register(topics, &subscriptions);
+    if let Some(state) = state {
+        restore(&mut object, &state, &shared.log);
     }
-    env.bus.leave(&shared.name);
+    let threads: Vec<ServiceThread> = services
+        .into_iter()
+        .zip(stats)
+        .map(|(decl, stats)| ServiceThread::spawn(decl, stats, shared.clone()))
+        .collect();
+    shared.set_running();
+    for delivery in &backlog {
+        deliver(
+            &mut object,
+            delivery,
+            spec.generation,
+            &subscriptions,
+            &shared.log,
+        );
+    }
+    let ending = deliver_until_told(&mut object, spec, &subscriptions, shared, control);
     shared.stop();
-    let stuck = service::join_all(threads, Instant::now() + Duration::from_millis(800));
-    count_undelivered(&inbox, &subscriptions, &shared.log);
-    drop(services);
+    let stuck = service::join_all(threads, Instant::now() + SERVICE_STOP_DEADLINE);
+    match ending {
+        Ending::HandOver(reply) => {
+            let _ = reply.send(save(&mut object, &shared.log));
+        }
+        Ending::Stop => count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log),
+    }
     drop(object);
     shared.set_stopped();
     if stuck.is_empty() {
@@ -315,16 +404,77 @@ fn run(
     shared.log.write(
         LogLevel::Error,
         &format!(
-            "service(s) {} did not return within 0.8 s of the stop; the node's library stays loaded",
-            stuck.join(", ")
+            "service(s) {} did not return within {} ms of the stop; the node's library stays loaded",
+            stuck.join(", "),
+            SERVICE_STOP_DEADLINE.as_millis()
         ),
     );
     false
 }
 
+fn deliver_until_told(
+    object: &mut NodeBox,
+    spec: &NodeSpec,
+    subscriptions: &[Subscription],
+    shared: &NodeShared,
+    control: &Receiver<Control>,
+) -> Ending {
+    let inbox = &spec.queue.inbox;
+    loop {
+        crossbeam_channel::select! {
+            recv(inbox) -> delivery => match delivery {
+                Ok(delivery) => deliver(object, &delivery, spec.generation, subscriptions, &shared.log),
+                Err(_) => return Ending::Stop,
+            },
+            recv(control) -> command => match command {
+                Ok(Control::HandOver(reply)) => return Ending::HandOver(reply),
+                Ok(Control::Stop) | Err(_) => return Ending::Stop,
+                Ok(Control::Start { .. }) => {}
+            },
+        }
+    }
+}
+
+fn restore(object: &mut NodeBox, state: &str, log: &NodeLog) {
+    match object.restore_state(RStr::from_str(state)).into_result() {
+        Ok(()) => log.write(
+            LogLevel::Debug,
+            "restored the state of the previous instance",
+        ),
+        Err(error) => log.write(
+            LogLevel::Error,
+            &format!(
+                "restore_state {}: {}; the node runs on with the state `new` gave it",
+                if error.panicked { "panicked" } else { "failed" },
+                error.message
+            ),
+        ),
+    }
+}
+
+fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
+    match object.save_state().into_result() {
+        // Copied out: the string was made by the library, which is about to close.
+        Ok(ROption::RSome(state)) => Some(state.as_str().to_owned()),
+        Ok(ROption::RNone) => None,
+        Err(error) => {
+            log.write(
+                LogLevel::Error,
+                &format!(
+                    "save_state {}: {}; the next instance starts afresh",
+                    if error.panicked { "panicked" } else { "failed" },
+                    error.message
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn deliver(
     object: &mut NodeBox,
     delivery: &Delivery,
+    generation: u64,
     subscriptions: &[Subscription],
     log: &NodeLog,
 ) {
@@ -334,7 +484,19 @@ fn deliver(
         node: RStr::from_str(&message.node),
         payload: RStr::from_str(&message.payload),
     };
-    for &index in delivery.subscriptions.iter() {
+    // Routed for a previous instance, whose patterns may differ: match against ours.
+    let rematched: Vec<u32>;
+    let indices: &[u32] = if delivery.generation == generation {
+        &delivery.subscriptions
+    } else {
+        rematched = subscriptions
+            .iter()
+            .filter(|s| s.pattern.matches(&message.service))
+            .map(|s| s.index)
+            .collect();
+        &rematched
+    };
+    for &index in indices {
         let subscription = &subscriptions[index as usize];
         match object.deliver(index, view).into_result() {
             Ok(()) => {
@@ -361,16 +523,16 @@ fn deliver(
     }
 }
 
-/// Messages still queued when a node stops are counted as dropped and reported.
+/// Messages still queued when a node stops for good are counted as dropped and reported.
 fn count_undelivered(inbox: &Inbox, subscriptions: &[Subscription], log: &NodeLog) {
     let mut count = 0u64;
     for delivery in inbox.try_iter() {
         count += 1;
-        for &index in delivery.subscriptions.iter() {
-            subscriptions[index as usize]
-                .stats
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+        for subscription in subscriptions
+            .iter()
+            .filter(|s| s.pattern.matches(&delivery.message.service))
+        {
+            subscription.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
     if count > 0 {

@@ -41,6 +41,32 @@ pub struct NodeSnapshot {
     pub services: Vec<ServiceSnapshot>,
     /// Its subscriptions.
     pub subscriptions: Vec<SubscriptionSnapshot>,
+    /// Whether the config enables it.
+    pub enabled: bool,
+    /// How many times an instance of it was loaded (the first start counts).
+    pub loads: u64,
+    /// When the running instance was loaded (RFC 3339).
+    pub loaded_at: Option<String>,
+    /// The last load, build or reload error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl NodeSnapshot {
+    /// A node with no instance.
+    pub fn idle(name: &str, status: NodeStatus) -> Self {
+        Self {
+            name: name.to_owned(),
+            status,
+            error: None,
+            library: None,
+            services: Vec::new(),
+            subscriptions: Vec::new(),
+            enabled: false,
+            loads: 0,
+            loaded_at: None,
+            last_error: None,
+        }
+    }
 }
 
 /// One service's counters.
@@ -264,6 +290,10 @@ impl NodeShared {
             status: state.status,
             error: state.error.clone(),
             library: state.library.clone(),
+            enabled: false,
+            loads: 0,
+            loaded_at: None,
+            last_error: None,
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions

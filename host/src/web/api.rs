@@ -4,6 +4,7 @@
 
 use super::Web;
 use super::access;
+use crate::config::HiveConfig;
 use crate::controller::PublishError;
 use futures_util::{Stream, StreamExt as _};
 use serde::Serialize;
@@ -51,9 +52,10 @@ pub(super) fn hive(web: &Web) -> Response {
 /// The hive's snapshot plus whether changes need the key: what `/api/hive` and `/api/stream` send.
 pub(super) fn hive_value(web: &Web) -> serde_json::Value {
     let mut value = serde_json::to_value(web.controller.snapshot()).unwrap_or_default();
+    let config = web.controller.config();
     if let Some(nodes) = value["nodes"].as_array_mut() {
         for node in nodes {
-            add_settings(web, node);
+            add_settings(&config, node);
         }
     }
     if let Some(topics) = value["topics"].as_array_mut() {
@@ -76,10 +78,10 @@ fn hide_taps(topic: &mut serde_json::Value) {
 const TAP_PREFIX: &str = "tap#";
 
 /// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`.
-fn add_settings(web: &Web, node: &mut serde_json::Value) {
+fn add_settings(config: &HiveConfig, node: &mut serde_json::Value) {
     let settings = node["name"]
         .as_str()
-        .and_then(|name| web.controller.config().nodes.get(name))
+        .and_then(|name| config.nodes.get(name))
         .map(|config| config.settings.clone())
         .unwrap_or_default();
     node["settings"] = settings;
@@ -101,7 +103,7 @@ pub(super) fn node(web: &Web, name: &str) -> Response {
     {
         Some(node) => {
             let mut value = serde_json::to_value(node).unwrap_or_default();
-            add_settings(web, &mut value);
+            add_settings(&web.controller.config(), &mut value);
             json(StatusCode::OK, &value)
         }
         None => unknown_node(web, name),
@@ -131,7 +133,7 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: warp::Buf,
 {
-    if let Err((status, message)) = access::authorize(web.key(), &headers) {
+    if let Err((status, message)) = access::authorize(web.key().as_deref(), &headers) {
         return error(status, &message);
     }
     let Some(service) = percent_decode(&service) else {
@@ -160,6 +162,74 @@ where
             error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
         }
         Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// What the node page's buttons do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Set `enabled = true` in config/hive.toml and start the node.
+    Enable,
+    /// Set `enabled = false` in config/hive.toml and stop the node.
+    Disable,
+    /// Swap in a new instance (new code or settings), or start it if it should run.
+    Reload,
+}
+
+impl std::str::FromStr for Action {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "enable" => Ok(Action::Enable),
+            "disable" => Ok(Action::Disable),
+            "reload" => Ok(Action::Reload),
+            _ => Err(()),
+        }
+    }
+}
+
+/// `POST /api/nodes/{name}/enable|disable|reload`: answers with the node as it is afterwards.
+pub(super) async fn act(web: Web, name: String, action: Action, headers: HeaderMap) -> Response {
+    if let Err((status, message)) = access::authorize(web.key().as_deref(), &headers) {
+        return error(status, &message);
+    }
+    let known = web
+        .controller
+        .snapshot()
+        .nodes
+        .iter()
+        .any(|n| n.name == name);
+    if !known {
+        return unknown_node(&web, &name);
+    }
+    let controller = web.controller.clone();
+    let target = name.clone();
+    // These load or unload libraries: up to about a second, off the async threads.
+    let done = tokio::task::spawn_blocking(move || match action {
+        Action::Enable => controller.set_enabled(&target, true),
+        Action::Disable => controller.set_enabled(&target, false),
+        Action::Reload => controller.reload(&target),
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => node(&web, &name),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot {} node `{name}`: {e:#}", action_verb(action)),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot {} node `{name}`: {e}", action_verb(action)),
+        ),
+    }
+}
+
+fn action_verb(action: Action) -> &'static str {
+    match action {
+        Action::Enable => "enable",
+        Action::Disable => "disable",
+        Action::Reload => "reload",
     }
 }
 

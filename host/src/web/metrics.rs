@@ -274,10 +274,6 @@ mod tests {
         let hive = HiveSnapshot {
             name: "gotham".into(),
             nodes: vec![NodeSnapshot {
-                name: "bat\"man".into(),
-                status: NodeStatus::Running,
-                error: None,
-                library: None,
                 services: vec![ServiceSnapshot {
                     name: "a".into(),
                     sent: 3,
@@ -291,6 +287,7 @@ mod tests {
                     failed: 0,
                     panicked: 1,
                 }],
+                ..NodeSnapshot::idle("bat\"man", NodeStatus::Running)
             }],
             topics: vec![],
         };

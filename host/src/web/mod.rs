@@ -26,7 +26,7 @@ mod live;
 mod metrics;
 mod pages;
 mod routes;
-mod tail;
+pub(crate) mod tail;
 
 pub use access::{KEY_HEADER, check_exposure};
 
@@ -78,11 +78,11 @@ impl Web {
 
     /// The hive's own `static/` folder.
     fn static_dir(&self) -> std::path::PathBuf {
-        self.controller.config().root.join("static")
+        self.controller.root().join("static")
     }
 
-    /// Whether mutating requests must carry the hive key.
-    fn key(&self) -> Option<&str> {
-        self.controller.config().key.as_deref()
+    /// The hive key mutating requests must carry, if the hive has one.
+    fn key(&self) -> Option<String> {
+        self.controller.config().key
     }
 }

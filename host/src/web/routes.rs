@@ -1,6 +1,7 @@
 //! Which request goes to which handler (the table is in the module above), and the JSON error
 //! for a request that matches none.
 
+use super::api::Action;
 use super::pages::{self, Page};
 use super::{Web, api, assets, live, metrics};
 use std::collections::HashMap;
@@ -168,7 +169,11 @@ fn changes(web: &Web) -> Route {
                 api::publish(w, service.as_str().to_owned(), headers, Box::pin(body)).await
             },
         );
-    warp::post().and(publish).boxed()
+    let act = warp::path!("api" / "nodes" / String / Action)
+        .and(warp::header::headers_cloned())
+        .and(with(web))
+        .then(|name: String, action, headers, w: Web| api::act(w, name, action, headers));
+    warp::post().and(publish.or(act).unify()).boxed()
 }
 
 /// Requests no route took: JSON errors that say what exists.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 const LAST_LINES_WINDOW: u64 = 256 * 1024;
 
 /// A followed file.
-pub(super) struct LogTail {
+pub(crate) struct LogTail {
     path: PathBuf,
     open: Option<Open>,
     /// An unfinished last line, kept until its newline arrives.
@@ -49,6 +49,18 @@ impl LogTail {
             let skip = lines.len().saturating_sub(count);
             lines.drain(..skip);
         }
+        (tail, lines)
+    }
+
+    /// Starts following `path`; returns it with every line the file has now.
+    pub fn whole(path: PathBuf) -> (Self, Vec<String>) {
+        let mut tail = Self {
+            path,
+            open: None,
+            partial: Vec::new(),
+        };
+        tail.open = tail.open_file();
+        let lines = tail.read_new();
         (tail, lines)
     }
 

@@ -60,6 +60,10 @@ struct ServiceSpec {
     panic: bool,
 }
 
+/// Which crate this code was built as (`probe`, or `probe2` for the reload tests' second
+/// version of the same code).
+const BUILD: &str = env!("CARGO_PKG_NAME");
+
 /// Appends JSON lines to the record file, one write per line.
 #[derive(Clone)]
 struct Recorder(Option<Arc<Mutex<File>>>);
@@ -88,6 +92,8 @@ pub struct Probe {
     settings: Settings,
     recorder: Recorder,
     echo: Option<Service>,
+    /// Messages received by every instance so far: kept across reloads by the state hooks.
+    total: u64,
 }
 
 impl Node for Probe {
@@ -97,11 +103,12 @@ impl Node for Probe {
             panic!("the probe was told to panic in its constructor");
         }
         let recorder = Recorder::open(settings.record.as_ref())?;
-        recorder.record(json!({"event": "built", "node": context.name()}));
+        recorder.record(json!({"event": "built", "node": context.name(), "build": BUILD}));
         Ok(Probe {
             settings,
             recorder,
             echo: None,
+            total: 0,
         })
     }
 
@@ -126,6 +133,17 @@ impl Node for Probe {
                 step(&spec, &mut sent, service, &recorder)
             });
         }
+    }
+
+    fn save_state(&mut self) -> Result<Option<Value>> {
+        Ok(Some(json!({ "total": self.total })))
+    }
+
+    fn restore_state(&mut self, state: Value) -> Result<()> {
+        self.total = state["total"].as_u64().unwrap_or(0);
+        self.recorder
+            .record(json!({"event": "restored", "total": self.total, "build": BUILD}));
+        Ok(())
     }
 
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
@@ -157,8 +175,11 @@ impl Probe {
         if let Some(echo) = &self.echo {
             echo.send(message.payload())?;
         }
+        self.total += 1;
         self.recorder.record(json!({
             "event": "received",
+            "total": self.total,
+            "build": BUILD,
             "subscription": index,
             "pattern": pattern,
             "service": message.service(),
