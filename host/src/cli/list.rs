@@ -62,7 +62,11 @@ fn table(nodes: &[Value]) -> String {
                 sum(node, "services", "sent").to_string(),
                 sum(node, "subscriptions", "delivered").to_string(),
                 sum(node, "subscriptions", "dropped").to_string(),
-                node["loaded_at"].as_str().unwrap_or("-").to_owned(),
+                // When the running instance was loaded; nothing for a node not running.
+                match node["status"].as_str() {
+                    Some("running") => node["loaded_at"].as_str().unwrap_or("-").to_owned(),
+                    _ => "-".to_owned(),
+                },
             ]
         })
         .collect();
@@ -103,7 +107,7 @@ mod tests {
                    "subscriptions": [{"pattern": "bat-*", "delivered": 12, "dropped": 1}],
                    "loaded_at": "2026-11-28T02:42:44Z"}),
             json!({"name": "batsignal", "status": "disabled", "services": [{"name": "s", "sent": 7}],
-                   "subscriptions": []}),
+                   "subscriptions": [], "loaded_at": "2026-11-28T02:40:00Z"}),
         ];
         let text = table(&nodes);
         let lines: Vec<&str> = text.lines().collect();

@@ -51,116 +51,130 @@ fn page(web: &Web, page: Page) -> Response {
 
 fn pages(web: &Web) -> Route {
     let hive = warp::path::end()
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| page(&w, Page::Hive));
     let nodes = warp::path!("nodes")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| page(&w, Page::Nodes));
     let node = warp::path!("nodes" / String)
+        .and(warp::get())
         .and(with(web))
         .map(|name: String, w: Web| page(&w, Page::Node(name)));
     let topics = warp::path!("topics")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| page(&w, Page::Topics));
     let publish = warp::path!("publish")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| page(&w, Page::Publish));
-    let favicon = warp::path!("favicon.ico").map(|| {
+    let favicon = warp::path!("favicon.ico").and(warp::get()).map(|| {
         warp::redirect::permanent(warp::http::Uri::from_static("/static/favicon.svg"))
             .into_response()
     });
     let files = warp::path("static")
         .and(warp::path::tail())
+        .and(warp::get())
         .and(with(web))
         .then(|tail: warp::path::Tail, w: Web| {
             assets::serve(w.static_dir(), tail.as_str().to_owned())
         });
-    warp::get()
-        .and(
-            hive.or(nodes)
-                .unify()
-                .or(node)
-                .unify()
-                .or(topics)
-                .unify()
-                .or(publish)
-                .unify()
-                .or(favicon)
-                .unify()
-                .or(files)
-                .unify(),
-        )
-        .boxed()
+    (hive
+        .or(nodes)
+        .unify()
+        .or(node)
+        .unify()
+        .or(topics)
+        .unify()
+        .or(publish)
+        .unify()
+        .or(favicon)
+        .unify()
+        .or(files)
+        .unify())
+    .boxed()
 }
 
 fn reads(web: &Web) -> Route {
     let hive = warp::path!("api" / "hive")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| api::hive(&w));
     let nodes = warp::path!("api" / "nodes")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| api::nodes(&w));
     let node = warp::path!("api" / "nodes" / String)
+        .and(warp::get())
         .and(with(web))
         .map(|name: String, w: Web| api::node(&w, &name));
     let topics = warp::path!("api" / "topics")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| api::topics(&w));
-    let health = warp::path!("healthz").map(|| "ok".into_response());
-    let metrics = warp::path!("metrics").and(with(web)).map(|w: Web| {
-        let text = metrics::render(&w.controller.snapshot(), &w.counters);
-        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
-    });
-    warp::get()
-        .and(
-            hive.or(nodes)
-                .unify()
-                .or(node)
-                .unify()
-                .or(topics)
-                .unify()
-                .or(health)
-                .unify()
-                .or(metrics)
-                .unify(),
-        )
-        .boxed()
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| "ok".into_response());
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with(web))
+        .map(|w: Web| {
+            let text = metrics::render(&w.controller.snapshot(), &w.counters);
+            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+                .into_response()
+        });
+    (hive
+        .or(nodes)
+        .unify()
+        .or(node)
+        .unify()
+        .or(topics)
+        .unify()
+        .or(health)
+        .unify()
+        .or(metrics)
+        .unify())
+    .boxed()
 }
 
 fn streams(web: &Web) -> Route {
     let events = warp::path!("api" / "events")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| live::events(&w));
     let snapshots = warp::path!("api" / "stream")
+        .and(warp::get())
         .and(with(web))
         .map(|w: Web| live::snapshots(&w));
     let log = warp::path!("api" / "nodes" / String / "log")
+        .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(with(web))
         .map(|name: String, query: HashMap<String, String>, w: Web| live::log(&w, &name, &query));
     let upgrade = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     let subscribe = warp::path!("api" / "subscribe")
+        .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(upgrade)
         .and(with(web))
         .map(|query: HashMap<String, String>, ws, w: Web| live::subscribe(&w, &query, ws));
-    warp::get()
-        .and(
-            events
-                .or(snapshots)
-                .unify()
-                .or(log)
-                .unify()
-                .or(subscribe)
-                .unify(),
-        )
-        .boxed()
+    (events
+        .or(snapshots)
+        .unify()
+        .or(log)
+        .unify()
+        .or(subscribe)
+        .unify())
+    .boxed()
 }
 
 fn changes(web: &Web) -> Route {
     let publish = warp::path("api")
         .and(warp::path("publish"))
         .and(warp::path::tail())
+        .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(with(web))
@@ -170,10 +184,11 @@ fn changes(web: &Web) -> Route {
             },
         );
     let act = warp::path!("api" / "nodes" / String / Action)
+        .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(with(web))
         .then(|name: String, action, headers, w: Web| api::act(w, name, action, headers));
-    warp::post().and(publish.or(act).unify()).boxed()
+    publish.or(act).unify().boxed()
 }
 
 /// Requests no route took: JSON errors that say what exists.

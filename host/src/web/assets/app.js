@@ -55,6 +55,19 @@
     setTimeout(() => el.remove(), ok ? 2500 : 6000);
   }
 
+  // ---- connections ---------------------------------------------------------------------------
+
+  // Browsers allow six connections per host, and a page kept in the back/forward cache keeps
+  // its streams open: after a few pages the next one would wait for a free connection. So every
+  // stream is closed when the page is left, and a page restored from that cache starts afresh.
+  const connections = [];
+  function open(connection) {
+    connections.push(connection);
+    return connection;
+  }
+  window.addEventListener('pagehide', () => connections.forEach((c) => c.close()));
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
+
   // ---- the hive key (only when the hive requires one) -----------------------------------
 
   const KEY = 'hivemind-key';
@@ -133,7 +146,7 @@
   }
 
   function stream() {
-    const source = new EventSource('/api/stream');
+    const source = open(new EventSource('/api/stream'));
     source.addEventListener('hive', (e) => {
       hive = JSON.parse(e.data);
       samples.push(counters(hive));
@@ -151,7 +164,7 @@
   }
 
   function feed() {
-    const source = new EventSource('/api/events');
+    const source = open(new EventSource('/api/events'));
     source.addEventListener('hive-event', (e) => {
       events.push(JSON.parse(e.data));
       while (events.length > 200) events.shift();
@@ -190,13 +203,14 @@
   function libraryLine(node) {
     const lib = node.library;
     if (!lib) return null;
-    const parts = [h('span', {}, h('code', {}, lib.type_name), ' from ', h('code', {}, lib.crate_name), ` · API ${lib.api_version}`)];
-    if (lib.hash) parts.push(h('span', {}, 'build ', h('code', {}, String(lib.hash).slice(0, 12))));
-    if (lib.modified) parts.push(h('span', {}, `built ${since(lib.modified) || lib.modified}`));
-    return parts;
+    const parts = [h('code', {}, lib.type_name), ' from ', h('code', {}, lib.crate_name), ` · API ${lib.api_version}`];
+    if (lib.hash) parts.push(' · build ', h('code', {}, String(lib.hash).slice(0, 12)));
+    if (lib.modified) parts.push(` · built ${since(lib.modified) || lib.modified}`);
+    return h('span', { title: lib.path }, parts);
   }
 
   function reloadLine(node) {
+    if (node.status !== 'running' && node.status !== 'failed') return null;
     const loaded = node.loaded_at ? since(node.loaded_at) : null;
     const loads = node.loads;
     if (!loaded && loads === undefined) return null;
@@ -302,7 +316,7 @@
     for (const svc of node.services) {
       if (watching.has(svc.name)) continue;
       watching.add(svc.name);
-      const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(exactly(svc.name))}`);
+      const socket = open(new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(exactly(svc.name))}`));
       socket.onmessage = (e) => {
         const m = JSON.parse(e.data);
         if (m.service) lastPayload.set(m.service, m);
@@ -374,7 +388,7 @@
     const pane = h('div', { class: 'log', id: 'log', 'aria-live': 'polite' });
     const status = h('span', { class: 'hint' }, 'connecting…');
     let first = true;
-    const source = new EventSource(`/api/nodes/${encodeURIComponent(nodeName)}/log?lines=300`);
+    const source = open(new EventSource(`/api/nodes/${encodeURIComponent(nodeName)}/log?lines=300`));
     source.addEventListener('lines', (e) => {
       const lines = JSON.parse(e.data);
       const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 30;
@@ -494,13 +508,13 @@
       if (socket) socket.close();
       rows.replaceChildren();
       seen = 0;
-      socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(pattern.value)}`);
+      socket = open(new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(pattern.value)}`));
       count.textContent = `watching ${pattern.value}`;
       socket.onmessage = (ev) => {
         const m = JSON.parse(ev.data);
         if (m.dropped !== undefined) { count.textContent = `watching ${pattern.value} · ${m.dropped} dropped (too fast to show)`; return; }
         seen += 1;
-        rows.prepend(h('tr', {}, h('td', { class: 'sub' }, clock(m.time)), h('td', {}, h('code', {}, m.service)), h('td', {}, m.node),
+        rows.prepend(h('tr', {}, h('td', { class: 'sub' }, clock(m.time)), h('td', {}, h('code', {}, m.service)), h('td', {}, h('span', { class: 'mono' }, m.node)),
           h('td', {}, h('div', { class: 'payload' }, JSON.stringify(m.payload)))));
         while (rows.childElementCount > 200) rows.lastElementChild.remove();
         count.textContent = `watching ${pattern.value} · ${seen} message${seen === 1 ? '' : 's'}`;
