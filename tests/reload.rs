@@ -220,6 +220,20 @@ fn config_edits_load_unload_and_restart_nodes_live() {
     );
     assert!(running.stderr().contains("line 1"), "{}", running.stderr());
     assert_eq!(running.node("batman")["status"], "running");
+
+    // Fixed, the file is applied at once (here it switches batman off).
+    std::fs::write(
+        &config_path,
+        config.replace(
+            "[nodes.batman]\nenabled = true",
+            "[nodes.batman]\nenabled = false",
+        ),
+    )
+    .unwrap();
+    let applied = running.wait_for(WAIT, |r| {
+        (r.node("batman")["status"] == "disabled").then_some(())
+    });
+    assert!(applied.is_some(), "{}", running.node("batman"));
 }
 
 #[test]

@@ -35,6 +35,9 @@ use time::format_description::well_known::Rfc3339;
 /// How long the whole hive gets to stop.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(900);
 
+/// How often [`Controller::check_health`] should run.
+pub const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
+
 /// The library file of `library` in a hive's `nodes/` folder.
 pub fn library_path(root: &Path, library: &str) -> PathBuf {
     root.join("nodes")
@@ -94,12 +97,14 @@ struct Slot {
     loads: u64,
     loaded_at: Option<String>,
     last_error: Option<String>,
+    reported_stuck: bool,
 }
 
 struct State {
     config: HiveConfig,
     selection: Selection,
     slots: BTreeMap<String, Slot>,
+    stopping: bool,
 }
 
 /// The hive's registry of nodes.
@@ -137,6 +142,7 @@ impl Controller {
                 config,
                 selection,
                 slots: BTreeMap::new(),
+                stopping: false,
             }),
             _scratch: scratch,
         })
@@ -248,6 +254,9 @@ impl Controller {
         let capacity = config
             .and_then(|c| c.queue_capacity)
             .unwrap_or(state.config.messages.queue_capacity);
+        let spin_us = config
+            .and_then(|c| c.spin_us)
+            .unwrap_or(state.config.messages.spin_us);
         let slot = state.slots.entry(name.to_owned()).or_insert_with(|| Slot {
             queue: NodeQueue::new(capacity),
             queue_capacity: capacity,
@@ -256,6 +265,7 @@ impl Controller {
             loads: 0,
             loaded_at: None,
             last_error: None,
+            reported_stuck: false,
         });
         NodeSpec {
             name: name.into(),
@@ -263,6 +273,8 @@ impl Controller {
             settings_json,
             queue: slot.queue.clone(),
             generation: slot.generation + 1,
+            spin: Duration::from_micros(spin_us),
+            faults: config.map(|c| c.faults).unwrap_or_default(),
         }
     }
 
@@ -506,10 +518,55 @@ impl Controller {
         }
     }
 
+    /// Looks at every running node once: one that failed on its own (too many panics) is
+    /// taken off the bus and unloaded; one stuck in a callback is reported, and reported again
+    /// when it runs on. Call it every fraction of a second ([`HEALTH_CHECK_EVERY`]).
+    pub fn check_health(&self) {
+        let mut state = self.state.lock();
+        if state.stopping {
+            return;
+        }
+        let names: Vec<String> = state.slots.keys().cloned().collect();
+        for name in names {
+            let Some(slot) = state.slots.get_mut(&name) else {
+                continue;
+            };
+            let Some(runtime) = slot.runtime.as_mut() else {
+                continue;
+            };
+            let snapshot = runtime.snapshot();
+            match snapshot.status {
+                NodeStatus::Failed => {
+                    let reason = snapshot.error.unwrap_or_default();
+                    self.bus.leave(&name);
+                    runtime.join(Instant::now() + STOP_DEADLINE);
+                    slot.runtime = None;
+                    slot.last_error = Some(reason.clone());
+                    tracing::error!("{reason}");
+                    self.events.emit(EventKind::Failed, Some(&name), reason);
+                }
+                NodeStatus::Stuck if !slot.reported_stuck => {
+                    slot.reported_stuck = true;
+                    let what = snapshot.error.unwrap_or_default();
+                    tracing::warn!("node `{name}` is stuck: {what}");
+                    self.events.emit(EventKind::Stuck, Some(&name), what);
+                }
+                NodeStatus::Running if slot.reported_stuck => {
+                    slot.reported_stuck = false;
+                    tracing::info!("node `{name}` runs again");
+                    self.events
+                        .emit(EventKind::Stuck, Some(&name), "runs again");
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Stops every node: all services are told at once, then each node is joined. Returns the
     /// names of nodes that did not stop within [`STOP_DEADLINE`].
     pub fn stop(&self) -> Vec<String> {
         let mut state = self.state.lock();
+        state.stopping = true;
         for (name, slot) in &state.slots {
             if let Some(runtime) = &slot.runtime {
                 self.bus.leave(name);
@@ -543,7 +600,7 @@ impl Controller {
         let value: serde_json::Value =
             serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson(e.to_string()))?;
         let from: Arc<str> = API_NODE.into();
-        self.bus.publish(service, &from, value.to_string().into());
+        self.bus.publish(service, &from, &value.to_string());
         Ok(())
     }
 
@@ -630,7 +687,7 @@ fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> 
             if let Some(table) = settings.as_object_mut() {
                 table.remove("enabled");
             }
-            (c.library.clone(), c.queue_capacity, settings)
+            (c.library.clone(), c.queue_capacity, c.spin_us, settings)
         })
     };
     strip(before) != strip(after)

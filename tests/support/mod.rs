@@ -45,6 +45,8 @@ pub fn built() -> &'static Path {
                 "-p",
                 "probe",
                 "-p",
+                "probe2",
+                "-p",
                 "batsignal",
                 "-p",
                 "batman",

@@ -30,28 +30,69 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One message on its way: who sent it, on which service, and its JSON payload.
-#[derive(Debug)]
+/// One message on its way: who sent it, on which service, and its JSON payload. Cloning it
+/// for another receiver copies three pointers; the text is shared.
+#[derive(Debug, Clone)]
 pub struct Message {
     /// The service (topic) name.
     pub service: Arc<str>,
     /// The sending node's name.
     pub node: Arc<str>,
     /// The payload as JSON text.
-    pub payload: Box<str>,
+    pub payload: Arc<str>,
 }
 
 /// A message queued for one node, with the node's subscriptions it is meant for.
 #[derive(Debug)]
 pub struct Delivery {
-    /// The message, shared by every node it goes to.
-    pub message: Arc<Message>,
+    /// The message.
+    pub message: Message,
     /// Indices of the receiving node's subscriptions that match the message's service, as
     /// registered under `generation`.
-    pub subscriptions: Arc<[u32]>,
+    pub subscriptions: Indices,
     /// The registration the indices belong to: an instance registered under another one
     /// matches the message against its own patterns instead.
     pub generation: u64,
+}
+
+/// The indices of a node's subscriptions that a message matches, kept inline (most messages
+/// match one or two of a node's subscriptions; copying a few words costs less than sharing a
+/// list between threads). Past [`Indices::INLINE`] matches it says "too many", and the node
+/// matches the message against its patterns itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indices {
+    len: u8,
+    items: [u32; Self::INLINE],
+}
+
+impl Indices {
+    /// How many indices fit inline.
+    pub const INLINE: usize = 4;
+
+    /// The indices, or `None` if there were too many to keep inline.
+    pub fn get(&self) -> Option<&[u32]> {
+        self.items.get(..usize::from(self.len))
+    }
+}
+
+impl FromIterator<u32> for Indices {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut indices = Indices {
+            len: 0,
+            items: [0; Self::INLINE],
+        };
+        for index in iter {
+            match indices.items.get_mut(usize::from(indices.len)) {
+                Some(slot) => {
+                    *slot = index;
+                    indices.len += 1;
+                }
+                // Too many: an out-of-range length makes `get` say so.
+                None => indices.len = u8::MAX,
+            }
+        }
+        indices
+    }
 }
 
 /// The receiving end of a node's queue, drained by the node's thread.
@@ -92,7 +133,7 @@ struct Route {
     node: Arc<str>,
     generation: u64,
     sender: Sender<Delivery>,
-    subscriptions: Arc<[u32]>,
+    subscriptions: Indices,
     stats: Arc<[Arc<SubscriptionStats>]>,
 }
 
@@ -118,34 +159,36 @@ impl Topic {
     }
 
     /// Queues `payload` from node `from` for every matching subscription; never blocks.
-    pub fn publish(&self, from: &Arc<str>, payload: Box<str>) {
+    pub fn publish(&self, from: &Arc<str>, payload: &str) {
         let routes = self.routes.load();
-        if routes.is_empty() {
+        let Some((last, others)) = routes.split_last() else {
             return;
-        }
-        let message = Arc::new(Message {
+        };
+        let message = Message {
             service: self.name.clone(),
             node: from.clone(),
-            payload,
-        });
-        for route in routes.iter() {
-            route.push(&message);
+            payload: payload.into(),
+        };
+        for route in others {
+            route.push(message.clone());
         }
+        last.push(message);
     }
 }
 
 impl Route {
-    fn push(&self, message: &Arc<Message>) {
+    fn push(&self, message: Message) {
         let delivery = Delivery {
-            message: message.clone(),
-            subscriptions: self.subscriptions.clone(),
+            message,
+            subscriptions: self.subscriptions,
             generation: self.generation,
         };
-        let reason = match self.sender.try_send(delivery) {
+        let (reason, delivery) = match self.sender.try_send(delivery) {
             Ok(()) => return,
-            Err(TrySendError::Full(_)) => "its queue is full",
-            Err(TrySendError::Disconnected(_)) => "it has stopped",
+            Err(TrySendError::Full(delivery)) => ("its queue is full", delivery),
+            Err(TrySendError::Disconnected(delivery)) => ("it has stopped", delivery),
         };
+        let message = delivery.message;
         let mut dropped = 0;
         for stats in self.stats.iter() {
             dropped = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -343,7 +386,7 @@ impl Bus {
 
     /// Publishes `payload` on `service` as node `from`, whether or not a node offers that
     /// service (the HTTP API uses this).
-    pub fn publish(&self, service: &str, from: &Arc<str>, payload: Box<str>) {
+    pub fn publish(&self, service: &str, from: &Arc<str>, payload: &str) {
         let topic = {
             let registry = self.registry.lock();
             match registry.topics.get(service) {
@@ -467,7 +510,12 @@ mod tests {
     fn drain(inbox: &Inbox) -> Vec<(String, Vec<u32>)> {
         inbox
             .try_iter()
-            .map(|d| (d.message.payload.to_string(), d.subscriptions.to_vec()))
+            .map(|d| {
+                (
+                    d.message.payload.to_string(),
+                    d.subscriptions.get().unwrap().to_vec(),
+                )
+            })
             .collect()
     }
 
@@ -479,7 +527,7 @@ mod tests {
         let (topics, _) = join(&bus, "batsignal", &[], &["bat-signal-main"]);
         let from: Arc<str> = "batsignal".into();
         for n in 0..3 {
-            topics[0].publish(&from, n.to_string().into());
+            topics[0].publish(&from, &n.to_string());
         }
         assert_eq!(
             drain(&batman),
@@ -497,11 +545,11 @@ mod tests {
         let bus = Bus::new();
         let (topics, _) = join(&bus, "batsignal", &[], &["bat-signal-main"]);
         let from: Arc<str> = "batsignal".into();
-        topics[0].publish(&from, "before".into());
+        topics[0].publish(&from, "before");
         let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
-        topics[0].publish(&from, "during".into());
+        topics[0].publish(&from, "during");
         bus.leave("batman");
-        topics[0].publish(&from, "after".into());
+        topics[0].publish(&from, "after");
         assert_eq!(drain(&batman), vec![("during".into(), vec![0])]);
     }
 
@@ -514,7 +562,7 @@ mod tests {
         bus.join(&"slow".into(), sender, subs, &[]).unwrap();
         let (_, fast) = join(&bus, "fast", &["*"], &[]);
         for n in 0..5 {
-            bus.publish("tick", &"api".into(), n.to_string().into());
+            bus.publish("tick", &"api".into(), &n.to_string());
         }
         assert_eq!(inbox.len(), 2);
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
@@ -525,8 +573,8 @@ mod tests {
     fn publishing_on_an_unoffered_service_still_reaches_subscribers() {
         let bus = Bus::new();
         let (_, batman) = join(&bus, "batman", &["bat-signal-*"], &[]);
-        bus.publish("bat-signal-test", &"api".into(), "\"hi\"".into());
-        bus.publish("cat-signal", &"api".into(), "\"no\"".into());
+        bus.publish("bat-signal-test", &"api".into(), "\"hi\"");
+        bus.publish("cat-signal", &"api".into(), "\"no\"");
         assert_eq!(drain(&batman), vec![("\"hi\"".into(), vec![0])]);
     }
 
@@ -551,8 +599,8 @@ mod tests {
     fn a_tap_sees_matching_messages_until_dropped() {
         let bus = Arc::new(Bus::new());
         let tap = bus.tap(Pattern::new("bat-*").unwrap(), 8);
-        bus.publish("bat-signal", &"api".into(), "1".into());
-        bus.publish("cat-signal", &"api".into(), "2".into());
+        bus.publish("bat-signal", &"api".into(), "1");
+        bus.publish("cat-signal", &"api".into(), "2");
         let got: Vec<String> = tap
             .inbox
             .try_iter()
@@ -571,17 +619,17 @@ mod tests {
         let node: Arc<str> = "batman".into();
         bus.register(&node, sender.clone(), subscriptions(&["bat-*"]), &[], 1);
         let from: Arc<str> = "city".into();
-        topics[0].publish(&from, "1".into());
-        topics[1].publish(&from, "no".into());
+        topics[0].publish(&from, "1");
+        topics[1].publish(&from, "no");
         bus.register(&node, sender, subscriptions(&["cat-*", "bat-*"]), &[], 2);
-        topics[0].publish(&from, "2".into());
-        topics[1].publish(&from, "3".into());
+        topics[0].publish(&from, "2");
+        topics[1].publish(&from, "3");
         let got: Vec<(String, Vec<u32>, u64)> = inbox
             .try_iter()
             .map(|d| {
                 (
                     d.message.payload.to_string(),
-                    d.subscriptions.to_vec(),
+                    d.subscriptions.get().unwrap().to_vec(),
                     d.generation,
                 )
             })
@@ -595,6 +643,16 @@ mod tests {
             ]
         );
         assert_eq!(bus.topics().len(), 2);
+    }
+
+    #[test]
+    fn more_matches_than_fit_inline_say_so() {
+        let few: Indices = [1, 2].into_iter().collect();
+        assert_eq!(few.get(), Some(&[1, 2][..]));
+        let full: Indices = (0..Indices::INLINE as u32).collect();
+        assert_eq!(full.get().map(<[u32]>::len), Some(Indices::INLINE));
+        let many: Indices = (0..9).collect();
+        assert_eq!(many.get(), None);
     }
 
     #[test]

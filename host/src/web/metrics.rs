@@ -278,6 +278,7 @@ mod tests {
                     name: "a".into(),
                     sent: 3,
                     running: true,
+                    restarts: 0,
                     error: None,
                 }],
                 subscriptions: vec![SubscriptionSnapshot {

@@ -210,13 +210,15 @@
   }
 
   function reloadLine(node) {
-    if (node.status !== 'running' && node.status !== 'failed') return null;
+    if (!['running', 'failed', 'stuck'].includes(node.status)) return null;
     const loaded = node.loaded_at ? since(node.loaded_at) : null;
     const loads = node.loads;
     if (!loaded && loads === undefined) return null;
     const text = [];
     if (loaded) text.push(`loaded ${loaded}`);
     if (loads !== undefined) text.push(`${loads} load${loads === 1 ? '' : 's'}`);
+    const restarts = node.services.reduce((a, svc) => a + (svc.restarts || 0), 0);
+    if (restarts) text.push(`${restarts} service restart${restarts === 1 ? '' : 's'}`);
     return h('span', {}, text.join(' · '));
   }
 

@@ -10,6 +10,9 @@
 //! panic_on_payload = "boom"                # a subscription panics on this payload
 //! fail_on_payload = "oops"                 # a subscription returns Err on this payload
 //! echo_to = "pong"                         # re-send every received payload on service "pong"
+//! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
+//! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
+//! hang_ms = 1500
 //! panic_in_constructor = false
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
@@ -19,6 +22,7 @@
 //! interval_ms = 0
 //! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
 //! panic = true                             # or: panic on the first step
+//! busy = true                              # or: loop without ever sleeping
 //! ```
 
 use hivemind::prelude::*;
@@ -43,6 +47,13 @@ struct Settings {
     fail_on_payload: Option<String>,
     /// Re-sends every received payload on this service (one of its own, with no other job).
     echo_to: Option<String>,
+    /// A subscription blocks this long on every message (a slow subscriber).
+    #[serde(default)]
+    slow_ms: u64,
+    /// A subscription blocks `hang_ms` on this payload (a callback that seems stuck).
+    hang_on_payload: Option<String>,
+    #[serde(default)]
+    hang_ms: u64,
 }
 
 #[derive(Deserialize, Clone)]
@@ -58,6 +69,9 @@ struct ServiceSpec {
     sleep_secs: Option<f64>,
     #[serde(default)]
     panic: bool,
+    /// Loop without ever sleeping or stopping (a busy service).
+    #[serde(default)]
+    busy: bool,
 }
 
 /// Which crate this code was built as (`probe`, or `probe2` for the reload tests' second
@@ -165,6 +179,12 @@ impl Probe {
                 text.unwrap_or_default()
             );
         }
+        if text.is_some() && text == self.settings.hang_on_payload.as_deref() {
+            std::thread::sleep(Duration::from_millis(self.settings.hang_ms));
+        }
+        if self.settings.slow_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.settings.slow_ms));
+        }
         if text.is_some() && text == self.settings.fail_on_payload.as_deref() {
             return Err(format!(
                 "the probe was told to fail on {:?}",
@@ -198,6 +218,10 @@ fn step(
 ) -> Result<Flow> {
     if spec.panic {
         panic!("the probe was told to panic in service {}", spec.name);
+    }
+    if spec.busy {
+        std::hint::black_box(sent);
+        return Ok(Flow::Continue);
     }
     if let Some(seconds) = spec.sleep_secs {
         let started = Instant::now();

@@ -1,0 +1,181 @@
+//! `hivemind-bench`: measures the real host loading, reloading and unloading real node
+//! libraries, prints a table and writes a JSON report.
+//!
+//! ```text
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg]
+//! ```
+//!
+//! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
+//! temporary hive, and drives the host's controller directly (the same calls the file watcher
+//! makes, so the watcher's debounce is not counted).
+
+mod baseline;
+mod chart;
+mod dev_loop;
+mod messages;
+mod reload;
+mod scale;
+mod system;
+mod table;
+
+use anyhow::{Context as _, Result, bail};
+use std::path::PathBuf;
+
+/// Command-line options.
+struct Options {
+    quick: bool,
+    json: Option<PathBuf>,
+    chart: Option<PathBuf>,
+    profile: Option<u64>,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        quick: false,
+        json: None,
+        chart: None,
+        profile: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
+            "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
+            "--profile-1to1" => {
+                let count = args
+                    .next()
+                    .context("--profile-1to1 needs a message count")?;
+                options.profile = Some(count.parse().context("--profile-1to1 takes a number")?);
+            }
+            "-h" | "--help" => {
+                println!("usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    Ok(options)
+}
+
+fn print_figures(figures: &[messages::Figure]) {
+    let rows: Vec<(String, String, String, String, String)> = figures
+        .iter()
+        .map(|f| {
+            let baseline = f
+                .baseline
+                .map_or_else(String::new, |b| format_value(b, f.unit));
+            let ratio = f
+                .baseline
+                .map_or_else(String::new, |b| format!("{:.2}", f.hive / b));
+            (
+                f.name.to_owned(),
+                format_value(f.hive, f.unit),
+                baseline,
+                ratio,
+                f.target.to_owned(),
+            )
+        })
+        .collect();
+    table::print5(
+        &["messages", "hivemind", "plain channel", "ratio", "target"],
+        &rows,
+    );
+}
+
+fn format_value(value: f64, unit: &str) -> String {
+    if unit == "µs" {
+        format!("{value:.1} µs")
+    } else {
+        format!("{:.2} M {unit}", value / 1e6)
+    }
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    let libraries = system::build_bench_nodes()?;
+    println!("hivemind-bench on {}", system::machine());
+    if let Some(count) = options.profile {
+        // Only the 1→1 path, for running under a profiler (valgrind --tool=callgrind).
+        let rate = messages::throughput(&libraries, 1, 1, count, "")?;
+        println!("1→1: {:.2} M msg/s", rate / 1e6);
+        return Ok(());
+    }
+    let figures = messages::run(&libraries, options.quick)?;
+    print_figures(&figures);
+    if let Some(path) = &options.chart {
+        std::fs::write(path, chart::svg(&figures))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    let nodes = if options.quick { 200 } else { 1000 };
+    let scale = scale::run(&libraries, nodes, 10)?;
+    table::print(
+        &["scale", "measured", "target"],
+        &[
+            (
+                format!(
+                    "start {} nodes with {} subscriptions",
+                    scale.nodes, scale.subscriptions
+                ),
+                format!("{:.2} s", scale.start_s),
+                "≤ 2 s for 1,000".to_owned(),
+            ),
+            (
+                "routes updated when one node joins".to_owned(),
+                format!("{:.2} ms", scale.route_recompute_ms),
+                String::new(),
+            ),
+            (
+                "resident memory per idle node (beside its library's code)".to_owned(),
+                format!("{:.0} kB", scale.rss_per_idle_node_kb),
+                "≤ 1 MB".to_owned(),
+            ),
+        ],
+    );
+    let reloads = reload::run(&libraries, options.quick)?;
+    reloads.print();
+    let edits = if options.quick { 2 } else { 6 };
+    let dev = dev_loop::run(
+        &libraries.join("hm"),
+        &dev_loop::cache_dir(&libraries),
+        edits,
+    )?;
+    table::print(
+        &["hm dev: edit a node's source", "measured", "target"],
+        &[
+            (
+                format!("save → new code running, median of {edits} edits"),
+                format!("{:.0} ms", dev.total_median_ms()),
+                "cargo + ≤ 300 ms".to_owned(),
+            ),
+            (
+                "of which beyond cargo's own build time (median)".to_owned(),
+                format!("{:.0} ms", dev.overhead_ms()),
+                "≤ 300 ms".to_owned(),
+            ),
+        ],
+    );
+    if let Some(path) = options.json {
+        let mut json = reloads.json();
+        for figure in &figures {
+            json[figure.key] = figure.hive.into();
+        }
+        json["scale_nodes"] = scale.nodes.into();
+        json["start_nodes_s"] = scale.start_s.into();
+        json["start_1000_nodes_s"] = if scale.nodes == 1000 {
+            scale.start_s.into()
+        } else {
+            serde_json::Value::Null
+        };
+        json["route_recompute_ms"] = scale.route_recompute_ms.into();
+        json["rss_per_idle_node_kb"] = scale.rss_per_idle_node_kb.into();
+        json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
+        json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
+        let json = serde_json::to_string_pretty(&json)?;
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
