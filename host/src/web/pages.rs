@@ -40,8 +40,10 @@ impl Page {
     }
 }
 
-/// The HTML of `page` for the hive named `hive`.
-pub(super) fn render(hive: &str, page: &Page) -> String {
+/// The HTML of `page` for the hive named `hive`; `initial` is the hive's JSON (as
+/// `/api/hive` gives it), embedded so the page draws at once, before its first live update.
+pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
+    let initial = script_safe(initial);
     let hive = escape(hive);
     let title = escape(&page.title());
     let current = page.key();
@@ -79,10 +81,19 @@ pub(super) fn render(hive: &str, page: &Page) -> String {
 <header class="top"><a class="brand" href="/"><img src="/static/favicon.svg" alt="" width="22" height="22"><span>{hive}</span></a>
 <nav>{nav}</nav><span id="connection" class="connection" title="live updates">connecting…</span></header>
 <main id="main"><noscript>The dashboard needs JavaScript; the same data is at <a href="/api/hive">/api/hive</a>.</noscript></main>
+<script type="application/json" id="initial">{initial}</script>
 <script src="/static/app.js"></script>
 </body></html>
 "#
     )
+}
+
+/// JSON that cannot end its `<script>` element: `<`, `>` and `&` (found only inside JSON
+/// strings) become `\u` escapes.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -107,7 +118,7 @@ mod tests {
 
     #[test]
     fn pages_escape_the_hive_and_node_names() {
-        let page = render("<gotham>", &Page::Node("bat\"man".into()));
+        let page = render("<gotham>", &Page::Node("bat\"man".into()), "{}");
         assert!(page.contains("&lt;gotham&gt;"));
         assert!(page.contains(r#"data-node="bat&quot;man""#));
         assert!(page.contains(r#"data-page="node""#));
@@ -116,8 +127,19 @@ mod tests {
 
     #[test]
     fn the_current_page_is_marked_in_the_navigation() {
-        let page = render("gotham", &Page::Topics);
+        let page = render("gotham", &Page::Topics, "{}");
         assert!(page.contains(r#"<a href="/topics" aria-current="page">Topics</a>"#));
         assert!(page.contains(r#"<a href="/nodes">Nodes</a>"#));
+    }
+
+    #[test]
+    fn the_embedded_hive_cannot_close_its_script() {
+        let json = serde_json::json!({"error": "</script><script>alert(1)</script> & more"});
+        let page = render("gotham", &Page::Hive, &json.to_string());
+        assert!(!page.contains("</script><script>alert"));
+        let start = page.find(r#"id="initial">"#).unwrap() + r#"id="initial">"#.len();
+        let end = start + page[start..].find("</script>").unwrap();
+        let back: serde_json::Value = serde_json::from_str(&page[start..end]).unwrap();
+        assert_eq!(back, json);
     }
 }

@@ -45,7 +45,9 @@ fn page(web: &Web, page: Page) -> Response {
         }
         _ => StatusCode::OK,
     };
-    let html = pages::render(&web.controller.snapshot().name, &page);
+    let hive = api::hive_value(web);
+    let name = hive["name"].as_str().unwrap_or_default().to_owned();
+    let html = pages::render(&name, &page, &hive.to_string());
     warp::reply::with_status(warp::reply::html(html), status).into_response()
 }
 

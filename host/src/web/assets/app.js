@@ -538,6 +538,12 @@
     try { (pages[page] || renderHive)(); } catch (err) { console.error(err); }
   }
 
+  // The page comes with the hive as it was when served: draw it now, then follow the stream.
+  const initial = document.getElementById('initial');
+  if (initial) {
+    try { hive = JSON.parse(initial.textContent); } catch (_) { hive = null; }
+    if (hive) render();
+  }
   stream();
   if (page === 'hive') feed();
 })();
