@@ -71,6 +71,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
     if let Some(port) = args.port {
         config.port = port;
     }
+    web::check_exposure(&config)?;
     let selection = select_nodes(&config, &args.nodes)?;
     let logs = logging::init(logging::LogSettings {
         dir: config.log.location.clone(),

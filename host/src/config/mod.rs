@@ -5,6 +5,7 @@
 //! name = "gotham"
 //! bind = "127.0.0.1"   # where the web page listens
 //! port = 9476          # 0 picks any free port
+//! key = "..."          # the hive key the HTTP API's mutating endpoints require
 //!
 //! [log]
 //! location = "logs"    # relative to the hive's folder
@@ -52,6 +53,8 @@ pub struct HiveConfig {
     pub bind: IpAddr,
     /// Port the web page listens on (0: any free port).
     pub port: u16,
+    /// The hive key: when set, the HTTP API's mutating endpoints require it (see `web`).
+    pub key: Option<String>,
     /// Log files.
     pub log: LogConfig,
     /// Message limits.
@@ -123,6 +126,7 @@ struct RawHive {
     name: Option<String>,
     bind: Option<IpAddr>,
     port: Option<u16>,
+    key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +242,7 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         name,
         bind: raw.hive.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port: raw.hive.port.unwrap_or(DEFAULT_PORT),
+        key: raw.hive.key,
         log: LogConfig {
             location: root.join(raw.log.location),
             max_bytes: raw.log.max_bytes,
@@ -336,7 +341,7 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
 /// The hive-level keys, by section, for "did you mean" hints.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("", &["hive", "log", "messages", "nodes"]),
-    ("hive", &["name", "bind", "port"]),
+    ("hive", &["name", "bind", "port", "key"]),
     ("log", &["location", "max_bytes", "backups"]),
     (
         "messages",
@@ -412,6 +417,13 @@ mod tests {
         assert_eq!(config.log.backups, 2);
         assert_eq!(config.messages.queue_capacity, 1024);
         assert!(config.nodes.is_empty());
+        assert_eq!(config.key, None);
+    }
+
+    #[test]
+    fn the_hive_key_is_read_from_the_hive_table() {
+        let config = parse_ok("[hive]\nbind = \"0.0.0.0\"\nkey = \"s3cret\"\n");
+        assert_eq!(config.key.as_deref(), Some("s3cret"));
     }
 
     #[test]
