@@ -131,12 +131,22 @@ impl Controller {
             scratch: scratch.path().to_path_buf(),
             max_payload_bytes: config.messages.max_payload_bytes,
         });
+        let events = Arc::new(Events::default());
+        let reporting = events.clone();
         Ok(Self {
             root: config.root.clone(),
             name: config.name.clone(),
             max_payload_bytes: config.messages.max_payload_bytes,
-            bus: Arc::new(Bus::new()),
-            events: Arc::new(Events::default()),
+            bus: Arc::new(Bus::with_drop_report(Arc::new(
+                move |node, service, dropped| {
+                    reporting.emit(
+                    EventKind::Dropped,
+                    Some(node),
+                    format!("{dropped} message(s) from `{service}` dropped so far: its queue is full"),
+                );
+                },
+            ))),
+            events,
             env,
             state: Mutex::new(State {
                 config,

@@ -133,6 +133,7 @@ struct Route {
     node: Arc<str>,
     generation: u64,
     overflow: Overflow,
+    drop_report: Option<DropReport>,
     sender: Sender<Delivery>,
     subscriptions: Indices,
     stats: Arc<[Arc<SubscriptionStats>]>,
@@ -223,6 +224,9 @@ impl Route {
                 "dropped a message for node `{}` because {reason} (raise queue_capacity in config/hive.toml if it cannot keep up)",
                 self.node,
             );
+            if let Some(report) = &self.drop_report {
+                report(&self.node, &message.service, dropped);
+            }
         }
     }
 }
@@ -230,6 +234,7 @@ impl Route {
 struct NodeEntry {
     generation: u64,
     overflow: Overflow,
+    drop_report: Option<DropReport>,
     sender: Sender<Delivery>,
     subscriptions: Vec<Subscription>,
     services: Vec<Arc<str>>,
@@ -249,6 +254,7 @@ impl NodeEntry {
             node: node.clone(),
             generation: self.generation,
             overflow: self.overflow,
+            drop_report: self.drop_report.clone(),
             sender: self.sender.clone(),
             subscriptions: matching.iter().map(|s| s.index).collect(),
             stats: matching.iter().map(|s| s.stats.clone()).collect(),
@@ -303,10 +309,15 @@ impl Registry {
     }
 }
 
+/// Told about dropped messages (node, service, drops so far) on the 1st, 2nd, 4th, 8th... drop
+/// for a node: the controller turns these into events for the page.
+pub type DropReport = Arc<dyn Fn(&str, &str, u64) + Send + Sync>;
+
 /// The routing table of a hive.
 #[derive(Default)]
 pub struct Bus {
     registry: Mutex<Registry>,
+    drop_report: Option<DropReport>,
 }
 
 /// Who sends on a service and who receives it.
@@ -324,6 +335,14 @@ impl Bus {
     /// An empty bus.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty bus that tells `report` about dropped messages.
+    pub fn with_drop_report(report: DropReport) -> Self {
+        Self {
+            registry: Mutex::default(),
+            drop_report: Some(report),
+        }
     }
 
     /// Adds node `node` with its subscriptions (fed through `sender`) and the services it
@@ -366,6 +385,7 @@ impl Bus {
         let entry = NodeEntry {
             generation,
             overflow,
+            drop_report: self.drop_report.clone(),
             sender,
             subscriptions,
             services: services.to_vec(),
@@ -446,12 +466,17 @@ impl Bus {
                 subscribers: registry
                     .routes_for(service)
                     .iter()
+                    .filter(|r| !r.node.starts_with(TAP_PREFIX))
                     .map(|r| r.node.to_string())
                     .collect(),
             })
             .collect()
     }
 }
+
+/// Taps are named `tap#<n>`: `#` is never in a node's name, so they cannot clash, and the
+/// topic listing leaves them out.
+const TAP_PREFIX: &str = "tap#";
 
 /// A subscription for a reader outside the hive (a WebSocket client, a test): every message
 /// whose service matches its pattern, in order, through a bounded queue. Leaves on drop.
@@ -468,7 +493,7 @@ impl Bus {
     /// Starts a [`Tap`] on `pattern` with room for `capacity` unread messages.
     pub fn tap(self: &Arc<Self>, pattern: Pattern, capacity: usize) -> Tap {
         static TAPS: AtomicU64 = AtomicU64::new(0);
-        let name: Arc<str> = format!("tap#{}", TAPS.fetch_add(1, Ordering::Relaxed)).into();
+        let name: Arc<str> = format!("{TAP_PREFIX}{}", TAPS.fetch_add(1, Ordering::Relaxed)).into();
         let (sender, inbox) = queue(capacity);
         let stats = Arc::new(SubscriptionStats::default());
         let subscription = Subscription {

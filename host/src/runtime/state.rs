@@ -83,6 +83,9 @@ pub struct ServiceSnapshot {
     pub running: bool,
     /// How many times it was restarted after failing.
     pub restarts: u64,
+    /// The payload it sent last (for a busy service: one of its last 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_payload: Option<serde_json::Value>,
     /// Why it stopped, if it failed.
     pub error: Option<String>,
 }
@@ -109,6 +112,7 @@ pub struct ServiceStats {
     sent: AtomicU64,
     running: AtomicBool,
     restarts: AtomicU64,
+    last_payload: Mutex<Option<Arc<str>>>,
     /// When the running callback started (see [`clock`]), 0 when none runs.
     pub busy_since: AtomicU64,
     error: Mutex<Option<String>>,
@@ -121,6 +125,7 @@ impl ServiceStats {
             sent: AtomicU64::new(0),
             running: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
+            last_payload: Mutex::new(None),
             busy_since: AtomicU64::new(0),
             error: Mutex::new(None),
         }
@@ -145,6 +150,11 @@ impl ServiceStats {
             sent: self.sent.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
+            last_payload: self
+                .last_payload
+                .lock()
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
             error: self.error.lock().clone(),
         }
     }
@@ -225,7 +235,12 @@ impl NodeShared {
         if self.is_stopping() {
             return Err("the node is stopping".into());
         }
-        stats.sent.fetch_add(1, Ordering::Relaxed);
+        let sent = stats.sent.fetch_add(1, Ordering::Relaxed);
+        // Keeping every payload would cost a lock and a copy per message: a busy service keeps
+        // one in 256 once it has sent 256.
+        if sent < 256 || sent % 256 == 0 {
+            *stats.last_payload.lock() = Some(payload.into());
+        }
         topic.publish(&self.name, payload);
         Ok(())
     }

@@ -279,6 +279,7 @@ mod tests {
                     sent: 3,
                     running: true,
                     restarts: 0,
+                    last_payload: None,
                     error: None,
                 }],
                 subscriptions: vec![SubscriptionSnapshot {
