@@ -18,7 +18,7 @@ fn panics_in_constructor_service_and_subscription_leave_the_rest_running() {
             "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"signals\", payloads = [\"a\", \"boom\", \"b\", \"oops\", \"c\"], interval_ms = 20 }}]\n\n\
              [nodes.broken_ctor]\nenabled = true\nlibrary = \"probe\"\npanic_in_constructor = true\n\n\
-             [nodes.broken_service]\nenabled = true\nlibrary = \"probe\"\n\
+             [nodes.broken_service]\nenabled = true\nlibrary = \"probe\"\non_service_failure = \"stop\"\n\
              services = [{{ name = \"doomed\", panic = true }}, {{ name = \"fine\", sleep_secs = 60.0 }}]\n\n\
              [nodes.victim]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\n\
              panic_on_payload = \"boom\"\nfail_on_payload = \"oops\"\nrecord = {}\n\n\
@@ -360,4 +360,182 @@ fn a_port_in_use_is_a_clear_error_at_start() {
         "{stderr}"
     );
     assert!(stderr.contains("[hive] port"), "{stderr}");
+}
+
+#[test]
+fn a_failing_service_restarts_with_backoff_unless_told_to_stop() {
+    let hive = Hive::new();
+    hive.configure(
+        "[nodes.restarting]\nenabled = true\nlibrary = \"probe\"\nservices = [{ name = \"doomed\", panic = true }]\n\n\
+         [nodes.stopping]\nenabled = true\nlibrary = \"probe\"\non_service_failure = \"stop\"\nservices = [{ name = \"doomed\", panic = true }]\n",
+    );
+    hive.install("probe");
+    let running = hive.run(&[]);
+    // Backoff 100 ms, then 200 ms, then 400 ms: three restarts in well under 2 s.
+    assert!(
+        eventually(
+            WAIT,
+            || running.node("restarting")["services"][0]["restarts"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 3
+        ),
+        "{}",
+        running.node("restarting")
+    );
+    let restarting = running.node("restarting");
+    assert_eq!(restarting["services"][0]["running"], true);
+    assert!(
+        restarting["services"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("runs again in")
+    );
+    let stopping = running.node("stopping");
+    assert_eq!(stopping["services"][0]["running"], false, "{stopping}");
+    assert_eq!(stopping["services"][0]["restarts"], 0);
+    assert!(
+        stopping["services"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("on_service_failure")
+    );
+}
+
+#[test]
+fn too_many_subscription_panics_fail_and_unload_the_node_only() {
+    let hive = Hive::new();
+    let witness = hive.file("witness.jsonl");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"signals\", payloads = [\"boom\", \"boom\", \"boom\", \"ok\", \"boom\"], interval_ms = 20 }}]\n\n\
+         [nodes.fragile]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\npanic_on_payload = \"boom\"\nmax_subscription_panics = 3\n\n\
+         [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\nrecord = {}\n",
+        toml_path(&witness)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let failed = running.wait_for(WAIT, |r| {
+        let node = r.node("fragile");
+        (node["status"] == "failed").then_some(node)
+    });
+    let node = failed.unwrap_or_else(|| panic!("{}", running.node("fragile")));
+    let error = node["error"].as_str().unwrap();
+    assert!(error.contains("max_subscription_panics = 3"), "{error}");
+    assert!(eventually(WAIT, || received_from(&witness, "signals")
+        .len()
+        == 5));
+    let left = running.wait_for(WAIT, |r| {
+        let (_, body) = r.get("/api/topics");
+        let topics: Value = serde_json::from_str(&body).ok()?;
+        (topics[0]["subscribers"] == json!(["witness"])).then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "the failed node left the bus: {}",
+        running.get("/api/topics").1
+    );
+}
+
+#[test]
+fn a_stuck_callback_is_shown_and_the_rest_of_the_hive_goes_on() {
+    let hive = Hive::new();
+    let witness = hive.file("witness.jsonl");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"signals\", payloads = [\"hang\", \"a\", \"b\", \"c\"], interval_ms = 100 }}]\n\n\
+         [nodes.sleepy]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\nhang_on_payload = \"hang\"\nhang_ms = 1500\nstuck_after_ms = 200\n\n\
+         [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"signals\"]\nrecord = {}\n\n\
+         [nodes.busy]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"spin\", busy = true }}]\n",
+        toml_path(&witness)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let stuck = running.wait_for(WAIT, |r| {
+        let node = r.node("sleepy");
+        (node["status"] == "stuck").then_some(node)
+    });
+    let node = stuck.unwrap_or_else(|| panic!("never stuck: {}", running.node("sleepy")));
+    assert!(
+        node["error"]
+            .as_str()
+            .unwrap()
+            .contains("stuck_after_ms = 200"),
+        "{node}"
+    );
+    // Meanwhile the others carry on, and a service that never sleeps does not starve them.
+    assert!(eventually(WAIT, || received_from(&witness, "signals")
+        .len()
+        == 4));
+    let (status, _) = running.get("/healthz");
+    assert_eq!(status, 200);
+    assert!(
+        running
+            .wait_for(WAIT, |r| (r.node("sleepy")["status"] == "running")
+                .then_some(()))
+            .is_some()
+    );
+    assert!(
+        running.stderr().contains("is stuck"),
+        "{}",
+        running.stderr()
+    );
+    assert!(
+        running
+            .wait_for(WAIT, |r| r.stderr().contains("runs again").then_some(()))
+            .is_some(),
+        "{}",
+        running.stderr()
+    );
+}
+
+#[test]
+fn a_slow_subscriber_drops_and_counts_without_slowing_the_others() {
+    let count = 300;
+    let hive = Hive::new();
+    let fast = hive.file("fast.jsonl");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"flood\", count = {count} }}]\n\n\
+         [nodes.slow]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\nslow_ms = 5\nqueue_capacity = 10\n\n\
+         [nodes.fast]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\nqueue_capacity = 1000\nrecord = {}\n",
+        toml_path(&fast)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || received_from(&fast, "flood").len() == count));
+    let settled = running.wait_for(WAIT, |r| {
+        let slow = &r.node("slow")["subscriptions"][0];
+        let delivered = slow["delivered"].as_u64().unwrap_or(0);
+        let dropped = slow["dropped"].as_u64().unwrap_or(0);
+        (delivered + dropped == count as u64).then_some((delivered, dropped))
+    });
+    let (delivered, dropped) = settled.unwrap_or_else(|| panic!("{}", running.node("slow")));
+    assert!(dropped > 0, "the slow subscriber's queue overflowed");
+    assert!(delivered >= 10, "it still received what fit: {delivered}");
+    assert_eq!(running.node("fast")["subscriptions"][0]["dropped"], 0);
+    assert!(
+        running
+            .stderr()
+            .contains("dropped a message for node `slow`"),
+        "{}",
+        running.stderr()
+    );
+}
+
+#[test]
+fn a_slow_subscriber_set_to_block_slows_its_publisher_and_loses_nothing() {
+    let count = 200;
+    let hive = Hive::new();
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\nservices = [{{ name = \"flood\", count = {count} }}]\n\n\
+         [nodes.slow]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\nslow_ms = 2\nqueue_capacity = 10\noverflow = \"block\"\n"
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let done = running.wait_for(WAIT, |r| {
+        let slow = &r.node("slow")["subscriptions"][0];
+        (slow["delivered"] == count).then(|| slow.clone())
+    });
+    let slow = done.unwrap_or_else(|| panic!("{}", running.node("slow")));
+    assert_eq!(slow["dropped"], 0, "{slow}");
 }

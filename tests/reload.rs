@@ -220,6 +220,20 @@ fn config_edits_load_unload_and_restart_nodes_live() {
     );
     assert!(running.stderr().contains("line 1"), "{}", running.stderr());
     assert_eq!(running.node("batman")["status"], "running");
+
+    // Fixed, the file is applied at once (here it switches batman off).
+    std::fs::write(
+        &config_path,
+        config.replace(
+            "[nodes.batman]\nenabled = true",
+            "[nodes.batman]\nenabled = false",
+        ),
+    )
+    .unwrap();
+    let applied = running.wait_for(WAIT, |r| {
+        (r.node("batman")["status"] == "disabled").then_some(())
+    });
+    assert!(applied.is_some(), "{}", running.node("batman"));
 }
 
 #[test]
@@ -456,4 +470,29 @@ fn an_identical_library_is_not_reloaded() {
     );
     replace_library(&hive, "probe2", "mv");
     wait_for_loads(&running, "batman", 2);
+}
+
+#[test]
+fn panics_in_the_state_hooks_do_not_stop_a_reload() {
+    let (hive, record) = probe_hive("");
+    let config = std::fs::read_to_string(hive.path().join("config/hive.toml")).unwrap();
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        config.replace(
+            "[nodes.batman]\n",
+            "[nodes.batman]\npanic_in_state_hooks = true\n",
+        ),
+    )
+    .unwrap();
+    let running = hive.run(&[]);
+    wait_for_loads(&running, "batman", 1);
+    replace_library(&hive, "probe2", "mv");
+    let (crate_name, _, _) = wait_for_loads(&running, "batman", 2);
+    assert_eq!(crate_name, "probe2", "the new version runs");
+    let log = std::fs::read_to_string(hive.path().join("logs/batman.log")).unwrap();
+    assert!(log.contains("save_state panicked"), "{log}");
+    assert!(
+        !records(&record).iter().any(|r| r["event"] == "restored"),
+        "nothing was saved, so nothing restored"
+    );
 }

@@ -1,5 +1,6 @@
 //! The `hm dev` loop: from saving a node's source to the new code running, against the time
-//! cargo itself spends on the incremental build. Runs the real `hm dev` on a new hive.
+//! cargo itself spends on the incremental build. Runs the real `hm dev --release` on a new hive
+//! (release, to share the dependencies the bench has already built).
 
 use anyhow::{Context as _, Result, bail};
 use std::io::{BufRead, BufReader};
@@ -141,7 +142,7 @@ fn run_hm(hm: &Path, dir: &Path, args: &[&str]) -> Result<()> {
 
 fn start_dev(hm: &Path, hive: &Path, cache: &Path) -> Result<(Child, Output)> {
     let mut child = Command::new(hm)
-        .args(["dev", "--port", "0"])
+        .args(["dev", "--port", "0", "--release"])
         .current_dir(hive)
         .env("CARGO_TARGET_DIR", cache)
         .env("NO_COLOR", "1")
@@ -167,11 +168,12 @@ fn start_dev(hm: &Path, hive: &Path, cache: &Path) -> Result<(Child, Output)> {
     Ok((child, Output { lines }))
 }
 
-/// Where a bench hive's cargo builds are cached between runs.
+/// Where the bench hive builds: the workspace's own target folder, whose release dependencies
+/// are already built (the hive's node crate has a name of its own, so nothing collides).
 pub fn cache_dir(release_dir: &Path) -> PathBuf {
     release_dir
         .parent()
-        .map_or_else(|| release_dir.join("bench-hive"), |t| t.join("bench-hive"))
+        .map_or_else(|| release_dir.to_path_buf(), Path::to_path_buf)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--mesh-only]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -10,9 +10,14 @@
 //! makes, so the watcher's debounce is not counted). The mesh section runs a second `hm` and
 //! crosses to it over Zenoh on loopback; `--mesh-only` runs that section alone.
 
+mod baseline;
+mod chart;
 mod dev_loop;
 mod mesh;
+mod messages;
 mod reload;
+mod scale;
+mod soak;
 mod system;
 mod table;
 
@@ -24,6 +29,8 @@ struct Options {
     quick: bool,
     json: Option<PathBuf>,
     mesh_only: bool,
+    chart: Option<PathBuf>,
+    profile: Option<u64>,
 }
 
 fn options() -> Result<Options> {
@@ -31,6 +38,8 @@ fn options() -> Result<Options> {
         quick: false,
         json: None,
         mesh_only: false,
+        chart: None,
+        profile: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -38,8 +47,17 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--mesh-only" => options.mesh_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
+            "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
+            "--profile-1to1" => {
+                let count = args
+                    .next()
+                    .context("--profile-1to1 needs a message count")?;
+                options.profile = Some(count.parse().context("--profile-1to1 takes a number")?);
+            }
             "-h" | "--help" => {
-                println!("usage: hivemind-bench [--quick] [--json FILE] [--mesh-only]");
+                println!(
+                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (try --help)"),
@@ -48,10 +66,96 @@ fn options() -> Result<Options> {
     Ok(options)
 }
 
+fn print_figures(figures: &[messages::Figure]) {
+    let rows: Vec<(String, String, String, String, String)> = figures
+        .iter()
+        .map(|f| {
+            let baseline = f
+                .baseline
+                .map_or_else(String::new, |b| format_value(b, f.unit));
+            let ratio = f
+                .baseline
+                .map_or_else(String::new, |b| format!("{:.2}", f.hive / b));
+            (
+                f.name.to_owned(),
+                format_value(f.hive, f.unit),
+                baseline,
+                ratio,
+                f.target.to_owned(),
+            )
+        })
+        .collect();
+    table::print5(
+        &["messages", "hivemind", "plain channel", "ratio", "target"],
+        &rows,
+    );
+}
+
+fn print_soak(soak: &soak::Report) {
+    let mut rows = vec![(
+        format!(
+            "{} s at full rate, overflow = \"block\": messages sent, reloads, disable/enable cycles",
+            soak.seconds
+        ),
+        format!("{} / {} / {}", soak.sent, soak.reloads, soak.toggles),
+        String::new(),
+    )];
+    for (node, check) in &soak.checks {
+        rows.push((
+            format!("`{node}`: received, gaps (missing), duplicates or reordered"),
+            format!(
+                "{} / {} ({}) / {}",
+                check["received"],
+                check["gaps"],
+                check["missing"],
+                check["duplicates_or_reordered"]
+            ),
+            if node == "toggled" {
+                "no duplicates; gaps only while disabled".to_owned()
+            } else {
+                "all, 0, 0".to_owned()
+            },
+        ));
+    }
+    rows.push((
+        "exactly once and in order while enabled".to_owned(),
+        if soak.exact() { "yes" } else { "NO" }.to_owned(),
+        "yes".to_owned(),
+    ));
+    rows.push((
+        "resident memory early → end".to_owned(),
+        format!("{} → {} kB", soak.rss_kb.0, soak.rss_kb.1),
+        "flat".to_owned(),
+    ));
+    rows.push((
+        "threads / open files early → end".to_owned(),
+        format!(
+            "{} → {} / {} → {}",
+            soak.threads.0, soak.threads.1, soak.fds.0, soak.fds.1
+        ),
+        "equal".to_owned(),
+    ));
+    table::print(&["soak", "measured", "expected"], &rows);
+}
+
+fn format_value(value: f64, unit: &str) -> String {
+    if unit == "µs" {
+        format!("{value:.1} µs")
+    } else {
+        format!("{:.2} M {unit}", value / 1e6)
+    }
+}
+
 fn main() -> Result<()> {
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
+    if let Some(count) = options.profile {
+        // Only the 1→1 path, for running under a profiler (valgrind --tool=callgrind).
+        let rate = messages::throughput(&libraries, 1, 1, count, "")?;
+        println!("1→1: {:.2} M msg/s", rate / 1e6);
+        return Ok(());
+    }
     if options.mesh_only {
         let mesh = mesh::run(&libraries, options.quick)?;
         mesh.print();
@@ -63,6 +167,41 @@ fn main() -> Result<()> {
         }
         return Ok(());
     }
+    let figures = messages::run(&libraries, options.quick)?;
+    print_figures(&figures);
+    if let Some(path) = &options.chart {
+        std::fs::write(path, chart::svg(&figures))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    let nodes = if options.quick { 200 } else { 1000 };
+    let scale = scale::run(&libraries, nodes, 10)?;
+    table::print(
+        &["scale", "measured", "target"],
+        &[
+            (
+                format!(
+                    "start {} nodes with {} subscriptions",
+                    scale.nodes, scale.subscriptions
+                ),
+                format!("{:.2} s", scale.start_s),
+                "≤ 2 s for 1,000".to_owned(),
+            ),
+            (
+                "routes updated when one node joins".to_owned(),
+                format!("{:.2} ms", scale.route_recompute_ms),
+                String::new(),
+            ),
+            (
+                "resident memory per idle node (beside its library's code)".to_owned(),
+                format!("{:.0} kB", scale.rss_per_idle_node_kb),
+                "≤ 1 MB".to_owned(),
+            ),
+        ],
+    );
+    let soak_seconds = if options.quick { 10 } else { 60 };
+    let soak = soak::run(&libraries, soak_seconds)?;
+    print_soak(&soak);
     let reloads = reload::run(&libraries, options.quick)?;
     reloads.print();
     let edits = if options.quick { 2 } else { 6 };
@@ -91,6 +230,24 @@ fn main() -> Result<()> {
     if let Some(path) = options.json {
         let mut json = reloads.json();
         json["mesh"] = mesh.json();
+        for figure in &figures {
+            json[figure.key] = figure.hive.into();
+        }
+        json["soak_seconds"] = soak.seconds.into();
+        json["soak_messages"] = soak.sent.into();
+        json["soak_exactly_once_in_order"] = soak.exact().into();
+        json["soak_rss_kb"] = serde_json::json!([soak.rss_kb.0, soak.rss_kb.1]);
+        json["soak_threads"] = serde_json::json!([soak.threads.0, soak.threads.1]);
+        json["soak_fds"] = serde_json::json!([soak.fds.0, soak.fds.1]);
+        json["scale_nodes"] = scale.nodes.into();
+        json["start_nodes_s"] = scale.start_s.into();
+        json["start_1000_nodes_s"] = if scale.nodes == 1000 {
+            scale.start_s.into()
+        } else {
+            serde_json::Value::Null
+        };
+        json["route_recompute_ms"] = scale.route_recompute_ms.into();
+        json["rss_per_idle_node_kb"] = scale.rss_per_idle_node_kb.into();
         json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
         json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
         let json = serde_json::to_string_pretty(&json)?;

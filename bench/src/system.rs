@@ -21,6 +21,8 @@ pub fn build_bench_nodes() -> Result<PathBuf> {
             "-p",
             "probe2",
             "-p",
+            "bench_node",
+            "-p",
             "hivemind-host",
         ])
         .status()
@@ -54,6 +56,11 @@ pub fn machine() -> String {
 /// This process's resident memory, in kB.
 pub fn rss_kb() -> u64 {
     status_field("VmRSS:")
+}
+
+/// This process's anonymous resident memory (heap, stacks; not mapped files), in kB.
+pub fn rss_anon_kb() -> u64 {
+    status_field("RssAnon:")
 }
 
 /// This process's threads.

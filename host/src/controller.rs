@@ -18,8 +18,8 @@
 //! With `[mesh]` enabled it also joins the other hosts of the hive ([`Controller::start_mesh`]):
 //! its snapshot then lists their nodes too, each with its host.
 
-use crate::bus::Bus;
 use crate::bus::TopicInfo;
+use crate::bus::{Bus, Overflow};
 use crate::config::{self, HiveConfig, NodeConfig};
 use crate::events::{EventKind, Events};
 use crate::loader;
@@ -38,6 +38,9 @@ use time::format_description::well_known::Rfc3339;
 
 /// How long the whole hive gets to stop.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(900);
+
+/// How often [`Controller::check_health`] should run.
+pub const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The library file of `library` in a hive's `nodes/` folder.
 pub fn library_path(root: &Path, library: &str) -> PathBuf {
@@ -103,12 +106,14 @@ struct Slot {
     loads: u64,
     loaded_at: Option<String>,
     last_error: Option<String>,
+    reported_stuck: bool,
 }
 
 struct State {
     config: HiveConfig,
     selection: Selection,
     slots: BTreeMap<String, Slot>,
+    stopping: bool,
 }
 
 /// The hive's registry of nodes.
@@ -137,18 +142,29 @@ impl Controller {
             scratch: scratch.path().to_path_buf(),
             max_payload_bytes: config.messages.max_payload_bytes,
         });
+        let events = Arc::new(Events::default());
+        let reporting = events.clone();
         Ok(Self {
             root: config.root.clone(),
             name: config.name.clone(),
             host: config.mesh.host_name(config.port).into(),
             max_payload_bytes: config.messages.max_payload_bytes,
-            bus: Arc::new(Bus::new()),
-            events: Arc::new(Events::default()),
+            bus: Arc::new(Bus::with_drop_report(Arc::new(
+                move |node, service, dropped| {
+                    reporting.emit(
+                    EventKind::Dropped,
+                    Some(node),
+                    format!("{dropped} message(s) from `{service}` dropped so far: its queue is full"),
+                );
+                },
+            ))),
+            events,
             env,
             state: Mutex::new(State {
                 config,
                 selection,
                 slots: BTreeMap::new(),
+                stopping: false,
             }),
             mesh: Mutex::new(None),
             _scratch: scratch,
@@ -266,6 +282,7 @@ impl Controller {
                         built.subscriptions,
                         &built.services,
                         generation,
+                        node_overflow(&state.config, &name),
                     );
                     slot.generation = generation;
                     ready.push((name, runtime, topics, built.took, built.library.hash));
@@ -306,6 +323,9 @@ impl Controller {
         let capacity = config
             .and_then(|c| c.queue_capacity)
             .unwrap_or(state.config.messages.queue_capacity);
+        let spin_us = config
+            .and_then(|c| c.spin_us)
+            .unwrap_or(state.config.messages.spin_us);
         let slot = state.slots.entry(name.to_owned()).or_insert_with(|| Slot {
             queue: NodeQueue::new(capacity),
             queue_capacity: capacity,
@@ -314,6 +334,7 @@ impl Controller {
             loads: 0,
             loaded_at: None,
             last_error: None,
+            reported_stuck: false,
         });
         NodeSpec {
             name: name.into(),
@@ -321,6 +342,8 @@ impl Controller {
             settings_json,
             queue: slot.queue.clone(),
             generation: slot.generation + 1,
+            spin: Duration::from_micros(spin_us),
+            faults: config.map(|c| c.faults).unwrap_or_default(),
             host: self.host.clone(),
         }
     }
@@ -354,6 +377,7 @@ impl Controller {
     fn swap(&self, state: &mut State, name: &str, why: &str) -> Result<()> {
         let started = Instant::now();
         let capacity = node_capacity(&state.config, name);
+        let overflow = node_overflow(&state.config, name);
         let mut spec = self.spec(state, name);
         let slot = state.slots.get_mut(name).expect("spec made the slot");
         let old_queue = (capacity != slot.queue_capacity).then(|| {
@@ -386,6 +410,7 @@ impl Controller {
             built.subscriptions,
             &built.services,
             spec.generation,
+            overflow,
         );
         // Messages routed into a replaced queue precede everything routed into the new one.
         let backlog = old_queue
@@ -568,6 +593,50 @@ impl Controller {
         }
     }
 
+    /// Looks at every running node once: one that failed on its own (too many panics) is
+    /// taken off the bus and unloaded; one stuck in a callback is reported, and reported again
+    /// when it runs on. Call it every fraction of a second ([`HEALTH_CHECK_EVERY`]).
+    pub fn check_health(&self) {
+        let mut state = self.state.lock();
+        if state.stopping {
+            return;
+        }
+        let names: Vec<String> = state.slots.keys().cloned().collect();
+        for name in names {
+            let Some(slot) = state.slots.get_mut(&name) else {
+                continue;
+            };
+            let Some(runtime) = slot.runtime.as_mut() else {
+                continue;
+            };
+            let snapshot = runtime.snapshot();
+            match snapshot.status {
+                NodeStatus::Failed => {
+                    let reason = snapshot.error.unwrap_or_default();
+                    self.bus.leave(&name);
+                    runtime.join(Instant::now() + STOP_DEADLINE);
+                    slot.runtime = None;
+                    slot.last_error = Some(reason.clone());
+                    tracing::error!("{reason}");
+                    self.events.emit(EventKind::Failed, Some(&name), reason);
+                }
+                NodeStatus::Stuck if !slot.reported_stuck => {
+                    slot.reported_stuck = true;
+                    let what = snapshot.error.unwrap_or_default();
+                    tracing::warn!("node `{name}` is stuck: {what}");
+                    self.events.emit(EventKind::Stuck, Some(&name), what);
+                }
+                NodeStatus::Running if slot.reported_stuck => {
+                    slot.reported_stuck = false;
+                    tracing::info!("node `{name}` runs again");
+                    self.events
+                        .emit(EventKind::Stuck, Some(&name), "runs again");
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Stops every node: all services are told at once, then each node is joined; then leaves
     /// the mesh. Returns the names of nodes that did not stop within [`STOP_DEADLINE`].
     pub fn stop(&self) -> Vec<String> {
@@ -581,6 +650,7 @@ impl Controller {
 
     fn stop_nodes(&self) -> Vec<String> {
         let mut state = self.state.lock();
+        state.stopping = true;
         for (name, slot) in &state.slots {
             if let Some(runtime) = &slot.runtime {
                 self.bus.leave(name);
@@ -614,7 +684,7 @@ impl Controller {
         let value: serde_json::Value =
             serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson(e.to_string()))?;
         let from: Arc<str> = API_NODE.into();
-        self.bus.publish(service, &from, value.to_string().into());
+        self.bus.publish(service, &from, &value.to_string());
         Ok(())
     }
 
@@ -713,6 +783,14 @@ fn node_capacity(config: &HiveConfig, name: &str) -> usize {
         .unwrap_or(config.messages.queue_capacity)
 }
 
+fn node_overflow(config: &HiveConfig, name: &str) -> Overflow {
+    config
+        .nodes
+        .get(name)
+        .map(|c| c.overflow)
+        .unwrap_or_default()
+}
+
 /// Whether a node's restart-worthy settings differ (everything but `enabled`).
 fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> bool {
     let strip = |config: Option<&NodeConfig>| {
@@ -721,7 +799,13 @@ fn settings_changed(before: Option<&NodeConfig>, after: Option<&NodeConfig>) -> 
             if let Some(table) = settings.as_object_mut() {
                 table.remove("enabled");
             }
-            (c.library.clone(), c.queue_capacity, settings)
+            (
+                c.library.clone(),
+                c.queue_capacity,
+                c.spin_us,
+                c.overflow,
+                settings,
+            )
         })
     };
     strip(before) != strip(after)

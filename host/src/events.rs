@@ -29,6 +29,8 @@ pub enum EventKind {
     Disabled,
     /// Messages were dropped for a node (its queue was full).
     Dropped,
+    /// A node's callback has run for longer than its `stuck_after_ms`, or runs again after that.
+    Stuck,
     /// Something about the hive itself (config errors, changes that need a restart).
     Hive,
 }

@@ -40,7 +40,15 @@ fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebu
     }
     if batch.contains(&Change::Config) {
         match config::load(controller.root()) {
-            Ok(config) => controller.apply_config(config),
+            Ok(config) => {
+                for warning in &config.warnings {
+                    tracing::warn!("{warning}");
+                    controller
+                        .events()
+                        .emit(EventKind::Hive, None, warning.clone());
+                }
+                controller.apply_config(config);
+            }
             Err(error) => {
                 let message = format!(
                     "{error:#}\nThe hive keeps running on the last good config until the file is fixed."

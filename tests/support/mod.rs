@@ -1,6 +1,8 @@
 //! The integration tests' harness: builds the real node libraries, lays out temporary hives,
 //! runs the real `hm` binary on them, and talks to it over HTTP and stdin.
 
+pub mod browser;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,8 @@ pub fn built() -> &'static Path {
                 "hivemind-host",
                 "-p",
                 "probe",
+                "-p",
+                "probe2",
                 "-p",
                 "batsignal",
                 "-p",
@@ -224,6 +228,37 @@ impl Running {
         (status, body)
     }
 
+    /// POSTs `body` to `path` with extra `headers`; returns the status and the body.
+    pub fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut request = http_agent().post(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request
+            .send(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap();
+        (status, body)
+    }
+
+    /// Opens the server-sent event stream at `path` and returns its lines as they arrive.
+    pub fn sse_lines(&self, path: &str) -> impl Iterator<Item = String> {
+        let response = http_agent()
+            .get(format!("{}{path}", self.url))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        BufReader::new(response.into_body().into_reader())
+            .lines()
+            .map_while(Result::ok)
+    }
+
+    /// The `host:port` it serves on.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     /// `GET /api/nodes/{name}` as JSON.
     pub fn node(&self, name: &str) -> Value {
         let (status, body) = self.get(&format!("/api/nodes/{name}"));
@@ -302,6 +337,35 @@ fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     text
+}
+
+/// An HTTP client that returns error statuses as answers, with a 20 s deadline per request.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// A TCP port that was free a moment ago (for a hive whose config must name its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Where tests leave files for people to look at: `target/test-output/<name>/`, emptied first.
+pub fn output_dir(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .parent()
+        .expect("target/<profile> has a parent")
+        .join("test-output")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The JSON lines a probe node recorded in `path` (none if the file does not exist yet).

@@ -177,4 +177,31 @@ mod tests {
             assert!(error.contains(&format!("`{pattern}`")), "{error}");
         }
     }
+
+    proptest::proptest! {
+        // Fuzzing, bounded: any text compiles or is refused, never panics.
+        #[test]
+        fn any_text_compiles_or_is_refused(text in ".{0,40}") {
+            let _ = Pattern::new(&text);
+        }
+
+        #[test]
+        fn a_pattern_without_wildcards_matches_only_itself(
+            literal in "[a-zA-Z0-9/._{}()+^$|\\-]{1,20}",
+            other in "[a-zA-Z0-9/._-]{0,20}",
+        ) {
+            let pattern = Pattern::new(&literal).unwrap();
+            proptest::prop_assert!(pattern.matches(&literal));
+            proptest::prop_assert_eq!(pattern.matches(&other), other == literal);
+        }
+
+        #[test]
+        fn a_prefix_star_matches_exactly_what_starts_with_the_prefix(
+            prefix in "[a-z-]{0,10}",
+            name in "[a-z-]{0,20}",
+        ) {
+            let pattern = Pattern::new(&format!("{prefix}*")).unwrap();
+            proptest::prop_assert_eq!(pattern.matches(&name), name.starts_with(&prefix));
+        }
+    }
 }

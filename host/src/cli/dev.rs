@@ -1,7 +1,7 @@
 //! `hm dev` and `hm run`: build (dev only), load and run a hive until asked to stop.
 
 use crate::config::{self, HiveConfig};
-use crate::controller::{Controller, Selection, library_path};
+use crate::controller::{Controller, HEALTH_CHECK_EVERY, Selection, library_path};
 use crate::reconcile::{self, Rebuild};
 use crate::{build, logging, scaffold, watch, web};
 use anyhow::{Context as _, Result, bail};
@@ -71,6 +71,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
     if let Some(port) = args.port {
         config.port = port;
     }
+    web::check_exposure(&config)?;
     let selection = select_nodes(&config, &args.nodes)?;
     let logs = logging::init(logging::LogSettings {
         dir: config.log.location.clone(),
@@ -78,6 +79,9 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         backups: config.log.backups,
         verbose: args.verbose,
     })?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hm-web")
@@ -98,6 +102,17 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         let starting = controller.clone();
         tokio::task::spawn_blocking(move || starting.start()).await?;
         let (watch, changes) = watch::watch(controller.root(), rebuild.is_some())?;
+        let checking = Arc::downgrade(&controller);
+        std::thread::Builder::new()
+            .name("hm-health".into())
+            .spawn(move || {
+                while let Some(controller) = checking.upgrade() {
+                    controller.check_health();
+                    drop(controller);
+                    std::thread::sleep(HEALTH_CHECK_EVERY);
+                }
+            })
+            .context("cannot start the health checker")?;
         let reconciling = controller.clone();
         std::thread::Builder::new()
             .name("hm-reconcile".into())

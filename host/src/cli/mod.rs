@@ -3,7 +3,10 @@
 mod create_node;
 mod dev;
 mod enable;
+mod list;
+mod logs;
 mod new;
+mod send;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +29,9 @@ enum Command {
     Enable(enable::EnableArgs),
     /// Switch a node off in config/hive.toml (comments kept); a running hive stops it at once.
     Disable(enable::EnableArgs),
+    Send(send::SendArgs),
+    List(list::ListArgs),
+    Logs(logs::LogsArgs),
 }
 
 /// Runs the command the user typed.
@@ -37,5 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => dev::run_prod(args),
         Command::Enable(args) => enable::run(args, true),
         Command::Disable(args) => enable::run(args, false),
+        Command::Send(args) => send::run(args),
+        Command::List(args) => list::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

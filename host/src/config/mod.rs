@@ -5,6 +5,7 @@
 //! name = "gotham"
 //! bind = "127.0.0.1"   # where the web page listens
 //! port = 9476          # 0 picks any free port
+//! key = "..."          # the hive key the HTTP API's mutating endpoints require
 //!
 //! [log]
 //! location = "logs"    # relative to the hive's folder
@@ -14,6 +15,7 @@
 //! [messages]
 //! max_payload_bytes = 1048576  # largest payload a service may send
 //! queue_capacity = 1024        # messages waiting per subscribing node
+//! spin_us = 0                  # µs a node's thread polls before sleeping
 //!
 //! [mesh]               # off unless enabled: join other hosts of this hive over Zenoh
 //! enabled = true
@@ -34,6 +36,7 @@ mod edit;
 
 pub use edit::set_enabled;
 
+use crate::bus::Overflow;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -57,6 +60,8 @@ pub struct HiveConfig {
     pub bind: IpAddr,
     /// Port the web page listens on (0: any free port).
     pub port: u16,
+    /// The hive key: when set, the HTTP API's mutating endpoints require it (see `web`).
+    pub key: Option<String>,
     /// Log files.
     pub log: LogConfig,
     /// Message limits.
@@ -65,6 +70,9 @@ pub struct HiveConfig {
     pub mesh: MeshConfig,
     /// The node tables, by node name.
     pub nodes: BTreeMap<String, NodeConfig>,
+    /// Keys the hive does not know, each with where it is and what was probably meant; they
+    /// are ignored.
+    pub warnings: Vec<String>,
 }
 
 /// `[mesh]`: how this host joins the other hosts of its hive over Zenoh.
@@ -146,6 +154,9 @@ pub struct MessageLimits {
     pub max_payload_bytes: usize,
     /// Messages that may wait for one subscribing node before new ones are dropped.
     pub queue_capacity: usize,
+    /// How long a node's thread polls for the next message before it sleeps, in µs (0: it
+    /// sleeps at once). Polling trades CPU for latency: a sleeping thread takes tens of µs to wake.
+    pub spin_us: u64,
 }
 
 /// One `[nodes.<name>]` table.
@@ -157,12 +168,18 @@ pub struct NodeConfig {
     pub library: String,
     /// Overrides `[messages] queue_capacity` for this node.
     pub queue_capacity: Option<usize>,
+    /// Overrides `[messages] spin_us` for this node.
+    pub spin_us: Option<u64>,
+    /// What the host does when a service callback fails.
+    pub faults: FaultPolicy,
+    /// What happens to a message for this node when its queue is full (`overflow = "drop"`,
+    /// the default, or `"block"` with `overflow_wait_ms`, default 1,000).
+    pub overflow: Overflow,
     /// The whole table as JSON, handed to the node when it starts.
     pub settings: serde_json::Value,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     hive: RawHive,
@@ -177,15 +194,15 @@ struct RawConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawHive {
     name: Option<String>,
     bind: Option<IpAddr>,
     port: Option<u16>,
+    key: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawLog {
     location: PathBuf,
     max_bytes: u64,
@@ -203,10 +220,11 @@ impl Default for RawLog {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawMessages {
     max_payload_bytes: usize,
     queue_capacity: usize,
+    spin_us: u64,
 }
 
 impl Default for RawMessages {
@@ -214,12 +232,12 @@ impl Default for RawMessages {
         Self {
             max_payload_bytes: 1024 * 1024,
             queue_capacity: 1024,
+            spin_us: 0,
         }
     }
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawMesh {
     #[serde(default)]
     enabled: bool,
@@ -240,8 +258,38 @@ struct RawNode {
     enabled: bool,
     library: Option<String>,
     queue_capacity: Option<usize>,
+    spin_us: Option<u64>,
+    on_service_failure: Option<String>,
+    overflow: Option<String>,
+    overflow_wait_ms: Option<u64>,
+    max_subscription_panics: Option<u64>,
+    stuck_after_ms: Option<u64>,
     #[serde(flatten)]
     rest: toml::Table,
+}
+
+/// What the host does when a node's code fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPolicy {
+    /// A service that returns an error or panics is restarted with backoff (`true`, the
+    /// default: `on_service_failure = "restart"`) or stays stopped (`"stop"`).
+    pub restart_services: bool,
+    /// After this many panics in its subscription callbacks the node is marked failed and
+    /// unloaded (`max_subscription_panics`, default 100; 0 never).
+    pub max_subscription_panics: u64,
+    /// A callback running longer than this marks the node stuck (`stuck_after_ms`, default
+    /// 10,000).
+    pub stuck_after: std::time::Duration,
+}
+
+impl Default for FaultPolicy {
+    fn default() -> Self {
+        Self {
+            restart_services: true,
+            max_subscription_panics: 100,
+            stuck_after: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Reads `config/hive.toml` under `root`.
@@ -254,7 +302,15 @@ pub fn load(root: &Path) -> Result<HiveConfig> {
 
 /// Parses the text of a hive config whose hive lives at `root`.
 pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut unknown = Vec::new();
+    let raw: RawConfig =
+        serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let warnings = unknown
+        .iter()
+        .map(|key| unknown_key_warning(text, key))
+        .collect();
     let name = raw.hive.name.unwrap_or_else(|| {
         root.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -274,14 +330,17 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         name,
         bind: raw.hive.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port: raw.hive.port.unwrap_or(DEFAULT_PORT),
+        key: raw.hive.key,
         log: LogConfig {
             location: root.join(raw.log.location),
             max_bytes: raw.log.max_bytes,
             backups: raw.log.backups,
         },
+        warnings,
         messages: MessageLimits {
             max_payload_bytes: raw.messages.max_payload_bytes,
             queue_capacity: raw.messages.queue_capacity,
+            spin_us: raw.messages.spin_us,
         },
         mesh,
         nodes,
@@ -338,6 +397,32 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     if raw.queue_capacity == Some(0) {
         bail!("[nodes.{name}] queue_capacity must be at least 1");
     }
+    let defaults = FaultPolicy::default();
+    let faults = FaultPolicy {
+        restart_services: match raw.on_service_failure.as_deref() {
+            None | Some("restart") => true,
+            Some("stop") => false,
+            Some(other) => bail!(
+                "[nodes.{name}] on_service_failure = {other:?}: use \"restart\" (with backoff) or \"stop\""
+            ),
+        },
+        max_subscription_panics: raw
+            .max_subscription_panics
+            .unwrap_or(defaults.max_subscription_panics),
+        stuck_after: raw
+            .stuck_after_ms
+            .map_or(defaults.stuck_after, std::time::Duration::from_millis),
+    };
+    let overflow = match raw.overflow.as_deref() {
+        None | Some("drop") => Overflow::Drop,
+        Some("block") => Overflow::Block(std::time::Duration::from_millis(
+            raw.overflow_wait_ms.unwrap_or(1000),
+        )),
+        Some(other) => {
+            bail!("[nodes.{name}] overflow = {other:?}: use \"drop\" (the default) or \"block\"")
+        }
+    };
+
     let mut table = raw.rest;
     table.insert("enabled".into(), toml::Value::Boolean(raw.enabled));
     if let Some(library) = &raw.library {
@@ -351,14 +436,96 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
             toml::Value::Integer(capacity as i64),
         );
     }
+    if let Some(spin) = raw.spin_us {
+        table.insert("spin_us".into(), toml::Value::Integer(spin as i64));
+    }
+    if let Some(policy) = &raw.on_service_failure {
+        table.insert(
+            "on_service_failure".into(),
+            toml::Value::String(policy.clone()),
+        );
+    }
+    if let Some(panics) = raw.max_subscription_panics {
+        table.insert(
+            "max_subscription_panics".into(),
+            toml::Value::Integer(panics as i64),
+        );
+    }
+    if let Some(ms) = raw.stuck_after_ms {
+        table.insert("stuck_after_ms".into(), toml::Value::Integer(ms as i64));
+    }
+    if let Some(overflow) = &raw.overflow {
+        table.insert("overflow".into(), toml::Value::String(overflow.clone()));
+    }
+    if let Some(ms) = raw.overflow_wait_ms {
+        table.insert("overflow_wait_ms".into(), toml::Value::Integer(ms as i64));
+    }
     let settings = serde_json::to_value(&table)
         .with_context(|| format!("[nodes.{name}] cannot be handed to the node as JSON"))?;
     Ok(NodeConfig {
         enabled: raw.enabled,
         library,
         queue_capacity: raw.queue_capacity,
+        spin_us: raw.spin_us,
+        faults,
+        overflow,
         settings,
     })
+}
+
+/// The hive-level keys, by section, for "did you mean" hints.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", &["hive", "log", "messages", "mesh", "nodes"]),
+    ("hive", &["name", "bind", "port", "key"]),
+    ("log", &["location", "max_bytes", "backups"]),
+    (
+        "messages",
+        &["max_payload_bytes", "queue_capacity", "spin_us"],
+    ),
+    (
+        "mesh",
+        &[
+            "enabled",
+            "host",
+            "listen",
+            "connect",
+            "multicast",
+            "lease_ms",
+            "queue_capacity",
+        ],
+    ),
+];
+
+/// `config/hive.toml line 3: unknown key `hive.prot` is ignored (did you mean `port`?)`.
+fn unknown_key_warning(text: &str, path: &str) -> String {
+    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let header = format!("[{path}");
+    let line = text
+        .lines()
+        .map(str::trim_start)
+        .position(|line| {
+            let assignment = line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            let table = line
+                .strip_prefix(&header)
+                .is_some_and(|rest| rest.starts_with(']') || rest.starts_with('.'));
+            assignment || table
+        })
+        .map(|n| format!(" line {}", n + 1))
+        .unwrap_or_default();
+    let known = KNOWN_KEYS
+        .iter()
+        .find(|(name, _)| *name == section)
+        .map_or(&[][..], |(_, keys)| *keys);
+    let hint = known
+        .iter()
+        .map(|candidate| (strsim::levenshtein(candidate, key), candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
+        .unwrap_or_default();
+    format!("{CONFIG_FILE}{line}: unknown key `{path}` is ignored{hint}")
 }
 
 /// Node names become file names (`<name>.log`, `lib<name>.so`), so they are kept plain.
@@ -397,6 +564,13 @@ mod tests {
         assert_eq!(config.log.backups, 2);
         assert_eq!(config.messages.queue_capacity, 1024);
         assert!(config.nodes.is_empty());
+        assert_eq!(config.key, None);
+    }
+
+    #[test]
+    fn the_hive_key_is_read_from_the_hive_table() {
+        let config = parse_ok("[hive]\nbind = \"0.0.0.0\"\nkey = \"s3cret\"\n");
+        assert_eq!(config.key.as_deref(), Some("s3cret"));
     }
 
     #[test]
@@ -428,10 +602,23 @@ mod tests {
     }
 
     #[test]
-    fn a_misspelled_hive_key_is_refused_with_its_place() {
-        let message = parse_err("[hive]\nprot = 9476\n");
-        assert!(message.contains("prot"), "{message}");
-        assert!(message.contains("line 2"), "{message}");
+    fn a_misspelled_key_is_ignored_with_a_warning_that_says_where() {
+        let config = parse_ok("[hive]\nname = \"x\"\nprot = 9000\n\n[logs]\nlocation = \"x\"\n");
+        assert_eq!(
+            config.port, DEFAULT_PORT,
+            "the misspelled key changes nothing"
+        );
+        assert_eq!(
+            config.warnings,
+            vec![
+                "config/hive.toml line 3: unknown key `hive.prot` is ignored (did you mean `port`?)",
+                "config/hive.toml line 5: unknown key `logs` is ignored (did you mean `log`?)",
+            ]
+        );
+        assert!(
+            parse_ok("[nodes.a]\nanything = 1\n").warnings.is_empty(),
+            "node settings are free"
+        );
     }
 
     #[test]
@@ -480,12 +667,51 @@ mod tests {
         assert!(message.contains("can meet no other host"), "{message}");
         let message = parse_err("[mesh]\nhost = \"bat cave\"\nmulticast = true\n");
         assert!(message.contains("not a valid host name"), "{message}");
-        let message = parse_err("[mesh]\nlisen = []\n");
-        assert!(message.contains("lisen"), "{message}");
+        let config = parse_ok("[mesh]\nlisen = []\n");
+        assert!(
+            config.warnings[0].contains("did you mean `listen`"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn fault_policies_have_defaults_and_are_checked() {
+        let config = parse_ok(
+            "[nodes.a]\n[nodes.b]\non_service_failure = \"stop\"\nmax_subscription_panics = 3\nstuck_after_ms = 250\n",
+        );
+        assert_eq!(config.nodes["a"].faults, FaultPolicy::default());
+        let b = config.nodes["b"].faults;
+        assert!(!b.restart_services);
+        assert_eq!(b.max_subscription_panics, 3);
+        assert_eq!(b.stuck_after, std::time::Duration::from_millis(250));
+        assert_eq!(config.nodes["a"].overflow, Overflow::Drop);
+        let blocking = parse_ok("[nodes.d]\noverflow = \"block\"\noverflow_wait_ms = 50\n");
+        assert_eq!(
+            blocking.nodes["d"].overflow,
+            Overflow::Block(std::time::Duration::from_millis(50))
+        );
+        assert!(parse_err("[nodes.e]\noverflow = \"spill\"\n").contains("\"block\""));
+        let message = parse_err("[nodes.c]\non_service_failure = \"retry\"\n");
+        assert!(
+            message.contains("\"restart\"") && message.contains("[nodes.c]"),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_zero_queue_is_refused() {
         assert!(parse_err("[messages]\nqueue_capacity = 0\n").contains("queue_capacity"));
+    }
+
+    proptest::proptest! {
+        // Fuzzing, bounded: any text parses or is refused with a message, never panics.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(\\[[a-z.]{0,12}\\]\n|[a-z_]{1,8} = [0-9a-z\"\\[\\]{}., ]{0,12}\n|.{0,20}\n){0,8}") {
+            if let Err(error) = parse(Path::new("/hives/fuzz"), &text) {
+                let message = format!("{error:#}");
+                proptest::prop_assert!(!message.is_empty());
+            }
+        }
     }
 }

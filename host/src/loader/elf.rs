@@ -137,4 +137,39 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        // Fuzzing, bounded: any bytes are judged without a panic, and no cut of a real library
+        // passes for whole.
+        #[test]
+        fn any_bytes_are_judged_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = check(&bytes);
+        }
+
+        #[test]
+        fn a_forged_header_with_any_tables_is_judged_without_panicking(
+            offsets in proptest::collection::vec(proptest::num::u64::ANY, 2),
+            sizes in proptest::collection::vec(proptest::num::u16::ANY, 4),
+            length in 64usize..4096,
+        ) {
+            let mut bytes = vec![0u8; length];
+            bytes[..4].copy_from_slice(&ELF_MAGIC);
+            bytes[4] = CLASS_64;
+            bytes[5] = LITTLE_ENDIAN;
+            bytes[0x10..0x12].copy_from_slice(&TYPE_SHARED.to_le_bytes());
+            bytes[0x20..0x28].copy_from_slice(&offsets[0].to_le_bytes());
+            bytes[0x28..0x30].copy_from_slice(&offsets[1].to_le_bytes());
+            for (i, at) in [0x36, 0x38, 0x3a, 0x3c].into_iter().enumerate() {
+                bytes[at..at + 2].copy_from_slice(&sizes[i].to_le_bytes());
+            }
+            let _ = check(&bytes);
+        }
+
+        #[test]
+        fn no_cut_of_a_real_library_passes(cut in 0.0f64..1.0) {
+            let whole = std::fs::read(a_real_shared_library()).unwrap();
+            let at = ((whole.len() - 1) as f64 * cut) as usize;
+            proptest::prop_assert!(check(&whole[..at]).is_err());
+        }
+    }
 }

@@ -336,18 +336,18 @@ fn json(value: impl serde::Serialize) -> String {
 
 /// The bus's outlet: queues this host's messages for the sending thread.
 struct Forwarder {
-    queue: Sender<Arc<Message>>,
+    queue: Sender<Message>,
     shared: Arc<Shared>,
 }
 
 impl Outlet for Forwarder {
-    fn forward(&self, message: &Arc<Message>) {
+    fn forward(&self, message: Message) {
         let counters = &self.shared.counters;
-        match self.queue.try_send(message.clone()) {
+        match self.queue.try_send(message) {
             Ok(()) => {
                 counters.queued.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(message)) => {
                 let dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if dropped.is_power_of_two() {
                     tracing::warn!(
@@ -364,7 +364,7 @@ impl Outlet for Forwarder {
 }
 
 /// The sending thread: puts every queued message on Zenoh, in order, until the queue closes.
-fn send_all(session: &zenoh::Session, shared: &Shared, outgoing: &Receiver<Arc<Message>>) {
+fn send_all(session: &zenoh::Session, shared: &Shared, outgoing: &Receiver<Message>) {
     let mut publishers: HashMap<Arc<str>, Publisher<'static>> = HashMap::new();
     let mut seq = 0u64;
     for message in outgoing.iter() {
@@ -476,7 +476,7 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
         &service,
         envelope.node.into(),
         envelope.host.into(),
-        payload.into(),
+        Arc::from(payload.as_ref()),
     );
 }
 

@@ -25,11 +25,13 @@ mod state;
 pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
 
 use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
+use crate::config::FaultPolicy;
 use crate::loader::{LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::Backoff;
 use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
 use host::NodeHost;
 use service::ServiceThread;
@@ -74,6 +76,10 @@ pub struct NodeSpec {
     /// The bus registration this instance will have; deliveries routed under another one are
     /// matched against this instance's own patterns.
     pub generation: u64,
+    /// How long the node's thread polls for the next message before it sleeps.
+    pub spin: Duration,
+    /// What to do when the node's code fails.
+    pub faults: FaultPolicy,
     /// This host's name, which messages sent here carry.
     pub host: Arc<str>,
 }
@@ -126,6 +132,7 @@ impl NodeRuntime {
             spec.name.clone(),
             log,
             env.max_payload_bytes,
+            spec.faults,
         ));
         let (control, control_inbox) = crossbeam_channel::unbounded();
         let (built_sender, built) = crossbeam_channel::bounded(1);
@@ -342,6 +349,8 @@ enum Ending {
     HandOver(Sender<Option<String>>),
     /// Stopped for good: what is queued is dropped and counted.
     Stop,
+    /// The node failed (too many panics): it stops like `Stop`, marked failed with the reason.
+    Failed(String),
 }
 
 /// Waits for the start, delivers messages until told to hand over or stop, then stops the
@@ -380,10 +389,23 @@ fn run(
         .map(|(decl, stats)| ServiceThread::spawn(decl, stats, shared.clone()))
         .collect();
     shared.set_running();
+    let mut failed = None;
     for delivery in &backlog {
-        deliver(&mut object, delivery, spec, &subscriptions, &shared.log);
+        if let Err(reason) = deliver(
+            &mut object,
+            delivery,
+            spec,
+            &subscriptions,
+            shared,
+        ) {
+            failed = Some(reason);
+            break;
+        }
     }
-    let ending = deliver_until_told(&mut object, spec, &subscriptions, shared, control);
+    let ending = match failed {
+        Some(reason) => Ending::Failed(reason),
+        None => deliver_until_told(&mut object, spec, &subscriptions, shared, control),
+    };
     shared.stop();
     let stuck = service::join_all(threads, Instant::now() + SERVICE_STOP_DEADLINE);
     match ending {
@@ -391,6 +413,10 @@ fn run(
             let _ = reply.send(save(&mut object, &shared.log));
         }
         Ending::Stop => count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log),
+        Ending::Failed(reason) => {
+            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
+            shared.fail(&reason);
+        }
     }
     drop(object);
     shared.set_stopped();
@@ -408,6 +434,9 @@ fn run(
     false
 }
 
+/// Deliveries handled between two looks at the control channel while the queue stays busy.
+const BATCH: usize = 64;
+
 fn deliver_until_told(
     object: &mut NodeBox,
     spec: &NodeSpec,
@@ -417,17 +446,82 @@ fn deliver_until_told(
 ) -> Ending {
     let inbox = &spec.queue.inbox;
     loop {
+        // While messages keep coming, take them without the cost of a select.
+        let mut handled = 0;
+        while handled < BATCH {
+            match inbox.try_recv() {
+                Ok(delivery) => {
+                    if let Err(reason) =
+                        deliver(object, &delivery, spec, subscriptions, shared)
+                    {
+                        return Ending::Failed(reason);
+                    }
+                    handled += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(ending) = ending(control.try_recv()) {
+            return ending;
+        }
+        if handled == BATCH || spin_for(inbox, spec.spin) || brief_wait(inbox) {
+            continue;
+        }
         crossbeam_channel::select! {
             recv(inbox) -> delivery => match delivery {
-                Ok(delivery) => deliver(object, &delivery, spec, subscriptions, &shared.log),
+                Ok(delivery) => {
+                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
+                        return Ending::Failed(reason);
+                    }
+                }
                 Err(_) => return Ending::Stop,
             },
-            recv(control) -> command => match command {
-                Ok(Control::HandOver(reply)) => return Ending::HandOver(reply),
-                Ok(Control::Stop) | Err(_) => return Ending::Stop,
-                Ok(Control::Start { .. }) => {}
-            },
+            recv(control) -> command => {
+                if let Some(ending) = ending(command.map_err(|_| crossbeam_channel::TryRecvError::Disconnected)) {
+                    return ending;
+                }
+            }
         }
+    }
+}
+
+/// Spins, then yields, for a few microseconds (as a channel's own receive does) before the
+/// thread goes to sleep; returns whether a message arrived meanwhile. Sleeping and being woken
+/// costs far more than this on a busy queue.
+fn brief_wait(inbox: &Inbox) -> bool {
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        if !inbox.is_empty() {
+            return true;
+        }
+        backoff.snooze();
+    }
+    false
+}
+
+/// Polls `inbox` for up to `spin`; returns whether a message is waiting.
+fn spin_for(inbox: &Inbox, spin: Duration) -> bool {
+    if spin.is_zero() {
+        return false;
+    }
+    let until = Instant::now() + spin;
+    while Instant::now() < until {
+        if !inbox.is_empty() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+/// What a control message means for the delivery loop (`None`: carry on).
+fn ending(command: Result<Control, crossbeam_channel::TryRecvError>) -> Option<Ending> {
+    match command {
+        Ok(Control::HandOver(reply)) => Some(Ending::HandOver(reply)),
+        Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            Some(Ending::Stop)
+        }
+        Ok(Control::Start { .. }) | Err(crossbeam_channel::TryRecvError::Empty) => None,
     }
 }
 
@@ -467,13 +561,16 @@ fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
     }
 }
 
+/// Runs the matching subscriptions' callbacks on one delivery. Fails (with the reason) once the
+/// node's subscription callbacks have panicked `max_subscription_panics` times.
 fn deliver(
     object: &mut NodeBox,
     delivery: &Delivery,
     spec: &NodeSpec,
     subscriptions: &[Subscription],
-    log: &NodeLog,
-) {
+    shared: &NodeShared,
+) -> Result<(), String> {
+    let log = &shared.log;
     let generation = spec.generation;
     let message = &delivery.message;
     let view = MessageView {
@@ -482,21 +579,26 @@ fn deliver(
         payload: RStr::from_str(&message.payload),
         host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
     };
-    // Routed for a previous instance, whose patterns may differ: match against ours.
+    // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
+    // than the route keeps inline: match against our own patterns.
     let rematched: Vec<u32>;
-    let indices: &[u32] = if delivery.generation == generation {
-        &delivery.subscriptions
-    } else {
-        rematched = subscriptions
-            .iter()
-            .filter(|s| s.pattern.matches(&message.service))
-            .map(|s| s.index)
-            .collect();
-        &rematched
+    let indices: &[u32] = match delivery.subscriptions.get() {
+        Some(indices) if delivery.generation == generation => indices,
+        _ => {
+            rematched = subscriptions
+                .iter()
+                .filter(|s| s.pattern.matches(&message.service))
+                .map(|s| s.index)
+                .collect();
+            &rematched
+        }
     };
     for &index in indices {
         let subscription = &subscriptions[index as usize];
-        match object.deliver(index, view).into_result() {
+        shared.busy_since.store(state::clock(), Ordering::Relaxed);
+        let outcome = object.deliver(index, view).into_result();
+        shared.busy_since.store(0, Ordering::Relaxed);
+        match outcome {
             Ok(()) => {
                 subscription.stats.delivered.fetch_add(1, Ordering::Relaxed);
             }
@@ -516,9 +618,28 @@ fn deliver(
                         error.message
                     ),
                 );
+                if error.panicked {
+                    check_panic_limit(subscriptions, shared)?;
+                }
             }
         }
     }
+    Ok(())
+}
+
+fn check_panic_limit(subscriptions: &[Subscription], shared: &NodeShared) -> Result<(), String> {
+    let limit = shared.faults.max_subscription_panics;
+    let panics: u64 = subscriptions
+        .iter()
+        .map(|s| s.stats.panicked.load(Ordering::Relaxed))
+        .sum();
+    if limit > 0 && panics >= limit {
+        return Err(format!(
+            "node `{}` failed: its subscription callbacks panicked {panics} times (max_subscription_panics = {limit}); it was unloaded. Fix it and reload, or raise the limit in config/hive.toml",
+            shared.name
+        ));
+    }
+    Ok(())
 }
 
 /// Messages still queued when a node stops for good are counted as dropped and reported.

@@ -1,8 +1,9 @@
 //! Service threads: each runs one service's callback in a loop until it stops.
 
-use super::state::{NodeShared, ServiceStats};
+use super::state::{NodeShared, ServiceStats, clock};
 use hivemind::abi::{FLOW_STOP, LogLevel, ServiceDecl};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,20 @@ impl ServiceThread {
     }
 }
 
+/// The first wait before a failed service runs again; it doubles with each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two runs of a failing service.
+const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
+
 fn run(decl: ServiceDecl, stats: &ServiceStats, shared: &NodeShared) {
     let ServiceDecl { name, mut runner } = decl;
     stats.set_running(true);
+    let mut backoff = FIRST_BACKOFF;
     while !shared.is_stopping() {
-        match runner.step().into_result() {
+        stats.busy_since.store(clock(), Ordering::Relaxed);
+        let outcome = runner.step().into_result();
+        stats.busy_since.store(0, Ordering::Relaxed);
+        match outcome {
             Ok(FLOW_STOP) => {
                 shared.log.write(
                     LogLevel::Info,
@@ -36,17 +46,27 @@ fn run(decl: ServiceDecl, stats: &ServiceStats, shared: &NodeShared) {
                 );
                 break;
             }
-            Ok(_) => {}
+            Ok(_) => backoff = FIRST_BACKOFF,
             Err(error) => {
                 let how = if error.panicked {
                     "panicked"
                 } else {
                     "returned an error"
                 };
-                let line = format!("service `{name}` {how} and has stopped: {}", error.message);
+                let restart = shared.faults.restart_services;
+                let then = if restart {
+                    format!("it runs again in {} ms", backoff.as_millis())
+                } else {
+                    "it has stopped (on_service_failure = \"stop\")".to_owned()
+                };
+                let line = format!("service `{name}` {how}: {}; {then}", error.message);
                 shared.log.write(LogLevel::Error, &line);
                 stats.set_error(line);
-                break;
+                if !restart || !shared.sleep(backoff) {
+                    break;
+                }
+                stats.restarted();
+                backoff = (backoff * 2).min(LONGEST_BACKOFF);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! A node's shared state: what its threads, its host object and the controller all see.
 
 use crate::bus::{Subscription, SubscriptionStats, Topic};
+use crate::config::FaultPolicy;
 use crate::loader::LibraryInfo;
 use crate::logging::NodeLog;
 use hivemind::abi::LogLevel;
@@ -20,8 +21,10 @@ pub enum NodeStatus {
     Loading,
     /// Built and registered; services run.
     Running,
-    /// Could not be loaded or built; `error` says why.
+    /// Could not be loaded or built, or failed while running; `error` says why.
     Failed,
+    /// A callback has run for longer than `stuck_after_ms`; `error` says which.
+    Stuck,
     /// Stopped with the hive.
     Stopped,
     /// On another host of the mesh that has stopped answering (it stopped, crashed or was cut
@@ -84,6 +87,11 @@ pub struct ServiceSnapshot {
     pub sent: u64,
     /// Whether its loop is running.
     pub running: bool,
+    /// How many times it was restarted after failing.
+    pub restarts: u64,
+    /// The payload it sent last (for a busy service: one of its last 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_payload: Option<serde_json::Value>,
     /// Why it stopped, if it failed.
     pub error: Option<String>,
 }
@@ -109,6 +117,10 @@ pub struct ServiceStats {
     name: String,
     sent: AtomicU64,
     running: AtomicBool,
+    restarts: AtomicU64,
+    last_payload: Mutex<Option<Arc<str>>>,
+    /// When the running callback started (see [`clock`]), 0 when none runs.
+    pub busy_since: AtomicU64,
     error: Mutex<Option<String>>,
 }
 
@@ -118,8 +130,16 @@ impl ServiceStats {
             name: name.to_owned(),
             sent: AtomicU64::new(0),
             running: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
+            last_payload: Mutex::new(None),
+            busy_since: AtomicU64::new(0),
             error: Mutex::new(None),
         }
+    }
+
+    /// Counts a restart after a failure.
+    pub fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_running(&self, running: bool) {
@@ -135,6 +155,12 @@ impl ServiceStats {
             name: self.name.clone(),
             sent: self.sent.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            last_payload: self
+                .last_payload
+                .lock()
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
             error: self.error.lock().clone(),
         }
     }
@@ -155,6 +181,10 @@ pub struct NodeShared {
     /// The node's log.
     pub log: NodeLog,
     max_payload_bytes: usize,
+    /// What to do when the node's code fails.
+    pub faults: FaultPolicy,
+    /// When the node thread's running callback started (see [`clock`]), 0 when none runs.
+    pub busy_since: AtomicU64,
     stopping: AtomicBool,
     sleepers: Mutex<()>,
     wake: Condvar,
@@ -164,11 +194,18 @@ pub struct NodeShared {
 }
 
 impl NodeShared {
-    pub fn new(name: Arc<str>, log: NodeLog, max_payload_bytes: usize) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        log: NodeLog,
+        max_payload_bytes: usize,
+        faults: FaultPolicy,
+    ) -> Self {
         Self {
             name,
             log,
             max_payload_bytes,
+            faults,
+            busy_since: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             sleepers: Mutex::new(()),
             wake: Condvar::new(),
@@ -204,8 +241,13 @@ impl NodeShared {
         if self.is_stopping() {
             return Err("the node is stopping".into());
         }
-        stats.sent.fetch_add(1, Ordering::Relaxed);
-        topic.publish(&self.name, payload.into());
+        let sent = stats.sent.fetch_add(1, Ordering::Relaxed);
+        // Keeping every payload would cost a lock and a copy per message: a busy service keeps
+        // one in 256 once it has sent 256.
+        if sent < 256 || sent % 256 == 0 {
+            *stats.last_payload.lock() = Some(payload.into());
+        }
+        topic.publish(&self.name, payload);
         Ok(())
     }
 
@@ -289,13 +331,46 @@ impl NodeShared {
         state.error = Some(error.to_owned());
     }
 
-    pub fn snapshot(&self) -> NodeSnapshot {
+    /// What has run for longer than `stuck_after`, if anything.
+    pub fn stuck(&self) -> Option<String> {
+        let limit = self.faults.stuck_after;
+        let running_for = |since: u64| {
+            (since != 0)
+                .then(|| clock().saturating_sub(since))
+                .map(Duration::from_nanos)
+        };
+        let describe = |what: String, took: Duration| {
+            format!(
+                "{what} has run for {:.1} s (stuck_after_ms = {}); the rest of the hive is not affected",
+                took.as_secs_f64(),
+                limit.as_millis()
+            )
+        };
+        if let Some(took) =
+            running_for(self.busy_since.load(Ordering::Relaxed)).filter(|t| *t > limit)
+        {
+            return Some(describe("a subscription callback".into(), took));
+        }
         let state = self.state.lock();
+        state.services.iter().find_map(|service| {
+            running_for(service.busy_since.load(Ordering::Relaxed))
+                .filter(|t| *t > limit)
+                .map(|took| describe(format!("service `{}`", service.name), took))
+        })
+    }
+
+    pub fn snapshot(&self) -> NodeSnapshot {
+        let stuck = self.stuck();
+        let state = self.state.lock();
+        let status = match (&stuck, state.status) {
+            (Some(_), NodeStatus::Running) => NodeStatus::Stuck,
+            (_, status) => status,
+        };
         NodeSnapshot {
             name: self.name.to_string(),
             host: String::new(),
-            status: state.status,
-            error: state.error.clone(),
+            status,
+            error: state.error.clone().or(stuck),
             library: state.library.clone(),
             enabled: false,
             loads: 0,
@@ -315,4 +390,10 @@ impl NodeShared {
                 .collect(),
         }
     }
+}
+
+/// Nanoseconds since the host started: a clock that is never 0 and cheap to store atomically.
+pub fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }

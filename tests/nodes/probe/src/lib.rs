@@ -10,6 +10,10 @@
 //! panic_on_payload = "boom"                # a subscription panics on this payload
 //! fail_on_payload = "oops"                 # a subscription returns Err on this payload
 //! echo_to = "pong"                         # re-send every received payload on service "pong"
+//! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
+//! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
+//! hang_ms = 1500
+//! panic_in_state_hooks = true              # save_state and restore_state panic
 //! panic_in_constructor = false
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
@@ -20,6 +24,7 @@
 //! start_file = "/tmp/x/go"                 # wait until this file exists before sending
 //! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
 //! panic = true                             # or: panic on the first step
+//! busy = true                              # or: loop without ever sleeping
 //! ```
 
 use hivemind::prelude::*;
@@ -44,6 +49,16 @@ struct Settings {
     fail_on_payload: Option<String>,
     /// Re-sends every received payload on this service (one of its own, with no other job).
     echo_to: Option<String>,
+    /// A subscription blocks this long on every message (a slow subscriber).
+    #[serde(default)]
+    slow_ms: u64,
+    /// A subscription blocks `hang_ms` on this payload (a callback that seems stuck).
+    hang_on_payload: Option<String>,
+    #[serde(default)]
+    hang_ms: u64,
+    /// `save_state` and `restore_state` panic.
+    #[serde(default)]
+    panic_in_state_hooks: bool,
 }
 
 #[derive(Deserialize, Clone)]
@@ -61,6 +76,9 @@ struct ServiceSpec {
     sleep_secs: Option<f64>,
     #[serde(default)]
     panic: bool,
+    /// Loop without ever sleeping or stopping (a busy service).
+    #[serde(default)]
+    busy: bool,
 }
 
 /// Which crate this code was built as (`probe`, or `probe2` for the reload tests' second
@@ -139,10 +157,16 @@ impl Node for Probe {
     }
 
     fn save_state(&mut self) -> Result<Option<Value>> {
+        if self.settings.panic_in_state_hooks {
+            panic!("the probe was told to panic in save_state");
+        }
         Ok(Some(json!({ "total": self.total })))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<()> {
+        if self.settings.panic_in_state_hooks {
+            panic!("the probe was told to panic in restore_state");
+        }
         self.total = state["total"].as_u64().unwrap_or(0);
         self.recorder
             .record(json!({"event": "restored", "total": self.total, "build": BUILD}));
@@ -167,6 +191,12 @@ impl Probe {
                 "the probe was told to panic on {:?}",
                 text.unwrap_or_default()
             );
+        }
+        if text.is_some() && text == self.settings.hang_on_payload.as_deref() {
+            std::thread::sleep(Duration::from_millis(self.settings.hang_ms));
+        }
+        if self.settings.slow_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.settings.slow_ms));
         }
         if text.is_some() && text == self.settings.fail_on_payload.as_deref() {
             return Err(format!(
@@ -202,6 +232,10 @@ fn step(
 ) -> Result<Flow> {
     if spec.panic {
         panic!("the probe was told to panic in service {}", spec.name);
+    }
+    if spec.busy {
+        std::hint::black_box(sent);
+        return Ok(Flow::Continue);
     }
     if let Some(seconds) = spec.sleep_secs {
         let started = Instant::now();

@@ -1,0 +1,559 @@
+// hivemind dashboard: draws each page from /api/stream (the hive, every second), /api/events
+// (the event feed) and, on a node's page, its log stream. Plain DOM, no framework, no network
+// beyond the hive itself. A hive may override it with static/app.js.
+(() => {
+  'use strict';
+
+  const body = document.body;
+  const page = body.dataset.page;
+  const nodeName = body.dataset.node;
+  const main = document.getElementById('main');
+  const connection = document.getElementById('connection');
+
+  // ---- small helpers -------------------------------------------------------------------
+
+  /** Builds an element: h('td', {class: 'num'}, 'text', child...). Text is never parsed as HTML. */
+  function h(tag, attrs, ...children) {
+    const svg = ['svg', 'g', 'rect', 'path', 'text', 'polyline', 'a', 'title', 'circle'].includes(tag) && attrs && attrs.svg;
+    const el = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === 'svg' || value === undefined || value === null || value === false) continue;
+      if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+      else if (key === 'text') el.textContent = value;
+      else el.setAttribute(key, value === true ? '' : value);
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+  const s = (tag, attrs, ...children) => h(tag, Object.assign({ svg: true }, attrs), ...children);
+
+  const fmt = new Intl.NumberFormat('en');
+  const num = (n) => fmt.format(n);
+  const rate = (r) => (r === undefined ? '–' : r >= 100 ? fmt.format(Math.round(r)) : r.toFixed(r >= 10 ? 1 : 2));
+  const clock = (iso) => {
+    const d = new Date(iso);
+    return isNaN(d) ? '' : d.toLocaleTimeString([], { hour12: false });
+  };
+  const since = (iso) => {
+    const d = new Date(iso);
+    if (isNaN(d)) return null;
+    const secs = Math.max(0, (Date.now() - d.getTime()) / 1000);
+    if (secs < 60) return `${Math.floor(secs)} s ago`;
+    if (secs < 3600) return `${Math.floor(secs / 60)} min ago`;
+    if (secs < 86400) return `${Math.floor(secs / 3600)} h ago`;
+    return d.toLocaleString();
+  };
+  const chip = (status) => h('span', { class: `chip ${status}`, 'data-status': status }, status);
+  const nodeUrl = (name) => `/nodes/${encodeURIComponent(name)}`;
+  /** Whether a node runs on another host of the mesh (its `host` is not this hive's). */
+  const remote = (n) => Boolean(hive && n.host && n.host !== hive.host);
+  /** Where a node's counters are kept: its name, or `name@host` for another host's node. */
+  const nodeKey = (n, host) => (n.host && n.host !== host ? `${n.name}@${n.host}` : n.name);
+  /** A node's name: a link to its page, or for another host's node the name and its host. */
+  const nameOf = (n, cls) => (remote(n)
+    ? h('span', { class: cls || '' }, n.name, ' ', h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`))
+    : h('a', { class: cls || '', href: nodeUrl(n.name) }, n.name));
+
+  function toast(message, ok) {
+    const el = h('div', { class: ok ? 'toast ok' : 'toast', role: 'status' }, message);
+    document.body.append(el);
+    setTimeout(() => el.remove(), ok ? 2500 : 6000);
+  }
+
+  // ---- connections ---------------------------------------------------------------------------
+
+  // Browsers allow six connections per host, and a page kept in the back/forward cache keeps
+  // its streams open: after a few pages the next one would wait for a free connection. So every
+  // stream is closed when the page is left, and a page restored from that cache starts afresh.
+  const connections = [];
+  function open(connection) {
+    connections.push(connection);
+    return connection;
+  }
+  window.addEventListener('pagehide', () => connections.forEach((c) => c.close()));
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
+
+  // ---- the hive key (only when the hive requires one) -----------------------------------
+
+  const KEY = 'hivemind-key';
+  function keyHeaders() {
+    const key = localStorage.getItem(KEY);
+    return key ? { 'X-Hive-Key': key } : {};
+  }
+  function showKeyBox() {
+    if (document.querySelector('.keybox')) return;
+    const input = h('input', { type: 'password', placeholder: 'hive key', value: localStorage.getItem(KEY) || '' });
+    input.addEventListener('change', () => localStorage.setItem(KEY, input.value.trim()));
+    connection.before(h('label', { class: 'keybox', title: '[hive] key from config/hive.toml, needed for changes' }, 'key', input));
+  }
+
+  /** POSTs to the API; resolves to {ok, status, body}. */
+  async function post(path, text) {
+    const response = await fetch(path, {
+      method: 'POST',
+      headers: Object.assign({ 'Content-Type': 'application/json' }, keyHeaders()),
+      body: text,
+    });
+    let body = null;
+    try { body = await response.json(); } catch (_) { /* not JSON */ }
+    if (response.status === 401) showKeyBox();
+    return { ok: response.ok, status: response.status, body };
+  }
+
+  // ---- live state -------------------------------------------------------------------------
+
+  let hive = null;
+  const samples = []; // {t, sent: Map(node/service -> n), delivered: Map(node -> n)}
+  const hiveRates = []; // the hive's messages/s, one per snapshot, for the sparkline
+  const events = [];
+  const lastPayload = new Map(); // service -> {payload, node, time}
+
+  function counters(snapshot) {
+    const sent = new Map();
+    const delivered = new Map();
+    for (const node of snapshot.nodes) {
+      const key = nodeKey(node, snapshot.host);
+      for (const svc of node.services) sent.set(`${key}\u0000${svc.name}`, svc.sent);
+      delivered.set(key, node.subscriptions.reduce((a, sub) => a + sub.delivered, 0));
+    }
+    return { t: performance.now(), sent, delivered };
+  }
+
+  /** Messages per second over the last few snapshots. */
+  function rates() {
+    const out = { service: new Map(), nodeSent: new Map(), nodeDelivered: new Map(), hive: undefined, hiveDelivered: undefined };
+    if (samples.length < 2) return out;
+    const a = samples[0];
+    const b = samples[samples.length - 1];
+    const dt = (b.t - a.t) / 1000;
+    if (dt <= 0) return out;
+    let total = 0;
+    for (const [key, n] of b.sent) {
+      const r = Math.max(0, (n - (a.sent.get(key) ?? n)) / dt);
+      out.service.set(key, r);
+      const node = key.split('\u0000')[0];
+      out.nodeSent.set(node, (out.nodeSent.get(node) || 0) + r);
+      total += r;
+    }
+    let delivered = 0;
+    for (const [node, n] of b.delivered) {
+      const r = Math.max(0, (n - (a.delivered.get(node) ?? n)) / dt);
+      out.nodeDelivered.set(node, r);
+      delivered += r;
+    }
+    out.hive = total;
+    out.hiveDelivered = delivered;
+    return out;
+  }
+
+  function setConnection(state, text) {
+    connection.className = `connection ${state}`;
+    connection.textContent = text;
+  }
+
+  function stream() {
+    const source = open(new EventSource('/api/stream'));
+    source.addEventListener('hive', (e) => {
+      hive = JSON.parse(e.data);
+      samples.push(counters(hive));
+      while (samples.length > 6) samples.shift();
+      const r = rates();
+      if (r.hive !== undefined) {
+        hiveRates.push(r.hive);
+        while (hiveRates.length > 60) hiveRates.shift();
+      }
+      if (hive.key_required) showKeyBox();
+      setConnection('live', 'live');
+      render();
+    });
+    source.onerror = () => setConnection('lost', 'reconnecting…');
+  }
+
+  function feed() {
+    const source = open(new EventSource('/api/events'));
+    source.addEventListener('hive-event', (e) => {
+      events.push(JSON.parse(e.data));
+      while (events.length > 200) events.shift();
+      if (hive) render();
+    });
+  }
+
+  // ---- node actions ------------------------------------------------------------------------
+
+  async function act(name, action, button) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = `${label}…`;
+    try {
+      const result = await post(`/api/nodes/${encodeURIComponent(name)}/${action}`, '');
+      if (result.ok) toast(`${name}: ${action}d`, true);
+      else toast(`${name}: ${action} failed: ${(result.body && result.body.error) || result.status}`);
+    } catch (err) {
+      toast(`${name}: ${action} failed: ${err}`);
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  function actions(node) {
+    const buttons = [];
+    if (remote(node)) return buttons; // its own host's page acts on it
+    const button = (action, label, cls) =>
+      h('button', { class: cls, 'data-action': action, 'data-node': node.name, onclick: (e) => act(node.name, action, e.currentTarget) }, label);
+    if (node.status === 'disabled' || node.status === 'stopped') buttons.push(button('enable', 'Enable', 'primary'));
+    else buttons.push(button('disable', 'Disable', 'danger'));
+    if (node.status !== 'disabled') buttons.push(button('reload', 'Reload'));
+    return buttons;
+  }
+
+  function libraryLine(node) {
+    const lib = node.library;
+    if (!lib) return null;
+    const parts = [h('code', {}, lib.type_name), ' from ', h('code', {}, lib.crate_name), ` · API ${lib.api_version}`];
+    if (lib.hash) parts.push(' · build ', h('code', {}, String(lib.hash).slice(0, 12)));
+    if (lib.modified) parts.push(` · built ${since(lib.modified) || lib.modified}`);
+    return h('span', { title: lib.path }, parts);
+  }
+
+  function reloadLine(node) {
+    if (!['running', 'failed', 'stuck'].includes(node.status)) return null;
+    const loaded = node.loaded_at ? since(node.loaded_at) : null;
+    const loads = node.loads;
+    if (!loaded && loads === undefined) return null;
+    const text = [];
+    if (loaded) text.push(`loaded ${loaded}`);
+    if (loads !== undefined) text.push(`${loads} load${loads === 1 ? '' : 's'}`);
+    const restarts = node.services.reduce((a, svc) => a + (svc.restarts || 0), 0);
+    if (restarts) text.push(`${restarts} service restart${restarts === 1 ? '' : 's'}`);
+    return h('span', {}, text.join(' · '));
+  }
+
+  // ---- pages -------------------------------------------------------------------------------
+
+  function sparkline(values) {
+    const w = 160, hgt = 28;
+    if (values.length < 2) return s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none' });
+    const max = Math.max(1, ...values);
+    const pts = values.map((v, i) => `${(i / (values.length - 1)) * w},${hgt - 2 - (v / max) * (hgt - 4)}`).join(' ');
+    return s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none' },
+      s('polyline', { points: pts, fill: 'none', stroke: '#f0b429', 'stroke-width': 1.5, 'vector-effect': 'non-scaling-stroke' }));
+  }
+
+  function tile(label, value, unit, extra, cls) {
+    return h('div', { class: `tile ${cls || ''}` }, h('div', { class: 'label' }, label),
+      h('div', { class: 'value' }, value, unit ? h('small', {}, unit) : null), extra || null);
+  }
+
+  function eventFeed() {
+    if (!events.length) return h('p', { class: 'empty' }, 'Nothing has happened yet. Loads, reloads, failures and drops show here as they happen.');
+    return h('ul', { class: 'feed' }, events.slice().reverse().map((e) =>
+      h('li', {}, h('time', { datetime: e.time }, clock(e.time)), h('span', {}, h('span', { class: `kind ${e.kind}` }, e.kind)),
+        h('span', { class: 'what' }, e.node ? [h('a', { href: nodeUrl(e.node) }, e.node), ': '] : null, e.message))));
+  }
+
+  function renderHive() {
+    const r = rates();
+    const running = hive.nodes.filter((n) => n.status === 'running').length;
+    const failed = hive.nodes.filter((n) => n.status === 'failed').length;
+    const dropped = hive.nodes.reduce((a, n) => a + n.subscriptions.reduce((b, sub) => b + sub.dropped, 0), 0);
+    const sent = hive.nodes.reduce((a, n) => a + n.services.reduce((b, svc) => b + svc.sent, 0), 0);
+    const nodes = hive.nodes.length
+      ? h('table', { class: 'list-nodes' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
+        h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': nodeKey(n, hive.host) },
+          h('td', {}, nameOf(n)), h('td', {}, chip(n.status)),
+          h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : '·'),
+          h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(nodeKey(n, hive.host))) : '·'),
+          h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
+      : h('p', { class: 'empty' }, 'No nodes yet. Create one with ', h('code', {}, 'hm create_node NAME'), ' and enable it in ', h('code', {}, 'config/hive.toml'), '.');
+    main.replaceChildren(
+      h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, hive.name), h('p', { class: 'sub' }, `${hive.nodes.length} node${hive.nodes.length === 1 ? '' : 's'} · ${hive.topics.length} service${hive.topics.length === 1 ? '' : 's'}`))),
+      h('div', { class: 'tiles' },
+        tile('Nodes running', `${running}`, `of ${hive.nodes.length}`),
+        tile('Messages / s', rate(r.hive), null, sparkline(hiveRates)),
+        tile('Handled / s', rate(r.hiveDelivered)),
+        tile('Messages sent', num(sent)),
+        tile('Dropped', num(dropped), null, null, dropped ? 'bad' : ''),
+        tile('Failed nodes', `${failed}`, null, null, failed ? 'bad' : '')),
+      h('div', { class: 'cols wide-left' },
+        h('section', { class: 'panel' }, h('h2', {}, 'Nodes'), nodes),
+        h('section', { class: 'panel' }, h('h2', {}, 'Events'), eventFeed())));
+  }
+
+  function renderNodes() {
+    const r = rates();
+    const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': nodeKey(n, hive.host) },
+      h('div', { class: 'card-head' }, nameOf(n, 'name'), chip(n.status)),
+      h('div', { class: 'facts' },
+        h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
+        h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
+        h('div', {}, h('b', {}, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : rate(r.nodeDelivered.get(nodeKey(n, hive.host)))),
+          h('span', {}, n.services.length ? 'sent / s' : 'handled / s'))),
+      h('div', { class: 'meta' }, libraryLine(n) || h('span', {}, n.status === 'disabled' ? 'not loaded: disabled in config/hive.toml' : 'no library loaded'), reloadLine(n)),
+      n.error ? h('pre', { class: 'error' }, n.error) : null,
+      h('div', { class: 'buttons' }, actions(n))));
+    main.replaceChildren(
+      h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Nodes'), h('p', { class: 'sub' }, `${hive.name} · ${hive.nodes.length} node${hive.nodes.length === 1 ? '' : 's'}`))),
+      cards.length ? h('div', { class: 'cards' }, cards) : h('p', { class: 'empty panel' }, 'No nodes yet. Create one with ', h('code', {}, 'hm create_node NAME'), '.'));
+  }
+
+  /** A glob as the hive reads it (*, ?, [abc], [a-z], [!abc]), as a RegExp. */
+  function globRegExp(glob) {
+    let out = '^';
+    for (let i = 0; i < glob.length; i++) {
+      const c = glob[i];
+      if (c === '*') out += '.*';
+      else if (c === '?') out += '.';
+      else if (c === '[') {
+        const end = glob.indexOf(']', i + 2);
+        if (end < 0) { out += '\\['; continue; }
+        let set = glob.slice(i + 1, end).replace(/\\/g, '\\\\');
+        if (set[0] === '!') set = '^' + set.slice(1);
+        out += `[${set}]`;
+        i = end;
+      } else out += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
+    }
+    return new RegExp(out + '$');
+  }
+
+  /** A pattern that matches exactly `service` (glob characters put in brackets). */
+  const exactly = (service) => service.replace(/[*?[\]]/g, (c) => `[${c}]`);
+
+  const watching = new Set();
+  function watchPayloads(node) {
+    for (const svc of node.services) {
+      if (watching.has(svc.name)) continue;
+      watching.add(svc.name);
+      const socket = open(new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(exactly(svc.name))}`));
+      socket.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.service) lastPayload.set(m.service, m);
+      };
+      socket.onclose = () => watching.delete(svc.name);
+    }
+  }
+
+  let nodeView = null;
+  function renderNode() {
+    const n = hive.nodes.find((x) => x.name === nodeName && !remote(x));
+    if (!nodeView) {
+      nodeView = { top: h('div'), body: h('div', { style: 'display:grid;gap:20px' }), log: startLog() };
+      main.replaceChildren(nodeView.top, nodeView.body, nodeView.log);
+    }
+    if (!n) {
+      nodeView.top.replaceChildren(h('div', { class: 'page-head' }, h('h1', {}, nodeName)),
+        h('p', { class: 'panel empty' }, `There is no node named ${nodeName} in this hive. `, h('a', { href: '/nodes' }, 'See all nodes.')));
+      nodeView.body.replaceChildren();
+      return;
+    }
+    if (n.status === 'running') watchPayloads(n);
+    const r = rates();
+    const topics = hive.topics.map((t) => t.service);
+    nodeView.top.replaceChildren(...[
+      h('div', { class: 'page-head' },
+        h('div', {}, h('h1', {}, n.name, chip(n.status)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
+        h('div', { class: 'actions' }, actions(n))),
+      n.error ? h('pre', { class: 'error', style: 'margin-top:12px' }, n.error) : null].filter(Boolean));
+    const services = n.services.length
+      ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', { class: 'num' }, 'sent'), h('th', { class: 'num' }, 'per s'), h('th', {}, 'last payload'))),
+        h('tbody', {}, n.services.map((svc) => {
+          const last = svc.last_payload !== undefined ? { payload: svc.last_payload } : lastPayload.get(svc.name);
+          return h('tr', {},
+            h('td', {}, h('code', {}, svc.name), svc.error ? h('div', { class: 'bad', style: 'color:var(--bad);font-size:12px' }, svc.error) : (!svc.running && n.status === 'running' ? h('div', { class: 'sub' }, 'stopped') : null)),
+            h('td', { class: 'num' }, num(svc.sent)), h('td', { class: 'num' }, rate(r.service.get(`${n.name}\u0000${svc.name}`))),
+            h('td', {}, h('div', { class: 'payload', title: last ? JSON.stringify(last.payload) : '' }, last ? JSON.stringify(last.payload) : '–')));
+        })))
+      : h('p', { class: 'empty' }, 'No services.');
+    const subscriptions = n.subscriptions.length
+      ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Pattern'), h('th', {}, 'matches'), h('th', { class: 'num' }, 'delivered'), h('th', { class: 'num' }, 'dropped'), h('th', { class: 'num' }, 'errors'), h('th', { class: 'num' }, 'panics'))),
+        h('tbody', {}, n.subscriptions.map((sub) => {
+          const re = globRegExp(sub.pattern);
+          const matches = topics.filter((t) => re.test(t));
+          return h('tr', {},
+            h('td', {}, h('code', {}, sub.pattern)),
+            h('td', {}, matches.length ? matches.map((m, i) => [i ? ', ' : '', h('code', {}, m)]) : h('span', { class: 'sub' }, 'no service yet')),
+            h('td', { class: 'num' }, num(sub.delivered)), h('td', { class: `num ${sub.dropped ? 'bad' : ''}` }, num(sub.dropped)),
+            h('td', { class: `num ${sub.failed ? 'bad' : ''}` }, num(sub.failed)), h('td', { class: `num ${sub.panicked ? 'bad' : ''}` }, num(sub.panicked)));
+        })))
+      : h('p', { class: 'empty' }, 'No subscriptions.');
+    nodeView.body.replaceChildren(
+      h('div', { class: 'cols' }, h('section', { class: 'panel' }, h('h2', {}, 'Services'), services),
+        h('section', { class: 'panel' }, h('h2', {}, 'Subscriptions'), subscriptions)),
+      h('section', { class: 'panel' }, h('h2', {}, 'Settings ', h('span', { style: 'text-transform:none;letter-spacing:0;color:var(--faint)' }, `[nodes.${n.name}] in config/hive.toml`)),
+        h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2))));
+  }
+
+  function logLine(text, fresh) {
+    const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) +(ERROR|WARN|INFO|DEBUG|TRACE) (.*)$/.exec(text);
+    const row = m
+      ? h('div', {}, h('span', { class: 't' }, m[1].replace('T', ' ').slice(0, 23)), ' ', h('span', { class: m[2] }, m[2].padStart(5)), ' ', m[3])
+      : h('div', {}, text);
+    if (fresh) row.classList.add('new');
+    return row;
+  }
+
+  function startLog() {
+    const pane = h('div', { class: 'log', id: 'log', 'aria-live': 'polite' });
+    const status = h('span', { class: 'hint' }, 'connecting…');
+    let first = true;
+    const source = open(new EventSource(`/api/nodes/${encodeURIComponent(nodeName)}/log?lines=300`));
+    source.addEventListener('lines', (e) => {
+      const lines = JSON.parse(e.data);
+      const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 30;
+      if (first && !lines.length) pane.append(h('div', { class: 'empty-log t' }, 'No lines yet: they appear here as the node writes them.'));
+      if (lines.length) pane.querySelector('.empty-log')?.remove();
+      pane.append(...lines.map((l) => logLine(l, !first)));
+      while (pane.childElementCount > 3000) pane.firstElementChild.remove();
+      if (atBottom || first) pane.scrollTop = pane.scrollHeight;
+      first = false;
+      status.textContent = 'streaming: new lines appear as they are written';
+    });
+    source.onerror = () => { status.textContent = 'reconnecting…'; };
+    return h('section', { class: 'panel' }, h('div', { class: 'log-head' }, h('h2', {}, 'Log'), h('code', { class: 'sub' }, `${nodeName}.log`), status), pane);
+  }
+
+  function graph() {
+    const topics = hive.topics;
+    if (!topics.length) return h('p', { class: 'empty' }, 'No services yet: when nodes offer services, who sends and who listens is drawn here.');
+    const status = new Map(hive.nodes.filter((n) => !remote(n)).map((n) => [n.name, n.status]));
+    const senders = [...new Set(topics.flatMap((t) => t.publishers))].sort();
+    const receivers = [...new Set(topics.flatMap((t) => t.subscribers))].sort();
+    const services = topics.map((t) => t.service);
+    const rowH = 46, top = 40, boxH = 30;
+    const widthOf = (text, px) => Math.max(90, text.length * px + 28);
+    const nodeW = Math.max(120, ...senders.concat(receivers).map((n) => widthOf(n, 8)));
+    const svcW = Math.max(150, ...services.map((n) => widthOf(n, 7.4)));
+    const gap = 150;
+    const x0 = 10, x1 = x0 + nodeW + gap, x2 = x1 + svcW + gap;
+    const width = x2 + nodeW + 10;
+    const rows = Math.max(senders.length, receivers.length, services.length);
+    const height = top + rows * rowH + 10;
+    const yOf = (i, count) => top + (rows - count) * rowH / 2 + i * rowH;
+    const ySender = new Map(senders.map((n, i) => [n, yOf(i, senders.length)]));
+    const yService = new Map(services.map((n, i) => [n, yOf(i, services.length)]));
+    const yReceiver = new Map(receivers.map((n, i) => [n, yOf(i, receivers.length)]));
+    const curve = (ax, ay, bx, by, cls) => {
+      const mid = (ax + bx) / 2;
+      return s('path', { class: `edge ${cls}`, d: `M${ax},${ay + boxH / 2} C${mid},${ay + boxH / 2} ${mid},${by + boxH / 2} ${bx},${by + boxH / 2}` });
+    };
+    const edges = [];
+    for (const t of topics) {
+      for (const p of t.publishers) edges.push(curve(x0 + nodeW, ySender.get(p), x1, yService.get(t.service), 'out'));
+      for (const sub of t.subscribers) edges.push(curve(x1 + svcW, yService.get(t.service), x2, yReceiver.get(sub), 'in'));
+    }
+    const nodeBox = (name, x, y) => s('a', { href: nodeUrl(name) },
+      s('g', { class: `node ${status.get(name) || ''}` }, s('title', {}, `${name} (${status.get(name) || 'outside the config'})`),
+        s('rect', { x, y, width: nodeW, height: boxH, rx: 6 }), s('text', { x: x + 12, y: y + 20 }, name)));
+    const svcBox = (name, y) => s('g', { class: 'service' }, s('title', {}, name),
+      s('rect', { x: x1, y, width: svcW, height: boxH, rx: 15 }), s('text', { x: x1 + 14, y: y + 19.5 }, name));
+    const svgEl = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'services: who sends and who subscribes' },
+      s('text', { class: 'col-title', x: x0, y: 16 }, 'sent by'),
+      s('text', { class: 'col-title', x: x1, y: 16 }, 'service'),
+      s('text', { class: 'col-title', x: x2, y: 16 }, 'subscribed by'),
+      edges,
+      senders.map((n) => nodeBox(n, x0, ySender.get(n))),
+      services.map((n) => svcBox(n, yService.get(n))),
+      receivers.map((n) => nodeBox(n, x2, yReceiver.get(n))));
+    return h('div', { class: 'graph' }, svgEl);
+  }
+
+  function renderTopics() {
+    const list = (names) => (names.length ? names.map((n, i) => [i ? ', ' : '', h('a', { href: nodeUrl(n) }, n)]) : h('span', { class: 'sub' }, 'nobody'));
+    main.replaceChildren(
+      h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Topics'), h('p', { class: 'sub' }, 'Every service name: who sends on it and whose subscriptions match it.'))),
+      h('section', { class: 'panel' }, graph()),
+      h('section', { class: 'panel' }, h('h2', {}, 'Services'), hive.topics.length
+        ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Sent by'), h('th', {}, 'Subscribed by'))),
+          h('tbody', {}, hive.topics.map((t) => h('tr', {}, h('td', {}, h('code', {}, t.service)), h('td', {}, list(t.publishers)), h('td', {}, list(t.subscribers))))))
+        : h('p', { class: 'empty' }, 'No services yet.')));
+  }
+
+  // The publish page is built once; only the list of known services follows the hive.
+  let publishView = null;
+  function renderPublish() {
+    if (!publishView) publishView = buildPublish();
+    publishView.services.replaceChildren(...hive.topics.map((t) => h('option', { value: t.service })));
+  }
+
+  function buildPublish() {
+    const services = h('datalist', { id: 'services' });
+    const service = h('input', { id: 'service', list: 'services', placeholder: 'bat-signal-main', required: true, autocomplete: 'off' });
+    const payload = h('textarea', { id: 'payload', spellcheck: 'false' });
+    payload.value = '"Batman! We need help!"';
+    const result = h('div', { class: 'result', id: 'publish-result' });
+    const send = h('button', { class: 'primary', type: 'submit' }, 'Publish');
+    const form = h('form', { class: 'form' },
+      h('label', {}, 'Service name', service),
+      h('label', {}, 'Payload (JSON)', payload),
+      h('div', { class: 'row' }, send, result));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try { JSON.parse(payload.value); } catch (err) {
+        result.className = 'result bad';
+        result.textContent = `not JSON: ${err.message}`;
+        return;
+      }
+      send.disabled = true;
+      try {
+        const r = await post(`/api/publish/${encodeURIComponent(service.value)}`, payload.value);
+        result.className = r.ok ? 'result ok' : 'result bad';
+        result.textContent = r.ok ? `published on ${service.value} at ${new Date().toLocaleTimeString([], { hour12: false })}` : `${r.status}: ${(r.body && r.body.error) || 'refused'}`;
+      } catch (err) {
+        result.className = 'result bad';
+        result.textContent = String(err);
+      } finally { send.disabled = false; }
+    });
+
+    const pattern = h('input', { id: 'pattern', value: '*', style: 'flex:1' });
+    const watchButton = h('button', { type: 'submit' }, 'Watch');
+    const rows = h('tbody');
+    const count = h('span', { class: 'sub' }, '');
+    let socket = null;
+    let seen = 0;
+    const watchForm = h('form', { class: 'row' }, h('label', { class: 'sub', for: 'pattern' }, 'pattern'), pattern, watchButton);
+    watchForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (socket) socket.close();
+      rows.replaceChildren();
+      seen = 0;
+      socket = open(new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/subscribe?pattern=${encodeURIComponent(pattern.value)}`));
+      count.textContent = `watching ${pattern.value}`;
+      socket.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.dropped !== undefined) { count.textContent = `watching ${pattern.value} · ${m.dropped} dropped (too fast to show)`; return; }
+        seen += 1;
+        rows.prepend(h('tr', {}, h('td', { class: 'sub' }, clock(m.time)), h('td', {}, h('code', {}, m.service)), h('td', {}, h('span', { class: 'mono' }, m.node)),
+          h('td', {}, h('div', { class: 'payload' }, JSON.stringify(m.payload)))));
+        while (rows.childElementCount > 200) rows.lastElementChild.remove();
+        count.textContent = `watching ${pattern.value} · ${seen} message${seen === 1 ? '' : 's'}`;
+      };
+      socket.onerror = () => { count.textContent = 'the pattern was refused, or the hive is gone'; };
+    });
+    main.replaceChildren(
+      h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Publish'), h('p', { class: 'sub' }, 'Send a payload on a service name, as if a node had sent it; watch what flows.'))),
+      h('div', { class: 'cols' },
+        h('section', { class: 'panel' }, h('h2', {}, 'Publish a message'), form, services),
+        h('section', { class: 'panel' }, h('h2', {}, 'Watch messages'), watchForm, h('p', {}, count),
+          h('div', { class: 'messages' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'service'), h('th', {}, 'from'), h('th', {}, 'payload'))), rows)))));
+    return { services };
+  }
+
+  const pages = { hive: renderHive, nodes: renderNodes, node: renderNode, topics: renderTopics, publish: renderPublish };
+  function render() {
+    if (!hive) return;
+    try { (pages[page] || renderHive)(); } catch (err) { console.error(err); }
+  }
+
+  // The page comes with the hive as it was when served: draw it now, then follow the stream.
+  const initial = document.getElementById('initial');
+  if (initial) {
+    try { hive = JSON.parse(initial.textContent); } catch (_) { hive = null; }
+    if (hive) render();
+  }
+  stream();
+  if (page === 'hive') feed();
+})();

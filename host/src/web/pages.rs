@@ -1,0 +1,145 @@
+//! The dashboard's pages: an HTML frame per page, filled and kept live by `assets/app.js`.
+//!
+//! The server writes what never changes while the page is open (the hive's name, the page's
+//! title, the navigation); the script draws the rest from `/api/stream`, `/api/events` and the
+//! log stream, so nothing reloads.
+
+/// One of the dashboard's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Page {
+    /// `/`: the hive at a glance.
+    Hive,
+    /// `/nodes`: every node.
+    Nodes,
+    /// `/nodes/{name}`: one node, with its log.
+    Node(String),
+    /// `/topics`: who sends and who listens, as a graph.
+    Topics,
+    /// `/publish`: send a payload by hand, and watch messages.
+    Publish,
+}
+
+impl Page {
+    fn key(&self) -> &'static str {
+        match self {
+            Page::Hive => "hive",
+            Page::Nodes | Page::Node(_) => "nodes",
+            Page::Topics => "topics",
+            Page::Publish => "publish",
+        }
+    }
+
+    fn title(&self) -> String {
+        match self {
+            Page::Hive => "Overview".to_owned(),
+            Page::Nodes => "Nodes".to_owned(),
+            Page::Node(name) => name.clone(),
+            Page::Topics => "Topics".to_owned(),
+            Page::Publish => "Publish".to_owned(),
+        }
+    }
+}
+
+/// The HTML of `page` for the hive named `hive`; `initial` is the hive's JSON (as
+/// `/api/hive` gives it), embedded so the page draws at once, before its first live update.
+pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
+    let initial = script_safe(initial);
+    let hive = escape(hive);
+    let title = escape(&page.title());
+    let current = page.key();
+    let node = match page {
+        Page::Node(name) => format!(r#" data-node="{}""#, escape(name)),
+        _ => String::new(),
+    };
+    let mut nav = String::new();
+    for (key, href, label) in [
+        ("hive", "/", "Overview"),
+        ("nodes", "/nodes", "Nodes"),
+        ("topics", "/topics", "Topics"),
+        ("publish", "/publish", "Publish"),
+    ] {
+        let here = if key == current {
+            r#" aria-current="page""#
+        } else {
+            ""
+        };
+        nav.push_str(&format!(r#"<a href="{href}"{here}>{label}</a>"#));
+    }
+    let page_key = match page {
+        Page::Node(_) => "node",
+        other => other.key(),
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · {hive} · hivemind</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/style.css">
+</head>
+<body data-page="{page_key}"{node}>
+<header class="top"><a class="brand" href="/"><img src="/static/favicon.svg" alt="" width="22" height="22"><span>{hive}</span></a>
+<nav>{nav}</nav><span id="connection" class="connection" title="live updates">connecting…</span></header>
+<main id="main"><noscript>The dashboard needs JavaScript; the same data is at <a href="/api/hive">/api/hive</a>.</noscript></main>
+<script type="application/json" id="initial">{initial}</script>
+<script src="/static/app.js"></script>
+</body></html>
+"#
+    )
+}
+
+/// JSON that cannot end its `<script>` element: `<`, `>` and `&` (found only inside JSON
+/// strings) become `\u` escapes.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// Escapes text for HTML content and attribute values.
+pub(super) fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_the_hive_and_node_names() {
+        let page = render("<gotham>", &Page::Node("bat\"man".into()), "{}");
+        assert!(page.contains("&lt;gotham&gt;"));
+        assert!(page.contains(r#"data-node="bat&quot;man""#));
+        assert!(page.contains(r#"data-page="node""#));
+        assert!(!page.contains("<gotham>"));
+    }
+
+    #[test]
+    fn the_current_page_is_marked_in_the_navigation() {
+        let page = render("gotham", &Page::Topics, "{}");
+        assert!(page.contains(r#"<a href="/topics" aria-current="page">Topics</a>"#));
+        assert!(page.contains(r#"<a href="/nodes">Nodes</a>"#));
+    }
+
+    #[test]
+    fn the_embedded_hive_cannot_close_its_script() {
+        let json = serde_json::json!({"error": "</script><script>alert(1)</script> & more"});
+        let page = render("gotham", &Page::Hive, &json.to_string());
+        assert!(!page.contains("</script><script>alert"));
+        let start = page.find(r#"id="initial">"#).unwrap() + r#"id="initial">"#.len();
+        let end = start + page[start..].find("</script>").unwrap();
+        let back: serde_json::Value = serde_json::from_str(&page[start..end]).unwrap();
+        assert_eq!(back, json);
+    }
+}

@@ -1,0 +1,146 @@
+//! The dashboard in a real headless Chromium: the example nodes show up, a click on Disable
+//! changes a node's status without reloading the page, the node page's log grows by itself,
+//! and every page is saved as a screenshot in `target/test-output/dashboard/` for people to
+//! look at.
+
+use hivemind_tests::browser::Browser;
+use hivemind_tests::{Hive, output_dir};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn the_dashboard_shows_steers_and_streams_the_example_hive() {
+    let shots = output_dir("dashboard");
+    let hive = Hive::new();
+    hive.configure(
+        "[nodes.batsignal]\nenabled = true\ninterval_secs = 0.4\n\n[nodes.batman]\nenabled = true\n",
+    );
+    hive.install("batsignal");
+    hive.install("batman");
+    let running = hive.run(&[]);
+    let browser = Browser::start(1360, 860);
+
+    // Overview: both nodes, live rates, the event feed.
+    browser.open(&format!("{}/", running.url));
+    browser.wait_until(
+        "the overview lists both nodes and the feed has their loads",
+        WAIT,
+        "return document.querySelectorAll('tr[data-node]').length === 2 \
+         && document.querySelectorAll('.feed li').length >= 2 \
+         && document.querySelector('.tile .value').textContent.startsWith('2');",
+    );
+    // Let a few snapshots arrive so the rates and the sparkline have data.
+    std::thread::sleep(Duration::from_millis(3500));
+    browser.screenshot(&shots.join("overview.png"));
+
+    // Nodes: both example nodes, then Disable on batman changes its chip in place.
+    browser.open(&format!("{}/nodes", running.url));
+    browser.wait_until(
+        "both example nodes are shown as running",
+        WAIT,
+        "return ['batsignal', 'batman'].every(n => { \
+           const chip = document.querySelector(`article.card[data-node=${n}] .chip`); \
+           return chip && chip.dataset.status === 'running'; });",
+    );
+    browser.screenshot(&shots.join("nodes.png"));
+    browser.eval("window.stillTheSamePage = true; return true;");
+    browser.click("button[data-action=disable][data-node=batman]");
+    browser.wait_until(
+        "batman's status turns to disabled",
+        WAIT,
+        "const chip = document.querySelector('article.card[data-node=batman] .chip'); \
+         return chip !== null && chip.dataset.status === 'disabled';",
+    );
+    assert_eq!(
+        browser.eval("return window.stillTheSamePage === true;"),
+        true,
+        "the page was reloaded"
+    );
+    assert_eq!(running.node("batman")["status"], "disabled");
+    // The toast fades; the enable button takes the place of disable.
+    browser.wait_until(
+        "an Enable button is offered for batman",
+        WAIT,
+        "return document.querySelector('button[data-action=enable][data-node=batman]') !== null;",
+    );
+    browser.screenshot(&shots.join("nodes-after-disable.png"));
+    browser.click("button[data-action=enable][data-node=batman]");
+    browser.wait_until(
+        "batman runs again",
+        WAIT,
+        "const chip = document.querySelector('article.card[data-node=batman] .chip'); \
+         return chip !== null && chip.dataset.status === 'running';",
+    );
+
+    // batsignal's page: its log grows while the page is open.
+    browser.open(&format!("{}/nodes/batsignal", running.url));
+    browser.wait_until(
+        "the log pane shows lines",
+        WAIT,
+        "return document.querySelectorAll('#log > div').length > 0;",
+    );
+    let before = browser.eval("return document.querySelectorAll('#log > div').length;");
+    browser.eval("window.stillTheSamePage = true; return true;");
+    browser.wait_until(
+        "new log lines arrive without a reload",
+        WAIT,
+        &format!(
+            "return window.stillTheSamePage === true \
+             && document.querySelectorAll('#log > div').length >= {} + 2 \
+             && document.querySelector('#log > div:last-child').textContent.includes('the bat signal is shining');",
+            before.as_u64().unwrap()
+        ),
+    );
+    browser.wait_until(
+        "the last payload of bat-signal-main is shown",
+        WAIT,
+        "return [...document.querySelectorAll('.payload')].some(p => p.textContent.includes('Batman! We need help!'));",
+    );
+    browser.screenshot(&shots.join("node-batsignal.png"));
+
+    browser.open(&format!("{}/topics", running.url));
+    browser.wait_until(
+        "the topic graph is drawn",
+        WAIT,
+        "return document.querySelectorAll('.graph svg .service').length === 1 \
+         && document.querySelectorAll('.graph svg .edge').length >= 1;",
+    );
+    browser.screenshot(&shots.join("topics.png"));
+
+    // Publish by hand, watching the service at the same time.
+    browser.open(&format!("{}/publish", running.url));
+    browser.wait_until(
+        "the publish form is ready",
+        WAIT,
+        "return document.querySelector('#service') !== null;",
+    );
+    browser.click("form.row button");
+    browser.eval(
+        "document.querySelector('#service').value = 'bat-signal-manual'; \
+         document.querySelector('#payload').value = '{\"from\": \"the dashboard\"}'; return true;",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    browser.click("form.form button[type=submit]");
+    browser.wait_until(
+        "the message is published and seen by the watcher",
+        WAIT,
+        "return document.querySelector('#publish-result').className.includes('ok') \
+         && [...document.querySelectorAll('.messages .payload')].some(p => p.textContent.includes('the dashboard'));",
+    );
+    browser.screenshot(&shots.join("publish.png"));
+
+    for name in [
+        "overview",
+        "nodes",
+        "nodes-after-disable",
+        "node-batsignal",
+        "topics",
+        "publish",
+    ] {
+        let size = std::fs::metadata(shots.join(format!("{name}.png")))
+            .unwrap()
+            .len();
+        assert!(size > 10_000, "{name}.png is only {size} bytes");
+    }
+}
