@@ -217,7 +217,7 @@ fn pour(
     for i in 0..n {
         controller
             .bus()
-            .publish("flood", &from, format!("{{\"seq\":{i}}}").into());
+            .publish("flood", &from, &format!("{{\"seq\":{i}}}"));
     }
     let mut last = (before, Instant::now());
     loop {

@@ -391,13 +391,7 @@ fn run(
     shared.set_running();
     let mut failed = None;
     for delivery in &backlog {
-        if let Err(reason) = deliver(
-            &mut object,
-            delivery,
-            spec,
-            &subscriptions,
-            shared,
-        ) {
+        if let Err(reason) = deliver(&mut object, delivery, spec, &subscriptions, shared) {
             failed = Some(reason);
             break;
         }
@@ -451,9 +445,7 @@ fn deliver_until_told(
         while handled < BATCH {
             match inbox.try_recv() {
                 Ok(delivery) => {
-                    if let Err(reason) =
-                        deliver(object, &delivery, spec, subscriptions, shared)
-                    {
+                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
                         return Ending::Failed(reason);
                     }
                     handled += 1;
