@@ -28,6 +28,7 @@ struct Options {
     json: Option<PathBuf>,
     chart: Option<PathBuf>,
     profile: Option<u64>,
+    scale_only: Option<usize>,
 }
 
 fn options() -> Result<Options> {
@@ -36,6 +37,7 @@ fn options() -> Result<Options> {
         json: None,
         chart: None,
         profile: None,
+        scale_only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -43,6 +45,10 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
+            "--scale-only" => {
+                let nodes = args.next().context("--scale-only needs a node count")?;
+                options.scale_only = Some(nodes.parse().context("--scale-only takes a number")?);
+            }
             "--profile-1to1" => {
                 let count = args
                     .next()
@@ -147,6 +153,14 @@ fn main() -> Result<()> {
         // Only the 1→1 path, for running under a profiler (valgrind --tool=callgrind).
         let rate = messages::throughput(&libraries, 1, 1, count, "")?;
         println!("1→1: {:.2} M msg/s", rate / 1e6);
+        return Ok(());
+    }
+    if let Some(nodes) = options.scale_only {
+        let scale = scale::run(&libraries, nodes, 10)?;
+        println!(
+            "{nodes} nodes: start {:.2} s, route update {:.2} ms, {:.0} kB per node",
+            scale.start_s, scale.route_recompute_ms, scale.rss_per_idle_node_kb
+        );
         return Ok(());
     }
     let figures = messages::run(&libraries, options.quick)?;

@@ -26,7 +26,7 @@ pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot}
 
 use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
 use crate::config::FaultPolicy;
-use crate::loader::{LibraryInfo, NodeLibrary};
+use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
@@ -86,8 +86,8 @@ pub struct NodeSpec {
 pub struct Environment {
     /// Where node logs go.
     pub logs: Logs,
-    /// Where private copies of libraries are loaded from.
-    pub scratch: PathBuf,
+    /// The loaded node libraries.
+    pub libraries: Libraries,
     /// Largest payload a service may send.
     pub max_payload_bytes: usize,
 }
@@ -217,7 +217,7 @@ fn node_thread(
     built: Sender<Result<Built, String>>,
 ) {
     let started = Instant::now();
-    let library = match NodeLibrary::open(&spec.library, &env.scratch) {
+    let library = match env.libraries.open(&spec.library) {
         Ok(library) => library,
         Err(error) => {
             let message = format!("{error}\nhelp: {}", error.help());
