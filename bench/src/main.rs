@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -12,6 +12,7 @@
 mod baseline;
 mod chart;
 mod dev_loop;
+mod mesh;
 mod messages;
 mod reload;
 mod scale;
@@ -29,6 +30,7 @@ struct Options {
     chart: Option<PathBuf>,
     profile: Option<u64>,
     scale_only: Option<usize>,
+    mesh_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -38,11 +40,13 @@ fn options() -> Result<Options> {
         chart: None,
         profile: None,
         scale_only: None,
+        mesh_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--mesh-only" => options.mesh_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
             "--scale-only" => {
@@ -56,7 +60,9 @@ fn options() -> Result<Options> {
                 options.profile = Some(count.parse().context("--profile-1to1 takes a number")?);
             }
             "-h" | "--help" => {
-                println!("usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg]");
+                println!(
+                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (try --help)"),
@@ -155,6 +161,17 @@ fn main() -> Result<()> {
         println!("1→1: {:.2} M msg/s", rate / 1e6);
         return Ok(());
     }
+    if options.mesh_only {
+        let mesh = mesh::run(&libraries, options.quick)?;
+        mesh.print();
+        if let Some(path) = options.json {
+            let json = serde_json::to_string_pretty(&serde_json::json!({ "mesh": mesh.json() }))?;
+            std::fs::write(&path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     if let Some(nodes) = options.scale_only {
         let scale = scale::run(&libraries, nodes, 10)?;
         println!(
@@ -221,8 +238,11 @@ fn main() -> Result<()> {
             ),
         ],
     );
+    let mesh = mesh::run(&libraries, options.quick)?;
+    mesh.print();
     if let Some(path) = options.json {
         let mut json = reloads.json();
+        json["mesh"] = mesh.json();
         for figure in &figures {
             json[figure.key] = figure.hive.into();
         }

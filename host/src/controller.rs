@@ -14,6 +14,9 @@
 //!   registration in one step, and the new one restores the state and drains the node's queue,
 //!   which held every message sent meanwhile.
 //! - **Unload** (disabled, or its library removed): leave the bus, stop, close the library.
+//!
+//! With `[mesh]` enabled it also joins the other hosts of the hive ([`Controller::start_mesh`]):
+//! its snapshot then lists their nodes too, each with its host.
 
 use crate::bus::TopicInfo;
 use crate::bus::{Bus, Overflow};
@@ -21,6 +24,7 @@ use crate::config::{self, HiveConfig, NodeConfig};
 use crate::events::{EventKind, Events};
 use crate::loader::{self, Libraries};
 use crate::logging::Logs;
+use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSnapshot, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result, bail};
 use parking_lot::Mutex;
@@ -49,10 +53,15 @@ pub fn library_path(root: &Path, library: &str) -> PathBuf {
 pub struct HiveSnapshot {
     /// The hive's name.
     pub name: String,
-    /// Every node in the config, and any named with `-n`.
+    /// This host's name (on the mesh, if it is on one).
+    pub host: String,
+    /// Every node in the config, and any named with `-n`; then the nodes of the other hosts
+    /// of the mesh, by host.
     pub nodes: Vec<NodeSnapshot>,
     /// Every offered service with its publishers and subscribers.
     pub topics: Vec<TopicInfo>,
+    /// The mesh, when this host is on one.
+    pub mesh: Option<MeshSnapshot>,
 }
 
 /// Why a payload published through the host was refused.
@@ -111,11 +120,13 @@ struct State {
 pub struct Controller {
     root: PathBuf,
     name: String,
+    host: Arc<str>,
     max_payload_bytes: usize,
     bus: Arc<Bus>,
     events: Arc<Events>,
     env: Arc<Environment>,
     state: Mutex<State>,
+    mesh: Mutex<Option<Mesh>>,
     _scratch: tempfile::TempDir,
 }
 
@@ -136,6 +147,7 @@ impl Controller {
         Ok(Self {
             root: config.root.clone(),
             name: config.name.clone(),
+            host: config.mesh.host_name(config.port).into(),
             max_payload_bytes: config.messages.max_payload_bytes,
             bus: Arc::new(Bus::with_drop_report(Arc::new(
                 move |node, service, dropped| {
@@ -154,6 +166,7 @@ impl Controller {
                 slots: BTreeMap::new(),
                 stopping: false,
             }),
+            mesh: Mutex::new(None),
             _scratch: scratch,
         })
     }
@@ -176,6 +189,51 @@ impl Controller {
     /// The hive's root folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Names this host (`hm dev` passes the machine's name and the port it really bound).
+    pub fn with_host(mut self, host: String) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// This host's name: `[mesh] host`, or the machine's name and the port.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Joins the mesh if `[mesh]` enables it (else does nothing): from then on messages sent
+    /// here also go to the other hosts, theirs come in, and the snapshot lists their nodes.
+    pub fn start_mesh(self: &Arc<Self>) -> Result<()> {
+        let config = self.config();
+        if !config.mesh.enabled {
+            return Ok(());
+        }
+        let settings = MeshSettings {
+            hive: self.name.clone(),
+            host: self.host.to_string(),
+            config: config.mesh,
+            max_payload_bytes: self.max_payload_bytes,
+        };
+        let controller = Arc::downgrade(self);
+        let local_view = Box::new(move || {
+            controller
+                .upgrade()
+                .map(|c| c.local_nodes())
+                .unwrap_or_default()
+        });
+        // Joining twice leaves first: only one mesh may feed on the bus.
+        let mut slot = self.mesh.lock();
+        if let Some(old) = slot.take() {
+            old.stop();
+        }
+        *slot = Some(Mesh::start(
+            settings,
+            self.bus.clone(),
+            local_view,
+            self.events.clone(),
+        )?);
+        Ok(())
     }
 
     /// Starts every node that should run; a node that fails is reported and left out.
@@ -286,6 +344,7 @@ impl Controller {
             generation: slot.generation + 1,
             spin: Duration::from_micros(spin_us),
             faults: config.map(|c| c.faults).unwrap_or_default(),
+            host: self.host.clone(),
         }
     }
 
@@ -478,6 +537,9 @@ impl Controller {
         if old.messages.max_payload_bytes != new.messages.max_payload_bytes {
             changed.push("[messages] max_payload_bytes");
         }
+        if old.mesh != new.mesh {
+            changed.push("[mesh]");
+        }
         if !changed.is_empty() {
             let message = format!(
                 "config/hive.toml changed {}: restart hm to apply (the rest of the change is applied)",
@@ -575,9 +637,18 @@ impl Controller {
         }
     }
 
-    /// Stops every node: all services are told at once, then each node is joined. Returns the
-    /// names of nodes that did not stop within [`STOP_DEADLINE`].
+    /// Stops every node: all services are told at once, then each node is joined; then leaves
+    /// the mesh. Returns the names of nodes that did not stop within [`STOP_DEADLINE`].
     pub fn stop(&self) -> Vec<String> {
+        let stuck = self.stop_nodes();
+        let mesh = self.mesh.lock().take();
+        if let Some(mesh) = mesh {
+            mesh.stop();
+        }
+        stuck
+    }
+
+    fn stop_nodes(&self) -> Vec<String> {
         let mut state = self.state.lock();
         state.stopping = true;
         for (name, slot) in &state.slots {
@@ -617,8 +688,29 @@ impl Controller {
         Ok(())
     }
 
-    /// The hive as it is now.
+    /// The hive as it is now: this host's nodes, then those of the other hosts of the mesh.
     pub fn snapshot(&self) -> HiveSnapshot {
+        let mut nodes = self.local_nodes();
+        let mesh = self
+            .mesh
+            .lock()
+            .as_ref()
+            .map(|mesh| (mesh.remote_nodes(), mesh.snapshot()));
+        let mesh = mesh.map(|(remote, mesh)| {
+            nodes.extend(remote);
+            mesh
+        });
+        HiveSnapshot {
+            name: self.name.clone(),
+            host: self.host.to_string(),
+            nodes,
+            topics: self.bus.topics(),
+            mesh,
+        }
+    }
+
+    /// This host's nodes: every node in the config, and any named with `-n`.
+    pub fn local_nodes(&self) -> Vec<NodeSnapshot> {
         let state = self.state.lock();
         let names: BTreeSet<&String> = state
             .config
@@ -626,15 +718,14 @@ impl Controller {
             .keys()
             .chain(state.slots.keys())
             .collect();
-        let nodes = names
+        names
             .into_iter()
-            .map(|name| node_snapshot(&state, name))
-            .collect();
-        HiveSnapshot {
-            name: self.name.clone(),
-            nodes,
-            topics: self.bus.topics(),
-        }
+            .map(|name| {
+                let mut node = node_snapshot(&state, name);
+                node.host = self.host.to_string();
+                node
+            })
+            .collect()
     }
 }
 

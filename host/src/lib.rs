@@ -4,7 +4,8 @@
 //! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
 //! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
 //! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
-//! [`reconcile`] applies those changes to the running hive through the controller.
+//! [`reconcile`] applies those changes to the running hive through the controller; [`mesh`]
+//! bridges the bus to the other hosts of the hive over Zenoh.
 
 pub mod build;
 pub mod bus;
@@ -14,6 +15,7 @@ pub mod controller;
 pub mod events;
 pub mod loader;
 pub mod logging;
+pub mod mesh;
 pub mod reconcile;
 pub mod runtime;
 pub mod scaffold;

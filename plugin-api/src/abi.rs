@@ -104,6 +104,8 @@ pub struct MessageView<'a> {
     pub node: RStr<'a>,
     /// The payload, as JSON text.
     pub payload: RStr<'a>,
+    /// The host it was sent on (its name on the mesh; this host's own name for local messages).
+    pub host: RStr<'a>,
 }
 
 /// Why a call into node code failed.

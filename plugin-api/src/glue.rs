@@ -224,6 +224,7 @@ impl<N: Node> NodeObject for NodeRunner<N> {
             let message = Message::new(
                 message.service.as_str(),
                 message.node.as_str(),
+                message.host.as_str(),
                 message.payload.as_str(),
             );
             callback(node, &message).map_err(|error| error.to_string())

@@ -9,15 +9,17 @@ use std::fmt;
 pub struct Message<'a> {
     service: &'a str,
     node: &'a str,
+    host: &'a str,
     json: &'a str,
     parsed: OnceCell<Value>,
 }
 
 impl<'a> Message<'a> {
-    pub(crate) fn new(service: &'a str, node: &'a str, json: &'a str) -> Self {
+    pub(crate) fn new(service: &'a str, node: &'a str, host: &'a str, json: &'a str) -> Self {
         Self {
             service,
             node,
+            host,
             json,
             parsed: OnceCell::new(),
         }
@@ -32,6 +34,13 @@ impl<'a> Message<'a> {
     /// host's HTTP API).
     pub fn node(&self) -> &str {
         self.node
+    }
+
+    /// The name of the host the message was sent on: this host's own name for a message from
+    /// this process, another host's for one that came over the mesh (`[mesh]` in
+    /// config/hive.toml).
+    pub fn host(&self) -> &str {
+        self.host
     }
 
     /// The payload as JSON text, exactly as it travelled.
@@ -60,6 +69,7 @@ impl fmt::Debug for Message<'_> {
         f.debug_struct("Message")
             .field("service", &self.service)
             .field("node", &self.node)
+            .field("host", &self.host)
             .field("json", &self.json)
             .finish()
     }

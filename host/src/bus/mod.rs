@@ -17,12 +17,17 @@
 //!   publisher and the other subscribers are never slowed); the drop is counted on each
 //!   subscription it was meant for and logged (the 1st, 2nd, 4th, 8th... drop). A message
 //!   still queued when its node stops is counted and logged too. Nothing is lost silently.
+//!   A node may choose [`Overflow::Block`] instead: its publishers wait for room, for a while.
+//! - **Other hosts.** With the mesh on, an [`Outlet`] also gets every message sent on this host
+//!   (by its nodes or its API), once, after the local routes; messages from other hosts come in
+//!   through [`Bus::inject`], reach the local routes only, and never go back out, so nothing
+//!   echoes between hosts.
 
 mod pattern;
 
 pub use pattern::{Pattern, PatternError};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -40,7 +45,21 @@ pub struct Message {
     pub node: Arc<str>,
     /// The payload as JSON text.
     pub payload: Arc<str>,
+    /// The host it was sent on when that is another host of the mesh; `None`: this host.
+    pub host: Option<Arc<str>>,
 }
+
+/// Where the messages sent on this host also go (the mesh).
+///
+/// Called on the sender's thread, once per message, after the message was queued for the local
+/// subscriptions; it must not block.
+pub trait Outlet: Send + Sync {
+    /// Takes a message sent on this host.
+    fn forward(&self, message: &Message);
+}
+
+/// The bus's current outlet, shared by its topics.
+type OutletSlot = Arc<ArcSwapOption<Box<dyn Outlet>>>;
 
 /// A message queued for one node, with the node's subscriptions it is meant for.
 #[derive(Debug)]
@@ -154,6 +173,7 @@ pub enum Overflow {
 pub struct Topic {
     name: Arc<str>,
     routes: ArcSwap<Vec<Route>>,
+    outlet: OutletSlot,
 }
 
 impl std::fmt::Debug for Topic {
@@ -171,16 +191,30 @@ impl Topic {
         &self.name
     }
 
-    /// Queues `payload` from node `from` for every matching subscription; never blocks.
+    /// Queues `payload` from node `from` of this host for every matching subscription, then
+    /// hands it to the outlet if there is one; never blocks.
     pub fn publish(&self, from: &Arc<str>, payload: &str) {
-        let routes = self.routes.load();
-        let Some((last, others)) = routes.split_last() else {
-            return;
-        };
+        let outlet = self.outlet.load();
         let message = Message {
             service: self.name.clone(),
             node: from.clone(),
             payload: payload.into(),
+            host: None,
+        };
+        match outlet.as_ref() {
+            Some(outlet) => {
+                self.deliver_here(message.clone());
+                outlet.forward(&message);
+            }
+            None => self.deliver_here(message),
+        }
+    }
+
+    /// Queues `message` for every matching subscription of this host only.
+    fn deliver_here(&self, message: Message) {
+        let routes = self.routes.load();
+        let Some((last, others)) = routes.split_last() else {
+            return;
         };
         for route in others {
             route.push(message.clone());
@@ -267,6 +301,7 @@ struct Registry {
     /// Nodes in registration order, which is the order routes list them in.
     nodes: Vec<(Arc<str>, NodeEntry)>,
     topics: HashMap<Arc<str>, Arc<Topic>>,
+    outlet: OutletSlot,
 }
 
 impl Registry {
@@ -285,6 +320,7 @@ impl Registry {
         let topic = Arc::new(Topic {
             name: name.clone(),
             routes: ArcSwap::from_pointee(self.routes_for(service)),
+            outlet: self.outlet.clone(),
         });
         self.topics.insert(name, topic.clone());
         topic
@@ -440,10 +476,29 @@ impl Bus {
                 None => Arc::new(Topic {
                     name: service.into(),
                     routes: ArcSwap::from_pointee(registry.routes_for(service)),
+                    outlet: registry.outlet.clone(),
                 }),
             }
         };
         topic.publish(from, payload);
+    }
+
+    /// Delivers a message that node `node` of another host `host` sent on `service` to the
+    /// matching subscriptions of this host (never to the outlet). The topic is kept until the
+    /// next membership change, so a stream of them costs one lookup each.
+    pub fn inject(&self, service: &str, node: Arc<str>, host: Arc<str>, payload: Arc<str>) {
+        let topic = self.registry.lock().topic(service);
+        topic.deliver_here(Message {
+            service: topic.name.clone(),
+            node,
+            payload,
+            host: Some(host),
+        });
+    }
+
+    /// Sets (or with `None`, removes) where messages sent on this host also go.
+    pub fn set_outlet(&self, outlet: Option<Box<dyn Outlet>>) {
+        self.registry.lock().outlet.store(outlet.map(Arc::new));
     }
 
     /// Every offered service with its publishers and subscribers, sorted by name.
@@ -718,6 +773,56 @@ mod tests {
         assert_eq!(full.get().map(<[u32]>::len), Some(Indices::INLINE));
         let many: Indices = (0..9).collect();
         assert_eq!(many.get(), None);
+    }
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+
+    impl Outlet for Arc<Collect> {
+        fn forward(&self, message: &Message) {
+            assert!(message.host.is_none(), "only this host's messages go out");
+            self.0.lock().push(message.payload.to_string());
+        }
+    }
+
+    #[test]
+    fn the_outlet_gets_local_messages_once_and_injected_ones_never() {
+        let bus = Bus::new();
+        let collect = Arc::new(Collect::default());
+        bus.set_outlet(Some(Box::new(collect.clone())));
+        let (topics, _) = join(&bus, "city", &[], &["bat-signal"]);
+        let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
+        topics[0].publish(&"city".into(), "1");
+        bus.publish("nobody-listens", &"api".into(), "2");
+        bus.inject("bat-remote", "robin".into(), "manor".into(), "3".into());
+        let got: Vec<(String, Option<String>)> = batman
+            .try_iter()
+            .map(|d| {
+                (
+                    d.message.payload.to_string(),
+                    d.message.host.as_deref().map(str::to_owned),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![("1".into(), None), ("3".into(), Some("manor".into()))]
+        );
+        assert_eq!(*collect.0.lock(), vec!["1", "2"]);
+        bus.set_outlet(None);
+        topics[0].publish(&"city".into(), "4");
+        assert_eq!(collect.0.lock().len(), 2);
+    }
+
+    #[test]
+    fn injected_topics_follow_membership_changes() {
+        let bus = Bus::new();
+        bus.inject("bat-remote", "robin".into(), "manor".into(), "1".into());
+        let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
+        bus.inject("bat-remote", "robin".into(), "manor".into(), "2".into());
+        bus.leave("batman");
+        bus.inject("bat-remote", "robin".into(), "manor".into(), "3".into());
+        assert_eq!(drain(&batman), vec![("2".into(), vec![0])]);
     }
 
     #[test]

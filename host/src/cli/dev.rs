@@ -94,7 +94,11 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         let listener = web::bind(address).await?;
         let address = listener.local_addr()?;
         let name = config.name.clone();
-        let controller = Arc::new(Controller::new(config, selection, logs)?);
+        // Hosts on one machine are told apart by their port: the one really bound.
+        let host = config.mesh.host_name(address.port());
+        let controller = Arc::new(Controller::new(config, selection, logs)?.with_host(host));
+        let joining = controller.clone();
+        tokio::task::spawn_blocking(move || joining.start_mesh()).await??;
         let starting = controller.clone();
         tokio::task::spawn_blocking(move || starting.start()).await?;
         let (watch, changes) = watch::watch(controller.root(), rebuild.is_some())?;

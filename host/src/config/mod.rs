@@ -17,6 +17,13 @@
 //! queue_capacity = 1024        # messages waiting per subscribing node
 //! spin_us = 0                  # µs a node's thread polls before sleeping
 //!
+//! [mesh]               # off unless enabled: join other hosts of this hive over Zenoh
+//! enabled = true
+//! host = "gotham-1"    # this host's name on the mesh (default: machine name + port)
+//! listen = ["tcp/0.0.0.0:7447"]
+//! connect = ["tcp/10.0.0.2:7447"]
+//! multicast = false    # find peers by UDP multicast scouting too
+//!
 //! [nodes.batsignal]    # one table per node
 //! enabled = true       # whether `hm dev` runs it
 //! interval_secs = 5    # any other key is the node's own setting
@@ -59,11 +66,74 @@ pub struct HiveConfig {
     pub log: LogConfig,
     /// Message limits.
     pub messages: MessageLimits,
+    /// Joining other hosts of this hive (`[mesh]`).
+    pub mesh: MeshConfig,
     /// The node tables, by node name.
     pub nodes: BTreeMap<String, NodeConfig>,
     /// Keys the hive does not know, each with where it is and what was probably meant; they
     /// are ignored.
     pub warnings: Vec<String>,
+}
+
+/// `[mesh]`: how this host joins the other hosts of its hive over Zenoh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// Whether the host joins a mesh at all (off: nothing of it runs).
+    pub enabled: bool,
+    /// This host's name on the mesh; `None`: the machine's name and the hive's port.
+    pub host: Option<String>,
+    /// Zenoh endpoints to listen on (`tcp/0.0.0.0:7447`).
+    pub listen: Vec<String>,
+    /// Zenoh endpoints of other hosts to connect to (retried until they answer).
+    pub connect: Vec<String>,
+    /// Whether to find other hosts by UDP multicast scouting too.
+    pub multicast: bool,
+    /// How long a silent link stays up before its host is declared gone, in ms.
+    pub lease_ms: u64,
+    /// Messages waiting to go out to the mesh before new ones are dropped.
+    pub queue_capacity: usize,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: None,
+            listen: Vec::new(),
+            connect: Vec::new(),
+            multicast: false,
+            lease_ms: 3000,
+            queue_capacity: 65536,
+        }
+    }
+}
+
+impl MeshConfig {
+    /// This host's name: `[mesh] host`, or the machine's name and `port` (`gotham-9476`),
+    /// which tells apart hosts on one machine as long as their ports differ.
+    pub fn host_name(&self, port: u16) -> String {
+        if let Some(host) = &self.host {
+            return host.clone();
+        }
+        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        let machine: String = machine
+            .trim()
+            .chars()
+            .map(|c| if is_host_char(c) { c } else { '-' })
+            .collect();
+        let machine = if machine.is_empty() {
+            "host".to_owned()
+        } else {
+            machine
+        };
+        format!("{machine}-{port}")
+    }
+}
+
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// Where and how logs are written.
@@ -118,6 +188,8 @@ struct RawConfig {
     #[serde(default)]
     messages: RawMessages,
     #[serde(default)]
+    mesh: RawMesh,
+    #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
 }
 
@@ -163,6 +235,21 @@ impl Default for RawMessages {
             spin_us: 0,
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+struct RawMesh {
+    #[serde(default)]
+    enabled: bool,
+    host: Option<String>,
+    #[serde(default)]
+    listen: Vec<String>,
+    #[serde(default)]
+    connect: Vec<String>,
+    #[serde(default)]
+    multicast: bool,
+    lease_ms: Option<u64>,
+    queue_capacity: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +319,7 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
     if raw.messages.queue_capacity == 0 {
         bail!("[messages] queue_capacity must be at least 1");
     }
+    let mesh = mesh_config(raw.mesh)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
         check_node_name(&node_name)?;
@@ -254,8 +342,55 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
             queue_capacity: raw.messages.queue_capacity,
             spin_us: raw.messages.spin_us,
         },
+        mesh,
         nodes,
     })
+}
+
+fn mesh_config(raw: RawMesh) -> Result<MeshConfig> {
+    let defaults = MeshConfig::default();
+    let mesh = MeshConfig {
+        enabled: raw.enabled,
+        host: raw.host,
+        listen: raw.listen,
+        connect: raw.connect,
+        multicast: raw.multicast,
+        lease_ms: raw.lease_ms.unwrap_or(defaults.lease_ms),
+        queue_capacity: raw.queue_capacity.unwrap_or(defaults.queue_capacity),
+    };
+    if let Some(host) = &mesh.host {
+        let plain = !host.is_empty() && host.len() <= 64 && host.chars().all(is_host_char);
+        if !plain {
+            bail!(
+                "[mesh] host = {host:?} is not a valid host name: use 1 to 64 letters, digits, `-`, `_` and `.`"
+            );
+        }
+    }
+    for (key, endpoints) in [("listen", &mesh.listen), ("connect", &mesh.connect)] {
+        for endpoint in endpoints {
+            let address = endpoint.strip_prefix("tcp/").unwrap_or_default();
+            if address.is_empty() || address.contains(char::is_whitespace) {
+                bail!(
+                    "[mesh] {key} has {endpoint:?}: endpoints are written `tcp/ADDRESS:PORT` (e.g. \"tcp/0.0.0.0:7447\"); hm's mesh carries TCP only"
+                );
+            }
+        }
+    }
+    if mesh.lease_ms < 100 {
+        bail!(
+            "[mesh] lease_ms must be at least 100 (it is {})",
+            mesh.lease_ms
+        );
+    }
+    if mesh.queue_capacity == 0 {
+        bail!("[mesh] queue_capacity must be at least 1");
+    }
+    if mesh.enabled && mesh.listen.is_empty() && mesh.connect.is_empty() && !mesh.multicast {
+        bail!(
+            "[mesh] is enabled but can meet no other host: give it `listen` endpoints (others connect here), `connect` endpoints (it connects there), or `multicast = true`"
+        );
+    }
+    Ok(mesh)
 }
 
 fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
@@ -340,7 +475,19 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
 
 /// The hive-level keys, by section, for "did you mean" hints.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["hive", "log", "messages", "nodes"]),
+    ("", &["hive", "log", "messages", "mesh", "nodes"]),
+    (
+        "mesh",
+        &[
+            "enabled",
+            "host",
+            "listen",
+            "connect",
+            "multicast",
+            "lease_ms",
+            "queue_capacity",
+        ],
+    ),
     ("hive", &["name", "bind", "port", "key"]),
     ("log", &["location", "max_bytes", "backups"]),
     (
@@ -512,6 +659,44 @@ mod tests {
         assert!(
             message.contains("\"restart\"") && message.contains("[nodes.c]"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn the_mesh_is_off_unless_enabled() {
+        let config = parse_ok("");
+        assert_eq!(config.mesh, MeshConfig::default());
+        assert!(!config.mesh.enabled);
+        let config = parse_ok(
+            "[mesh]\nenabled = true\nhost = \"wayne-manor\"\nlisten = [\"tcp/127.0.0.1:7447\"]\nconnect = [\"tcp/10.0.0.2:7447\"]\n",
+        );
+        assert!(config.mesh.enabled);
+        assert_eq!(config.mesh.host_name(9476), "wayne-manor");
+        assert_eq!(config.mesh.listen, ["tcp/127.0.0.1:7447"]);
+        assert_eq!(config.mesh.connect, ["tcp/10.0.0.2:7447"]);
+    }
+
+    #[test]
+    fn the_default_host_name_is_the_machine_and_the_port() {
+        let name = MeshConfig::default().host_name(9476);
+        assert!(name.ends_with("-9476"), "{name}");
+        assert!(name.chars().all(is_host_char), "{name}");
+    }
+
+    #[test]
+    fn mesh_mistakes_are_refused_with_the_fix() {
+        let message = parse_err("[mesh]\nenabled = true\nlisten = [\"udp/0.0.0.0:7447\"]\n");
+        assert!(message.contains("tcp/ADDRESS:PORT"), "{message}");
+        let message = parse_err("[mesh]\nenabled = true\n");
+        assert!(message.contains("can meet no other host"), "{message}");
+        let message = parse_err("[mesh]\nhost = \"bat cave\"\nmulticast = true\n");
+        assert!(message.contains("not a valid host name"), "{message}");
+        let config = parse_ok("[mesh]\nlisen = []\n");
+        assert_eq!(
+            config.warnings,
+            [
+                "config/hive.toml line 2: unknown key `mesh.lisen` is ignored (did you mean `listen`?)"
+            ]
         );
     }
 

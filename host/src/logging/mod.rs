@@ -78,12 +78,13 @@ pub fn init(settings: LogSettings) -> Result<Logs> {
     Ok(logs)
 }
 
-/// Filter directives for host events when `RUST_LOG` does not say otherwise.
+/// Filter directives for host events when `RUST_LOG` does not say otherwise. Zenoh (the
+/// mesh) says only what goes wrong: its own start-up lines repeat what the host reports.
 fn default_directives(verbose: bool) -> &'static str {
     if verbose {
-        "info,hm=debug,hivemind_host=debug,hivemind=debug"
+        "info,zenoh=warn,hm=debug,hivemind_host=debug,hivemind=debug"
     } else {
-        "info"
+        "info,zenoh=warn"
     }
 }
 

@@ -80,6 +80,8 @@ pub struct NodeSpec {
     pub spin: Duration,
     /// What to do when the node's code fails.
     pub faults: FaultPolicy,
+    /// This host's name, which messages sent here carry.
+    pub host: Arc<str>,
 }
 
 /// What every node of a hive shares.
@@ -389,13 +391,7 @@ fn run(
     shared.set_running();
     let mut failed = None;
     for delivery in &backlog {
-        if let Err(reason) = deliver(
-            &mut object,
-            delivery,
-            spec.generation,
-            &subscriptions,
-            shared,
-        ) {
+        if let Err(reason) = deliver(&mut object, delivery, spec, &subscriptions, shared) {
             failed = Some(reason);
             break;
         }
@@ -449,9 +445,7 @@ fn deliver_until_told(
         while handled < BATCH {
             match inbox.try_recv() {
                 Ok(delivery) => {
-                    if let Err(reason) =
-                        deliver(object, &delivery, spec.generation, subscriptions, shared)
-                    {
+                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
                         return Ending::Failed(reason);
                     }
                     handled += 1;
@@ -468,7 +462,7 @@ fn deliver_until_told(
         crossbeam_channel::select! {
             recv(inbox) -> delivery => match delivery {
                 Ok(delivery) => {
-                    if let Err(reason) = deliver(object, &delivery, spec.generation, subscriptions, shared) {
+                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
                         return Ending::Failed(reason);
                     }
                 }
@@ -564,7 +558,7 @@ fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
 fn deliver(
     object: &mut NodeBox,
     delivery: &Delivery,
-    generation: u64,
+    spec: &NodeSpec,
     subscriptions: &[Subscription],
     shared: &NodeShared,
 ) -> Result<(), String> {
@@ -574,12 +568,13 @@ fn deliver(
         service: RStr::from_str(&message.service),
         node: RStr::from_str(&message.node),
         payload: RStr::from_str(&message.payload),
+        host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
     };
     // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
     // than the route keeps inline: match against our own patterns.
     let rematched: Vec<u32>;
     let indices: &[u32] = match delivery.subscriptions.get() {
-        Some(indices) if delivery.generation == generation => indices,
+        Some(indices) if delivery.generation == spec.generation => indices,
         _ => {
             rematched = subscriptions
                 .iter()

@@ -6,13 +6,13 @@ use crate::loader::LibraryInfo;
 use crate::logging::NodeLog;
 use hivemind::abi::LogLevel;
 use parking_lot::{Condvar, Mutex};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Where a node is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     /// In the config but not enabled (and not named with `-n`).
@@ -27,6 +27,9 @@ pub enum NodeStatus {
     Stuck,
     /// Stopped with the hive.
     Stopped,
+    /// On another host of the mesh that has stopped answering (it stopped, crashed or was cut
+    /// off); shown as it was last seen.
+    Gone,
 }
 
 /// A node's state and counters, for the page and the API.
@@ -34,6 +37,8 @@ pub enum NodeStatus {
 pub struct NodeSnapshot {
     /// The node's name.
     pub name: String,
+    /// The host it runs on (its name on the mesh; this host's own name for local nodes).
+    pub host: String,
     /// Where it is in its life.
     pub status: NodeStatus,
     /// Why it failed, if it did.
@@ -59,6 +64,7 @@ impl NodeSnapshot {
     pub fn idle(name: &str, status: NodeStatus) -> Self {
         Self {
             name: name.to_owned(),
+            host: String::new(),
             status,
             error: None,
             library: None,
@@ -73,7 +79,7 @@ impl NodeSnapshot {
 }
 
 /// One service's counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     /// The service's name.
     pub name: String,
@@ -91,7 +97,7 @@ pub struct ServiceSnapshot {
 }
 
 /// One subscription's counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriptionSnapshot {
     /// The pattern.
     pub pattern: String,
@@ -362,6 +368,7 @@ impl NodeShared {
         };
         NodeSnapshot {
             name: self.name.to_string(),
+            host: String::new(),
             status,
             error: state.error.clone().or(stuck),
             library: state.library.clone(),

@@ -273,6 +273,8 @@ mod tests {
     fn renders_per_node_counters_with_escaped_labels() {
         let hive = HiveSnapshot {
             name: "gotham".into(),
+            host: "gotham-9476".into(),
+            mesh: None,
             nodes: vec![NodeSnapshot {
                 services: vec![ServiceSnapshot {
                     name: "a".into(),

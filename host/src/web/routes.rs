@@ -116,6 +116,10 @@ fn reads(web: &Web) -> Route {
         .and(warp::get())
         .and(with(web))
         .map(|w: Web| api::topics(&w));
+    let mesh = warp::path!("api" / "mesh")
+        .and(warp::get())
+        .and(with(web))
+        .map(|w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response());
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| "ok".into_response());
@@ -133,6 +137,8 @@ fn reads(web: &Web) -> Route {
         .or(node)
         .unify()
         .or(topics)
+        .unify()
+        .or(mesh)
         .unify()
         .or(health)
         .unify()

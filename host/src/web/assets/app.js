@@ -48,6 +48,10 @@
   };
   const chip = (status) => h('span', { class: `chip ${status}`, 'data-status': status }, status);
   const nodeUrl = (name) => `/nodes/${encodeURIComponent(name)}`;
+  // Nodes of other hosts of the mesh carry their host; they are shown, not steered, from here.
+  const remote = (n) => (n.host && hive && hive.host && n.host !== hive.host
+    ? h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`) : null);
+  const nodeLink = (n, attrs) => (remote(n) ? h('span', attrs, n.name) : h('a', { ...attrs, href: nodeUrl(n.name) }, n.name));
 
   function toast(message, ok) {
     const el = h('div', { class: ok ? 'toast ok' : 'toast', role: 'status' }, message);
@@ -255,7 +259,7 @@
       ? h('table', { class: 'list-nodes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
         h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': n.name },
-          h('td', {}, h('a', { href: nodeUrl(n.name) }, n.name)), h('td', {}, chip(n.status)),
+          h('td', {}, nodeLink(n, {}), remote(n)), h('td', {}, chip(n.status)),
           h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(n.name)) : '·'),
           h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(n.name)) : '·'),
           h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
@@ -277,7 +281,7 @@
   function renderNodes() {
     const r = rates();
     const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': n.name },
-      h('div', { class: 'card-head' }, h('a', { class: 'name', href: nodeUrl(n.name) }, n.name), chip(n.status)),
+      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), remote(n)),
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),

@@ -21,6 +21,7 @@
 //! payloads_json = '[null, {"b": null}]'    # more payloads, as JSON text (TOML has no null)
 //! count = 100                              # or: send {"seq": i} this many times
 //! interval_ms = 0
+//! start_file = "/tmp/x/go"                 # wait until this file exists before sending
 //! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
 //! panic = true                             # or: panic on the first step
 //! busy = true                              # or: loop without ever sleeping
@@ -70,6 +71,8 @@ struct ServiceSpec {
     count: Option<u64>,
     #[serde(default)]
     interval_ms: u64,
+    /// Sends nothing until this file exists (the mesh tests create it once hosts see each other).
+    start_file: Option<PathBuf>,
     sleep_secs: Option<f64>,
     #[serde(default)]
     panic: bool,
@@ -214,6 +217,7 @@ impl Probe {
             "pattern": pattern,
             "service": message.service(),
             "node": message.node(),
+            "host": message.host(),
             "payload": message.payload(),
         }));
         Ok(())
@@ -243,6 +247,13 @@ fn step(
             "slept_ms": started.elapsed().as_millis() as u64,
         }));
         return Ok(Flow::Stop);
+    }
+    if let Some(file) = spec.start_file.as_ref().filter(|_| *sent == 0) {
+        while !file.exists() {
+            if !service.sleep_for(Duration::from_millis(20)) {
+                return Ok(Flow::Stop);
+            }
+        }
     }
     let payload = if spec.payloads.is_empty() {
         json!({ "seq": *sent })

@@ -1,0 +1,169 @@
+//! Names a hive's traffic on Zenoh: one key space per hive, one key chunk per name.
+//!
+//! | key                            | what it carries                                    |
+//! |--------------------------------|----------------------------------------------------|
+//! | `hivemind/<hive>/msg/<service>`| every message a host's service sends               |
+//! | `hivemind/<hive>/host/<host>`  | a liveliness token: the host is up                 |
+//! | `hivemind/<hive>/view/<host>`  | a queryable: the host's nodes and their counters   |
+//!
+//! Hive, host and service names become single key chunks: ASCII letters, digits, `-`, `_`, `.`
+//! and `~` stay as they are, every other byte is written `%XX`. So `bat-signal-main` travels as
+//! itself, `sensors/temp` as `sensors%2Ftemp`, and no name can reach into another's key space
+//! (`*`, `$`, `#`, `?` and `/` all have meanings in Zenoh key expressions).
+
+/// The keys of one hive.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The key space of hive `hive`.
+    pub fn new(hive: &str) -> Self {
+        Self {
+            prefix: format!("hivemind/{}", encode(hive)),
+        }
+    }
+
+    /// Where messages of `service` are published.
+    pub fn message(&self, service: &str) -> String {
+        format!("{}/msg/{}", self.prefix, encode(service))
+    }
+
+    /// Every service's messages.
+    pub fn all_messages(&self) -> String {
+        format!("{}/msg/*", self.prefix)
+    }
+
+    /// The service a message key was published under; `None` for a key outside this hive's
+    /// messages or one that is not an encoded name.
+    pub fn service_of(&self, key: &str) -> Option<String> {
+        let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/msg/")?;
+        decode(chunk)
+    }
+
+    /// `host`'s liveliness token.
+    pub fn host(&self, host: &str) -> String {
+        format!("{}/host/{}", self.prefix, encode(host))
+    }
+
+    /// Every host's liveliness token.
+    pub fn all_hosts(&self) -> String {
+        format!("{}/host/*", self.prefix)
+    }
+
+    /// The host a liveliness token names.
+    pub fn host_of(&self, key: &str) -> Option<String> {
+        let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/host/")?;
+        decode(chunk)
+    }
+
+    /// `host`'s view queryable.
+    pub fn view(&self, host: &str) -> String {
+        format!("{}/view/{}", self.prefix, encode(host))
+    }
+
+    /// Every host's view.
+    pub fn all_views(&self) -> String {
+        format!("{}/view/*", self.prefix)
+    }
+}
+
+/// `name` as one key chunk (see the module's rules).
+pub fn encode(name: &str) -> String {
+    let mut chunk = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            chunk.push(byte as char);
+        } else {
+            chunk.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    chunk
+}
+
+/// The name a chunk made by [`encode`] stands for; `None` if it is not one.
+pub fn decode(chunk: &str) -> Option<String> {
+    let bytes = chunk.as_bytes();
+    let mut name = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                name.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'/' => return None,
+            byte => {
+                name.push(byte);
+                i += 1;
+            }
+        }
+    }
+    if name.is_empty() {
+        return None;
+    }
+    String::from_utf8(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_one_chunk() {
+        for name in [
+            "bat-signal-main",
+            "sensors/temp",
+            "a*b",
+            "$x",
+            "q?#",
+            "100%",
+            "Gotham's 蝙蝠 🦇",
+            "with space",
+            "..",
+        ] {
+            let chunk = encode(name);
+            assert!(!chunk.contains(['/', '*', '$', '#', '?']), "{chunk}");
+            assert_eq!(decode(&chunk).as_deref(), Some(name), "{chunk}");
+        }
+        assert_eq!(encode("bat-signal-main"), "bat-signal-main");
+        assert_eq!(encode("sensors/temp"), "sensors%2Ftemp");
+    }
+
+    #[test]
+    fn keys_are_per_hive() {
+        let gotham = Keys::new("gotham");
+        assert_eq!(
+            gotham.message("bat-signal"),
+            "hivemind/gotham/msg/bat-signal"
+        );
+        assert_eq!(gotham.all_messages(), "hivemind/gotham/msg/*");
+        assert_eq!(gotham.host("manor"), "hivemind/gotham/host/manor");
+        assert_eq!(gotham.view("manor"), "hivemind/gotham/view/manor");
+        assert_eq!(
+            gotham
+                .service_of("hivemind/gotham/msg/sensors%2Ftemp")
+                .as_deref(),
+            Some("sensors/temp")
+        );
+        assert_eq!(gotham.service_of("hivemind/metropolis/msg/x"), None);
+        assert_eq!(gotham.service_of("hivemind/gotham/host/x"), None);
+        assert_eq!(
+            gotham.host_of("hivemind/gotham/host/manor").as_deref(),
+            Some("manor")
+        );
+        assert_eq!(
+            Keys::new("my hive").all_views(),
+            "hivemind/my%20hive/view/*"
+        );
+    }
+
+    #[test]
+    fn broken_chunks_are_refused() {
+        for chunk in ["", "%", "%4", "%zz", "a/b", "%FF"] {
+            assert_eq!(decode(chunk), None, "{chunk}");
+        }
+    }
+}

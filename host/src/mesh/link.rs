@@ -1,0 +1,585 @@
+//! The Zenoh side of the mesh: opens the session, sends this host's messages out, lets other
+//! hosts' messages in, and keeps the view of the other hosts current.
+//!
+//! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent;
+//! `hm-mesh-view` refreshes this host's own description and asks the others for theirs about
+//! once a second. Messages from other hosts and liveliness changes arrive in Zenoh's callbacks,
+//! which only decode, filter and hand to the bus (which never blocks).
+
+use super::envelope::{Envelope, Seen, VERSION};
+use super::keys::Keys;
+use super::peers::{HostView, Peers, WireNode};
+use super::{LocalView, MeshSettings, MeshSnapshot};
+use crate::bus::{Bus, Message, Outlet};
+use crate::events::{EventKind, Events};
+use crate::runtime::NodeSnapshot;
+use anyhow::{Context as _, Result, anyhow};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use zenoh::Wait;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::{Publisher, Subscriber};
+use zenoh::qos::CongestionControl;
+use zenoh::query::{QueryTarget, Queryable};
+use zenoh::sample::{Locality, Sample, SampleKind};
+
+/// How often each host asks the others to describe themselves.
+const VIEW_PERIOD: Duration = Duration::from_secs(1);
+/// How long a view query waits for answers.
+const VIEW_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long stopping waits for queued messages to go out.
+const DRAIN_DEADLINE: Duration = Duration::from_millis(300);
+/// How long stopping waits for the session to close.
+const CLOSE_DEADLINE: Duration = Duration::from_millis(400);
+/// Publishers kept per host (one per service name seen); beyond this they are re-declared.
+const MAX_PUBLISHERS: usize = 4096;
+
+/// The mesh's counters (see [`MeshSnapshot`]).
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    queued: AtomicU64,
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// What the threads and callbacks share.
+struct Shared {
+    keys: Keys,
+    hive: String,
+    host: String,
+    origin: String,
+    max_payload_bytes: usize,
+    counters: Counters,
+    peers: Mutex<Peers>,
+    seen: Mutex<Seen>,
+    /// This host's own description, as the view queryable answers it.
+    own_view: Mutex<Arc<Vec<u8>>>,
+    events: Arc<Events>,
+    stopping: AtomicBool,
+    warned_same_name: AtomicBool,
+}
+
+/// A joined mesh.
+pub struct Link {
+    session: zenoh::Session,
+    bus: Arc<Bus>,
+    shared: Arc<Shared>,
+    token: Option<LivelinessToken>,
+    subscribers: Vec<Subscriber<()>>,
+    queryable: Option<Queryable<()>>,
+    out: Option<JoinHandle<()>>,
+    view: Option<JoinHandle<()>>,
+    wake: Sender<()>,
+}
+
+impl Link {
+    /// Opens the session and joins: see [`super::Mesh::start`].
+    pub fn start(
+        settings: MeshSettings,
+        bus: Arc<Bus>,
+        local_view: LocalView,
+        events: Arc<Events>,
+    ) -> Result<Self> {
+        let config = zenoh_config(&settings)?;
+        let session = zenoh::open(config).wait().map_err(|e| {
+            anyhow!(
+                "cannot join the mesh: {} (check [mesh] listen in config/hive.toml: is the port free and the address this machine's?)",
+                plain(&e.to_string())
+            )
+        })?;
+        let shared = Arc::new(Shared {
+            keys: Keys::new(&settings.hive),
+            hive: settings.hive.clone(),
+            host: settings.host.clone(),
+            origin: session.zid().to_string(),
+            max_payload_bytes: settings.max_payload_bytes,
+            counters: Counters::default(),
+            peers: Mutex::new(Peers::new(&settings.host)),
+            seen: Mutex::new(Seen::default()),
+            own_view: Mutex::new(Arc::new(Vec::new())),
+            events,
+            stopping: AtomicBool::new(false),
+            warned_same_name: AtomicBool::new(false),
+        });
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let mut link = Link {
+            session,
+            bus,
+            shared,
+            token: None,
+            subscribers: Vec::new(),
+            queryable: None,
+            out: None,
+            view: None,
+            wake,
+        };
+        // If any step fails, dropping `link` undeclares what was declared and closes the session.
+        link.declare(&local_view)?;
+        link.spawn_threads(local_view, woken, settings.config.queue_capacity)?;
+        let mesh = &settings.config;
+        tracing::info!(
+            "joined the mesh of hive `{}` as host `{}` (listen: {}; connect: {}; multicast {})",
+            link.shared.hive,
+            link.shared.host,
+            list_or(&mesh.listen, "any port"),
+            list_or(&mesh.connect, "none"),
+            if mesh.multicast { "on" } else { "off" }
+        );
+        Ok(link)
+    }
+
+    fn declare(&mut self, local_view: &LocalView) -> Result<()> {
+        let keys = &self.shared.keys;
+        let inbound = (self.shared.clone(), self.bus.clone());
+        let messages = self
+            .session
+            .declare_subscriber(keys.all_messages())
+            .allowed_origin(Locality::Remote)
+            .callback(move |sample| receive(&inbound.0, &inbound.1, &sample))
+            .wait()
+            .map_err(|e| anyhow!("cannot subscribe to the mesh's messages: {e}"))?;
+        self.subscribers.push(messages);
+        let (shared, wake) = (self.shared.clone(), self.wake.clone());
+        let hosts = self
+            .session
+            .liveliness()
+            .declare_subscriber(keys.all_hosts())
+            .history(true)
+            .callback(move |sample| presence(&shared, &wake, &sample))
+            .wait()
+            .map_err(|e| anyhow!("cannot watch the mesh's hosts: {e}"))?;
+        self.subscribers.push(hosts);
+        refresh_own_view(&self.shared, local_view);
+        let shared = self.shared.clone();
+        let queryable = self
+            .session
+            .declare_queryable(keys.view(&self.shared.host))
+            .callback(move |query| {
+                let view = shared.own_view.lock().clone();
+                if let Err(error) = query.reply(query.key_expr().clone(), view.to_vec()).wait() {
+                    tracing::debug!("could not answer a view query: {error}");
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow!("cannot offer this host's view on the mesh: {e}"))?;
+        self.queryable = Some(queryable);
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(keys.host(&self.shared.host))
+            .wait()
+            .map_err(|e| anyhow!("cannot announce this host on the mesh: {e}"))?;
+        self.token = Some(token);
+        Ok(())
+    }
+
+    fn spawn_threads(
+        &mut self,
+        local_view: LocalView,
+        woken: Receiver<()>,
+        capacity: usize,
+    ) -> Result<()> {
+        let (queue, outgoing) = crossbeam_channel::bounded(capacity);
+        let (session, shared) = (self.session.clone(), self.shared.clone());
+        self.out = Some(
+            std::thread::Builder::new()
+                .name("hm-mesh-out".into())
+                .spawn(move || send_all(&session, &shared, &outgoing))
+                .context("cannot start the mesh's sending thread")?,
+        );
+        let (session, shared) = (self.session.clone(), self.shared.clone());
+        self.view = Some(
+            std::thread::Builder::new()
+                .name("hm-mesh-view".into())
+                .spawn(move || watch_views(&session, &shared, &local_view, &woken))
+                .context("cannot start the mesh's view thread")?,
+        );
+        self.bus.set_outlet(Some(Box::new(Forwarder {
+            queue,
+            shared: self.shared.clone(),
+        })));
+        Ok(())
+    }
+
+    /// Every node of the other hosts.
+    pub fn remote_nodes(&self) -> Vec<NodeSnapshot> {
+        self.shared.peers.lock().nodes()
+    }
+
+    /// The mesh as this host sees it.
+    pub fn snapshot(&self) -> MeshSnapshot {
+        let counters = &self.shared.counters;
+        MeshSnapshot {
+            hive: self.shared.hive.clone(),
+            host: self.shared.host.clone(),
+            origin: self.shared.origin.clone(),
+            peers: self.shared.peers.lock().snapshot(),
+            sent: counters.sent.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+            received: counters.received.load(Ordering::Relaxed),
+            duplicates: counters.duplicates.load(Ordering::Relaxed),
+            rejected: counters.rejected.load(Ordering::Relaxed),
+            queued: counters.queued.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Leaves the mesh: sends what is queued (briefly), withdraws this host, closes the session.
+    pub fn stop(mut self) {
+        self.bus.set_outlet(None);
+        if let Some(out) = self.out.take() {
+            join_until(out, Instant::now() + DRAIN_DEADLINE);
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+        self.bus.set_outlet(None);
+        drop(self.token.take());
+        drop(self.queryable.take());
+        self.subscribers.clear();
+        let session = self.session.clone();
+        let closing = std::thread::Builder::new()
+            .name("hm-mesh-close".into())
+            .spawn(move || {
+                if let Err(error) = session.close().wait() {
+                    tracing::debug!("closing the mesh session: {error}");
+                }
+            });
+        if let Ok(closing) = closing {
+            join_until(closing, Instant::now() + CLOSE_DEADLINE);
+        }
+        // The view thread ends at its next wake-up; it holds nothing the process needs.
+        drop(self.view.take());
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if !self.shared.stopping.load(Ordering::Acquire) {
+            self.shutdown();
+        }
+    }
+}
+
+/// A Zenoh error without the source locations it carries (` at /path/file.rs:61.`).
+fn plain(error: &str) -> String {
+    static LOCATION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let location = LOCATION
+        .get_or_init(|| regex::Regex::new(r"\s+at \S+\.rs:\d+\.?").expect("a valid pattern"));
+    location
+        .replace_all(error, "")
+        .trim_end_matches('.')
+        .to_owned()
+}
+
+fn list_or(endpoints: &[String], none: &str) -> String {
+    if endpoints.is_empty() {
+        none.to_owned()
+    } else {
+        endpoints.join(", ")
+    }
+}
+
+/// Waits for `thread` until `deadline`; leaves it running past that.
+fn join_until(thread: JoinHandle<()>, deadline: Instant) {
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    }
+}
+
+/// The Zenoh configuration of `[mesh]`.
+fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
+    let mesh = &settings.config;
+    let mut config = zenoh::Config::default();
+    let mut set = |key: &str, value: String| {
+        config
+            .insert_json5(key, &value)
+            .map_err(|e| anyhow!("[mesh] cannot set Zenoh's `{key}` to {value}: {e}"))
+    };
+    set("mode", json("peer"))?;
+    if !mesh.listen.is_empty() {
+        set("listen/endpoints", json(&mesh.listen))?;
+    }
+    set("connect/endpoints", json(&mesh.connect))?;
+    set("scouting/multicast/enabled", json(mesh.multicast))?;
+    set("transport/link/tx/lease", json(mesh.lease_ms))?;
+    // A host that comes back is found again within a second.
+    set(
+        "connect/retry",
+        json(serde_json::json!({
+            "period_init_ms": 250,
+            "period_max_ms": 1000,
+            "period_increase_factor": 2,
+        })),
+    )?;
+    Ok(config)
+}
+
+/// A plain value as JSON text, for Zenoh's `insert_json5`.
+fn json(value: impl serde::Serialize) -> String {
+    serde_json::to_string(&value).expect("plain values serialise")
+}
+
+/// The bus's outlet: queues this host's messages for the sending thread.
+struct Forwarder {
+    queue: Sender<Message>,
+    shared: Arc<Shared>,
+}
+
+impl Outlet for Forwarder {
+    fn forward(&self, message: &Message) {
+        let counters = &self.shared.counters;
+        match self.queue.try_send(message.clone()) {
+            Ok(()) => {
+                counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                let dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(
+                        service = %message.service,
+                        dropped,
+                        "dropped a message of `{}` for the other hosts because the mesh's outgoing queue is full ({dropped} so far; raise [mesh] queue_capacity in config/hive.toml if the network cannot keep up)",
+                        message.service,
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The sending thread: puts every queued message on Zenoh, in order, until the queue closes.
+fn send_all(session: &zenoh::Session, shared: &Shared, outgoing: &Receiver<Message>) {
+    let mut publishers: HashMap<Arc<str>, Publisher<'static>> = HashMap::new();
+    let mut seq = 0u64;
+    for message in outgoing.iter() {
+        shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
+        if publishers.len() >= MAX_PUBLISHERS && !publishers.contains_key(&message.service) {
+            publishers.clear();
+        }
+        let publisher = match publishers.entry(message.service.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let declared = session
+                    .declare_publisher(shared.keys.message(&message.service))
+                    .congestion_control(CongestionControl::Block)
+                    .wait();
+                match declared {
+                    Ok(publisher) => entry.insert(publisher),
+                    Err(error) => {
+                        refuse_out(shared, &message, &error.to_string());
+                        continue;
+                    }
+                }
+            }
+        };
+        seq += 1;
+        let envelope = Envelope {
+            v: VERSION,
+            host: shared.host.clone(),
+            node: message.node.to_string(),
+            origin: shared.origin.clone(),
+            seq,
+        };
+        let put = publisher
+            .put(message.payload.as_bytes().to_vec())
+            .attachment(envelope.to_bytes())
+            .wait();
+        match put {
+            Ok(()) => {
+                shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => refuse_out(shared, &message, &error.to_string()),
+        }
+    }
+}
+
+fn refuse_out(shared: &Shared, message: &Message, error: &str) {
+    let dropped = shared.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    if dropped.is_power_of_two() {
+        tracing::warn!(
+            "could not send a message of `{}` to the other hosts ({dropped} dropped so far): {error}",
+            message.service
+        );
+    }
+}
+
+/// A message from another host: check it, let each one in once, hand it to the bus.
+fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
+    if sample.kind() != SampleKind::Put {
+        return;
+    }
+    let key = sample.key_expr().as_str();
+    let Some(service) = shared.keys.service_of(key) else {
+        return refuse_in(shared, key, "its key is not an encoded service name");
+    };
+    let envelope = match sample.attachment() {
+        Some(attachment) => Envelope::parse(&attachment.to_bytes()),
+        None => Err("it has no envelope (was it sent by hm?)".to_owned()),
+    };
+    let envelope = match envelope {
+        Ok(envelope) => envelope,
+        Err(reason) => return refuse_in(shared, key, &reason),
+    };
+    if envelope.origin == shared.origin {
+        return;
+    }
+    if envelope.host == shared.host && !shared.warned_same_name.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "another hm on the mesh is also named `{}`: give each host its own [mesh] host in config/hive.toml",
+            shared.host
+        );
+    }
+    if !shared
+        .seen
+        .lock()
+        .admit(&envelope.origin, &envelope.host, envelope.seq)
+    {
+        shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let payload = match sample.payload().try_to_string() {
+        Ok(text) => text,
+        Err(_) => return refuse_in(shared, key, "its payload is not UTF-8 text"),
+    };
+    if payload.len() > shared.max_payload_bytes {
+        return refuse_in(
+            shared,
+            key,
+            &format!(
+                "its payload is {} bytes, over this hive's limit of {} ([messages] max_payload_bytes)",
+                payload.len(),
+                shared.max_payload_bytes
+            ),
+        );
+    }
+    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
+        return refuse_in(shared, key, &format!("its payload is not JSON ({error})"));
+    }
+    shared.counters.received.fetch_add(1, Ordering::Relaxed);
+    bus.inject(
+        &service,
+        envelope.node.into(),
+        envelope.host.into(),
+        payload.into(),
+    );
+}
+
+fn refuse_in(shared: &Shared, key: &str, reason: &str) {
+    let refused = shared.counters.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+    if refused.is_power_of_two() {
+        tracing::warn!("refused a message on `{key}` from the mesh ({refused} so far): {reason}");
+    }
+}
+
+/// A host's token appeared or went away.
+fn presence(shared: &Shared, wake: &Sender<()>, sample: &Sample) {
+    let Some(host) = shared.keys.host_of(sample.key_expr().as_str()) else {
+        return;
+    };
+    match sample.kind() {
+        SampleKind::Put => {
+            if shared.peers.lock().up(&host) {
+                let message = format!("host `{host}` joined the mesh");
+                tracing::info!("{message}");
+                shared.events.emit(EventKind::Hive, None, message);
+                let _ = wake.try_send(());
+            }
+        }
+        SampleKind::Delete => {
+            if shared.peers.lock().gone(&host) {
+                shared.seen.lock().forget_host(&host);
+                let message = format!("host `{host}` left the mesh or stopped answering");
+                tracing::warn!("{message}");
+                shared.events.emit(EventKind::Hive, None, message);
+            }
+        }
+    }
+}
+
+/// Describes this host for the view queryable.
+fn refresh_own_view(shared: &Shared, local_view: &LocalView) {
+    let view = HostView {
+        v: VERSION,
+        host: shared.host.clone(),
+        origin: shared.origin.clone(),
+        nodes: local_view().into_iter().map(WireNode::from).collect(),
+    };
+    let bytes = serde_json::to_vec(&view).expect("a view always serialises");
+    *shared.own_view.lock() = Arc::new(bytes);
+}
+
+/// The view thread: keeps this host's description fresh and asks the others for theirs.
+fn watch_views(
+    session: &zenoh::Session,
+    shared: &Shared,
+    local_view: &LocalView,
+    woken: &Receiver<()>,
+) {
+    while !shared.stopping.load(Ordering::Acquire) {
+        refresh_own_view(shared, local_view);
+        ask_views(session, shared);
+        match woken.recv_timeout(VIEW_PERIOD) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn ask_views(session: &zenoh::Session, shared: &Shared) {
+    let replies = session
+        .get(shared.keys.all_views())
+        .target(QueryTarget::All)
+        .allowed_destination(Locality::Remote)
+        .timeout(VIEW_TIMEOUT)
+        .wait();
+    let replies = match replies {
+        Ok(replies) => replies,
+        Err(error) => {
+            tracing::debug!("could not ask the other hosts for their views: {error}");
+            return;
+        }
+    };
+    while let Ok(reply) = replies.recv() {
+        if shared.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(sample) = reply.result() else { continue };
+        match serde_json::from_slice::<HostView>(&sample.payload().to_bytes()) {
+            Ok(view) if view.v == VERSION => shared.peers.lock().describe(view),
+            Ok(view) => tracing::debug!(
+                "host `{}` speaks mesh format {} (this hm: {VERSION}); its view is ignored",
+                view.host,
+                view.v
+            ),
+            Err(error) => tracing::debug!("a view from the mesh does not parse: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zenoh_errors_lose_their_source_locations() {
+        let error = "Can not create a new TCP listener bound to tcp/127.0.0.1:17447: [127.0.0.1:17447: Address already in use (os error 98) at /root/.cargo/registry/src/x/zenoh-link-commons-1.10.2/src/tcp.rs:61.] at /root/.cargo/registry/src/x/zenoh-link-tcp-1.10.2/src/unicast.rs:338.";
+        assert_eq!(
+            super::plain(error),
+            "Can not create a new TCP listener bound to tcp/127.0.0.1:17447: [127.0.0.1:17447: Address already in use (os error 98)]"
+        );
+    }
+}

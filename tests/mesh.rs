@@ -1,0 +1,462 @@
+//! One hive across several `hm` processes over Zenoh, on loopback: messages both ways with
+//! exact counts and order, a host killed and restarted while the others carry on, no echo and
+//! no duplicates in a triangle of connections, hives kept apart, and nothing of the mesh
+//! running when it is off.
+
+use hivemind_tests::{Hive, Running, eventually, records, toml_path};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `[mesh]` section: host `host` listening on `listen`, connecting to `connect`.
+fn mesh(host: &str, listen: u16, connect: &[u16]) -> String {
+    let connect: Vec<String> = connect
+        .iter()
+        .map(|port| format!("\"tcp/127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{}]\n\n",
+        connect.join(", ")
+    )
+}
+
+/// One host of a test mesh: its hive, its record file and the file that starts its sender.
+struct Host {
+    name: &'static str,
+    hive: Hive,
+    record: PathBuf,
+    go: PathBuf,
+}
+
+impl Host {
+    /// A host whose node `sender` sends `count` messages `{"seq": i}` on `<name>-ticks` (every
+    /// `interval_ms`) once its go file exists, and whose node `receiver` records every message
+    /// matching `*-ticks`.
+    fn new(name: &'static str, listen: u16, connect: &[u16], count: u64, interval_ms: u64) -> Self {
+        let hive = Hive::new();
+        let record = hive.file("receiver.jsonl");
+        let go = hive.file("go");
+        hive.configure(&format!(
+            "{}[messages]\nqueue_capacity = 100000\n\n\
+             [nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+             services = [{{ name = \"{name}-ticks\", count = {count}, interval_ms = {interval_ms}, start_file = {} }}]\n\n\
+             [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"*-ticks\"]\nrecord = {}\n",
+            mesh(name, listen, connect),
+            toml_path(&go),
+            toml_path(&record),
+        ));
+        hive.install("probe");
+        Host {
+            name,
+            hive,
+            record,
+            go,
+        }
+    }
+
+    fn run(&self) -> Running {
+        self.hive.run(&[])
+    }
+
+    fn go(&self) {
+        std::fs::write(&self.go, "").unwrap();
+    }
+
+    /// The `seq`s this host's receiver recorded from `<from>-ticks`, in order.
+    fn seqs_from(&self, from: &str) -> Vec<u64> {
+        received(&self.record, &format!("{from}-ticks"))
+            .iter()
+            .map(|r| r["payload"]["seq"].as_u64().unwrap())
+            .collect()
+    }
+}
+
+/// The receipts of `service` in a record file.
+fn received(path: &Path, service: &str) -> Vec<Value> {
+    records(path)
+        .into_iter()
+        .filter(|r| r["event"] == "received" && r["service"] == service)
+        .collect()
+}
+
+/// Node `name` of host `host` as `running` lists it in `GET /api/nodes`.
+fn node(running: &Running, host: &str, name: &str) -> Option<Value> {
+    let (code, body) = running.get("/api/nodes");
+    assert_eq!(code, 200, "{body}");
+    let nodes: Value = serde_json::from_str(&body).unwrap();
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["host"] == host && n["name"] == name)
+        .cloned()
+}
+
+/// The status `running` shows for node `name` of host `host` (`None`: not listed).
+fn status(running: &Running, host: &str, name: &str) -> Option<String> {
+    node(running, host, name).map(|n| n["status"].as_str().unwrap().to_owned())
+}
+
+/// Waits until every host in `running` lists the receivers of all the others as running.
+fn wait_until_all_see_each_other(hosts: &[(&Host, &Running)]) {
+    for (host, running) in hosts {
+        for (other, _) in hosts {
+            if other.name == host.name {
+                continue;
+            }
+            assert!(
+                eventually(WAIT, || status(running, other.name, "receiver").as_deref()
+                    == Some("running")),
+                "host {} never saw host {}:\n{}",
+                host.name,
+                other.name,
+                running.stderr()
+            );
+        }
+    }
+}
+
+fn mesh_counters(running: &Running) -> Value {
+    let (code, body) = running.get("/api/mesh");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Names of the process's threads.
+fn threads(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+/// Whether any of `names` is one of Zenoh's runtime threads (`rx-0`, `tx-0`, `acc-0`, ...).
+fn has_zenoh_threads(names: &[String]) -> bool {
+    names.iter().any(|name| {
+        ["rx-", "tx-", "acc-", "app-", "net-"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+    })
+}
+
+#[test]
+fn two_hosts_exchange_messages_both_ways_exactly_once_in_order() {
+    let count = 2000;
+    let (pa, pb) = (free_port(), free_port());
+    let a = Host::new("a", pa, &[], count, 0);
+    let b = Host::new("b", pb, &[pa], count, 0);
+    let (ra, rb) = (a.run(), b.run());
+    assert!(
+        has_zenoh_threads(&threads(ra.pid())),
+        "the mesh runs on Zenoh"
+    );
+    wait_until_all_see_each_other(&[(&a, &ra), (&b, &rb)]);
+    a.go();
+    b.go();
+    let all: Vec<u64> = (0..count).collect();
+    for (host, running) in [(&a, &ra), (&b, &rb)] {
+        for from in ["a", "b"] {
+            assert!(
+                eventually(WAIT, || host.seqs_from(from).len() >= count as usize),
+                "host {} got {} of {count} from {from}\n{}",
+                host.name,
+                host.seqs_from(from).len(),
+                running.stderr()
+            );
+        }
+    }
+    // Anything late (an echo, a second copy) would show up now.
+    std::thread::sleep(Duration::from_millis(500));
+    for host in [&a, &b] {
+        for from in ["a", "b"] {
+            assert_eq!(
+                host.seqs_from(from),
+                all,
+                "host {} from {from}: exactly once, in order",
+                host.name
+            );
+            for receipt in received(&host.record, &format!("{from}-ticks")) {
+                assert_eq!(receipt["node"], "sender", "{receipt}");
+                assert_eq!(receipt["host"], from, "the sending host travels: {receipt}");
+            }
+        }
+    }
+    for (running, other) in [(&ra, "b"), (&rb, "a")] {
+        let mesh = mesh_counters(running);
+        assert_eq!(mesh["sent"], count, "{mesh}");
+        assert_eq!(mesh["received"], count, "{mesh}");
+        assert_eq!(mesh["dropped"], 0, "{mesh}");
+        assert_eq!(mesh["duplicates"], 0, "{mesh}");
+        assert_eq!(mesh["peers"][0]["host"], other, "{mesh}");
+        // The other host's nodes and counters are visible here too.
+        assert!(
+            eventually(WAIT, || node(running, other, "sender")
+                .is_some_and(|n| n["services"][0]["sent"] == count)),
+            "{:?}",
+            node(running, other, "sender")
+        );
+    }
+    // Leaving is quick, and the other host sees it at once.
+    let (exit, took, _) = ra.quit();
+    assert!(exit.success());
+    assert!(took < Duration::from_millis(1500), "stopping took {took:?}");
+    assert!(eventually(Duration::from_secs(1), || status(
+        &rb, "a", "receiver"
+    )
+    .as_deref()
+        == Some("gone")));
+}
+
+#[test]
+fn a_killed_host_is_shown_gone_the_others_carry_on_and_it_rejoins() {
+    // `a` is the hub: `b` and `c` only know its address; gossip connects them directly.
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let a = Host::new("a", pa, &[], 100_000, 20);
+    let b = Host::new("b", pb, &[pa], 100_000, 20);
+    let c = Host::new("c", pc, &[pa], 100_000, 20);
+    let ra = a.run();
+    let (rb, rc) = (b.run(), c.run());
+    wait_until_all_see_each_other(&[(&a, &ra), (&b, &rb), (&c, &rc)]);
+    for host in [&a, &b, &c] {
+        host.go();
+    }
+    for (host, from) in [(&b, "c"), (&c, "b"), (&a, "b"), (&b, "a")] {
+        assert!(
+            eventually(WAIT, || host.seqs_from(from).len() >= 10),
+            "host {} gets {from}",
+            host.name
+        );
+    }
+
+    let killed = Instant::now();
+    drop(ra); // SIGKILL
+    for running in [&rb, &rc] {
+        assert!(
+            eventually(Duration::from_secs(5), || status(running, "a", "receiver")
+                .as_deref()
+                == Some("gone")),
+            "a killed host is shown gone within 5 s:\n{}",
+            running.stderr()
+        );
+        let (_, page) = running.get("/");
+        assert!(
+            page.contains("\"status\":\"gone\""),
+            "the page is drawn with it gone"
+        );
+    }
+    let gone_after = killed.elapsed();
+    let (b_from_c, c_from_b) = (b.seqs_from("c").len(), c.seqs_from("b").len());
+    assert!(
+        eventually(WAIT, || b.seqs_from("c").len() >= b_from_c + 25
+            && c.seqs_from("b").len() >= c_from_b + 25),
+        "b and c keep exchanging without a:\n{}\n{}",
+        rb.stderr(),
+        rc.stderr()
+    );
+
+    let before = received(&a.record, "b-ticks").len() + received(&a.record, "c-ticks").len();
+    let b_from_a = b.seqs_from("a").len();
+    let ra = a.run();
+    for running in [&rb, &rc] {
+        assert!(
+            eventually(WAIT, || status(running, "a", "receiver").as_deref()
+                == Some("running")),
+            "a restarted host is shown back:\n{}",
+            running.stderr()
+        );
+    }
+    assert!(
+        eventually(WAIT, || status(&ra, "b", "receiver").as_deref()
+            == Some("running")
+            && status(&ra, "c", "receiver").as_deref() == Some("running")),
+        "the restarted host sees the others"
+    );
+    assert!(
+        eventually(WAIT, || {
+            received(&a.record, "b-ticks").len() + received(&a.record, "c-ticks").len()
+                >= before + 50
+        }),
+        "the restarted host receives again:\n{}",
+        ra.stderr()
+    );
+    // Its sender starts again from 0 at once; what it sends before it has reconnected is
+    // missed (the mesh keeps nothing), everything after arrives in order.
+    assert!(
+        eventually(WAIT, || b.seqs_from("a").len() >= b_from_a + 25),
+        "the others receive the restarted host's new messages"
+    );
+    let again = &b.seqs_from("a")[b_from_a..];
+    assert!(again.windows(2).all(|w| w[1] == w[0] + 1), "{again:?}");
+    // Through all of it, what b and c sent each other arrived once each, in order.
+    for (host, from) in [(&b, "c"), (&c, "b")] {
+        let seqs = host.seqs_from(from);
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "host {} from {from}",
+            host.name
+        );
+    }
+    eprintln!("a killed host was shown gone after {gone_after:?}");
+}
+
+#[test]
+fn a_host_cut_off_is_shown_gone_after_the_lease_and_rejoins_by_itself() {
+    // SIGSTOP freezes `a` with its connections open: nothing closes, it just falls silent,
+    // as a host behind a pulled cable would. `[mesh] lease_ms` is 3000 by default.
+    let (pa, pb) = (free_port(), free_port());
+    let a = Host::new("a", pa, &[], 100_000, 20);
+    let b = Host::new("b", pb, &[pa], 100_000, 20);
+    let (ra, rb) = (a.run(), b.run());
+    wait_until_all_see_each_other(&[(&a, &ra), (&b, &rb)]);
+    a.go();
+    b.go();
+    assert!(eventually(WAIT, || a.seqs_from("b").len() >= 10));
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &ra.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let cut = Instant::now();
+    let shown_gone = eventually(Duration::from_secs(10), || {
+        status(&rb, "a", "receiver").as_deref() == Some("gone")
+    });
+    let gone_after = cut.elapsed();
+    signal("-CONT");
+    assert!(shown_gone, "a silent host is shown gone:\n{}", rb.stderr());
+    assert!(
+        gone_after >= Duration::from_millis(2000) && gone_after <= Duration::from_secs(6),
+        "gone after the lease, within a few seconds: {gone_after:?}"
+    );
+    let from_b = a.seqs_from("b").len();
+    assert!(
+        eventually(WAIT, || status(&rb, "a", "receiver").as_deref()
+            == Some("running")
+            && a.seqs_from("b").len() >= from_b + 25),
+        "once it answers again it rejoins, with no restart of either:\n{}\n{}",
+        ra.stderr(),
+        rb.stderr()
+    );
+    let seqs = a.seqs_from("b");
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "never twice, never out of order: {seqs:?}"
+    );
+    eprintln!("a silent host was shown gone after {gone_after:?}");
+}
+
+#[test]
+fn a_triangle_of_connections_delivers_each_message_once() {
+    let count = 1000;
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let a = Host::new("a", pa, &[pb], count, 0);
+    let b = Host::new("b", pb, &[pc], count, 0);
+    let c = Host::new("c", pc, &[pa], count, 0);
+    let (ra, rb, rc) = (a.run(), b.run(), c.run());
+    wait_until_all_see_each_other(&[(&a, &ra), (&b, &rb), (&c, &rc)]);
+    for host in [&a, &b, &c] {
+        host.go();
+    }
+    let all: Vec<u64> = (0..count).collect();
+    for host in [&a, &b, &c] {
+        for from in ["a", "b", "c"] {
+            assert!(
+                eventually(WAIT, || host.seqs_from(from).len() >= count as usize),
+                "host {} got {} from {from}",
+                host.name,
+                host.seqs_from(from).len()
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for host in [&a, &b, &c] {
+        for from in ["a", "b", "c"] {
+            assert_eq!(host.seqs_from(from), all, "host {} from {from}", host.name);
+        }
+    }
+    for running in [&ra, &rb, &rc] {
+        let mesh = mesh_counters(running);
+        assert_eq!(mesh["received"], 2 * count, "{mesh}");
+        assert_eq!(mesh["sent"], count, "{mesh}");
+    }
+}
+
+#[test]
+fn two_hives_on_one_network_do_not_mix() {
+    let (pa, pb) = (free_port(), free_port());
+    let gotham = Host::new("a", pa, &[], 20, 0);
+    let metropolis = Host::new("b", pb, &[pa], 20, 0);
+    let config = metropolis.hive.path().join("config/hive.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"test-hive\"", "\"metropolis\"")).unwrap();
+    let (rg, rm) = (gotham.run(), metropolis.run());
+    gotham.go();
+    metropolis.go();
+    assert!(eventually(WAIT, || gotham.seqs_from("a").len() == 20
+        && metropolis.seqs_from("b").len() == 20));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(gotham.seqs_from("b").is_empty());
+    assert!(metropolis.seqs_from("a").is_empty());
+    assert_eq!(status(&rg, "b", "sender"), None);
+    assert_eq!(status(&rm, "a", "sender"), None);
+}
+
+#[test]
+fn a_hive_without_a_mesh_runs_nothing_of_it() {
+    let hive = Hive::new();
+    let record = hive.file("receiver.jsonl");
+    hive.configure(&format!(
+        "[nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"*\"]\nrecord = {}\n",
+        toml_path(&record)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || status(
+        &running,
+        &host_of(&running),
+        "receiver"
+    )
+    .as_deref()
+        == Some("running")));
+    let names = threads(running.pid());
+    assert!(!names.is_empty());
+    assert!(!has_zenoh_threads(&names), "{names:?}");
+    assert_eq!(mesh_counters(&running), Value::Null);
+}
+
+/// The host name `running` gives its own nodes.
+fn host_of(running: &Running) -> String {
+    let (_, body) = running.get("/api/nodes");
+    let nodes: Value = serde_json::from_str(&body).unwrap();
+    nodes[0]["host"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_listen_port_in_use_is_refused_with_the_fix() {
+    let port = free_port();
+    let first = Host::new("a", port, &[], 1, 0);
+    let _running = first.run();
+    let second = Host::new("b", port, &[], 1, 0);
+    let output = hivemind_tests::hm_output(second.hive.path(), &["run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("error: cannot join the mesh"), "{stderr}");
+    assert!(stderr.contains("[mesh] listen"), "{stderr}");
+}
