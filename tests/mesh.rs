@@ -261,6 +261,11 @@ fn a_killed_host_is_shown_gone_the_others_carry_on_and_it_rejoins() {
             "a killed host is shown gone within 5 s:\n{}",
             running.stderr()
         );
+        let (_, page) = running.get("/");
+        assert!(
+            page.contains("\"status\":\"gone\""),
+            "the page is drawn with it gone"
+        );
     }
     let gone_after = killed.elapsed();
     browser.wait_until(

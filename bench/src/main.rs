@@ -7,8 +7,7 @@
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
 //! temporary hive, and drives the host's controller directly (the same calls the file watcher
-//! makes, so the watcher's debounce is not counted). The mesh section runs a second `hm` and
-//! crosses to it over Zenoh on loopback; `--mesh-only` runs that section alone.
+//! makes, so the watcher's debounce is not counted).
 
 mod baseline;
 mod chart;
@@ -28,18 +27,20 @@ use std::path::PathBuf;
 struct Options {
     quick: bool,
     json: Option<PathBuf>,
-    mesh_only: bool,
     chart: Option<PathBuf>,
     profile: Option<u64>,
+    scale_only: Option<usize>,
+    mesh_only: bool,
 }
 
 fn options() -> Result<Options> {
     let mut options = Options {
         quick: false,
         json: None,
-        mesh_only: false,
         chart: None,
         profile: None,
+        scale_only: None,
+        mesh_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -48,6 +49,10 @@ fn options() -> Result<Options> {
             "--mesh-only" => options.mesh_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
+            "--scale-only" => {
+                let nodes = args.next().context("--scale-only needs a node count")?;
+                options.scale_only = Some(nodes.parse().context("--scale-only takes a number")?);
+            }
             "--profile-1to1" => {
                 let count = args
                     .next()
@@ -165,6 +170,14 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }
+        return Ok(());
+    }
+    if let Some(nodes) = options.scale_only {
+        let scale = scale::run(&libraries, nodes, 10)?;
+        println!(
+            "{nodes} nodes: start {:.2} s, route update {:.2} ms, {:.0} kB per node",
+            scale.start_s, scale.route_recompute_ms, scale.rss_per_idle_node_kb
+        );
         return Ok(());
     }
     let figures = messages::run(&libraries, options.quick)?;

@@ -22,7 +22,7 @@ use crate::bus::TopicInfo;
 use crate::bus::{Bus, Overflow};
 use crate::config::{self, HiveConfig, NodeConfig};
 use crate::events::{EventKind, Events};
-use crate::loader;
+use crate::loader::{self, Libraries};
 use crate::logging::Logs;
 use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSnapshot, NodeSpec, NodeStatus};
@@ -139,7 +139,7 @@ impl Controller {
             .context("cannot create a temporary folder for loading node libraries")?;
         let env = Arc::new(Environment {
             logs,
-            scratch: scratch.path().to_path_buf(),
+            libraries: Libraries::new(scratch.path().to_path_buf()),
             max_payload_bytes: config.messages.max_payload_bytes,
         });
         let events = Arc::new(Events::default());

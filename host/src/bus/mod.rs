@@ -17,6 +17,7 @@
 //!   publisher and the other subscribers are never slowed); the drop is counted on each
 //!   subscription it was meant for and logged (the 1st, 2nd, 4th, 8th... drop). A message
 //!   still queued when its node stops is counted and logged too. Nothing is lost silently.
+//!   A node may choose [`Overflow::Block`] instead: its publishers wait for room, for a while.
 //! - **Other hosts.** With the mesh on, an [`Outlet`] also gets every message sent on this host
 //!   (by its nodes or its API), once, after the local routes; messages from other hosts come in
 //!   through [`Bus::inject`], reach the local routes only, and never go back out, so nothing
@@ -54,7 +55,7 @@ pub struct Message {
 /// subscriptions; it must not block.
 pub trait Outlet: Send + Sync {
     /// Takes a message sent on this host.
-    fn forward(&self, message: Message);
+    fn forward(&self, message: &Message);
 }
 
 /// The bus's current outlet, shared by its topics.
@@ -193,11 +194,7 @@ impl Topic {
     /// Queues `payload` from node `from` of this host for every matching subscription, then
     /// hands it to the outlet if there is one; never blocks.
     pub fn publish(&self, from: &Arc<str>, payload: &str) {
-        let routes = self.routes.load();
         let outlet = self.outlet.load();
-        if routes.is_empty() && outlet.is_none() {
-            return;
-        }
         let message = Message {
             service: self.name.clone(),
             node: from.clone(),
@@ -206,21 +203,24 @@ impl Topic {
         };
         match outlet.as_ref() {
             Some(outlet) => {
-                push_all(&routes, message.clone());
-                outlet.forward(message);
+                self.deliver_here(message.clone());
+                outlet.forward(&message);
             }
-            None => push_all(&routes, message),
+            None => self.deliver_here(message),
         }
     }
 }
 
-/// Queues `message` on each of `routes`.
-fn push_all(routes: &[Route], message: Message) {
-    let Some((last, others)) = routes.split_last() else {
-        return;
-    };
-    for route in others {
-        route.push(message.clone());
+    /// Queues `message` for every matching subscription of this host only.
+    fn deliver_here(&self, message: Message) {
+        let routes = self.routes.load();
+        let Some((last, others)) = routes.split_last() else {
+            return;
+        };
+        for route in others {
+            route.push(message.clone());
+        }
+        last.push(message);
     }
     last.push(message);
 }
@@ -785,7 +785,7 @@ mod tests {
     struct Collect(Mutex<Vec<String>>);
 
     impl Outlet for Arc<Collect> {
-        fn forward(&self, message: Message) {
+        fn forward(&self, message: &Message) {
             assert!(message.host.is_none(), "only this host's messages go out");
             self.0.lock().push(message.payload.to_string());
         }

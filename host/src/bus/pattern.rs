@@ -21,6 +21,12 @@ use std::fmt;
 #[derive(Clone)]
 pub struct Pattern {
     text: String,
+    /// The literal text before the first wildcard: a name without it cannot match, which
+    /// settles most names without running the regex (routes are recomputed for every node that
+    /// joins, against every topic).
+    prefix: String,
+    /// The whole pattern is literal: matching is equality.
+    literal: bool,
     regex: Regex,
 }
 
@@ -56,15 +62,21 @@ impl Pattern {
         }
         source.push_str(r"\z");
         let regex = Regex::new(&source).map_err(|e| fail(&e.to_string()))?;
+        let literal_end = text.find(['*', '?', '[']);
         Ok(Self {
             text: text.to_owned(),
+            prefix: text[..literal_end.unwrap_or(text.len())].to_owned(),
+            literal: literal_end.is_none(),
             regex,
         })
     }
 
     /// Whether `service` (a whole service name) matches.
     pub fn matches(&self, service: &str) -> bool {
-        self.regex.is_match(service)
+        if self.literal {
+            return service == self.text;
+        }
+        service.starts_with(&self.prefix) && self.regex.is_match(service)
     }
 
     /// The pattern as written.

@@ -19,9 +19,12 @@ use abi_stable::library::{AbiHeaderRef, LibHeader, ROOT_MODULE_LOADER_NAME_WITH_
 use abi_stable::std_types::RResult;
 use abi_stable::type_layout::TLFieldOrFunction;
 use hivemind::abi::{CallbackError, NodeInit, NodeLib_Ref, NodeParts};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -152,18 +155,18 @@ impl NodeLibrary {
     /// Loads `path` through a private copy in `scratch`, after checking that it is a complete
     /// node library built against this host's API.
     pub fn open(path: &Path, scratch: &Path) -> Result<Self, LoadError> {
+        let bytes = read(path)?;
+        Self::open_bytes(path, &bytes, scratch)
+    }
+
+    /// [`NodeLibrary::open`] for a file already read into `bytes`.
+    fn open_bytes(path: &Path, bytes: &[u8], scratch: &Path) -> Result<Self, LoadError> {
         let fail = |kind: LoadErrorKind| LoadError {
             path: path.to_path_buf(),
             kind,
         };
-        let bytes = std::fs::read(path).map_err(|e| {
-            fail(match e.kind() {
-                std::io::ErrorKind::NotFound => LoadErrorKind::Missing,
-                _ => LoadErrorKind::Unreadable(e.to_string()),
-            })
-        })?;
-        elf::check(&bytes).map_err(|e| fail(e.into()))?;
-        let copy = private_copy(path, &bytes, scratch)
+        elf::check(bytes).map_err(|e| fail(e.into()))?;
+        let copy = private_copy(path, bytes, scratch)
             .map_err(|e| fail(LoadErrorKind::Copy(e.to_string())))?;
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
@@ -176,7 +179,7 @@ impl NodeLibrary {
                     crate_name: module.crate_name().as_str().to_owned(),
                     type_name: module.type_name().as_str().to_owned(),
                     api_version,
-                    hash: content_hash(&bytes),
+                    hash: content_hash(bytes),
                     modified,
                     size: bytes.len() as u64,
                 },
@@ -217,6 +220,49 @@ impl Drop for NodeLibrary {
             );
         }
         let _ = std::fs::remove_file(&self.copy);
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|e| LoadError {
+        path: path.to_path_buf(),
+        kind: match e.kind() {
+            std::io::ErrorKind::NotFound => LoadErrorKind::Missing,
+            _ => LoadErrorKind::Unreadable(e.to_string()),
+        },
+    })
+}
+
+/// The libraries loaded now, so that nodes running the same file with the same content share
+/// one loaded copy (a hive of a thousand nodes built from one crate maps it once). A library
+/// closes when the last node using it lets go; a new content gets a new copy.
+pub struct Libraries {
+    scratch: PathBuf,
+    loaded: Mutex<HashMap<(PathBuf, String), Weak<NodeLibrary>>>,
+}
+
+impl Libraries {
+    /// Loads private copies into `scratch`.
+    pub fn new(scratch: PathBuf) -> Self {
+        Self {
+            scratch,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The loaded library for `path`'s current content: shared if some node already runs it,
+    /// loaded (and checked) otherwise.
+    pub fn open(&self, path: &Path) -> Result<Arc<NodeLibrary>, LoadError> {
+        let bytes = read(path)?;
+        let key = (path.to_path_buf(), content_hash(&bytes));
+        let mut loaded = self.loaded.lock();
+        if let Some(library) = loaded.get(&key).and_then(Weak::upgrade) {
+            return Ok(library);
+        }
+        let library = Arc::new(NodeLibrary::open_bytes(path, &bytes, &self.scratch)?);
+        loaded.retain(|_, library| library.strong_count() > 0);
+        loaded.insert(key, Arc::downgrade(&library));
+        Ok(library)
     }
 }
 

@@ -341,7 +341,7 @@ struct Forwarder {
 }
 
 impl Outlet for Forwarder {
-    fn forward(&self, message: Message) {
+    fn forward(&self, message: &Message) {
         let counters = &self.shared.counters;
         match self.queue.try_send(message) {
             Ok(()) => {

@@ -26,7 +26,7 @@ pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot}
 
 use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
 use crate::config::FaultPolicy;
-use crate::loader::{LibraryInfo, NodeLibrary};
+use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
@@ -88,8 +88,8 @@ pub struct NodeSpec {
 pub struct Environment {
     /// Where node logs go.
     pub logs: Logs,
-    /// Where private copies of libraries are loaded from.
-    pub scratch: PathBuf,
+    /// The loaded node libraries.
+    pub libraries: Libraries,
     /// Largest payload a service may send.
     pub max_payload_bytes: usize,
 }
@@ -219,7 +219,7 @@ fn node_thread(
     built: Sender<Result<Built, String>>,
 ) {
     let started = Instant::now();
-    let library = match NodeLibrary::open(&spec.library, &env.scratch) {
+    let library = match env.libraries.open(&spec.library) {
         Ok(library) => library,
         Err(error) => {
             let message = format!("{error}\nhelp: {}", error.help());
@@ -563,7 +563,6 @@ fn deliver(
     shared: &NodeShared,
 ) -> Result<(), String> {
     let log = &shared.log;
-    let generation = spec.generation;
     let message = &delivery.message;
     let view = MessageView {
         service: RStr::from_str(&message.service),
@@ -575,7 +574,7 @@ fn deliver(
     // than the route keeps inline: match against our own patterns.
     let rematched: Vec<u32>;
     let indices: &[u32] = match delivery.subscriptions.get() {
-        Some(indices) if delivery.generation == generation => indices,
+        Some(indices) if delivery.generation == spec.generation => indices,
         _ => {
             rematched = subscriptions
                 .iter()

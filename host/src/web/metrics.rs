@@ -280,7 +280,7 @@ mod tests {
     fn renders_per_node_counters_with_escaped_labels() {
         let hive = HiveSnapshot {
             name: "gotham".into(),
-            host: String::new(),
+            host: "gotham-9476".into(),
             mesh: None,
             nodes: vec![NodeSnapshot {
                 services: vec![ServiceSnapshot {

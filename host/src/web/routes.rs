@@ -119,7 +119,7 @@ fn reads(web: &Web) -> Route {
     let mesh = warp::path!("api" / "mesh")
         .and(warp::get())
         .and(with(web))
-        .map(|w: Web| api::json(StatusCode::OK, &w.controller.snapshot().mesh));
+        .map(|w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response());
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| "ok".into_response());

@@ -48,14 +48,10 @@
   };
   const chip = (status) => h('span', { class: `chip ${status}`, 'data-status': status }, status);
   const nodeUrl = (name) => `/nodes/${encodeURIComponent(name)}`;
-  /** Whether a node runs on another host of the mesh (its `host` is not this hive's). */
-  const remote = (n) => Boolean(hive && n.host && n.host !== hive.host);
-  /** Where a node's counters are kept: its name, or `name@host` for another host's node. */
-  const nodeKey = (n, host) => (n.host && n.host !== host ? `${n.name}@${n.host}` : n.name);
-  /** A node's name: a link to its page, or for another host's node the name and its host. */
-  const nameOf = (n, cls) => (remote(n)
-    ? h('span', { class: cls || '' }, n.name, ' ', h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`))
-    : h('a', { class: cls || '', href: nodeUrl(n.name) }, n.name));
+  // Nodes of other hosts of the mesh carry their host; they are shown, not steered, from here.
+  const remote = (n) => (n.host && hive && hive.host && n.host !== hive.host
+    ? h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`) : null);
+  const nodeLink = (n, attrs) => (remote(n) ? h('span', attrs, n.name) : h('a', { ...attrs, href: nodeUrl(n.name) }, n.name));
 
   function toast(message, ok) {
     const el = h('div', { class: ok ? 'toast ok' : 'toast', role: 'status' }, message);
@@ -264,10 +260,10 @@
     const nodes = hive.nodes.length
       ? h('table', { class: 'list-nodes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
-        h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': nodeKey(n, hive.host) },
-          h('td', {}, nameOf(n)), h('td', {}, chip(n.status)),
-          h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : '·'),
-          h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(nodeKey(n, hive.host))) : '·'),
+        h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': n.name },
+          h('td', {}, nodeLink(n, {}), remote(n)), h('td', {}, chip(n.status)),
+          h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(n.name)) : '·'),
+          h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(n.name)) : '·'),
           h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
       : h('p', { class: 'empty' }, 'No nodes yet. Create one with ', h('code', {}, 'hm create_node NAME'), ' and enable it in ', h('code', {}, 'config/hive.toml'), '.');
     main.replaceChildren(
@@ -286,8 +282,8 @@
 
   function renderNodes() {
     const r = rates();
-    const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': nodeKey(n, hive.host) },
-      h('div', { class: 'card-head' }, nameOf(n, 'name'), chip(n.status)),
+    const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': n.name },
+      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), remote(n)),
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
