@@ -242,6 +242,7 @@ fn a_killed_host_is_shown_gone_the_others_carry_on_and_it_rejoins() {
         format!(
             "const card = document.querySelector('article.card[data-node=\"receiver@a\"]'); \
              return card !== null && card.querySelector('.chip.host').textContent === 'on a' \
+               && card.querySelector('button') === null \
                && card.querySelector('.chip[data-status]').dataset.status === '{status}';"
         )
     };

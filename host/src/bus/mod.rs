@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One message on its way: who sent it, on which service, and its JSON payload. Cloning it
-/// for another receiver copies a few pointers; the text is shared.
+/// for another receiver copies three pointers; the text is shared.
 #[derive(Debug, Clone)]
 pub struct Message {
     /// The service (topic) name.
@@ -209,7 +209,6 @@ impl Topic {
             None => self.deliver_here(message),
         }
     }
-}
 
     /// Queues `message` for every matching subscription of this host only.
     fn deliver_here(&self, message: Message) {
@@ -222,7 +221,6 @@ impl Topic {
         }
         last.push(message);
     }
-    last.push(message);
 }
 
 impl Route {
@@ -490,16 +488,12 @@ impl Bus {
     /// next membership change, so a stream of them costs one lookup each.
     pub fn inject(&self, service: &str, node: Arc<str>, host: Arc<str>, payload: Arc<str>) {
         let topic = self.registry.lock().topic(service);
-        let routes = topic.routes.load();
-        push_all(
-            &routes,
-            Message {
-                service: topic.name.clone(),
-                node,
-                payload,
-                host: Some(host),
-            },
-        );
+        topic.deliver_here(Message {
+            service: topic.name.clone(),
+            node,
+            payload,
+            host: Some(host),
+        });
     }
 
     /// Sets (or with `None`, removes) where messages sent on this host also go.

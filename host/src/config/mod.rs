@@ -494,18 +494,6 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         "messages",
         &["max_payload_bytes", "queue_capacity", "spin_us"],
     ),
-    (
-        "mesh",
-        &[
-            "enabled",
-            "host",
-            "listen",
-            "connect",
-            "multicast",
-            "lease_ms",
-            "queue_capacity",
-        ],
-    ),
 ];
 
 /// `config/hive.toml line 3: unknown key `hive.prot` is ignored (did you mean `port`?)`.

@@ -343,11 +343,11 @@ struct Forwarder {
 impl Outlet for Forwarder {
     fn forward(&self, message: &Message) {
         let counters = &self.shared.counters;
-        match self.queue.try_send(message) {
+        match self.queue.try_send(message.clone()) {
             Ok(()) => {
                 counters.queued.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(message)) => {
+            Err(TrySendError::Full(_)) => {
                 let dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if dropped.is_power_of_two() {
                     tracing::warn!(
@@ -476,7 +476,7 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
         &service,
         envelope.node.into(),
         envelope.host.into(),
-        Arc::from(payload.as_ref()),
+        payload.into(),
     );
 }
 

@@ -282,24 +282,31 @@ mod tests {
             name: "gotham".into(),
             host: "gotham-9476".into(),
             mesh: None,
-            nodes: vec![NodeSnapshot {
-                services: vec![ServiceSnapshot {
-                    name: "a".into(),
-                    sent: 3,
-                    running: true,
-                    restarts: 0,
-                    last_payload: None,
-                    error: None,
-                }],
-                subscriptions: vec![SubscriptionSnapshot {
-                    pattern: "bat-*".into(),
-                    delivered: 5,
-                    dropped: 2,
-                    failed: 0,
-                    panicked: 1,
-                }],
-                ..NodeSnapshot::idle("bat\"man", NodeStatus::Running)
-            }],
+            nodes: vec![
+                NodeSnapshot {
+                    services: vec![ServiceSnapshot {
+                        name: "a".into(),
+                        sent: 3,
+                        running: true,
+                        restarts: 0,
+                        last_payload: None,
+                        error: None,
+                    }],
+                    subscriptions: vec![SubscriptionSnapshot {
+                        pattern: "bat-*".into(),
+                        delivered: 5,
+                        dropped: 2,
+                        failed: 0,
+                        panicked: 1,
+                    }],
+                    host: "gotham-9476".into(),
+                    ..NodeSnapshot::idle("bat\"man", NodeStatus::Running)
+                },
+                NodeSnapshot {
+                    host: "manor".into(),
+                    ..NodeSnapshot::idle("robin", NodeStatus::Running)
+                },
+            ],
             topics: vec![],
         };
         let text = render(&hive, &EventCounters::default());
@@ -319,5 +326,9 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+        assert!(
+            !text.contains("robin"),
+            "another host's node is that host's to export:\n{text}"
+        );
     }
 }

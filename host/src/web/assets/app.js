@@ -52,6 +52,8 @@
   const remote = (n) => (n.host && hive && hive.host && n.host !== hive.host
     ? h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`) : null);
   const nodeLink = (n, attrs) => (remote(n) ? h('span', attrs, n.name) : h('a', { ...attrs, href: nodeUrl(n.name) }, n.name));
+  // Two hosts may each have a node of one name: another host's node is counted as `name@host`.
+  const nodeKey = (n, host) => (n.host && host && n.host !== host ? `${n.name}@${n.host}` : n.name);
 
   function toast(message, ok) {
     const el = h('div', { class: ok ? 'toast ok' : 'toast', role: 'status' }, message);
@@ -197,7 +199,7 @@
 
   function actions(node) {
     const buttons = [];
-    if (remote(node)) return buttons; // its own host's page acts on it
+    if (remote(node)) return buttons; // steered from its own host's page
     const button = (action, label, cls) =>
       h('button', { class: cls, 'data-action': action, 'data-node': node.name, onclick: (e) => act(node.name, action, e.currentTarget) }, label);
     if (node.status === 'disabled' || node.status === 'stopped') buttons.push(button('enable', 'Enable', 'primary'));
@@ -260,10 +262,10 @@
     const nodes = hive.nodes.length
       ? h('table', { class: 'list-nodes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
-        h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': n.name },
+        h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': nodeKey(n, hive.host) },
           h('td', {}, nodeLink(n, {}), remote(n)), h('td', {}, chip(n.status)),
-          h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(n.name)) : '·'),
-          h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(n.name)) : '·'),
+          h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : '·'),
+          h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(nodeKey(n, hive.host))) : '·'),
           h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
       : h('p', { class: 'empty' }, 'No nodes yet. Create one with ', h('code', {}, 'hm create_node NAME'), ' and enable it in ', h('code', {}, 'config/hive.toml'), '.');
     main.replaceChildren(
@@ -282,7 +284,7 @@
 
   function renderNodes() {
     const r = rates();
-    const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': n.name },
+    const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': nodeKey(n, hive.host) },
       h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), remote(n)),
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
