@@ -17,6 +17,7 @@ mod messages;
 mod reload;
 mod scale;
 mod soak;
+mod stats;
 mod system;
 mod table;
 

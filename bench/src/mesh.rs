@@ -7,6 +7,7 @@
 //! with the real mesh, no nodes, publishing through its bus and reading `pong` through a tap.
 //! The in-process figures use the same nodes in a controller of this process, without a mesh.
 
+use crate::stats::percentile;
 use crate::table;
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::{Pattern, Tap};
@@ -319,14 +320,6 @@ impl Drop for HmProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 impl Report {

@@ -1,6 +1,7 @@
 //! Reload benchmarks: how long from a new library being in place to the new code handling a
 //! message, and whether a thousand reloads leak memory, threads, file descriptors or mappings.
 
+use crate::stats::percentile;
 use crate::system;
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::Pattern;
@@ -115,14 +116,6 @@ fn install(source: &Path, target: &Path) -> Result<()> {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 impl Report {
