@@ -107,6 +107,8 @@ struct Slot {
     loaded_at: Option<String>,
     last_error: Option<String>,
     reported_stuck: bool,
+    /// Crashes of an isolated node's process already reported.
+    reported_crashes: u64,
 }
 
 struct State {
@@ -141,6 +143,9 @@ impl Controller {
             logs,
             libraries: Libraries::new(scratch.path().to_path_buf()),
             max_payload_bytes: config.messages.max_payload_bytes,
+            scratch: scratch.path().to_path_buf(),
+            // The running program itself, even if its file was replaced since it started.
+            child_exe: PathBuf::from("/proc/self/exe"),
         });
         let events = Arc::new(Events::default());
         let reporting = events.clone();
@@ -169,6 +174,17 @@ impl Controller {
             mesh: Mutex::new(None),
             _scratch: scratch,
         })
+    }
+
+    /// Runs isolated nodes' processes with `exe` instead of this program; `exe` must call
+    /// [`crate::isolate::child_main`] when started with [`crate::isolate::CHILD_COMMAND`] (a
+    /// program embedding the host, such as the benchmark, handles it itself). Call before
+    /// [`Controller::start`].
+    pub fn with_child_exe(mut self, exe: PathBuf) -> Self {
+        if let Some(env) = Arc::get_mut(&mut self.env) {
+            env.child_exe = exe;
+        }
+        self
     }
 
     /// The hive's routing table.
@@ -335,6 +351,7 @@ impl Controller {
             loaded_at: None,
             last_error: None,
             reported_stuck: false,
+            reported_crashes: 0,
         });
         NodeSpec {
             name: name.into(),
@@ -345,6 +362,8 @@ impl Controller {
             spin: Duration::from_micros(spin_us),
             faults: config.map(|c| c.faults).unwrap_or_default(),
             host: self.host.clone(),
+            isolate: config.is_some_and(|c| c.isolate),
+            processed: None,
         }
     }
 
@@ -610,6 +629,12 @@ impl Controller {
                 continue;
             };
             let snapshot = runtime.snapshot();
+            if snapshot.crashes > slot.reported_crashes {
+                slot.reported_crashes = snapshot.crashes;
+                let how = snapshot.last_crash.clone().unwrap_or_default();
+                tracing::error!("isolated node `{name}` crashed: {how}");
+                self.events.emit(EventKind::Crashed, Some(&name), how);
+            }
             match snapshot.status {
                 NodeStatus::Failed => {
                     let reason = snapshot.error.unwrap_or_default();

@@ -31,6 +31,8 @@ pub enum EventKind {
     Dropped,
     /// A node's callback has run for longer than its `stuck_after_ms`, or runs again after that.
     Stuck,
+    /// An isolated node's process died; it is restarted with backoff.
+    Crashed,
     /// Something about the hive itself (config errors, changes that need a restart).
     Hive,
 }

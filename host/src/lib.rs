@@ -5,7 +5,8 @@
 //! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
 //! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
 //! [`reconcile`] applies those changes to the running hive through the controller; [`mesh`]
-//! bridges the bus to the other hosts of the hive over Zenoh.
+//! bridges the bus to the other hosts of the hive over Zenoh; [`isolate`] runs a node in a process
+//! of its own when its config says `isolate = true`.
 
 pub mod build;
 pub mod bus;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod events;
+pub mod isolate;
 pub mod loader;
 pub mod logging;
 pub mod mesh;

@@ -32,6 +32,11 @@ enum Command {
     Send(send::SendArgs),
     List(list::ListArgs),
     Logs(logs::LogsArgs),
+    /// Runs one isolated node for the host listening on SOCKET (started by `hm` itself).
+    #[command(name = "__isolated", hide = true)]
+    Isolated {
+        socket: std::path::PathBuf,
+    },
 }
 
 /// Runs the command the user typed.
@@ -46,5 +51,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Send(args) => send::run(args),
         Command::List(args) => list::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Isolated { socket } => crate::isolate::child_main(&socket),
     }
 }

@@ -175,6 +175,10 @@ pub struct NodeConfig {
     /// What happens to a message for this node when its queue is full (`overflow = "drop"`,
     /// the default, or `"block"` with `overflow_wait_ms`, default 1,000).
     pub overflow: Overflow,
+    /// Run the node in a process of its own (`isolate = true`): a crash in its code
+    /// (segfault, `abort()`, out of memory) then takes down only that process, which the host
+    /// restarts with backoff. Costs a socket hop per message.
+    pub isolate: bool,
     /// The whole table as JSON, handed to the node when it starts.
     pub settings: serde_json::Value,
 }
@@ -264,6 +268,7 @@ struct RawNode {
     overflow_wait_ms: Option<u64>,
     max_subscription_panics: Option<u64>,
     stuck_after_ms: Option<u64>,
+    isolate: Option<bool>,
     #[serde(flatten)]
     rest: toml::Table,
 }
@@ -460,6 +465,9 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
     if let Some(ms) = raw.overflow_wait_ms {
         table.insert("overflow_wait_ms".into(), toml::Value::Integer(ms as i64));
     }
+    if let Some(isolate) = raw.isolate {
+        table.insert("isolate".into(), toml::Value::Boolean(isolate));
+    }
     let settings = serde_json::to_value(&table)
         .with_context(|| format!("[nodes.{name}] cannot be handed to the node as JSON"))?;
     Ok(NodeConfig {
@@ -467,6 +475,7 @@ fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
         library,
         queue_capacity: raw.queue_capacity,
         spin_us: raw.spin_us,
+        isolate: raw.isolate.unwrap_or(false),
         faults,
         overflow,
         settings,

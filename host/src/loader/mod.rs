@@ -44,7 +44,7 @@ pub struct NodeLibrary {
 }
 
 /// What a library says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LibraryInfo {
     /// The file it was loaded from (not the private copy).
     pub path: PathBuf,

@@ -118,7 +118,12 @@ struct LogsInner {
     settings: LogSettings,
     /// Open (or yet to be opened) files by name, `root` included.
     files: Mutex<HashMap<String, SharedFile>>,
+    /// In an isolated node's process: where node lines go instead of files (the host writes them).
+    forward: Option<LineSink>,
 }
+
+/// Takes a node's log lines in a process that does not own the log files.
+pub type LineSink = crossbeam_channel::Sender<(LogLevel, String)>;
 
 impl Logs {
     /// Logs in `settings.dir` without installing any subscriber (for tests and tools; [`init`]
@@ -127,6 +132,22 @@ impl Logs {
         Logs(Arc::new(LogsInner {
             settings,
             files: Mutex::new(HashMap::new()),
+            forward: None,
+        }))
+    }
+
+    /// Logs whose node lines all go to `sink` (at the levels `verbose` says) instead of files:
+    /// an isolated node's process hands its lines to the host, which owns the files.
+    pub fn forwarding(sink: LineSink, verbose: bool) -> Self {
+        Logs(Arc::new(LogsInner {
+            settings: LogSettings {
+                dir: PathBuf::new(),
+                max_bytes: 0,
+                backups: 0,
+                verbose,
+            },
+            files: Mutex::new(HashMap::new()),
+            forward: Some(sink),
         }))
     }
 
@@ -135,9 +156,13 @@ impl Logs {
     /// Characters that cannot be in a file name (`/`, `\`, control characters, …) become `_` in
     /// the file's name; a node named `root` shares root.log.
     pub fn node(&self, name: &str) -> NodeLog {
+        let target = match &self.0.forward {
+            Some(sink) => Target::Forward(sink.clone()),
+            None => Target::File(self.file(&file_stem(name))),
+        };
         NodeLog {
             name: Arc::from(name),
-            file: self.file(&file_stem(name)),
+            target,
             max_level: if self.0.settings.verbose {
                 LogLevel::Debug
             } else {
@@ -188,14 +213,28 @@ fn file_stem(name: &str) -> Cow<'_, str> {
 #[derive(Debug, Clone)]
 pub struct NodeLog {
     name: Arc<str>,
-    file: SharedFile,
+    target: Target,
     max_level: LogLevel,
+}
+
+/// Where a node's lines go.
+#[derive(Debug, Clone)]
+enum Target {
+    File(SharedFile),
+    /// To the host that owns the file (see [`Logs::forwarding`]); it also does the terminal.
+    Forward(LineSink),
 }
 
 impl NodeLog {
     /// Appends one line at `level` to the node's file (Debug only when verbose).
     /// Warn and Error lines are also shown on the terminal, prefixed with the node name.
     pub fn write(&self, level: LogLevel, message: &str) {
+        if let Target::Forward(sink) = &self.target {
+            if level <= self.max_level {
+                let _ = sink.send((level, message.to_owned()));
+            }
+            return;
+        }
         if !self.write_to_file(level, message) || level > LogLevel::Warn {
             return;
         }
@@ -219,7 +258,14 @@ impl NodeLog {
         if level > self.max_level {
             return false;
         }
-        self.file.write_with(|buf| {
+        let file = match &self.target {
+            Target::File(file) => file,
+            Target::Forward(sink) => {
+                let _ = sink.send((level, message.to_owned()));
+                return true;
+            }
+        };
+        file.write_with(|buf| {
             line::format_line(
                 buf,
                 OffsetDateTime::now_utc(),
@@ -228,6 +274,14 @@ impl NodeLog {
             );
         });
         true
+    }
+
+    #[cfg(test)]
+    fn file(&self) -> &SharedFile {
+        match &self.target {
+            Target::File(file) => file,
+            Target::Forward(_) => panic!("a forwarding log has no file"),
+        }
     }
 
     /// The node's name, as given to [`Logs::node`].

@@ -88,7 +88,7 @@ fn one_file_per_node_shared_by_all_handles() {
     a.write(LogLevel::Info, "a");
     b.write(LogLevel::Info, "b");
     c.write(LogLevel::Info, "c");
-    assert!(a.file.same_file(&b.file));
+    assert!(a.file().same_file(b.file()));
     let text = fs::read_to_string(tmp.path().join("batman.log")).unwrap();
     assert_eq!(text.lines().count(), 3);
     assert_eq!(a.name(), "batman");
@@ -164,7 +164,7 @@ fn root_log_and_node_logs_share_a_file_for_a_node_named_root() {
     let logs = Logs::new(settings(tmp.path(), 0, 1, false));
     let root = logs.file(ROOT);
     let node = logs.node("root");
-    assert!(root.same_file(&node.file));
+    assert!(root.same_file(node.file()));
 }
 
 #[test]
@@ -177,4 +177,22 @@ fn the_verbose_host_filter_keeps_dependencies_at_info() {
     let quiet = default_targets(false);
     assert!(!quiet.would_enable("hivemind_host::dev", &Level::DEBUG));
     assert!(quiet.would_enable("hivemind_host::dev", &Level::INFO));
+}
+
+#[test]
+fn a_forwarding_log_hands_its_lines_over_and_writes_no_file() {
+    let (sink, lines) = crossbeam_channel::unbounded();
+    let logs = Logs::forwarding(sink, false);
+    let log = logs.node("batman");
+    log.write(LogLevel::Warn, "the signal is dim");
+    log.write(LogLevel::Debug, "filtered: not verbose");
+    assert!(log.write_to_file(LogLevel::Error, "the host reports this too"));
+    let got: Vec<(LogLevel, String)> = lines.try_iter().collect();
+    assert_eq!(
+        got,
+        [
+            (LogLevel::Warn, "the signal is dim".to_owned()),
+            (LogLevel::Error, "the host reports this too".to_owned()),
+        ]
+    );
 }

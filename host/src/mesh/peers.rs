@@ -101,6 +101,10 @@ impl WireNode {
             loads: self.loads,
             loaded_at: self.loaded_at.clone(),
             last_error: self.last_error.clone(),
+            // What a host says of its own processes stays with it.
+            isolated: false,
+            crashes: 0,
+            last_crash: None,
         }
     }
 }

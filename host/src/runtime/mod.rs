@@ -22,6 +22,7 @@ mod host;
 mod service;
 mod state;
 
+pub(crate) use state::{NodeShared, Overlay};
 pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
 
 use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
@@ -35,15 +36,14 @@ use crossbeam_utils::Backoff;
 use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
 use host::NodeHost;
 use service::ServiceThread;
-use state::NodeShared;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long services get to return after being told to stop.
-const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
+pub(crate) const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
 
 /// A node's message queue: it outlives instances, so a reload loses nothing.
 #[derive(Clone)]
@@ -82,6 +82,11 @@ pub struct NodeSpec {
     pub faults: FaultPolicy,
     /// This host's name, which messages sent here carry.
     pub host: Arc<str>,
+    /// Run the node in a process of its own (`isolate = true`), see [`crate::isolate`].
+    pub isolate: bool,
+    /// Counts the deliveries the node has finished with, when someone needs to know (an
+    /// isolated node's process, to tell the host what it may forget).
+    pub processed: Option<Arc<AtomicU64>>,
 }
 
 /// What every node of a hive shares.
@@ -92,6 +97,11 @@ pub struct Environment {
     pub libraries: Libraries,
     /// Largest payload a service may send.
     pub max_payload_bytes: usize,
+    /// A private folder for the host's own files (isolated nodes' sockets).
+    pub scratch: PathBuf,
+    /// The program an isolated node's process runs: this one, started with
+    /// [`crate::isolate::CHILD_COMMAND`].
+    pub child_exe: PathBuf,
 }
 
 /// What an instance registered, for the controller to put on the bus.
@@ -106,7 +116,7 @@ pub struct Built {
     pub took: Duration,
 }
 
-enum Control {
+pub(crate) enum Control {
     Start {
         topics: Vec<Arc<Topic>>,
         state: Option<String>,
@@ -139,7 +149,19 @@ impl NodeRuntime {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}", spec.name))
-            .spawn(move || node_thread(spec, &env, &thread_shared, &control_inbox, built_sender))
+            .spawn(move || {
+                if spec.isolate {
+                    crate::isolate::supervise(
+                        spec,
+                        &env,
+                        &thread_shared,
+                        &control_inbox,
+                        built_sender,
+                    );
+                } else {
+                    node_thread(spec, &env, &thread_shared, &control_inbox, built_sender);
+                }
+            })
             .expect("the OS refused to start a thread");
         Self {
             shared,
@@ -206,6 +228,11 @@ impl NodeRuntime {
     /// The instance's current state and counters.
     pub fn snapshot(&self) -> NodeSnapshot {
         self.shared.snapshot()
+    }
+
+    /// What the instance's threads share, for whoever reports on it from outside.
+    pub(crate) fn shared(&self) -> Arc<NodeShared> {
+        self.shared.clone()
     }
 }
 
@@ -307,7 +334,7 @@ fn build(
     })
 }
 
-fn compile_subscriptions<'a>(
+pub(crate) fn compile_subscriptions<'a>(
     node: &str,
     patterns: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<Subscription>, String> {
@@ -615,6 +642,9 @@ fn deliver(
             }
         }
     }
+    if let Some(processed) = &spec.processed {
+        processed.fetch_add(1, Ordering::Release);
+    }
     Ok(())
 }
 
@@ -634,7 +664,7 @@ fn check_panic_limit(subscriptions: &[Subscription], shared: &NodeShared) -> Res
 }
 
 /// Messages still queued when a node stops for good are counted as dropped and reported.
-fn count_undelivered(inbox: &Inbox, subscriptions: &[Subscription], log: &NodeLog) {
+pub(crate) fn count_undelivered(inbox: &Inbox, subscriptions: &[Subscription], log: &NodeLog) {
     let mut count = 0u64;
     for delivery in inbox.try_iter() {
         count += 1;

@@ -27,13 +27,16 @@ pub enum NodeStatus {
     Stuck,
     /// Stopped with the hive.
     Stopped,
+    /// Isolated (`isolate = true`) and its process died; it is restarted with backoff, and its
+    /// messages wait in its queue meanwhile. `error` says how it died.
+    Crashed,
     /// On another host of the mesh that has stopped answering (it stopped, crashed or was cut
     /// off); shown as it was last seen.
     Gone,
 }
 
 /// A node's state and counters, for the page and the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     /// The node's name.
     pub name: String,
@@ -57,6 +60,15 @@ pub struct NodeSnapshot {
     pub loaded_at: Option<String>,
     /// The last load, build or reload error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Whether it runs in a process of its own (`isolate = true`).
+    #[serde(default)]
+    pub isolated: bool,
+    /// How many times its process died (isolated nodes only).
+    #[serde(default)]
+    pub crashes: u64,
+    /// How its process died the last time (isolated nodes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_crash: Option<String>,
 }
 
 impl NodeSnapshot {
@@ -74,6 +86,9 @@ impl NodeSnapshot {
             loads: 0,
             loaded_at: None,
             last_error: None,
+            isolated: false,
+            crashes: 0,
+            last_crash: None,
         }
     }
 }
@@ -166,6 +181,100 @@ impl ServiceStats {
     }
 }
 
+/// What an isolated node's process reports of itself, merged into what the host counts:
+/// the host counts what it sees (messages sent, drops in the queue), the process the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// The process's last report, if it has sent one.
+    pub report: Option<NodeSnapshot>,
+    /// Counters of the processes that died before it, per subscription (delivered, failed,
+    /// panicked) and per service (restarts), added to the report's.
+    pub carried: Carried,
+    /// Set while the process is dead: how it died.
+    pub crashed: Option<String>,
+    /// How the process died the last time.
+    pub last_crash: Option<String>,
+    /// How many times a process of this node died.
+    pub crashes: u64,
+}
+
+/// Counters kept across an isolated node's processes.
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    subscriptions: Vec<[u64; 3]>,
+    restarts: Vec<u64>,
+}
+
+impl Overlay {
+    /// Keeps the dying process's counters for the next one.
+    pub fn carry(&mut self) {
+        let Some(report) = self.report.take() else {
+            return;
+        };
+        let subscriptions = &mut self.carried.subscriptions;
+        subscriptions.resize(report.subscriptions.len().max(subscriptions.len()), [0; 3]);
+        for (sum, s) in subscriptions.iter_mut().zip(&report.subscriptions) {
+            sum[0] += s.delivered;
+            sum[1] += s.failed;
+            sum[2] += s.panicked;
+        }
+        let restarts = &mut self.carried.restarts;
+        restarts.resize(report.services.len().max(restarts.len()), 0);
+        for (sum, s) in restarts.iter_mut().zip(&report.services) {
+            *sum += s.restarts;
+        }
+    }
+
+    /// `host`'s view of the node with what the process said added.
+    fn apply(&self, host: &mut NodeSnapshot) {
+        host.isolated = true;
+        host.crashes = self.crashes;
+        host.last_crash.clone_from(&self.last_crash);
+        if let Some(how) = &self.crashed {
+            if matches!(host.status, NodeStatus::Running | NodeStatus::Loading) {
+                host.status = NodeStatus::Crashed;
+                host.error = Some(how.clone());
+            }
+            for service in &mut host.services {
+                service.running = false;
+            }
+        }
+        let carried = &self.carried;
+        for (index, s) in host.subscriptions.iter_mut().enumerate() {
+            let [delivered, failed, panicked] = carried
+                .subscriptions
+                .get(index)
+                .copied()
+                .unwrap_or_default();
+            s.delivered = delivered;
+            s.failed = failed;
+            s.panicked = panicked;
+        }
+        for (index, s) in host.services.iter_mut().enumerate() {
+            s.restarts = carried.restarts.get(index).copied().unwrap_or_default();
+        }
+        let Some(report) = self.report.as_ref().filter(|_| self.crashed.is_none()) else {
+            return;
+        };
+        if host.status == NodeStatus::Running
+            && matches!(report.status, NodeStatus::Stuck | NodeStatus::Failed)
+        {
+            host.status = report.status;
+            host.error.clone_from(&report.error);
+        }
+        for (s, theirs) in host.subscriptions.iter_mut().zip(&report.subscriptions) {
+            s.delivered += theirs.delivered;
+            s.failed += theirs.failed;
+            s.panicked += theirs.panicked;
+        }
+        for (s, theirs) in host.services.iter_mut().zip(&report.services) {
+            s.running = theirs.running;
+            s.restarts += theirs.restarts;
+            s.error.clone_from(&theirs.error);
+        }
+    }
+}
+
 struct State {
     status: NodeStatus,
     error: Option<String>,
@@ -191,6 +300,8 @@ pub struct NodeShared {
     /// The node's services' topics and counters, by service id; set once it has registered.
     outlets: OnceLock<Vec<(Arc<Topic>, Arc<ServiceStats>)>>,
     state: Mutex<State>,
+    /// Set for an isolated node: what its process reports.
+    pub overlay: Mutex<Option<Overlay>>,
 }
 
 impl NodeShared {
@@ -217,11 +328,21 @@ impl NodeShared {
                 services: Vec::new(),
                 subscriptions: Vec::new(),
             }),
+            overlay: Mutex::new(None),
         }
     }
 
     /// Publishes a payload on service `service` of this node.
     pub fn send(&self, service: u32, payload: &str) -> Result<(), String> {
+        if self.is_stopping() {
+            return Err("the node is stopping".into());
+        }
+        self.forward(service, payload)
+    }
+
+    /// Publishes what a service of this node has sent, even while the node stops: an isolated
+    /// node's process sent it before it heard of the stop.
+    pub fn forward(&self, service: u32, payload: &str) -> Result<(), String> {
         let Some(outlets) = self.outlets.get() else {
             return Err(self.refuse(
                 "a message was sent before the node started (send from a service or a subscription, not from Node::new)".into(),
@@ -237,9 +358,6 @@ impl NodeShared {
                 payload.len(),
                 self.max_payload_bytes
             )));
-        }
-        if self.is_stopping() {
-            return Err("the node is stopping".into());
         }
         let sent = stats.sent.fetch_add(1, Ordering::Relaxed);
         // Keeping every payload would cost a lock and a copy per message: a busy service keeps
@@ -360,6 +478,14 @@ impl NodeShared {
     }
 
     pub fn snapshot(&self) -> NodeSnapshot {
+        let mut snapshot = self.own_snapshot();
+        if let Some(overlay) = self.overlay.lock().as_ref() {
+            overlay.apply(&mut snapshot);
+        }
+        snapshot
+    }
+
+    fn own_snapshot(&self) -> NodeSnapshot {
         let stuck = self.stuck();
         let state = self.state.lock();
         let status = match (&stuck, state.status) {
@@ -376,6 +502,9 @@ impl NodeShared {
             loads: 0,
             loaded_at: None,
             last_error: None,
+            isolated: false,
+            crashes: 0,
+            last_crash: None,
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions
@@ -396,4 +525,77 @@ impl NodeShared {
 pub fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(delivered: u64, restarts: u64) -> NodeSnapshot {
+        NodeSnapshot {
+            services: vec![ServiceSnapshot {
+                name: "pong".into(),
+                sent: 0,
+                running: true,
+                restarts,
+                last_payload: None,
+                error: None,
+            }],
+            subscriptions: vec![SubscriptionSnapshot {
+                pattern: "ping".into(),
+                delivered,
+                dropped: 0,
+                failed: 0,
+                panicked: 0,
+            }],
+            ..NodeSnapshot::idle("echo", NodeStatus::Running)
+        }
+    }
+
+    #[test]
+    fn an_overlay_adds_the_processes_counters_across_crashes() {
+        let mut overlay = Overlay {
+            report: Some(node(40, 1)),
+            ..Overlay::default()
+        };
+        overlay.carry();
+        overlay.crashes = 1;
+        overlay.crashed = Some("its process died (SIGSEGV)".into());
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(seen.status, NodeStatus::Crashed);
+        assert_eq!(seen.subscriptions[0].delivered, 40);
+        assert!(
+            !seen.services[0].running,
+            "no service runs while the process is down"
+        );
+        assert!(seen.isolated);
+        assert_eq!(seen.crashes, 1);
+
+        overlay.crashed = None;
+        overlay.report = Some(node(2, 0));
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(seen.status, NodeStatus::Running);
+        assert_eq!(
+            seen.subscriptions[0].delivered, 42,
+            "carried plus the new process's"
+        );
+        assert_eq!(seen.services[0].restarts, 1);
+    }
+
+    #[test]
+    fn a_stuck_or_failed_process_shows_through() {
+        let mut report = node(0, 0);
+        report.status = NodeStatus::Stuck;
+        report.error = Some("a subscription callback has run for 11.0 s".into());
+        let overlay = Overlay {
+            report: Some(report),
+            ..Overlay::default()
+        };
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(seen.status, NodeStatus::Stuck);
+        assert!(seen.error.unwrap().contains("11.0 s"));
+    }
 }

@@ -15,6 +15,8 @@
 //! hang_ms = 1500
 //! panic_in_state_hooks = true              # save_state and restore_state panic
 //! panic_in_constructor = false
+//! crash_on_payload = "die"                # the whole process dies on this payload, as
+//! crash_how = "segfault"                   # "segfault" (invalid write), "abort" or "exit"
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
 //! payloads = ["a", 1, { b = 2 }]          # sent in order, then the service stops
@@ -59,6 +61,38 @@ struct Settings {
     /// `save_state` and `restore_state` panic.
     #[serde(default)]
     panic_in_state_hooks: bool,
+    /// The process dies on this payload (what `isolate = true` is for).
+    crash_on_payload: Option<String>,
+    #[serde(default)]
+    crash_how: CrashHow,
+}
+
+/// How the probe takes its process down.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum CrashHow {
+    /// A write through a null pointer: SIGSEGV.
+    #[default]
+    Segfault,
+    /// `std::process::abort()`: SIGABRT.
+    Abort,
+    /// `std::process::exit(3)`.
+    Exit,
+}
+
+impl CrashHow {
+    fn crash(self) -> ! {
+        match self {
+            CrashHow::Segfault => {
+                // SAFETY: none: this is the fault under test. The write through a null pointer
+                // is meant to kill the process with SIGSEGV, as a real bug in a node would.
+                unsafe { std::ptr::null_mut::<u64>().write_volatile(0xdead) };
+                unreachable!("a null write returned")
+            }
+            CrashHow::Abort => std::process::abort(),
+            CrashHow::Exit => std::process::exit(3),
+        }
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -124,7 +158,12 @@ impl Node for Probe {
             panic!("the probe was told to panic in its constructor");
         }
         let recorder = Recorder::open(settings.record.as_ref())?;
-        recorder.record(json!({"event": "built", "node": context.name(), "build": BUILD}));
+        recorder.record(json!({
+            "event": "built",
+            "node": context.name(),
+            "build": BUILD,
+            "pid": std::process::id(),
+        }));
         Ok(Probe {
             settings,
             recorder,
@@ -191,6 +230,11 @@ impl Probe {
                 "the probe was told to panic on {:?}",
                 text.unwrap_or_default()
             );
+        }
+        if text.is_some() && text == self.settings.crash_on_payload.as_deref() {
+            self.recorder
+                .record(json!({"event": "crashing", "pid": std::process::id()}));
+            self.settings.crash_how.crash();
         }
         if text.is_some() && text == self.settings.hang_on_payload.as_deref() {
             std::thread::sleep(Duration::from_millis(self.settings.hang_ms));

@@ -1,0 +1,344 @@
+//! The isolated node's side: the process `hm __isolated <socket>` runs.
+//!
+//! It connects to the host, loads the one node it is told to, and runs it with the host's own
+//! runtime on a private bus that has no subscribers: what the node's services send leaves
+//! through the bus's outlet to the host, which routes it; what the host delivers goes straight
+//! into the node's queue. Log lines go to the host too, which owns the files and the terminal.
+//! When the socket closes (the host stopped or died) the process exits at once.
+
+use super::wire::{self, Encoder};
+use super::{BuiltReport, ChildSpec, WINDOW};
+use crate::bus::{Bus, Delivery, Indices, Message, Outlet, Overflow};
+use crate::config::FaultPolicy;
+use crate::loader::Libraries;
+use crate::logging::Logs;
+use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
+use anyhow::{Context as _, Result, bail};
+use crossbeam_channel::{Receiver, Sender};
+use hivemind::abi::LogLevel;
+use std::io::{BufReader, BufWriter};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The registration generation the process's own runtime uses; deliveries the host could not
+/// index for it carry another, so the runtime matches them itself.
+const GENERATION: u64 = 1;
+
+/// How often the process reports its node's status and counters.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// What the writing thread sends.
+enum Outgoing {
+    Publish(Arc<str>, Arc<str>),
+    Frame(Vec<u8>),
+    /// Wakes the writer: deliveries arrived while it slept, and their acks are due.
+    Nudge,
+    /// Write what is left and end.
+    Exit,
+}
+
+/// The private bus's outlet: every message the node's services send goes to the host.
+struct ToHost(Sender<Outgoing>);
+
+impl Outlet for ToHost {
+    fn forward(&self, message: &Message) {
+        // Blocks while the host is behind: the node's services slow down, as they would for
+        // a full queue in process with `overflow = "block"`; the host applies the real policy.
+        let _ = self.0.send(Outgoing::Publish(
+            message.service.clone(),
+            message.payload.clone(),
+        ));
+    }
+}
+
+/// Runs one isolated node for the host listening on `socket`; returns when the host says stop
+/// or goes away. Errors are for the host's log (it sees the process end).
+pub fn child_main(socket: &Path) -> Result<()> {
+    let stream = UnixStream::connect(socket)
+        .with_context(|| format!("cannot connect to the host at {}", socket.display()))?;
+    let mut input = wire::Decoder::new(BufReader::with_capacity(64 * 1024, stream.try_clone()?));
+    let spec: ChildSpec = match input.next()? {
+        Some((wire::INIT, mut fields)) => fields.json()?,
+        _ => bail!("the host did not say which node to run"),
+    };
+    let (outgoing, to_write) = crossbeam_channel::bounded(WINDOW);
+    let (lines, log_lines) = crossbeam_channel::unbounded();
+    let scratch = tempfile::Builder::new()
+        .prefix("hm-isolated-")
+        .tempdir()
+        .context("cannot create a temporary folder for the node's library")?;
+    let env = Arc::new(Environment {
+        logs: Logs::forwarding(lines, true),
+        libraries: Libraries::new(scratch.path().to_path_buf()),
+        max_payload_bytes: spec.max_payload_bytes,
+        scratch: scratch.path().to_path_buf(),
+        child_exe: std::env::current_exe().unwrap_or_default(),
+    });
+    let processed = Arc::new(AtomicU64::new(0));
+    let queue = NodeQueue::new(WINDOW);
+    let name: Arc<str> = spec.name.as_str().into();
+    let node_spec = NodeSpec {
+        name: name.clone(),
+        library: spec.library.clone(),
+        settings_json: spec.settings_json.clone(),
+        queue: queue.clone(),
+        generation: GENERATION,
+        spin: Duration::from_micros(spec.spin_us),
+        faults: FaultPolicy {
+            restart_services: spec.restart_services,
+            max_subscription_panics: spec.max_subscription_panics,
+            stuck_after: Duration::from_millis(spec.stuck_after_ms),
+        },
+        host: spec.host.as_str().into(),
+        isolate: false,
+        processed: Some(processed.clone()),
+    };
+    let runtime = NodeRuntime::spawn(node_spec, env);
+    let built = runtime.wait_built();
+    let writer = Writer {
+        stream: BufWriter::with_capacity(64 * 1024, stream),
+        processed: processed.clone(),
+        received: Arc::new(AtomicU64::new(0)),
+        sleeping: Arc::new(AtomicBool::new(false)),
+        acked: 0,
+        runtime: runtime.shared(),
+    };
+    let received = writer.received.clone();
+    let writer_sleeps = writer.sleeping.clone();
+    let writing = writer.spawn(to_write, log_lines);
+    let bus = Arc::new(Bus::new());
+    let topics = match built {
+        Ok(built) => {
+            let report = BuiltReport {
+                services: built.services.iter().map(|s| s.to_string()).collect(),
+                patterns: built
+                    .subscriptions
+                    .iter()
+                    .map(|s| s.pattern.as_str().to_owned())
+                    .collect(),
+                library: built.library,
+                took_us: built.took.as_micros() as u64,
+            };
+            send_frame(&outgoing, wire::BUILT, |f| {
+                f.raw(&serde_json::to_vec(&report).expect("plain data"))
+            });
+            bus.set_outlet(Some(Box::new(ToHost(outgoing.clone()))));
+            // No subscriptions here: the host routes every message, the node's own included.
+            bus.register(
+                &name,
+                queue.sender.clone(),
+                Vec::new(),
+                &built.services,
+                GENERATION,
+                Overflow::Drop,
+            )
+        }
+        Err(error) => {
+            send_frame(&outgoing, wire::BUILD_FAILED, |f| f.str(&error));
+            let _ = outgoing.send(Outgoing::Exit);
+            let _ = writing.join();
+            return Ok(());
+        }
+    };
+    let mut topics = Some(topics);
+    let mut runtime = runtime;
+    loop {
+        let Some((tag, mut fields)) = input.next()? else {
+            // The host is gone: nobody is left to deliver to or to report to.
+            std::process::exit(0);
+        };
+        match tag {
+            wire::DELIVER => {
+                let seq = fields.u64()?;
+                let count = fields.u8()?;
+                let mut indices = Vec::new();
+                if count != u8::MAX {
+                    for _ in 0..count {
+                        indices.push(fields.u32()?);
+                    }
+                }
+                let message = Message {
+                    service: fields.str()?.into(),
+                    node: fields.str()?.into(),
+                    host: fields.opt_str()?.map(Arc::from),
+                    payload: fields.str()?.into(),
+                };
+                let delivery = Delivery {
+                    message,
+                    subscriptions: indices.iter().copied().collect::<Indices>(),
+                    generation: if count == u8::MAX { 0 } else { GENERATION },
+                };
+                if queue.sender.send(delivery).is_err() {
+                    break;
+                }
+                received.store(seq, Ordering::SeqCst);
+                if writer_sleeps.swap(false, Ordering::SeqCst) {
+                    let _ = outgoing.send(Outgoing::Nudge);
+                }
+            }
+            wire::START => {
+                let state = fields.opt_str()?.map(str::to_owned);
+                runtime.start(topics.take().unwrap_or_default(), state, Vec::new());
+            }
+            wire::HAND_OVER => {
+                // Everything the host sent is handled before the state is saved, so the next
+                // instance (in process or not) gets it all.
+                while processed.load(Ordering::Acquire) < received.load(Ordering::Acquire)
+                    && matches!(
+                        runtime.snapshot().status,
+                        NodeStatus::Running | NodeStatus::Stuck
+                    )
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let state = runtime.hand_over();
+                send_frame(&outgoing, wire::STATE, |f| f.opt_str(state.as_deref()));
+                break;
+            }
+            wire::STOP => {
+                runtime.request_stop();
+                break;
+            }
+            other => bail!("the host sent an unknown frame ({other})"),
+        }
+    }
+    runtime.request_stop();
+    runtime.join(Instant::now() + Duration::from_millis(500));
+    bus.set_outlet(None);
+    let _ = outgoing.send(Outgoing::Exit);
+    let _ = writing.join();
+    // A service that did not stop still runs the library's code: leave without unwinding.
+    std::process::exit(0);
+}
+
+fn send_frame(
+    out: &Sender<Outgoing>,
+    tag: u8,
+    fill: impl FnOnce(wire::Frame<'_>) -> wire::Frame<'_>,
+) {
+    let mut encoder = Encoder::default();
+    fill(encoder.frame(tag)).end();
+    let _ = out.send(Outgoing::Frame(encoder.bytes().to_vec()));
+}
+
+/// The thread that owns the socket's writing end: it sends what the node's services publish,
+/// its log lines, how far it has handled its deliveries, and its reports.
+struct Writer {
+    stream: BufWriter<UnixStream>,
+    processed: Arc<AtomicU64>,
+    /// The sequence number of the last delivery received.
+    received: Arc<AtomicU64>,
+    /// Set while the writer waits long (for the next report): a delivery must wake it.
+    sleeping: Arc<AtomicBool>,
+    acked: u64,
+    runtime: Arc<crate::runtime::NodeShared>,
+}
+
+impl Writer {
+    fn spawn(
+        mut self,
+        outgoing: Receiver<Outgoing>,
+        lines: Receiver<(LogLevel, String)>,
+    ) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("hm:isolated:write".into())
+            .spawn(move || {
+                // The socket closing means the host is gone; the reader sees it and exits.
+                let _ = self.run(&outgoing, &lines);
+            })
+            .expect("the OS refused to start a thread")
+    }
+
+    fn run(
+        &mut self,
+        outgoing: &Receiver<Outgoing>,
+        lines: &Receiver<(LogLevel, String)>,
+    ) -> std::io::Result<()> {
+        let mut out = Encoder::default();
+        let mut next_report = Instant::now();
+        loop {
+            // Acks matter only while deliveries are in hand; otherwise wake for reports, or
+            // when a delivery arrives (announced first, then checked: no delivery is missed).
+            self.sleeping.store(true, Ordering::SeqCst);
+            let patience = if self.acked < self.received.load(Ordering::SeqCst) {
+                self.sleeping.store(false, Ordering::SeqCst);
+                Duration::from_micros(500)
+            } else {
+                next_report.saturating_duration_since(Instant::now())
+            };
+            let mut exit = false;
+            crossbeam_channel::select! {
+                recv(outgoing) -> item => exit = self.encode(&mut out, item.unwrap_or(Outgoing::Exit)),
+                recv(lines) -> line => if let Ok((level, text)) = line {
+                    encode_log(&mut out, level, &text);
+                },
+                default(patience) => {}
+            }
+            self.sleeping.store(false, Ordering::SeqCst);
+            // Take whatever else is ready without waiting, up to a batch.
+            while !exit && out.len() < super::WRITE_BATCH {
+                match outgoing.try_recv() {
+                    Ok(item) => exit = self.encode(&mut out, item),
+                    Err(_) => break,
+                }
+            }
+            for (level, text) in lines.try_iter() {
+                encode_log(&mut out, level, &text);
+            }
+            self.ack(&mut out);
+            if Instant::now() >= next_report {
+                self.report(&mut out);
+                next_report = Instant::now() + REPORT_EVERY;
+            }
+            if !out.is_empty() {
+                out.write_all(&mut self.stream)?;
+            }
+            if exit {
+                self.report(&mut out);
+                return out.write_all(&mut self.stream);
+            }
+        }
+    }
+
+    /// Encodes one outgoing item; returns whether it was the last.
+    fn encode(&mut self, out: &mut Encoder, item: Outgoing) -> bool {
+        match item {
+            Outgoing::Publish(service, payload) => {
+                out.frame(wire::PUBLISH).str(&service).str(&payload).end();
+            }
+            Outgoing::Frame(bytes) => {
+                // Before a state or a last word, say how far the deliveries went.
+                self.ack(out);
+                out.append(&bytes);
+            }
+            Outgoing::Nudge => {}
+            Outgoing::Exit => {
+                self.ack(out);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn ack(&mut self, out: &mut Encoder) {
+        let processed = self.processed.load(Ordering::Acquire);
+        if processed != self.acked {
+            self.acked = processed;
+            out.frame(wire::ACK).u64(processed).end();
+        }
+    }
+
+    fn report(&mut self, out: &mut Encoder) {
+        let snapshot = self.runtime.snapshot();
+        let json = serde_json::to_vec(&snapshot).expect("plain data");
+        out.frame(wire::REPORT).raw(&json).end();
+    }
+}
+
+fn encode_log(out: &mut Encoder, level: LogLevel, text: &str) {
+    out.frame(wire::LOG).u8(level as u8).str(text).end();
+}

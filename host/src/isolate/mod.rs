@@ -1,0 +1,911 @@
+//! Runs a node in a process of its own (`isolate = true`), so that a segfault, an `abort()` or
+//! an out-of-memory kill in its code takes down only that process.
+//!
+//! The process is this same program started as `hm __isolated <socket>` ([`child_main`]): it
+//! loads the node's library and runs it with the host's own runtime, exactly as `hm` would in
+//! process, so the node's author sees no difference. The host side ([`supervise`]) runs on the
+//! node's thread in place of the in-process runtime and speaks the same control language
+//! (built, start, hand over, stop), so the controller treats both kinds alike.
+//!
+//! Between them runs one Unix socket carrying [`wire`] frames. Messages for the node leave the
+//! node's queue (which belongs to the host, as for every node) numbered; the process says how
+//! far it has handled them, and the host keeps each one until then (at most [`WINDOW`]). When
+//! the process dies, the node is shown `crashed`, restarted with backoff, and what it had not
+//! handled is sent again, before what waited in the queue meanwhile. A message in hand at two
+//! crashes in a row is dropped as the likely cause, and logged.
+
+mod child;
+mod wire;
+
+pub use child::child_main;
+
+use crate::bus::{Delivery, Subscription};
+use crate::loader::LibraryInfo;
+use crate::runtime::{
+    Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
+    compile_subscriptions, count_undelivered,
+};
+use crossbeam_channel::{Receiver, Sender};
+use hivemind::abi::LogLevel;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use wire::Encoder;
+
+/// The hidden `hm` subcommand an isolated node's process runs.
+pub const CHILD_COMMAND: &str = "__isolated";
+
+/// Messages sent to a node's process and not yet handled by it, at most: what a crash can make
+/// the host send twice. More wait in the node's queue, under its overflow policy.
+pub const WINDOW: usize = 1024;
+
+/// How long a new process has to connect.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a node's process has to load the library and build the node.
+const BUILD_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a process has to save its state and exit when it hands over.
+const HAND_OVER_DEADLINE: Duration = Duration::from_secs(10);
+/// The first wait before restarting a crashed process; it doubles with each crash in a row.
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(100);
+/// The longest wait before a restart.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A process that ran this long before it died starts the backoff afresh.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Bytes of frames gathered before they are written.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What the host tells a new process to run.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildSpec {
+    name: String,
+    library: PathBuf,
+    settings_json: String,
+    host: String,
+    max_payload_bytes: usize,
+    spin_us: u64,
+    restart_services: bool,
+    max_subscription_panics: u64,
+    stuck_after_ms: u64,
+}
+
+impl ChildSpec {
+    fn new(spec: &NodeSpec, env: &Environment) -> Self {
+        Self {
+            name: spec.name.to_string(),
+            library: spec.library.clone(),
+            settings_json: spec.settings_json.clone(),
+            host: spec.host.to_string(),
+            max_payload_bytes: env.max_payload_bytes,
+            spin_us: spec.spin.as_micros() as u64,
+            restart_services: spec.faults.restart_services,
+            max_subscription_panics: spec.faults.max_subscription_panics,
+            stuck_after_ms: spec.faults.stuck_after.as_millis() as u64,
+        }
+    }
+}
+
+/// What a process built.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BuiltReport {
+    services: Vec<String>,
+    patterns: Vec<String>,
+    library: LibraryInfo,
+    took_us: u64,
+}
+
+/// What the process's socket brought, for the node's thread.
+enum Event {
+    Built(BuiltReport),
+    BuildFailed(String),
+    Acked(u64),
+    State(Option<String>),
+    /// The node failed inside the process (too many panics); the text says why.
+    Failed(String),
+    /// The socket closed: the process exited or died.
+    Gone,
+}
+
+/// Runs an isolated node's instance: the host side of [`crate::runtime::NodeRuntime`] for a
+/// node with `isolate = true`. Takes the same control messages and gives the same results.
+pub(crate) fn supervise(
+    spec: NodeSpec,
+    env: &Environment,
+    shared: &Arc<NodeShared>,
+    control: &Receiver<Control>,
+    built: Sender<Result<Built, String>>,
+) {
+    *shared.overlay.lock() = Some(Overlay::default());
+    let started = Instant::now();
+    let (process, report) = match Process::launch(&spec, env, shared) {
+        Ok(launched) => launched,
+        Err(error) => {
+            shared.fail(&error);
+            let _ = built.send(Err(error));
+            return;
+        }
+    };
+    let subscriptions =
+        match compile_subscriptions(&spec.name, report.patterns.iter().map(String::as_str)) {
+            Ok(subscriptions) => subscriptions,
+            Err(error) => {
+                process.kill();
+                shared.fail(&error);
+                let _ = built.send(Err(error));
+                return;
+            }
+        };
+    let mut library = report.library.clone();
+    library.path.clone_from(&spec.library);
+    shared.set_library(library.clone());
+    let _ = built.send(Ok(Built {
+        subscriptions: subscriptions.clone(),
+        services: report.services.iter().map(|s| s.as_str().into()).collect(),
+        library,
+        took: started.elapsed(),
+    }));
+    let (topics, state, backlog) = match control.recv() {
+        Ok(Control::Start {
+            topics,
+            state,
+            backlog,
+        }) => (topics, state, backlog),
+        Ok(Control::HandOver(reply)) => {
+            let _ = reply.send(None);
+            process.stop();
+            return;
+        }
+        Ok(Control::Stop) | Err(_) => {
+            process.stop();
+            return;
+        }
+    };
+    shared.register(topics, &subscriptions);
+    let mut pump = Pump {
+        spec: &spec,
+        env,
+        shared,
+        control,
+        process,
+        report,
+        subscriptions,
+        unacked: VecDeque::with_capacity(WINDOW),
+        next_seq: 1,
+        outbox: Encoder::default(),
+        suspect: None,
+        crashes_in_a_row: 0,
+    };
+    pump.process.start(state.as_deref());
+    shared.set_running();
+    for delivery in backlog {
+        pump.send(delivery);
+    }
+    pump.run();
+    shared.set_stopped();
+}
+
+/// One running process of a node, from the host's side.
+struct Process {
+    child: Child,
+    /// The socket's writing end; a thread of its own reads the other way.
+    stream: UnixStream,
+    events: Receiver<Event>,
+    started: Instant,
+}
+
+impl Process {
+    /// Starts a process for `spec`, waits for it to build the node, and returns it with what
+    /// it built (or why it could not).
+    fn launch(
+        spec: &NodeSpec,
+        env: &Environment,
+        shared: &Arc<NodeShared>,
+    ) -> Result<(Self, BuiltReport), String> {
+        static SOCKETS: AtomicU64 = AtomicU64::new(0);
+        let socket = env.scratch.join(format!(
+            "node-{}-{}.sock",
+            std::process::id(),
+            SOCKETS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let what = |e: io::Error| {
+            format!(
+                "cannot start a process for isolated node `{}`: {e}",
+                spec.name
+            )
+        };
+        let listener = UnixListener::bind(&socket).map_err(what)?;
+        listener.set_nonblocking(true).map_err(what)?;
+        let mut child = Command::new(&env.child_exe)
+            .arg(CHILD_COMMAND)
+            .arg(&socket)
+            .stdin(Stdio::null())
+            // Its own process group: Ctrl-C in the terminal is for the host, which stops it.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} for isolated node `{}`: {e}",
+                    env.child_exe.display(),
+                    spec.name
+                )
+            })?;
+        let stream = accept(&listener, &mut child, &spec.name);
+        let _ = std::fs::remove_file(&socket);
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(error);
+            }
+        };
+        let (sender, events) = crossbeam_channel::unbounded();
+        let reading = stream.try_clone().map_err(what)?;
+        let reader_shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("hm:{}:read", spec.name))
+            .spawn(move || read_process(reading, &reader_shared, &sender))
+            .map_err(what)?;
+        let mut process = Process {
+            child,
+            stream,
+            events,
+            started: Instant::now(),
+        };
+        let init = serde_json::to_string(&ChildSpec::new(spec, env)).expect("plain data");
+        let mut out = Encoder::default();
+        out.frame(wire::INIT).raw(init.as_bytes()).end();
+        if out.write_all(&mut process.stream).is_err() {
+            return Err(process.died_while("starting"));
+        }
+        match process.events.recv_timeout(BUILD_DEADLINE) {
+            Ok(Event::Built(report)) => Ok((process, report)),
+            Ok(Event::BuildFailed(error)) => {
+                process.stop();
+                Err(error)
+            }
+            Ok(_) | Err(_) => {
+                let how = process.died_while("building the node");
+                Err(how)
+            }
+        }
+    }
+
+    /// Kills the process if it still runs; says how it ended, for an error.
+    fn died_while(mut self, doing: &str) -> String {
+        let status = self.reap(Duration::from_millis(100));
+        format!(
+            "the node's process ended while {doing}: {}",
+            describe(status)
+        )
+    }
+
+    fn start(&mut self, state: Option<&str>) {
+        let mut out = Encoder::default();
+        out.frame(wire::START).opt_str(state).end();
+        // A process that died is seen through its socket's reader.
+        let _ = out.write_all(&mut self.stream);
+    }
+
+    /// Tells the process to stop, gives it until the services' deadline, then kills it.
+    fn stop(mut self) {
+        let mut out = Encoder::default();
+        out.frame(wire::STOP).end();
+        let _ = out.write_all(&mut self.stream);
+        self.reap(SERVICE_STOP_DEADLINE);
+    }
+
+    fn kill(mut self) {
+        self.reap(Duration::ZERO);
+    }
+
+    /// Waits up to `patience` for the process to exit, then kills it; returns its status.
+    fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    return self.child.wait().ok();
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Waits for the new process to connect; fails if it exits first or takes too long.
+fn accept(listener: &UnixListener, child: &mut Child, node: &str) -> Result<UnixStream, String> {
+    let deadline = Instant::now() + CONNECT_DEADLINE;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream
+                    .set_nonblocking(false)
+                    .map_err(|e| format!("isolated node `{node}`: {e}"))?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("isolated node `{node}`: {e}")),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the process for isolated node `{node}` exited before it connected: {}",
+                describe(Some(status))
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the process for isolated node `{node}` did not connect within {} s",
+                CONNECT_DEADLINE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Reads the process's frames until its socket closes: messages its services sent go on the
+/// bus at once, log lines into the node's log, reports into the node's overlay; the rest goes
+/// to the node's thread as [`Event`]s.
+fn read_process(stream: UnixStream, shared: &NodeShared, events: &Sender<Event>) {
+    let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream));
+    let mut services: HashMap<String, u32> = HashMap::new();
+    loop {
+        let event = match input.next() {
+            Ok(Some((tag, mut fields))) => {
+                match on_frame(tag, &mut fields, shared, &mut services) {
+                    Ok(Some(event)) => event,
+                    Ok(None) => continue,
+                    Err(error) => {
+                        shared
+                            .log
+                            .write(LogLevel::Error, &format!("{error}; the process is stopped"));
+                        Event::Gone
+                    }
+                }
+            }
+            Ok(None) => Event::Gone,
+            Err(error) => {
+                if error.kind() == io::ErrorKind::InvalidData {
+                    shared
+                        .log
+                        .write(LogLevel::Error, &format!("{error}; the process is stopped"));
+                }
+                Event::Gone
+            }
+        };
+        let gone = matches!(event, Event::Gone);
+        let _ = events.send(event);
+        if gone {
+            return;
+        }
+    }
+}
+
+fn on_frame(
+    tag: u8,
+    fields: &mut wire::Fields<'_>,
+    shared: &NodeShared,
+    services: &mut HashMap<String, u32>,
+) -> io::Result<Option<Event>> {
+    Ok(Some(match tag {
+        wire::PUBLISH => {
+            let service = fields.str()?;
+            let payload = fields.str()?;
+            match services.get(service) {
+                // Refusals (too large) are logged by `forward`.
+                Some(&index) => drop(shared.forward(index, payload)),
+                None => shared.log.write(
+                    LogLevel::Error,
+                    &format!(
+                        "the node's process sent on `{service}`, which it never registered; dropped"
+                    ),
+                ),
+            }
+            return Ok(None);
+        }
+        wire::LOG => {
+            let level = match fields.u8()? {
+                1 => LogLevel::Error,
+                2 => LogLevel::Warn,
+                3 => LogLevel::Info,
+                _ => LogLevel::Debug,
+            };
+            shared.log.write(level, fields.str()?);
+            return Ok(None);
+        }
+        wire::ACK => Event::Acked(fields.u64()?),
+        wire::REPORT => {
+            let report: crate::runtime::NodeSnapshot = fields.json()?;
+            let failed = (report.status == crate::runtime::NodeStatus::Failed)
+                .then(|| report.error.clone().unwrap_or_default());
+            if let Some(overlay) = shared.overlay.lock().as_mut() {
+                overlay.report = Some(report);
+            }
+            match failed {
+                Some(reason) => Event::Failed(reason),
+                None => return Ok(None),
+            }
+        }
+        wire::BUILT => {
+            let report: BuiltReport = fields.json()?;
+            *services = report
+                .services
+                .iter()
+                .enumerate()
+                .map(|(index, name)| (name.clone(), index as u32))
+                .collect();
+            Event::Built(report)
+        }
+        wire::BUILD_FAILED => Event::BuildFailed(fields.str()?.to_owned()),
+        wire::STATE => Event::State(fields.opt_str()?.map(str::to_owned)),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the node's process sent an unknown frame ({other})"),
+            ));
+        }
+    }))
+}
+
+/// How a run of the pump ended.
+enum Outcome {
+    /// Told to hand over or stop, or the node failed: the instance is done.
+    Done,
+    /// The process died: restart it.
+    Crashed,
+}
+
+/// Moves an isolated node's messages from its queue to its process, and restarts the process
+/// when it dies.
+struct Pump<'a> {
+    spec: &'a NodeSpec,
+    env: &'a Environment,
+    shared: &'a Arc<NodeShared>,
+    control: &'a Receiver<Control>,
+    process: Process,
+    report: BuiltReport,
+    subscriptions: Vec<Subscription>,
+    /// Sent and not yet handled, oldest first, with their sequence numbers.
+    unacked: VecDeque<(u64, Delivery)>,
+    next_seq: u64,
+    outbox: Encoder,
+    /// The message in hand when the process last died (its payload's address).
+    suspect: Option<usize>,
+    crashes_in_a_row: u32,
+}
+
+impl Pump<'_> {
+    /// Delivers until told to hand over or stop, restarting the process each time it dies.
+    fn run(&mut self) {
+        loop {
+            match self.pump() {
+                Outcome::Done => return,
+                Outcome::Crashed => {
+                    if !self.restart() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves messages until the instance is done or its process dies.
+    fn pump(&mut self) -> Outcome {
+        let inbox = &self.spec.queue.inbox;
+        let never = crossbeam_channel::never();
+        loop {
+            while self.unacked.len() < WINDOW && self.outbox.len() < WRITE_BATCH {
+                match inbox.try_recv() {
+                    Ok(delivery) => self.send(delivery),
+                    Err(_) => break,
+                }
+            }
+            if !self.outbox.is_empty() {
+                // A socket that fails is seen closing by the reader, which says so.
+                let _ = self.flush();
+            }
+            while let Ok(event) = self.process.events.try_recv() {
+                if let Some(outcome) = self.on_event(event) {
+                    return outcome;
+                }
+            }
+            if let Ok(command) = self.control.try_recv()
+                && let Some(outcome) = self.on_control(command)
+            {
+                return outcome;
+            }
+            let room = self.unacked.len() < WINDOW;
+            if room && !inbox.is_empty() {
+                continue;
+            }
+            let waiting = if room && self.outbox.is_empty() {
+                inbox
+            } else {
+                &never
+            };
+            let patience = if self.outbox.is_empty() {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_millis(1)
+            };
+            crossbeam_channel::select! {
+                recv(waiting) -> delivery => if let Ok(delivery) = delivery {
+                    self.send(delivery);
+                },
+                recv(self.process.events) -> event => {
+                    if let Some(outcome) = self.on_event(event.unwrap_or(Event::Gone)) {
+                        return outcome;
+                    }
+                },
+                recv(self.control) -> command => {
+                    if let Some(outcome) = self.on_control(command.unwrap_or(Control::Stop)) {
+                        return outcome;
+                    }
+                },
+                default(patience) => {}
+            }
+        }
+    }
+
+    /// Numbers a delivery, encodes it and keeps it until the process has handled it.
+    fn send(&mut self, delivery: Delivery) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        encode_delivery(&mut self.outbox, seq, &delivery, self.spec.generation);
+        self.unacked.push_back((seq, delivery));
+    }
+
+    /// Writes what the outbox holds; a socket that takes nothing for a while is left for the
+    /// next round (the process may be busy in a callback, and control must still be heard).
+    fn flush(&mut self) -> io::Result<()> {
+        self.process
+            .stream
+            .set_write_timeout(Some(Duration::from_millis(20)))?;
+        while !self.outbox.is_empty() {
+            match self.process.stream.write(self.outbox.bytes()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.outbox.consume(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Outcome> {
+        match event {
+            Event::Acked(upto) => {
+                while self.unacked.front().is_some_and(|(seq, _)| *seq <= upto) {
+                    self.unacked.pop_front();
+                }
+                None
+            }
+            Event::Failed(reason) => {
+                self.shared.fail(&reason);
+                self.finish(true);
+                Some(Outcome::Done)
+            }
+            Event::Gone => Some(Outcome::Crashed),
+            Event::Built(_) | Event::BuildFailed(_) | Event::State(_) => None,
+        }
+    }
+
+    fn on_control(&mut self, command: Control) -> Option<Outcome> {
+        match command {
+            Control::Start { .. } => None,
+            Control::HandOver(reply) => {
+                let _ = reply.send(self.hand_over());
+                Some(Outcome::Done)
+            }
+            Control::Stop => {
+                self.finish(true);
+                Some(Outcome::Done)
+            }
+        }
+    }
+
+    /// Lets the process finish what it was sent, save its state and exit; returns the state.
+    fn hand_over(&mut self) -> Option<String> {
+        let deadline = Instant::now() + HAND_OVER_DEADLINE;
+        while !self.outbox.is_empty() && Instant::now() < deadline {
+            if self.flush().is_err() {
+                break;
+            }
+        }
+        self.outbox.frame(wire::HAND_OVER).end();
+        let _ = self.flush();
+        let mut state = None;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.process.events.recv_timeout(left) {
+                Ok(Event::Acked(upto)) => {
+                    self.on_event(Event::Acked(upto));
+                }
+                Ok(Event::State(saved)) => {
+                    state = saved;
+                    break;
+                }
+                Ok(Event::Gone) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.finish(false);
+        state
+    }
+
+    /// Ends the process (asking first) and accounts for what it will never handle: what it
+    /// was sent and, when the node stops for good (`all`), what waits in the queue.
+    fn finish(&mut self, all: bool) {
+        let mut out = Encoder::default();
+        out.frame(wire::STOP).end();
+        let _ = out.write_all(&mut self.process.stream);
+        self.process.reap(SERVICE_STOP_DEADLINE);
+        let lost = self.unacked.len();
+        for (_, delivery) in self.unacked.drain(..) {
+            count_dropped(&self.subscriptions, &delivery);
+        }
+        if lost > 0 {
+            self.shared.log.write(
+                LogLevel::Warn,
+                &format!(
+                    "{lost} message(s) sent to the node's process were not handled before it ended"
+                ),
+            );
+        }
+        if all {
+            count_undelivered(
+                &self.spec.queue.inbox,
+                &self.subscriptions,
+                &self.shared.log,
+            );
+        }
+    }
+
+    /// Restarts a process that died, after the backoff; returns false if the instance was
+    /// told to stop or hand over meanwhile.
+    fn restart(&mut self) -> bool {
+        let ran = self.process.started.elapsed();
+        let how = describe(self.process.reap(Duration::from_millis(500)));
+        if ran >= STABLE_AFTER {
+            self.crashes_in_a_row = 0;
+        }
+        self.outbox = Encoder::default();
+        self.drop_suspect();
+        let crashes = {
+            let mut overlay = self.shared.overlay.lock();
+            let overlay = overlay.get_or_insert_with(Overlay::default);
+            overlay.carry();
+            overlay.crashes += 1;
+            overlay.last_crash = Some(format!("its process died ({how})"));
+            overlay.crashes
+        };
+        self.shared.log.write(
+            LogLevel::Error,
+            &format!(
+                "the node's process died ({how}) after {:.1} s (crash {crashes}); {} message(s) it had not handled are kept for the next process",
+                ran.as_secs_f64(),
+                self.unacked.len()
+            ),
+        );
+        loop {
+            self.crashes_in_a_row += 1;
+            let delay = restart_delay(self.crashes_in_a_row);
+            if let Some(overlay) = self.shared.overlay.lock().as_mut() {
+                overlay.crashed = Some(format!(
+                    "its process died ({how}); restarting in {} ms",
+                    delay.as_millis()
+                ));
+            }
+            self.shared.log.write(
+                LogLevel::Info,
+                &format!("restarting the node's process in {} ms", delay.as_millis()),
+            );
+            if !self.wait(delay) {
+                return false;
+            }
+            match Process::launch(self.spec, self.env, self.shared) {
+                Ok((process, report)) => {
+                    if report.services != self.report.services
+                        || report.patterns != self.report.patterns
+                    {
+                        process.stop();
+                        self.shared.fail(&format!(
+                            "node `{}`: its library changed while its process was restarted (other services or subscriptions); reload it to run the new version",
+                            self.spec.name
+                        ));
+                        self.finish(true);
+                        return false;
+                    }
+                    self.process = process;
+                    break;
+                }
+                Err(error) => self
+                    .shared
+                    .log
+                    .write(LogLevel::Error, &format!("could not restart: {error}")),
+            }
+        }
+        self.process.start(None);
+        if let Some(overlay) = self.shared.overlay.lock().as_mut() {
+            overlay.crashed = None;
+        }
+        self.shared.log.write(
+            LogLevel::Info,
+            &format!(
+                "the node's process was restarted (pid {}); it starts afresh (its state went with the old process)",
+                self.process.child.id()
+            ),
+        );
+        self.next_seq = 1;
+        for (_, delivery) in std::mem::take(&mut self.unacked) {
+            self.send(delivery);
+        }
+        true
+    }
+
+    /// The oldest unhandled message was in hand when the process died; if it was also the one
+    /// in hand at the previous death, it is dropped as the likely cause.
+    fn drop_suspect(&mut self) {
+        let Some((_, first)) = self.unacked.front() else {
+            self.suspect = None;
+            return;
+        };
+        let address = Arc::as_ptr(&first.message.payload) as *const u8 as usize;
+        if self.suspect != Some(address) {
+            self.suspect = Some(address);
+            return;
+        }
+        self.suspect = None;
+        let (_, delivery) = self.unacked.pop_front().expect("looked at it");
+        count_dropped(&self.subscriptions, &delivery);
+        self.shared.log.write(
+            LogLevel::Error,
+            &format!(
+                "dropped a message from `{}` (service `{}`): the node's process died twice while handling it",
+                delivery.message.node, delivery.message.service
+            ),
+        );
+    }
+
+    /// Waits `delay` while listening for control; returns false if told to stop or hand over.
+    fn wait(&mut self, delay: Duration) -> bool {
+        match self.control.recv_timeout(delay) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => true,
+            Ok(Control::Start { .. }) => self.wait(delay),
+            Ok(Control::HandOver(reply)) => {
+                let _ = reply.send(None);
+                let lost = self.unacked.len();
+                for (_, delivery) in self.unacked.drain(..) {
+                    count_dropped(&self.subscriptions, &delivery);
+                }
+                if lost > 0 {
+                    self.shared.log.write(
+                        LogLevel::Warn,
+                        &format!("{lost} message(s) in hand when the node's process died were dropped: the node was reloaded before it restarted"),
+                    );
+                }
+                false
+            }
+            Ok(Control::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                for (_, delivery) in self.unacked.drain(..) {
+                    count_dropped(&self.subscriptions, &delivery);
+                }
+                count_undelivered(
+                    &self.spec.queue.inbox,
+                    &self.subscriptions,
+                    &self.shared.log,
+                );
+                false
+            }
+        }
+    }
+}
+
+fn encode_delivery(out: &mut Encoder, seq: u64, delivery: &Delivery, generation: u64) {
+    let message = &delivery.message;
+    let indices = match delivery.subscriptions.get() {
+        Some(indices) if delivery.generation == generation => Some(indices),
+        _ => None,
+    };
+    let mut frame = out.frame(wire::DELIVER).u64(seq);
+    frame = match indices {
+        Some(indices) => indices
+            .iter()
+            .fold(frame.u8(indices.len() as u8), |frame, &i| frame.u32(i)),
+        // The process matches the message against the node's patterns itself.
+        None => frame.u8(u8::MAX),
+    };
+    frame
+        .str(&message.service)
+        .str(&message.node)
+        .opt_str(message.host.as_deref())
+        .str(&message.payload)
+        .end();
+}
+
+fn count_dropped(subscriptions: &[Subscription], delivery: &Delivery) {
+    for subscription in subscriptions
+        .iter()
+        .filter(|s| s.pattern.matches(&delivery.message.service))
+    {
+        subscription.stats.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The wait before the `crashes`-th restart in a row: 100 ms, doubling, at most 30 s.
+fn restart_delay(crashes: u32) -> Duration {
+    FIRST_RESTART_DELAY
+        .saturating_mul(1 << crashes.saturating_sub(1).min(16))
+        .min(MAX_RESTART_DELAY)
+}
+
+/// How a process ended, for people.
+fn describe(status: Option<ExitStatus>) -> String {
+    let Some(status) = status else {
+        return "its status is unknown".into();
+    };
+    if let Some(signal) = status.signal() {
+        let name = match signal {
+            4 => " (SIGILL)",
+            6 => " (SIGABRT: abort)",
+            7 => " (SIGBUS)",
+            8 => " (SIGFPE)",
+            9 => " (SIGKILL: killed, perhaps for running out of memory)",
+            11 => " (SIGSEGV: invalid memory access)",
+            15 => " (SIGTERM)",
+            _ => "",
+        };
+        return format!("killed by signal {signal}{name}");
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "ended".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_from_100_ms_to_30_s() {
+        let delays: Vec<u128> = (1..=11).map(|n| restart_delay(n).as_millis()).collect();
+        assert_eq!(
+            delays,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000
+            ]
+        );
+        assert_eq!(restart_delay(u32::MAX), MAX_RESTART_DELAY);
+    }
+
+    #[test]
+    fn deaths_are_described_by_signal_name() {
+        let segv = ExitStatus::from_raw(11);
+        assert_eq!(
+            describe(Some(segv)),
+            "killed by signal 11 (SIGSEGV: invalid memory access)"
+        );
+        let exit3 = ExitStatus::from_raw(3 << 8);
+        assert_eq!(describe(Some(exit3)), "exited with status 3");
+        assert_eq!(describe(None), "its status is unknown");
+    }
+}

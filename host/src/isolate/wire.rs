@@ -1,0 +1,278 @@
+//! The frames an isolated node's process and its host exchange over their socket.
+//!
+//! A frame is a little-endian `u32` length, a one-byte tag, then the tag's fields: integers as
+//! little-endian `u32`/`u64`, text as a `u32` length and UTF-8 bytes. Messages, the hot path,
+//! are laid out by hand and decoded as borrowed slices of the read buffer; the rare frames
+//! (the start, the build report, status reports) carry JSON.
+
+use std::io::{self, Read, Write};
+
+/// The largest frame either side accepts: a payload at the largest sensible
+/// `max_payload_bytes`, with room to spare. Anything bigger is a corrupt stream.
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// Host → process: the node to run ([`super::ChildSpec`], JSON).
+pub const INIT: u8 = 1;
+/// Host → process: start the services and deliveries, with the saved state if any.
+pub const START: u8 = 2;
+/// Host → process: one message for the node's subscriptions.
+pub const DELIVER: u8 = 3;
+/// Host → process: finish what was delivered, save the state, reply [`STATE`], exit.
+pub const HAND_OVER: u8 = 4;
+/// Host → process: stop and exit.
+pub const STOP: u8 = 5;
+/// Process → host: the node is built ([`super::BuiltReport`], JSON).
+pub const BUILT: u8 = 11;
+/// Process → host: the node could not be built; the text says why.
+pub const BUILD_FAILED: u8 = 12;
+/// Process → host: a service sent a message.
+pub const PUBLISH: u8 = 13;
+/// Process → host: the node has handled every delivery up to this sequence number.
+pub const ACK: u8 = 14;
+/// Process → host: a line for the node's log.
+pub const LOG: u8 = 15;
+/// Process → host: the node's status and counters (a `NodeSnapshot`, JSON).
+pub const REPORT: u8 = 16;
+/// Process → host: the state saved for the next instance (reply to [`HAND_OVER`]).
+pub const STATE: u8 = 17;
+
+/// Appends frames to a buffer, to be written in one go.
+#[derive(Default)]
+pub struct Encoder {
+    buf: Vec<u8>,
+}
+
+impl Encoder {
+    /// Starts a frame with `tag`; finish it with [`Frame::end`].
+    pub fn frame(&mut self, tag: u8) -> Frame<'_> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.push(tag);
+        Frame {
+            buf: &mut self.buf,
+            start,
+        }
+    }
+
+    /// The encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Bytes encoded and not yet taken.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Appends frames encoded elsewhere.
+    pub fn append(&mut self, frames: &[u8]) {
+        self.buf.extend_from_slice(frames);
+    }
+
+    /// Forgets the first `n` bytes (written out).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n);
+    }
+
+    /// Writes everything out and empties the buffer.
+    pub fn write_all(&mut self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&self.buf)?;
+        out.flush()?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// One frame being encoded.
+pub struct Frame<'a> {
+    buf: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl Frame<'_> {
+    pub fn u8(self, value: u8) -> Self {
+        self.buf.push(value);
+        self
+    }
+
+    pub fn u32(self, value: u32) -> Self {
+        self.buf.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    pub fn u64(self, value: u64) -> Self {
+        self.buf.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    pub fn str(self, value: &str) -> Self {
+        let len = u32::try_from(value.len()).expect("text over 4 GiB");
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(value.as_bytes());
+        self
+    }
+
+    /// The rest of the frame, as it is (a JSON document; see [`Fields::json`]).
+    pub fn raw(self, bytes: &[u8]) -> Self {
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    pub fn opt_str(self, value: Option<&str>) -> Self {
+        match value {
+            Some(text) => self.u8(1).str(text),
+            None => self.u8(0),
+        }
+    }
+
+    /// Writes the frame's length.
+    pub fn end(self) {
+        let len = u32::try_from(self.buf.len() - self.start - 4).expect("frame over 4 GiB");
+        self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// Reads frames from a stream into one reused buffer.
+pub struct Decoder<R> {
+    input: R,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> Decoder<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            input,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next frame's tag and fields; `None` when the stream ends between frames.
+    pub fn next(&mut self) -> io::Result<Option<(u8, Fields<'_>)>> {
+        let mut len = [0u8; 4];
+        match self.input.read_exact(&mut len[..1]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.input.read_exact(&mut len[1..])?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len == 0 || len > MAX_FRAME {
+            return Err(invalid(format!("a frame of {len} bytes")));
+        }
+        self.buf.resize(len, 0);
+        self.input.read_exact(&mut self.buf)?;
+        Ok(Some((self.buf[0], Fields(&self.buf[1..]))))
+    }
+}
+
+/// The fields of one frame, read in order.
+pub struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(invalid("a frame shorter than its fields".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    pub fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn u32(&mut self) -> io::Result<u32> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("took 4")))
+    }
+
+    pub fn u64(&mut self) -> io::Result<u64> {
+        let bytes = self.take(8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().expect("took 8")))
+    }
+
+    pub fn str(&mut self) -> io::Result<&'a str> {
+        let len = self.u32()? as usize;
+        std::str::from_utf8(self.take(len)?).map_err(|e| invalid(format!("text: {e}")))
+    }
+
+    pub fn opt_str(&mut self) -> io::Result<Option<&'a str>> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.str().map(Some),
+        }
+    }
+
+    /// The rest as one JSON document.
+    pub fn json<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
+        let rest = std::mem::take(&mut self.0);
+        serde_json::from_slice(rest).map_err(|e| invalid(format!("JSON: {e}")))
+    }
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("corrupt isolation stream: {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_back_as_written() {
+        let mut out = Encoder::default();
+        out.frame(DELIVER)
+            .u64(7)
+            .u8(2)
+            .u32(1)
+            .str("bat-signal-main")
+            .opt_str(None)
+            .opt_str(Some("gotham"))
+            .str("")
+            .end();
+        out.frame(STOP).end();
+        let mut input = Decoder::new(out.bytes());
+        let (tag, mut fields) = input.next().unwrap().unwrap();
+        assert_eq!(tag, DELIVER);
+        assert_eq!(fields.u64().unwrap(), 7);
+        assert_eq!(fields.u8().unwrap(), 2);
+        assert_eq!(fields.u32().unwrap(), 1);
+        assert_eq!(fields.str().unwrap(), "bat-signal-main");
+        assert_eq!(fields.opt_str().unwrap(), None);
+        assert_eq!(fields.opt_str().unwrap(), Some("gotham"));
+        assert_eq!(fields.str().unwrap(), "");
+        assert!(fields.u8().is_err(), "reading past the frame is an error");
+        assert_eq!(input.next().unwrap().unwrap().0, STOP);
+        assert!(input.next().unwrap().is_none(), "the end between frames");
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors_not_panics() {
+        let cut_inside_a_frame: &[u8] = &[9, 0, 0, 0, DELIVER, 1];
+        assert!(Decoder::new(cut_inside_a_frame).next().is_err());
+        let huge: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(Decoder::new(huge).next().is_err());
+        let empty_frame: &[u8] = &[0, 0, 0, 0];
+        assert!(Decoder::new(empty_frame).next().is_err());
+        let mut out = Encoder::default();
+        out.frame(LOG).u8(3).u32(10).end();
+        let mut input = Decoder::new(out.bytes());
+        let (_, mut fields) = input.next().unwrap().unwrap();
+        fields.u8().unwrap();
+        assert!(fields.str().is_err(), "text longer than the frame");
+        let mut out = Encoder::default();
+        out.frame(LOG).u32(2).u8(0xff).u8(0xfe).end();
+        let mut input = Decoder::new(out.bytes());
+        let (_, mut fields) = input.next().unwrap().unwrap();
+        assert!(fields.str().is_err(), "text that is not UTF-8");
+    }
+}
