@@ -293,3 +293,59 @@ fn a_killed_host_takes_its_processes_with_it_and_panics_still_fail_the_node() {
         "a process whose host died exits by itself"
     );
 }
+
+#[test]
+fn no_message_is_lost_or_reordered_while_an_isolated_subscriber_reloads() {
+    let hive = Hive::new();
+    let record = hive.file("receiver.jsonl");
+    let count = 2000u64;
+    hive.configure(&format!(
+        "[nodes.ticker]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"ticks\", count = {count}, interval_ms = 1 }}]\n\n\
+         [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nisolate = true\n\
+         subscriptions = [\"ticks\"]\nrecord = {}\n",
+        toml_path(&record),
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    for reload in 1..=5u64 {
+        assert!(eventually(WAIT, || received_from(&record, "ticks").len()
+            as u64
+            >= reload * count / 8));
+        let (status, body) = running.post("/api/nodes/receiver/reload", "", &[]);
+        assert_eq!(status, 200, "{body}");
+        assert!(eventually(WAIT, || running.node("receiver")["loads"] == reload + 1));
+    }
+    assert!(
+        eventually(WAIT, || received_from(&record, "ticks").len() as u64
+            >= count),
+        "received {} of {count}",
+        received_from(&record, "ticks").len()
+    );
+    let seqs: Vec<u64> = received_from(&record, "ticks")
+        .iter()
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..count).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    assert_eq!(
+        built_pids(&record).len(),
+        6,
+        "six processes, one after the other"
+    );
+    let restored: Vec<u64> = records(&record)
+        .iter()
+        .filter(|r| r["event"] == "restored")
+        .map(|r| r["total"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        restored.len(),
+        5,
+        "each process handed its state to the next"
+    );
+    assert!(restored.windows(2).all(|w| w[0] < w[1]), "{restored:?}");
+    assert_eq!(running.node("receiver")["subscriptions"][0]["dropped"], 0);
+}

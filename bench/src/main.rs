@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -12,6 +12,7 @@
 mod baseline;
 mod chart;
 mod dev_loop;
+mod isolate;
 mod mesh;
 mod messages;
 mod reload;
@@ -32,6 +33,7 @@ struct Options {
     profile: Option<u64>,
     scale_only: Option<usize>,
     mesh_only: bool,
+    isolate_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -42,12 +44,14 @@ fn options() -> Result<Options> {
         profile: None,
         scale_only: None,
         mesh_only: false,
+        isolate_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--mesh-only" => options.mesh_only = true,
+            "--isolate-only" => options.isolate_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
             "--scale-only" => {
@@ -62,7 +66,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only]"
+                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only]"
                 );
                 std::process::exit(0);
             }
@@ -153,6 +157,15 @@ fn format_value(value: f64, unit: &str) -> String {
 }
 
 fn main() -> Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == hivemind_host::isolate::CHILD_COMMAND)
+    {
+        // An isolated node's process, started by the host inside this benchmark.
+        let socket = args.next().context("no socket given")?;
+        return hivemind_host::isolate::child_main(socket.as_ref());
+    }
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
@@ -171,6 +184,10 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }
+        return Ok(());
+    }
+    if options.isolate_only {
+        isolate::run(&libraries, options.quick)?.print();
         return Ok(());
     }
     if let Some(nodes) = options.scale_only {
@@ -239,11 +256,14 @@ fn main() -> Result<()> {
             ),
         ],
     );
+    let isolation = isolate::run(&libraries, options.quick)?;
+    isolation.print();
     let mesh = mesh::run(&libraries, options.quick)?;
     mesh.print();
     if let Some(path) = options.json {
         let mut json = reloads.json();
         json["mesh"] = mesh.json();
+        json["isolate"] = isolation.json();
         for figure in &figures {
             json[figure.key] = figure.hive.into();
         }

@@ -94,7 +94,7 @@ fn source(name: &str, service: &str, count: u64, extra: &str) -> String {
     )
 }
 
-fn sink(name: &str, pattern: &str, count: u64, capacity: u64, extra: &str) -> String {
+pub fn sink(name: &str, pattern: &str, count: u64, capacity: u64, extra: &str) -> String {
     format!(
         "[nodes.{name}]\nenabled = true\nlibrary = \"bench_node\"\nrole = \"sink\"\npattern = \"{pattern}\"\ncount = {count}\nqueue_capacity = {capacity}\n{extra}\n"
     )
@@ -255,10 +255,25 @@ pub fn throughput(
     count: u64,
     extra: &str,
 ) -> Result<f64> {
+    throughput_with(libraries, (sources, extra), (sinks, ""), count)
+}
+
+/// [`throughput`] with settings added to the sources' and to the sinks' tables.
+pub fn throughput_with(
+    libraries: &Path,
+    (sources, source_extra): (usize, &str),
+    (sinks, sink_extra): (usize, &str),
+    count: u64,
+) -> Result<f64> {
     let total = count * sources as u64;
     let mut nodes = String::new();
     for s in 0..sources {
-        nodes.push_str(&source(&format!("source{s}"), "bench-flood", count, extra));
+        nodes.push_str(&source(
+            &format!("source{s}"),
+            "bench-flood",
+            count,
+            source_extra,
+        ));
     }
     for s in 0..sinks {
         nodes.push_str(&sink(
@@ -266,7 +281,7 @@ pub fn throughput(
             "bench-flood",
             total,
             total + 1,
-            "",
+            sink_extra,
         ));
     }
     let hive = BenchHive::start(libraries, &nodes)?;
@@ -282,13 +297,24 @@ pub fn throughput(
 /// Latency percentiles in µs of `count` messages sent at `rate` per second (0: flat out);
 /// `sink_extra` adds settings to the sink's table.
 fn latency(libraries: &Path, count: u64, rate: u64, sink_extra: &str) -> Result<(f64, f64, f64)> {
+    latency_with(libraries, count, rate, "", sink_extra)
+}
+
+/// [`latency`] with settings added to the source's table too.
+pub fn latency_with(
+    libraries: &Path,
+    count: u64,
+    rate: u64,
+    source_extra: &str,
+    sink_extra: &str,
+) -> Result<(f64, f64, f64)> {
     let nodes = format!(
         "{}{}",
         source(
             "source",
             "bench-timed",
             count,
-            &format!("timestamps = true\nrate = {rate}")
+            &format!("timestamps = true\nrate = {rate}\n{source_extra}")
         ),
         sink(
             "sink",

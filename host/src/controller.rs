@@ -176,17 +176,6 @@ impl Controller {
         })
     }
 
-    /// Runs isolated nodes' processes with `exe` instead of this program; `exe` must call
-    /// [`crate::isolate::child_main`] when started with [`crate::isolate::CHILD_COMMAND`] (a
-    /// program embedding the host, such as the benchmark, handles it itself). Call before
-    /// [`Controller::start`].
-    pub fn with_child_exe(mut self, exe: PathBuf) -> Self {
-        if let Some(env) = Arc::get_mut(&mut self.env) {
-            env.child_exe = exe;
-        }
-        self
-    }
-
     /// The hive's routing table.
     pub fn bus(&self) -> &Arc<Bus> {
         &self.bus

@@ -51,6 +51,9 @@
   // Nodes of other hosts of the mesh carry their host; they are shown, not steered, from here.
   const remote = (n) => (n.host && hive && hive.host && n.host !== hive.host
     ? h('span', { class: 'chip host', title: 'a node of another host of the mesh' }, `on ${n.host}`) : null);
+  // What the node's name is shown with: its host if remote, `isolated` if in a process of its own.
+  const badge = (n) => remote(n)
+    || (n.isolated ? h('span', { class: 'chip host', title: 'runs in a process of its own (isolate = true)' }, 'isolated') : null);
   const nodeLink = (n, attrs) => (remote(n) ? h('span', attrs, n.name) : h('a', { ...attrs, href: nodeUrl(n.name) }, n.name));
   // Two hosts may each have a node of one name: another host's node is counted as `name@host`.
   const nodeKey = (n, host) => (n.host && host && n.host !== host ? `${n.name}@${n.host}` : n.name);
@@ -218,7 +221,7 @@
   }
 
   function reloadLine(node) {
-    if (!['running', 'failed', 'stuck'].includes(node.status)) return null;
+    if (!['running', 'failed', 'stuck', 'crashed'].includes(node.status)) return null;
     const loaded = node.loaded_at ? since(node.loaded_at) : null;
     const loads = node.loads;
     if (!loaded && loads === undefined) return null;
@@ -227,6 +230,7 @@
     if (loads !== undefined) text.push(`${loads} load${loads === 1 ? '' : 's'}`);
     const restarts = node.services.reduce((a, svc) => a + (svc.restarts || 0), 0);
     if (restarts) text.push(`${restarts} service restart${restarts === 1 ? '' : 's'}`);
+    if (node.crashes) text.push(`${node.crashes} crash${node.crashes === 1 ? '' : 'es'}${node.last_crash ? ` (last: ${node.last_crash})` : ''}`);
     return h('span', {}, text.join(' · '));
   }
 
@@ -263,7 +267,7 @@
       ? h('table', { class: 'list-nodes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
         h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': nodeKey(n, hive.host) },
-          h('td', {}, nodeLink(n, {}), remote(n)), h('td', {}, chip(n.status)),
+          h('td', {}, nodeLink(n, {}), badge(n)), h('td', {}, chip(n.status)),
           h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : '·'),
           h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(nodeKey(n, hive.host))) : '·'),
           h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
@@ -285,7 +289,7 @@
   function renderNodes() {
     const r = rates();
     const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': nodeKey(n, hive.host) },
-      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), remote(n)),
+      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), badge(n)),
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
@@ -353,7 +357,7 @@
     const topics = hive.topics.map((t) => t.service);
     nodeView.top.replaceChildren(...[
       h('div', { class: 'page-head' },
-        h('div', {}, h('h1', {}, n.name, chip(n.status)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
+        h('div', {}, h('h1', {}, n.name, chip(n.status), badge(n)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
         h('div', { class: 'actions' }, actions(n))),
       n.error ? h('pre', { class: 'error', style: 'margin-top:12px' }, n.error) : null].filter(Boolean));
     const services = n.services.length
