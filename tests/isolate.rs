@@ -84,6 +84,22 @@ fn a_segfaulting_node_is_restarted_and_loses_nothing_but_the_fatal_message() {
     assert_eq!(running.node("witness")["status"], "running");
     assert_eq!(running.get("/healthz").0, 200);
 
+    // The host's scratch folder (where its in-process nodes' copies are mapped from) keeps a
+    // folder for the live process only: the dead ones' library copies are gone.
+    let maps = running.maps();
+    let copy = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("hm-libraries-"))
+        .expect("the in-process nodes' library copy is mapped");
+    let scratch = Path::new(copy).parent().unwrap();
+    let folders: Vec<String> = std::fs::read_dir(scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("node-"))
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+
     let log = std::fs::read_to_string(hive.file("logs/victim.log")).unwrap();
     assert!(log.contains("killed by signal 11 (SIGSEGV"), "{log}");
     assert!(

@@ -67,15 +67,11 @@ pub fn child_main(socket: &Path) -> Result<()> {
     };
     let (outgoing, to_write) = crossbeam_channel::bounded(WINDOW);
     let (lines, log_lines) = crossbeam_channel::unbounded();
-    let scratch = tempfile::Builder::new()
-        .prefix("hm-isolated-")
-        .tempdir()
-        .context("cannot create a temporary folder for the node's library")?;
     let env = Arc::new(Environment {
         logs: Logs::forwarding(lines, true),
-        libraries: Libraries::new(scratch.path().to_path_buf()),
+        libraries: Libraries::new(spec.scratch.clone()),
         max_payload_bytes: spec.max_payload_bytes,
-        scratch: scratch.path().to_path_buf(),
+        scratch: spec.scratch.clone(),
         child_exe: std::env::current_exe().unwrap_or_default(),
     });
     let processed = Arc::new(AtomicU64::new(0));

@@ -73,10 +73,13 @@ struct ChildSpec {
     restart_services: bool,
     max_subscription_panics: u64,
     stuck_after_ms: u64,
+    /// The process's own folder (for its copy of the library), removed by the host once the
+    /// process has ended.
+    scratch: PathBuf,
 }
 
 impl ChildSpec {
-    fn new(spec: &NodeSpec, env: &Environment) -> Self {
+    fn new(spec: &NodeSpec, env: &Environment, scratch: PathBuf) -> Self {
         Self {
             name: spec.name.to_string(),
             library: spec.library.clone(),
@@ -87,6 +90,7 @@ impl ChildSpec {
             restart_services: spec.faults.restart_services,
             max_subscription_panics: spec.faults.max_subscription_panics,
             stuck_after_ms: spec.faults.stuck_after.as_millis() as u64,
+            scratch,
         }
     }
 }
@@ -135,7 +139,7 @@ pub(crate) fn supervise(
         match compile_subscriptions(&spec.name, report.patterns.iter().map(String::as_str)) {
             Ok(subscriptions) => subscriptions,
             Err(error) => {
-                process.kill();
+                drop(process);
                 shared.fail(&error);
                 let _ = built.send(Err(error));
                 return;
@@ -197,6 +201,16 @@ struct Process {
     stream: UnixStream,
     events: Receiver<Event>,
     started: Instant,
+    /// The process's folder: its socket, then its copy of the library.
+    folder: PathBuf,
+}
+
+impl Drop for Process {
+    /// No process outlives its handle, and its folder goes with it.
+    fn drop(&mut self) {
+        self.reap(Duration::ZERO);
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
 }
 
 impl Process {
@@ -207,18 +221,19 @@ impl Process {
         env: &Environment,
         shared: &Arc<NodeShared>,
     ) -> Result<(Self, BuiltReport), String> {
-        static SOCKETS: AtomicU64 = AtomicU64::new(0);
-        let socket = env.scratch.join(format!(
-            "node-{}-{}.sock",
-            std::process::id(),
-            SOCKETS.fetch_add(1, Ordering::Relaxed)
+        static PROCESSES: AtomicU64 = AtomicU64::new(0);
+        let folder = env.scratch.join(format!(
+            "node-{}",
+            PROCESSES.fetch_add(1, Ordering::Relaxed)
         ));
+        let socket = folder.join("socket");
         let what = |e: io::Error| {
             format!(
                 "cannot start a process for isolated node `{}`: {e}",
                 spec.name
             )
         };
+        std::fs::create_dir_all(&folder).map_err(what)?;
         let listener = UnixListener::bind(&socket).map_err(what)?;
         listener.set_nonblocking(true).map_err(what)?;
         let mut child = Command::new(&env.child_exe)
@@ -242,6 +257,7 @@ impl Process {
             Err(error) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&folder);
                 return Err(error);
             }
         };
@@ -257,8 +273,9 @@ impl Process {
             stream,
             events,
             started: Instant::now(),
+            folder: folder.clone(),
         };
-        let init = serde_json::to_string(&ChildSpec::new(spec, env)).expect("plain data");
+        let init = serde_json::to_string(&ChildSpec::new(spec, env, folder)).expect("plain data");
         let mut out = Encoder::default();
         out.frame(wire::INIT).raw(init.as_bytes()).end();
         if out.write_all(&mut process.stream).is_err() {
@@ -299,10 +316,6 @@ impl Process {
         out.frame(wire::STOP).end();
         let _ = out.write_all(&mut self.stream);
         self.reap(SERVICE_STOP_DEADLINE);
-    }
-
-    fn kill(mut self) {
-        self.reap(Duration::ZERO);
     }
 
     /// Waits up to `patience` for the process to exit, then kills it; returns its status.
@@ -658,6 +671,16 @@ impl Pump<'_> {
         out.frame(wire::STOP).end();
         let _ = out.write_all(&mut self.process.stream);
         self.process.reap(SERVICE_STOP_DEADLINE);
+        // Its last words may say it handled more than we have heard of yet.
+        while let Ok(event) = self.process.events.recv_timeout(Duration::from_millis(100)) {
+            match event {
+                Event::Acked(upto) => {
+                    self.on_event(Event::Acked(upto));
+                }
+                Event::Gone => break,
+                _ => {}
+            }
+        }
         let lost = self.unacked.len();
         for (_, delivery) in self.unacked.drain(..) {
             count_dropped(&self.subscriptions, &delivery);
