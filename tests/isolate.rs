@@ -2,7 +2,7 @@
 //! only that process; the host shows the crash, restarts it with backoff, and delivers what it
 //! had not handled and what was sent meanwhile. The node's code is the same as in process.
 
-use hivemind_tests::{Hive, eventually, received_from, records, toml_path};
+use hivemind_tests::{Hive, eventually, received_from, records, seqs_from, toml_path};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -338,10 +338,7 @@ fn no_message_is_lost_or_reordered_while_an_isolated_subscriber_reloads() {
         "received {} of {count}",
         received_from(&record, "ticks").len()
     );
-    let seqs: Vec<u64> = received_from(&record, "ticks")
-        .iter()
-        .map(|p| p["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = seqs_from(&record, "ticks");
     assert_eq!(
         seqs,
         (0..count).collect::<Vec<_>>(),

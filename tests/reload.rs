@@ -4,7 +4,7 @@
 //! really unloaded).
 
 use hivemind_tests::{
-    Hive, Running, built, eventually, hm_output, received_from, records, toml_path,
+    Hive, Running, built, eventually, hm_output, received_from, records, seqs_from, toml_path,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -306,10 +306,7 @@ fn no_message_is_lost_or_reordered_while_the_subscriber_reloads_ten_times() {
         "received {} of {count}",
         received_from(&record, "ticks").len()
     );
-    let seqs: Vec<u64> = received_from(&record, "ticks")
-        .iter()
-        .map(|p| p["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = seqs_from(&record, "ticks");
     assert_eq!(
         seqs,
         (0..count).collect::<Vec<_>>(),

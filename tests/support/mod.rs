@@ -388,6 +388,14 @@ pub fn received_from(path: &Path, service: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `seq` of each `{"seq": n}` payload a probe recorded from `service`, in arrival order.
+pub fn seqs_from(path: &Path, service: &str) -> Vec<u64> {
+    received_from(path, service)
+        .iter()
+        .map(|p| p["seq"].as_u64().expect("a {\"seq\": n} payload"))
+        .collect()
+}
+
 /// Polls until `check` holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, check: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

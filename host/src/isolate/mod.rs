@@ -681,18 +681,7 @@ impl Pump<'_> {
                 _ => {}
             }
         }
-        let lost = self.unacked.len();
-        for (_, delivery) in self.unacked.drain(..) {
-            count_dropped(&self.subscriptions, &delivery);
-        }
-        if lost > 0 {
-            self.shared.log.write(
-                LogLevel::Warn,
-                &format!(
-                    "{lost} message(s) sent to the node's process were not handled before it ended"
-                ),
-            );
-        }
+        self.drop_unacked("were not handled before the node's process ended");
         if all {
             count_undelivered(
                 &self.spec.queue.inbox,
@@ -808,6 +797,19 @@ impl Pump<'_> {
         );
     }
 
+    /// Counts the messages sent and never handled as dropped, and says so (`what` happened).
+    fn drop_unacked(&mut self, what: &str) {
+        let lost = self.unacked.len();
+        for (_, delivery) in self.unacked.drain(..) {
+            count_dropped(&self.subscriptions, &delivery);
+        }
+        if lost > 0 {
+            self.shared
+                .log
+                .write(LogLevel::Warn, &format!("{lost} message(s) {what}"));
+        }
+    }
+
     /// Waits `delay` while listening for control; returns false if told to stop or hand over.
     fn wait(&mut self, delay: Duration) -> bool {
         match self.control.recv_timeout(delay) {
@@ -815,22 +817,13 @@ impl Pump<'_> {
             Ok(Control::Start { .. }) => self.wait(delay),
             Ok(Control::HandOver(reply)) => {
                 let _ = reply.send(None);
-                let lost = self.unacked.len();
-                for (_, delivery) in self.unacked.drain(..) {
-                    count_dropped(&self.subscriptions, &delivery);
-                }
-                if lost > 0 {
-                    self.shared.log.write(
-                        LogLevel::Warn,
-                        &format!("{lost} message(s) in hand when the node's process died were dropped: the node was reloaded before it restarted"),
-                    );
-                }
+                self.drop_unacked("in hand when the node's process died were dropped: the node was reloaded before it restarted");
                 false
             }
             Ok(Control::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                for (_, delivery) in self.unacked.drain(..) {
-                    count_dropped(&self.subscriptions, &delivery);
-                }
+                self.drop_unacked(
+                    "in hand when the node's process died were dropped: the node stopped",
+                );
                 count_undelivered(
                     &self.spec.queue.inbox,
                     &self.subscriptions,
