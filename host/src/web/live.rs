@@ -67,9 +67,29 @@ impl Drop for Place {
     }
 }
 
+/// No place is left: `[hive] max_streams` (the number) live connections are open.
+pub(super) struct Full(usize);
+
+impl Full {
+    /// The 503 that says so, and how to raise the limit.
+    fn response(self) -> Response {
+        let limit = self.0;
+        let message = format!(
+            "this hive already has {limit} live connections open (WebSockets and event streams), its limit: close pages or clients you no longer use, or raise [hive] max_streams in config/hive.toml (it applies to new connections at once)"
+        );
+        let body = serde_json::json!({ "error": message, "max_streams": limit });
+        let mut response = api::json(StatusCode::SERVICE_UNAVAILABLE, &body);
+        response.headers_mut().insert(
+            warp::http::header::RETRY_AFTER,
+            warp::http::HeaderValue::from_static("5"),
+        );
+        response
+    }
+}
+
 impl Streams {
-    /// Takes a place for a new live connection, or answers the 503 that says none is left.
-    fn take(self: &Arc<Self>, web: &Web) -> Result<Place, Response> {
+    /// Takes a place for a new live connection, unless all `[hive] max_streams` are taken.
+    fn take(self: &Arc<Self>, web: &Web) -> Result<Place, Full> {
         let limit = web.controller.config().max_streams;
         let before = self.open.fetch_add(1, Ordering::SeqCst);
         let place = Place(self.clone());
@@ -84,16 +104,7 @@ impl Streams {
                 "refused a live connection: {limit} are open, the [hive] max_streams limit"
             );
         }
-        let message = format!(
-            "this hive already has {limit} live connections open (WebSockets and event streams), its limit: close pages or clients you no longer use, or raise [hive] max_streams in config/hive.toml (it applies to new connections at once)"
-        );
-        let body = serde_json::json!({ "error": message, "max_streams": limit });
-        let mut response = api::json(StatusCode::SERVICE_UNAVAILABLE, &body);
-        response.headers_mut().insert(
-            warp::http::header::RETRY_AFTER,
-            warp::http::HeaderValue::from_static("5"),
-        );
-        Err(response)
+        Err(Full(limit))
     }
 
     /// The `/metrics` lines about live connections.
@@ -134,7 +145,7 @@ fn hive_event(event: &HiveEvent) -> Event {
 pub(super) fn events(web: &Web) -> Response {
     let place = match web.streams.take(web) {
         Ok(place) => place,
-        Err(refusal) => return refusal,
+        Err(full) => return full.response(),
     };
     let feed = web.controller.events();
     let live = feed.subscribe();
@@ -167,7 +178,7 @@ pub(super) fn events(web: &Web) -> Response {
 pub(super) fn snapshots(web: &Web) -> Response {
     let place = match web.streams.take(web) {
         Ok(place) => place,
-        Err(refusal) => return refusal,
+        Err(full) => return full.response(),
     };
     let ticks = tokio::time::interval(SNAPSHOT_EVERY);
     let frames = stream::unfold((ticks, web.clone()), |(mut ticks, web)| async move {
@@ -204,7 +215,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
     };
     let place = match web.streams.take(web) {
         Ok(place) => place,
-        Err(refusal) => return refusal,
+        Err(full) => return full.response(),
     };
     let path = web
         .controller
@@ -248,17 +259,18 @@ pub(super) fn subscribe(web: &Web, query: &HashMap<String, String>, ws: Option<W
     };
     let place = match web.streams.take(web) {
         Ok(place) => place,
-        Err(refusal) => return refusal,
+        Err(full) => return full.response(),
     };
-    let bus = web.controller.bus().clone();
+    // The tap starts before the handshake is answered: a client that has its socket open gets
+    // every message published from then on (a failed upgrade drops it with the closure).
+    let wake = Arc::new(Notify::new());
+    let waking = wake.clone();
+    let tap = web.controller.bus().tap_waking(
+        pattern,
+        TAP_CAPACITY,
+        Some(Arc::new(move || waking.notify_one())),
+    );
     ws.on_upgrade(move |socket| async move {
-        let wake = Arc::new(Notify::new());
-        let waking = wake.clone();
-        let tap = bus.tap_waking(
-            pattern,
-            TAP_CAPACITY,
-            Some(Arc::new(move || waking.notify_one())),
-        );
         stream_messages(socket, &tap, &wake).await;
         drop(place);
     })
