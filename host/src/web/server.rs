@@ -22,12 +22,12 @@ use warp::Filter;
 use warp::reply::Response;
 
 /// Serves `routes` on `listener` until `shutdown` completes, each connection with a write
-/// deadline of `write_timeout()` (read when the connection is accepted, so a config change
-/// applies to the next ones).
+/// deadline of `write_timeout()` (asked for each new connection, so a config change applies
+/// to the next ones; asked on the connection's task, never holding up the accept loop).
 pub(super) async fn run<F>(
     listener: TcpListener,
     routes: F,
-    write_timeout: impl Fn() -> Duration,
+    write_timeout: impl Fn() -> Duration + Clone + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (Response,), Error = std::convert::Infallible>
@@ -39,6 +39,7 @@ pub(super) async fn run<F>(
     let service = warp::service(routes);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
+    let mut accept_errors = 0u64;
     loop {
         let accepted = match future::select(pin!(listener.accept()), &mut shutdown).await {
             Either::Left((accepted, _)) => accepted,
@@ -48,17 +49,23 @@ pub(super) async fn run<F>(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, or a connection reset before it was taken: wait a
-                // little rather than spin, and keep the listener.
-                tracing::warn!("cannot accept a web connection: {e}");
+                // little rather than spin, keep the listener, and log the 1st, 2nd, 4th... time.
+                accept_errors += 1;
+                if accept_errors.is_power_of_two() {
+                    tracing::warn!(
+                        "cannot accept a web connection ({accept_errors} times so far): {e} (if it says too many open files, lower [hive] max_streams or raise `ulimit -n`)"
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = hyper_util::rt::TokioIo::new(Deadline::new(stream, peer, write_timeout()));
         let handler = hyper_util::service::TowerToHyperService::new(service.clone());
         let watcher = graceful.watcher();
+        let write_timeout = write_timeout.clone();
         tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(Deadline::new(stream, peer, write_timeout()));
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(io, handler);
