@@ -581,3 +581,570 @@ batman | 2026-11-28T02:42:44.000500Z  INFO same time, batman second
         "batman | 2026-11-28T02:42:45.000000Z  INFO batman later"
     );
 }
+
+// ---- Faults and bad input: many clients, too many clients, clients that never read. ----
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens a WebSocket on `/api/subscribe?{query}` whose reads give up after `WAIT`.
+fn subscriber(running: &Running, query: &str) -> Socket {
+    let url = format!("ws://{}/api/subscribe?{query}", running.address());
+    let (socket, _) = tungstenite::connect(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    socket
+}
+
+/// The next text frame as JSON (pings and the like skipped).
+fn next_frame(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Text(text)) => return json_of(&text),
+            Ok(_) => {}
+            Err(e) => panic!("no frame before the deadline: {e}"),
+        }
+    }
+}
+
+/// The value of an unlabelled metric in `/metrics`.
+fn metric(running: &Running, name: &str) -> u64 {
+    let (status, text) = running.get("/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `hm`'s resident memory in KiB, from `/proc/<pid>/status`.
+fn resident_kib(running: &Running) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in\n{status}"))
+}
+
+/// GETs `path` and checks it answers 200 with `want` in the body; returns how long it took.
+fn answers(running: &Running, path: &str, want: &str) -> Duration {
+    let started = std::time::Instant::now();
+    let (status, body) = running.get(path);
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(body.contains(want), "{path}: {body}");
+    started.elapsed()
+}
+
+#[test]
+fn two_hundred_websocket_clients_each_get_every_message_while_the_api_keeps_answering() {
+    const CLIENTS: usize = 200;
+    const MESSAGES: u64 = 20;
+    let hive = ticking_hive("", "");
+    let record = hive.file("receiver.jsonl");
+    let running = hive.run(&[]);
+
+    // Connected from 10 threads at once, all open together.
+    let mut sockets: Vec<Socket> = std::thread::scope(|scope| {
+        let openers: Vec<_> = (0..10)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..CLIENTS / 10)
+                        .map(|_| subscriber(&running, "pattern=manual-load"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        openers
+            .into_iter()
+            .flat_map(|opener| opener.join().unwrap())
+            .collect()
+    });
+    assert_eq!(sockets.len(), CLIENTS);
+    assert!(
+        eventually(WAIT, || metric(&running, "hivemind_web_streams")
+            == CLIENTS as u64),
+        "the server counts {} live connections",
+        metric(&running, "hivemind_web_streams")
+    );
+
+    // Publish while another thread keeps asking for the health check and the nodes.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let slowest = std::thread::scope(|scope| {
+        let checker = scope.spawn(|| {
+            let mut slowest = Duration::ZERO;
+            let mut checks = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || checks < 5 {
+                slowest = slowest.max(answers(&running, "/healthz", "ok"));
+                slowest = slowest.max(answers(&running, "/api/nodes", "receiver"));
+                checks += 1;
+            }
+            slowest
+        });
+        for n in 0..MESSAGES {
+            let (status, body) = running.post(
+                "/api/publish/manual-load",
+                &json!({ "n": n }).to_string(),
+                &[],
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        checker.join().unwrap()
+    });
+    // Not a speed test: only that the API was never held up behind the clients.
+    assert!(
+        slowest < Duration::from_secs(5),
+        "a request took {slowest:?}"
+    );
+
+    // Every client got every message, in order, and nothing was dropped.
+    for (client, socket) in sockets.iter_mut().enumerate() {
+        for n in 0..MESSAGES {
+            let frame = next_frame(socket);
+            assert_eq!(frame["service"], "manual-load", "client {client}: {frame}");
+            assert_eq!(
+                frame["payload"],
+                json!({ "n": n }),
+                "client {client}: {frame}"
+            );
+        }
+    }
+    assert!(eventually(WAIT, || received_from(&record, "manual-load")
+        .len()
+        == MESSAGES as usize));
+
+    for mut socket in sockets {
+        let _ = socket.close(None);
+        let _ = socket.flush();
+    }
+    assert!(
+        eventually(WAIT, || metric(&running, "hivemind_web_streams") == 0),
+        "closed clients still hold {} places",
+        metric(&running, "hivemind_web_streams")
+    );
+    assert_eq!(metric(&running, "hivemind_web_streams_refused_total"), 0);
+}
+
+/// The status and JSON body of a refused WebSocket handshake.
+fn refused_handshake(running: &Running, query: &str) -> (u16, Value) {
+    let url = format!("ws://{}/api/subscribe?{query}", running.address());
+    match tungstenite::connect(&url) {
+        Ok(_) => panic!("{url} was accepted"),
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                json_of(&String::from_utf8_lossy(&body)),
+            )
+        }
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[test]
+fn beyond_max_streams_live_connections_get_503_until_one_closes() {
+    let hive = ticking_hive("max_streams = 5", "");
+    let running = hive.run(&[]);
+    // Five places: three WebSockets and two event streams.
+    let mut sockets: Vec<Socket> = (0..3)
+        .map(|_| subscriber(&running, "pattern=tick*"))
+        .collect();
+    let mut snapshots = running.sse_lines("/api/stream");
+    assert!(snapshots.any(|line| line == "event:hive"));
+    let events = running.sse_lines("/api/events");
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 5));
+
+    let (status, body) = refused_handshake(&running, "pattern=tick*");
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("5 live connections") && error.contains("[hive] max_streams"),
+        "{error}"
+    );
+    assert_eq!(body["max_streams"], 5);
+    for path in ["/api/events", "/api/stream", "/api/nodes/receiver/log"] {
+        let (status, body) = running.get(path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            json_of(&body)["error"]
+                .as_str()
+                .unwrap()
+                .contains("max_streams")
+        );
+    }
+    // Everything that is not a live connection is still served.
+    answers(&running, "/healthz", "ok");
+    answers(&running, "/api/nodes", "receiver");
+    answers(&running, "/", "<title>");
+    assert_eq!(metric(&running, "hivemind_web_streams_refused_total"), 4);
+
+    // Closing one frees its place for the next client.
+    let mut closed = sockets.pop().unwrap();
+    closed.close(None).unwrap();
+    while closed.read().is_ok() {} // until the server's answer to the close
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 4));
+    let mut again = subscriber(&running, "pattern=tick*");
+    assert_eq!(next_frame(&mut again)["service"], "ticks");
+    assert_eq!(refused_handshake(&running, "pattern=tick*").0, 503);
+
+    // So does leaving an event stream.
+    drop(events);
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 4));
+    let mut feed = running.sse_lines("/api/events");
+    assert!(feed.any(|line| line == "event:hive-event"));
+
+    // The ones that stayed open kept working throughout.
+    for socket in &mut sockets {
+        assert_eq!(next_frame(socket)["service"], "ticks");
+    }
+    assert!(snapshots.any(|line| line == "event:hive"));
+}
+
+/// Tells a helper thread to stop; set by its [`Stopper`] when dropped, so also when the test
+/// fails (a scope would otherwise wait for the thread for ever).
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+/// Sets its flag when dropped.
+struct Stopper<'a>(&'a Flag);
+
+impl Drop for Stopper<'_> {
+    fn drop(&mut self) {
+        self.0.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Flag {
+    fn stopper(&self) -> Stopper<'_> {
+        Stopper(self)
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The highest resident size of `hm` seen, in KiB, every 20 ms until `stop` (at most a minute).
+fn peak_resident(running: &Running, from: u64, stop: &Flag) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut peak = from;
+    while !stop.is_set() && std::time::Instant::now() < deadline {
+        peak = peak.max(resident_kib(running));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    peak
+}
+
+/// A raw connection asking for the server-sent events at `path`, which then never reads.
+fn stalled_event_stream(running: &Running, path: &str) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(running.address()).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        running.address()
+    )
+    .unwrap();
+    stream
+}
+
+/// Reads what is left on `stream` and says whether the server closed it (end of stream or a
+/// reset) before `WAIT` passed.
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn a_websocket_client_that_never_reads_is_cut_off_without_growing_memory_or_slowing_the_rest() {
+    const MESSAGES: u64 = 4000;
+    let hive = Hive::new();
+    let go = hive.file("go");
+    // 4,000 messages of 16 KiB (64 MiB), about one a millisecond; the receiver makes the
+    // flood wait rather than lose any. The write deadline is longer than the flood, so what
+    // bounds memory during it is the stuck client's queue, not the deadline.
+    hive.configure(&format!(
+        "write_timeout_ms = 8000\n\n\
+         [nodes.flood]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"flood\", count = {MESSAGES}, pad_bytes = 16384, interval_ms = 1, start_file = {} }}]\n\n\
+         [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\n\
+         overflow = \"block\"\noverflow_wait_ms = 60000\n",
+        toml_path(&go)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+
+    // Never reads: its kernel buffers fill, then its queue in the hive, then the deadline runs.
+    let stuck = subscriber(&running, "pattern=flood");
+    let stuck_address = match stuck.get_ref() {
+        tungstenite::stream::MaybeTlsStream::Plain(stream) => stream.local_addr().unwrap(),
+        _ => unreachable!("plain ws://"),
+    };
+    // Event streams that never read either (they send little: they stay open, and harmless).
+    let _stuck_snapshots = stalled_event_stream(&running, "/api/stream");
+    let _stuck_events = stalled_event_stream(&running, "/api/events");
+    let mut healthy = subscriber(&running, "pattern=flood");
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 4));
+    let before = resident_kib(&running);
+
+    std::fs::write(&go, "").unwrap();
+    // Sampled on another thread until the flood is over (or the test fails).
+    let flood_over = Flag::default();
+    let (received, dropped, peak) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| peak_resident(&running, before, &flood_over));
+        let stop = flood_over.stopper();
+        // The healthy client reads as fast as it can: every message reaches it, in order, or
+        // is counted as dropped for it.
+        let (mut received, mut dropped, mut last) = (0, 0, None);
+        while received + dropped < MESSAGES {
+            let frame = next_frame(&mut healthy);
+            match frame["dropped"].as_u64() {
+                Some(total) => dropped = total,
+                None => {
+                    let seq = frame["payload"]["seq"].as_u64().unwrap();
+                    assert!(last < Some(seq), "{seq} after {last:?}");
+                    last = Some(seq);
+                    received += 1;
+                }
+            }
+        }
+        drop(stop);
+        (received, dropped, watcher.join().unwrap())
+    });
+    // Whether it kept up with the flood depends on the machine; it received, in order.
+    assert!(
+        received > 0,
+        "the healthy client got nothing ({dropped} dropped)"
+    );
+
+    // The hive held at most a queue's worth for the stuck client, not the 64 MiB sent.
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 40,
+        "hm grew by {grown_mib} MiB during the flood"
+    );
+
+    // Then the write deadline cut the stuck client off, naming it.
+    let cut_off = running.wait_for(WAIT, |r| {
+        r.stderr()
+            .contains(&format!("closing the web connection of {stuck_address}"))
+            .then_some(())
+    });
+    assert!(
+        cut_off.is_some(),
+        "no warning naming {stuck_address}:\n{}",
+        running.stderr()
+    );
+
+    // The node got every message.
+    let receiver = running.node("receiver");
+    assert_eq!(
+        receiver["subscriptions"][0]["delivered"], MESSAGES,
+        "{receiver}"
+    );
+    assert_eq!(receiver["subscriptions"][0]["dropped"], 0, "{receiver}");
+
+    // The stuck client was really closed, its place given back; the others still work.
+    let mut stuck_stream = match stuck.into_inner() {
+        tungstenite::stream::MaybeTlsStream::Plain(stream) => stream,
+        _ => unreachable!("plain ws://"),
+    };
+    assert!(
+        closed_by_server(&mut stuck_stream),
+        "the stuck client is still connected"
+    );
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 3));
+    answers(&running, "/healthz", "ok");
+    let (status, body) = running.post("/api/publish/flood", r#""after the flood""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    let frame = next_frame(&mut healthy);
+    assert_eq!(frame["payload"], "after the flood", "{frame}");
+}
+
+#[test]
+fn an_event_stream_client_that_never_reads_is_cut_off() {
+    let hive = ticking_hive("write_timeout_ms = 1000", "[log]\nmax_bytes = 0\n");
+    let running = hive.run(&[]);
+    let log = hive.path().join("logs/receiver.log");
+    assert!(eventually(WAIT, || log.exists()));
+
+    // A client follows the receiver's log and never reads, while the log grows by 1 MiB every
+    // 100 ms: the server's writes to it stall, then the deadline closes it.
+    let mut stuck = stalled_event_stream(&running, "/api/nodes/receiver/log?lines=1");
+    let stuck_address = stuck.local_addr().unwrap();
+    let line = format!("2026-11-28T02:42:44.000000Z  INFO {}\n", "x".repeat(1000));
+    let chunk = line.repeat(1024);
+    let done = Flag::default();
+    let cut_off = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            // At most 30 s (300 MiB), whatever happens.
+            for _ in 0..300 {
+                if done.is_set() {
+                    break;
+                }
+                file.write_all(chunk.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let stop = done.stopper();
+        let cut_off = running.wait_for(WAIT, |r| {
+            r.stderr()
+                .contains(&format!("closing the web connection of {stuck_address}"))
+                .then_some(())
+        });
+        // Meanwhile the rest of the API answers.
+        answers(&running, "/healthz", "ok");
+        drop(stop);
+        writer.join().unwrap();
+        cut_off
+    });
+    assert!(
+        cut_off.is_some(),
+        "no warning naming {stuck_address}:\n{}",
+        running.stderr()
+    );
+    assert!(
+        closed_by_server(&mut stuck),
+        "the stuck client is still connected"
+    );
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 0));
+    // A client that reads gets the log as before.
+    let mut fresh = running.sse_lines("/api/nodes/receiver/log?lines=1");
+    assert!(fresh.any(|line| line.starts_with("data:") && line.contains("INFO")));
+}
+
+/// Sends `GET {target}` exactly as written (no client normalises it) and returns the status and
+/// the body.
+fn raw_get(running: &Running, target: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(running.address()).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        running.address()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn bad_paths_get_json_errors_and_never_leave_static() {
+    let hive = ticking_hive("", "");
+    std::fs::create_dir_all(hive.path().join("static")).unwrap();
+    std::fs::write(hive.path().join("static/ok.txt"), "fine").unwrap();
+    let running = hive.run(&[]);
+    assert_eq!(
+        raw_get(&running, "/static/ok.txt"),
+        (200, "fine".to_owned())
+    );
+
+    // Ways out of static/: dots as is, percent-encoded (either case, mixed, in the middle),
+    // an absolute path, backslashes, a NUL, invalid UTF-8.
+    for target in [
+        "/static/../config/hive.toml",
+        "/static/%2e%2e/config/hive.toml",
+        "/static/%2E%2E/config/hive.toml",
+        "/static/.%2e/config/hive.toml",
+        "/static/ok/../../config/hive.toml",
+        "/static/%2e%2e%2fconfig%2fhive.toml",
+        "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static//etc/passwd",
+        "/static/%2Fetc%2Fpasswd",
+        "/static/..%5Cconfig%5Chive.toml",
+        "/static/%5C..%5Cconfig%5Chive.toml",
+        "/static/ok.txt%00.png",
+        "/static/%ff%fe",
+        "/static/./ok.txt",
+        "/static/",
+    ] {
+        let (status, body) = raw_get(&running, target);
+        assert_eq!(status, 400, "{target}: {body}");
+        let error = json_of(&body)["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("static/"), "{target}: {error}");
+        assert!(
+            !body.contains("test-hive") && !body.contains("root:"),
+            "{target} leaked: {body}"
+        );
+    }
+    // Decoded once only: `%252e%252e` names a file called `%2e%2e`, which does not exist.
+    let (status, body) = raw_get(&running, "/static/%252e%252e/config/hive.toml");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("test-hive"), "{body}");
+    // A raw backslash is not allowed in a request line at all.
+    let (status, body) = raw_get(&running, "/static/..\\config\\hive.toml");
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("test-hive"), "{body}");
+
+    // Unknown pages, API routes and nodes: 404 with a JSON error that says what exists.
+    for target in [
+        "/nowhere",
+        "/api",
+        "/api/nodes/receiver/explode",
+        "/static/nothing.css",
+    ] {
+        let (status, body) = raw_get(&running, target);
+        assert_eq!(status, 404, "{target}: {body}");
+        assert!(json_of(&body)["error"].is_string(), "{target}: {body}");
+    }
+    for target in [
+        "/api/nodes/joker",
+        "/api/nodes/joker/log",
+        "/api/nodes/..%2Fconfig/log",
+        "/api/nodes/%2e%2e/log",
+    ] {
+        let (status, body) = raw_get(&running, target);
+        assert_eq!(status, 404, "{target}: {body}");
+        let error = json_of(&body)["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("receiver, sender"), "{target}: {error}");
+    }
+    for action in ["enable", "disable", "reload"] {
+        let (status, body) = running.post(&format!("/api/nodes/joker/{action}"), "", &[]);
+        assert_eq!(status, 404, "{action}: {body}");
+        assert!(json_of(&body)["error"].as_str().unwrap().contains("joker"));
+    }
+    // The wrong method is named as such.
+    let (status, body) = running.post("/api/nodes", "", &[]);
+    assert_eq!(status, 405, "{body}");
+    assert!(json_of(&body)["error"].as_str().unwrap().contains("GET"));
+}

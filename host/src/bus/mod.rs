@@ -146,6 +146,10 @@ pub struct Subscription {
     pub stats: Arc<SubscriptionStats>,
 }
 
+/// Called after a message was queued for a [`Tap`], so that an async reader can sleep
+/// without a thread of its own blocked on the queue.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
 /// Where a topic's messages go for one subscribing node.
 #[derive(Clone)]
 struct Route {
@@ -153,6 +157,7 @@ struct Route {
     generation: u64,
     overflow: Overflow,
     drop_report: Option<DropReport>,
+    wake: Option<Wake>,
     sender: Sender<Delivery>,
     subscriptions: Indices,
     stats: Arc<[Arc<SubscriptionStats>]>,
@@ -231,7 +236,12 @@ impl Route {
             generation: self.generation,
         };
         let (reason, delivery) = match self.sender.try_send(delivery) {
-            Ok(()) => return,
+            Ok(()) => {
+                if let Some(wake) = &self.wake {
+                    wake();
+                }
+                return;
+            }
             Err(TrySendError::Full(delivery)) => match self.overflow {
                 Overflow::Drop => ("its queue is full", delivery),
                 Overflow::Block(patience) => match self.sender.send_timeout(delivery, patience) {
@@ -269,6 +279,7 @@ struct NodeEntry {
     generation: u64,
     overflow: Overflow,
     drop_report: Option<DropReport>,
+    wake: Option<Wake>,
     sender: Sender<Delivery>,
     subscriptions: Vec<Subscription>,
     services: Vec<Arc<str>>,
@@ -289,6 +300,7 @@ impl NodeEntry {
             generation: self.generation,
             overflow: self.overflow,
             drop_report: self.drop_report.clone(),
+            wake: self.wake.clone(),
             sender: self.sender.clone(),
             subscriptions: matching.iter().map(|s| s.index).collect(),
             stats: matching.iter().map(|s| s.stats.clone()).collect(),
@@ -417,15 +429,23 @@ impl Bus {
         generation: u64,
         overflow: Overflow,
     ) -> Vec<Arc<Topic>> {
-        let mut registry = self.registry.lock();
         let entry = NodeEntry {
             generation,
             overflow,
             drop_report: self.drop_report.clone(),
+            wake: None,
             sender,
             subscriptions,
             services: services.to_vec(),
         };
+        self.install(node, entry)
+    }
+
+    /// Puts `entry` in place of node `node`'s registration (or adds it), switching the routes
+    /// of the topics it touches in one step.
+    fn install(&self, node: &Arc<str>, entry: NodeEntry) -> Vec<Arc<Topic>> {
+        let services = entry.services.clone();
+        let mut registry = self.registry.lock();
         for topic in registry.topics.values() {
             let routes = topic.routes.load();
             let had_route = routes.iter().any(|r| r.node == *node);
@@ -547,6 +567,17 @@ pub struct Tap {
 impl Bus {
     /// Starts a [`Tap`] on `pattern` with room for `capacity` unread messages.
     pub fn tap(self: &Arc<Self>, pattern: Pattern, capacity: usize) -> Tap {
+        self.tap_waking(pattern, capacity, None)
+    }
+
+    /// [`Bus::tap`], calling `wake` (on the publisher's thread: it must be quick and must not
+    /// block) after each message it queues for the tap.
+    pub fn tap_waking(
+        self: &Arc<Self>,
+        pattern: Pattern,
+        capacity: usize,
+        wake: Option<Wake>,
+    ) -> Tap {
         static TAPS: AtomicU64 = AtomicU64::new(0);
         let name: Arc<str> = format!("{TAP_PREFIX}{}", TAPS.fetch_add(1, Ordering::Relaxed)).into();
         let (sender, inbox) = queue(capacity);
@@ -556,8 +587,17 @@ impl Bus {
             pattern,
             stats: stats.clone(),
         };
-        self.join(&name, sender, vec![subscription], &[])
-            .expect("tap names are unique");
+        let entry = NodeEntry {
+            generation: 0,
+            overflow: Overflow::Drop,
+            drop_report: self.drop_report.clone(),
+            wake,
+            sender,
+            subscriptions: vec![subscription],
+            services: Vec::new(),
+        };
+        // Tap names are unique (a counter), so this adds and never replaces.
+        self.install(&name, entry);
         Tap {
             bus: Arc::downgrade(self),
             name,
@@ -715,6 +755,23 @@ mod tests {
         assert_eq!(got, vec!["1"]);
         drop(tap);
         assert!(bus.registry.lock().nodes.is_empty(), "the tap left the bus");
+    }
+
+    #[test]
+    fn a_tap_is_woken_for_each_message_it_queues_not_for_drops() {
+        let bus = Arc::new(Bus::new());
+        let wakes = Arc::new(AtomicU64::new(0));
+        let counting = wakes.clone();
+        let wake: Wake = Arc::new(move || {
+            counting.fetch_add(1, Ordering::Relaxed);
+        });
+        let tap = bus.tap_waking(Pattern::new("*").unwrap(), 2, Some(wake));
+        for n in 0..5 {
+            bus.publish("bat-signal", &"api".into(), &n.to_string());
+        }
+        assert_eq!(wakes.load(Ordering::Relaxed), 2, "two fit in the queue");
+        assert_eq!(tap.stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(tap.inbox.len(), 2);
     }
 
     #[test]

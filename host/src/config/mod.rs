@@ -6,6 +6,8 @@
 //! bind = "127.0.0.1"   # where the web page listens
 //! port = 9476          # 0 picks any free port
 //! key = "..."          # the hive key the HTTP API's mutating endpoints require
+//! max_streams = 512    # live connections (WebSockets, server-sent events) served at once
+//! write_timeout_ms = 10000  # a client that takes nothing sent to it for this long is cut off
 //!
 //! [log]
 //! location = "logs"    # relative to the hive's folder
@@ -49,6 +51,13 @@ pub const CONFIG_FILE: &str = "config/hive.toml";
 /// The port the original hivemind's documentation promised.
 pub const DEFAULT_PORT: u16 = 9476;
 
+/// Live web connections served at once unless `[hive] max_streams` says otherwise: each holds a
+/// file descriptor, and this stays well under the usual limit of 1,024 open files.
+pub const DEFAULT_MAX_STREAMS: usize = 512;
+
+/// `[hive] write_timeout_ms` unless set: long enough for a slow link that is still reading.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
+
 /// A hive's checked configuration.
 #[derive(Debug, Clone)]
 pub struct HiveConfig {
@@ -62,6 +71,12 @@ pub struct HiveConfig {
     pub port: u16,
     /// The hive key: when set, the HTTP API's mutating endpoints require it (see `web`).
     pub key: Option<String>,
+    /// Live connections (WebSockets and server-sent event streams) the web server keeps open
+    /// at once; one more is refused with 503.
+    pub max_streams: usize,
+    /// How long a write to a web client may wait without the client taking any of it before
+    /// the connection is closed (a client that stopped reading).
+    pub write_timeout: std::time::Duration,
     /// Log files.
     pub log: LogConfig,
     /// Message limits.
@@ -203,6 +218,8 @@ struct RawHive {
     bind: Option<IpAddr>,
     port: Option<u16>,
     key: Option<String>,
+    max_streams: Option<usize>,
+    write_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +341,21 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
     if raw.messages.queue_capacity == 0 {
         bail!("[messages] queue_capacity must be at least 1");
     }
+    let max_streams = raw.hive.max_streams.unwrap_or(DEFAULT_MAX_STREAMS);
+    if max_streams == 0 {
+        bail!(
+            "[hive] max_streams must be at least 1: the dashboard's pages need live connections (default {DEFAULT_MAX_STREAMS})"
+        );
+    }
+    let write_timeout_ms = raw
+        .hive
+        .write_timeout_ms
+        .unwrap_or(DEFAULT_WRITE_TIMEOUT_MS);
+    if write_timeout_ms < 100 {
+        bail!(
+            "[hive] write_timeout_ms must be at least 100 (it is {write_timeout_ms}; default {DEFAULT_WRITE_TIMEOUT_MS})"
+        );
+    }
     let mesh = mesh_config(raw.mesh)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
@@ -336,6 +368,8 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         bind: raw.hive.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port: raw.hive.port.unwrap_or(DEFAULT_PORT),
         key: raw.hive.key,
+        max_streams,
+        write_timeout: std::time::Duration::from_millis(write_timeout_ms),
         log: LogConfig {
             location: root.join(raw.log.location),
             max_bytes: raw.log.max_bytes,
@@ -497,7 +531,17 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "queue_capacity",
         ],
     ),
-    ("hive", &["name", "bind", "port", "key"]),
+    (
+        "hive",
+        &[
+            "name",
+            "bind",
+            "port",
+            "key",
+            "max_streams",
+            "write_timeout_ms",
+        ],
+    ),
     ("log", &["location", "max_bytes", "backups"]),
     (
         "messages",
@@ -574,6 +618,27 @@ mod tests {
         assert_eq!(config.messages.queue_capacity, 1024);
         assert!(config.nodes.is_empty());
         assert_eq!(config.key, None);
+        assert_eq!(config.max_streams, DEFAULT_MAX_STREAMS);
+        assert_eq!(config.write_timeout.as_millis(), 10_000);
+    }
+
+    #[test]
+    fn web_limits_are_read_and_checked() {
+        let config = parse_ok("[hive]\nmax_streams = 5\nwrite_timeout_ms = 2000\n");
+        assert_eq!(config.max_streams, 5);
+        assert_eq!(config.write_timeout.as_millis(), 2000);
+        assert!(parse_err("[hive]\nmax_streams = 0\n").contains("max_streams must be at least 1"));
+        assert!(parse_err("[hive]\nmax_streams = -3\n").contains("max_streams"));
+        assert!(
+            parse_err("[hive]\nwrite_timeout_ms = 5\n")
+                .contains("write_timeout_ms must be at least 100")
+        );
+        let config = parse_ok("[hive]\nmax_stream = 5\n");
+        assert!(
+            config.warnings[0].contains("did you mean `max_streams`"),
+            "{:?}",
+            config.warnings
+        );
     }
 
     #[test]

@@ -64,8 +64,9 @@ fn file(kind: &str, bytes: Vec<u8>) -> Response {
 
 /// The decoded path as plain segments, or why it is refused.
 fn safe_relative(tail: &str) -> Result<PathBuf, String> {
-    let decoded = percent_decode(tail)
-        .ok_or_else(|| "the path is not valid percent-encoded UTF-8".to_owned())?;
+    let decoded = percent_decode(tail).ok_or_else(|| {
+        format!("static/{tail} is not a valid path: its percent-encoding does not decode to UTF-8")
+    })?;
     let mut path = PathBuf::new();
     for segment in decoded.split('/') {
         if segment.is_empty() || segment == "." || segment == ".." || segment.contains(['\\', '\0'])

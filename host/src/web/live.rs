@@ -11,6 +11,10 @@
 //!   matching message, `{"service", "node", "time", "payload"}`, where `node` is the sender
 //!   (`api` for `POST /api/publish`) and `time` when the hive routed it. A client that reads
 //!   too slowly loses messages past 1024 queued; it is told `{"dropped": total}`.
+//!
+//! Each of these holds one of `[hive] max_streams` places ([`Streams`]) while it is open;
+//! when none is left the request gets 503 with a JSON error naming the limit. A client that
+//! stops reading is closed by the server's write deadline (`server.rs`), which frees its place.
 
 use super::Web;
 use super::api::{self, error};
@@ -21,12 +25,13 @@ use crate::events::HiveEvent;
 use futures_util::{SinkExt as _, StreamExt as _, stream};
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 use warp::Reply as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -41,12 +46,93 @@ const LOG_POLL_EVERY: Duration = Duration::from_millis(250);
 const DEFAULT_LOG_LINES: usize = 200;
 /// Messages a WebSocket subscriber may fall behind before new ones are dropped.
 const TAP_CAPACITY: usize = 1024;
+/// Frames written to a WebSocket before they are flushed together.
+const BATCH: usize = 64;
+/// How long closing a WebSocket may take (a client that stopped reading never answers).
+const CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
-fn sse<S>(events: S) -> Response
+/// The live connections open now, counted against `[hive] max_streams`.
+#[derive(Default)]
+pub(super) struct Streams {
+    open: AtomicUsize,
+    refused: AtomicU64,
+}
+
+/// One open live connection's place; given back when dropped.
+pub(super) struct Place(Arc<Streams>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// No place is left: `[hive] max_streams` (the number) live connections are open.
+pub(super) struct Full(usize);
+
+impl Full {
+    /// The 503 that says so, and how to raise the limit.
+    fn response(self) -> Response {
+        let limit = self.0;
+        let message = format!(
+            "this hive already has {limit} live connections open (WebSockets and event streams), its limit: close pages or clients you no longer use, or raise [hive] max_streams in config/hive.toml (it applies to new connections at once)"
+        );
+        let body = serde_json::json!({ "error": message, "max_streams": limit });
+        let mut response = api::json(StatusCode::SERVICE_UNAVAILABLE, &body);
+        response.headers_mut().insert(
+            warp::http::header::RETRY_AFTER,
+            warp::http::HeaderValue::from_static("5"),
+        );
+        response
+    }
+}
+
+impl Streams {
+    /// Takes a place for a new live connection, unless all `[hive] max_streams` are taken.
+    fn take(self: &Arc<Self>, web: &Web) -> Result<Place, Full> {
+        let limit = web.controller.config().max_streams;
+        let before = self.open.fetch_add(1, Ordering::SeqCst);
+        let place = Place(self.clone());
+        if before < limit {
+            return Ok(place);
+        }
+        drop(place);
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!(
+                refused,
+                "refused a live connection: {limit} are open, the [hive] max_streams limit"
+            );
+        }
+        Err(Full(limit))
+    }
+
+    /// The `/metrics` lines about live connections.
+    pub(super) fn metrics(&self) -> String {
+        format!(
+            "# HELP hivemind_web_streams Live connections (WebSockets, event streams) open now.\n\
+             # TYPE hivemind_web_streams gauge\n\
+             hivemind_web_streams {}\n\
+             # HELP hivemind_web_streams_refused_total Live connections refused with 503 because [hive] max_streams were open.\n\
+             # TYPE hivemind_web_streams_refused_total counter\n\
+             hivemind_web_streams_refused_total {}\n",
+            self.open.load(Ordering::SeqCst),
+            self.refused.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// An event stream holding `place` until the client goes.
+fn sse<S>(place: Place, events: S) -> Response
 where
     S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static,
 {
-    warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
+    // The place lives in the stream, so it is given back when hyper drops the stream.
+    let held = events.map(move |event| {
+        let _ = &place;
+        event
+    });
+    warp::sse::reply(warp::sse::keep_alive().stream(held)).into_response()
 }
 
 fn hive_event(event: &HiveEvent) -> Event {
@@ -57,6 +143,10 @@ fn hive_event(event: &HiveEvent) -> Event {
 
 /// `GET /api/events`.
 pub(super) fn events(web: &Web) -> Response {
+    let place = match web.streams.take(web) {
+        Ok(place) => place,
+        Err(full) => return full.response(),
+    };
     let feed = web.controller.events();
     let live = feed.subscribe();
     let recent = feed.recent();
@@ -81,11 +171,15 @@ pub(super) fn events(web: &Web) -> Response {
             }
         }
     });
-    sse(stream::iter(first).chain(after))
+    sse(place, stream::iter(first).chain(after))
 }
 
 /// `GET /api/stream`.
 pub(super) fn snapshots(web: &Web) -> Response {
+    let place = match web.streams.take(web) {
+        Ok(place) => place,
+        Err(full) => return full.response(),
+    };
     let ticks = tokio::time::interval(SNAPSHOT_EVERY);
     let frames = stream::unfold((ticks, web.clone()), |(mut ticks, web)| async move {
         ticks.tick().await;
@@ -94,7 +188,7 @@ pub(super) fn snapshots(web: &Web) -> Response {
             .data(api::hive_value(&web).to_string());
         Some((Ok(hive), (ticks, web)))
     });
-    sse(frames)
+    sse(place, frames)
 }
 
 /// `GET /api/nodes/{name}/log`.
@@ -118,6 +212,10 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
                 "lines must be a whole number of lines, like ?lines=100",
             );
         }
+    };
+    let place = match web.streams.take(web) {
+        Ok(place) => place,
+        Err(full) => return full.response(),
     };
     let path = web
         .controller
@@ -143,7 +241,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
             }
         }
     });
-    sse(stream::once(async { Ok(first) }).chain(after))
+    sse(place, stream::once(async { Ok(first) }).chain(after))
 }
 
 /// `GET /api/subscribe?pattern=GLOB`.
@@ -159,66 +257,85 @@ pub(super) fn subscribe(web: &Web, query: &HashMap<String, String>, ws: Option<W
             "this is a WebSocket endpoint: connect to it with a WebSocket client (ws://.../api/subscribe?pattern=GLOB)",
         );
     };
-    let bus = web.controller.bus().clone();
+    let place = match web.streams.take(web) {
+        Ok(place) => place,
+        Err(full) => return full.response(),
+    };
+    // The tap starts before the handshake is answered: a client that has its socket open gets
+    // every message published from then on (a failed upgrade drops it with the closure).
+    let wake = Arc::new(Notify::new());
+    let waking = wake.clone();
+    let tap = web.controller.bus().tap_waking(
+        pattern,
+        TAP_CAPACITY,
+        Some(Arc::new(move || waking.notify_one())),
+    );
     ws.on_upgrade(move |socket| async move {
-        let tap = bus.tap(pattern, TAP_CAPACITY);
-        stream_messages(socket, tap).await;
+        stream_messages(socket, &tap, &wake).await;
+        drop(place);
     })
     .into_response()
 }
 
-/// Forwards the tap's messages to the socket until either side closes.
-async fn stream_messages(socket: WebSocket, tap: crate::bus::Tap) {
-    let (frames, mut outbox) = mpsc::channel::<String>(256);
-    // The tap's inbox blocks; read it on a thread of its own, which owns (and so ends) the tap.
-    tokio::task::spawn_blocking(move || {
-        let mut dropped = 0;
-        while !frames.is_closed() {
-            let now_dropped = tap.stats.dropped.load(Ordering::Relaxed);
-            if now_dropped != dropped {
-                dropped = now_dropped;
-                if frames
-                    .blocking_send(format!("{{\"dropped\":{dropped}}}"))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let Ok(delivery) = tap.inbox.recv_timeout(Duration::from_millis(250)) else {
-                continue;
+/// Forwards the tap's messages to the socket until either side closes, or a write fails (the
+/// server's write deadline ends a client that stopped reading). No thread waits on the tap:
+/// the bus wakes this task when it queues a message.
+async fn stream_messages(socket: WebSocket, tap: &crate::bus::Tap, wake: &Notify) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut told_dropped = 0;
+    'serving: loop {
+        let mut batch = 0;
+        while batch < BATCH {
+            let Ok(delivery) = tap.inbox.try_recv() else {
+                break;
             };
-            let message = &delivery.message;
-            let time = OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default();
-            let frame = format!(
-                "{{\"service\":{},\"node\":{},\"time\":{},\"payload\":{}}}",
-                quoted(&message.service),
-                quoted(&message.node),
-                quoted(&time),
-                message.payload
-            );
-            if frames.blocking_send(frame).is_err() {
-                return;
+            batch += 1;
+            if sink
+                .feed(Message::text(frame(&delivery.message)))
+                .await
+                .is_err()
+            {
+                break 'serving;
             }
         }
-    });
-    let (mut sink, mut incoming) = socket.split();
-    loop {
-        tokio::select! {
-            frame = outbox.recv() => {
-                let Some(frame) = frame else { break };
-                if sink.send(Message::text(frame)).await.is_err() {
-                    break;
-                }
+        let dropped = tap.stats.dropped.load(Ordering::Relaxed);
+        if dropped != told_dropped {
+            told_dropped = dropped;
+            let notice = Message::text(format!("{{\"dropped\":{dropped}}}"));
+            if sink.feed(notice).await.is_err() {
+                break;
             }
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+        if !tap.inbox.is_empty() {
+            continue;
+        }
+        // A message queued after the check above left a permit: `notified` returns at once.
+        tokio::select! {
+            () = wake.notified() => {}
             received = incoming.next() => match received {
                 Some(Ok(message)) if !message.is_close() => {}
                 _ => break,
             },
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(CLOSE_WITHIN, sink.close()).await;
+}
+
+/// The text frame for one message.
+fn frame(message: &crate::bus::Message) -> String {
+    let time = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    format!(
+        "{{\"service\":{},\"node\":{},\"time\":{},\"payload\":{}}}",
+        quoted(&message.service),
+        quoted(&message.node),
+        quoted(&time),
+        message.payload
+    )
 }
 
 fn quoted(text: &str) -> String {

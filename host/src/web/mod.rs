@@ -19,6 +19,11 @@
 //! Everything the pages need is built into `hm` ([`assets`]): nothing comes from the network.
 //! Mutating endpoints ("key" above) follow [`access`]: the hive key when one is configured,
 //! and never a request from another web origin.
+//!
+//! Clients cannot exhaust the host: at most `[hive] max_streams` live connections (WebSockets
+//! and event streams) are open at once, one more gets 503 ([`live`]); each WebSocket client
+//! has a bounded queue; and a client that stops reading is cut off after `[hive]
+//! write_timeout_ms` ([`server`]).
 
 mod access;
 mod api;
@@ -27,6 +32,7 @@ mod live;
 mod metrics;
 mod pages;
 mod routes;
+mod server;
 pub(crate) mod tail;
 
 pub use access::{KEY_HEADER, check_exposure};
@@ -53,12 +59,9 @@ pub async fn serve(
     controller: Arc<Controller>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let state = Web::new(controller);
-    warp::serve(routes::all(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let state = Web::new(controller.clone());
+    let write_timeout = move || controller.config().write_timeout;
+    server::run(listener, routes::all(state), write_timeout, shutdown).await;
 }
 
 /// What every handler shares: the controller, and counters the web layer keeps itself.
@@ -66,6 +69,7 @@ pub async fn serve(
 struct Web {
     controller: Arc<Controller>,
     counters: Arc<metrics::EventCounters>,
+    streams: Arc<live::Streams>,
 }
 
 impl Web {
@@ -74,6 +78,7 @@ impl Web {
         Self {
             controller,
             counters,
+            streams: Arc::default(),
         }
     }
 

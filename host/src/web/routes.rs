@@ -127,7 +127,8 @@ fn reads(web: &Web) -> Route {
         .and(warp::get())
         .and(with(web))
         .map(|w: Web| {
-            let text = metrics::render(&w.controller.snapshot(), &w.counters);
+            let mut text = metrics::render(&w.controller.snapshot(), &w.counters);
+            text.push_str(&w.streams.metrics());
             warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
                 .into_response()
         });

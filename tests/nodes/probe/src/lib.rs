@@ -22,6 +22,7 @@
 //! payloads = ["a", 1, { b = 2 }]          # sent in order, then the service stops
 //! payloads_json = '[null, {"b": null}]'    # more payloads, as JSON text (TOML has no null)
 //! count = 100                              # or: send {"seq": i} this many times
+//! pad_bytes = 1024                         # with count: add "pad", this many bytes of text
 //! interval_ms = 0
 //! start_file = "/tmp/x/go"                 # wait until this file exists before sending
 //! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
@@ -103,6 +104,9 @@ struct ServiceSpec {
     /// Payloads as JSON text (TOML has no `null`); appended to `payloads`.
     payloads_json: Option<String>,
     count: Option<u64>,
+    /// With `count`: each `{"seq": i}` also carries `"pad"`, a text of this many bytes.
+    #[serde(default)]
+    pad_bytes: usize,
     #[serde(default)]
     interval_ms: u64,
     /// Sends nothing until this file exists (the mesh tests create it once hosts see each other).
@@ -299,7 +303,9 @@ fn step(
             }
         }
     }
-    let payload = if spec.payloads.is_empty() {
+    let payload = if spec.payloads.is_empty() && spec.pad_bytes > 0 {
+        json!({ "seq": *sent, "pad": "x".repeat(spec.pad_bytes) })
+    } else if spec.payloads.is_empty() {
         json!({ "seq": *sent })
     } else {
         spec.payloads[(*sent as usize) % spec.payloads.len()].clone()
