@@ -12,6 +12,7 @@
 mod baseline;
 mod chart;
 mod dev_loop;
+mod hive;
 mod isolate;
 mod mesh;
 mod messages;

@@ -11,9 +11,7 @@ use crate::stats::percentile;
 use crate::table;
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::{Pattern, Tap};
-use hivemind_host::config;
-use hivemind_host::controller::{Controller, Selection};
-use hivemind_host::logging::{LogSettings, Logs};
+use hivemind_host::controller::Controller;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -60,29 +58,9 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
     })
 }
 
-fn logs(root: &Path) -> Logs {
-    Logs::new(LogSettings {
-        dir: root.join("logs"),
-        max_bytes: 1 << 20,
-        backups: 1,
-        verbose: false,
-    })
-}
-
 /// A temporary hive with the probe library and `config` as its config/hive.toml.
 fn hive(libraries: &Path, config: &str) -> Result<tempfile::TempDir> {
-    let hive = tempfile::Builder::new()
-        .prefix("hm-bench-mesh-")
-        .tempdir()?;
-    std::fs::create_dir_all(hive.path().join("config"))?;
-    std::fs::create_dir_all(hive.path().join("nodes"))?;
-    std::fs::copy(
-        libraries.join("libprobe.so"),
-        hive.path().join("nodes/libprobe.so"),
-    )
-    .context("cannot install the probe library")?;
-    std::fs::write(hive.path().join("config/hive.toml"), config)?;
-    Ok(hive)
+    crate::hive::folder(libraries, &["probe"], config)
 }
 
 /// The same nodes in this process.
@@ -92,8 +70,7 @@ fn in_process(libraries: &Path, round_trips: usize, flood: u64) -> Result<Figure
         flood + 1
     );
     let hive = hive(libraries, &text)?;
-    let config = config::parse(hive.path(), &text)?;
-    let controller = Controller::new(config, Selection::Enabled, logs(hive.path()))?;
+    let controller = crate::hive::controller(hive.path())?;
     controller.start();
     let pong = controller.bus().tap(Pattern::new("pong")?, 16);
     let round_trips_us = ping_pong(&controller, &pong, round_trips, Duration::ZERO)?;
@@ -137,8 +114,7 @@ fn across_processes(libraries: &Path, round_trips: usize, flood: u64) -> Result<
             flood + 1
         ),
     )?;
-    let config = config::load(a.path())?;
-    let controller = Arc::new(Controller::new(config, Selection::Enabled, logs(a.path()))?);
+    let controller = Arc::new(crate::hive::controller(a.path())?);
     controller.start_mesh()?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !controller

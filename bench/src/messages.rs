@@ -2,12 +2,10 @@
 //! latency (paced and at saturation) through the real host and real node libraries, each beside
 //! the same pattern through a plain crossbeam channel measured in the same run.
 
-use crate::baseline;
+use crate::{baseline, hive};
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::{Pattern, Tap};
-use hivemind_host::config;
-use hivemind_host::controller::{Controller, Selection};
-use hivemind_host::logging::{LogSettings, Logs};
+use hivemind_host::controller::Controller;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,27 +21,12 @@ pub struct BenchHive {
 impl BenchHive {
     /// Starts a hive whose config has `nodes` (node tables using `library = "bench_node"`).
     pub fn start(libraries: &Path, nodes: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("hm-bench-").tempdir()?;
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("config"))?;
-        std::fs::create_dir_all(root.join("nodes"))?;
-        std::fs::copy(
-            libraries.join("libbench_node.so"),
-            root.join("nodes/libbench_node.so"),
-        )
-        .context("cannot install the bench node")?;
-        std::fs::write(
-            root.join(config::CONFIG_FILE),
-            format!("[hive]\nport = 0\n\n{nodes}"),
+        let dir = hive::folder(
+            libraries,
+            &["bench_node"],
+            &format!("[hive]\nport = 0\n\n{nodes}"),
         )?;
-        let config = config::load(root)?;
-        let logs = Logs::new(LogSettings {
-            dir: root.join("logs"),
-            max_bytes: 1 << 20,
-            backups: 1,
-            verbose: false,
-        });
-        let controller = Controller::new(config, Selection::Enabled, logs)?;
+        let controller = hive::controller(dir.path())?;
         let reports = controller.bus().tap(Pattern::new("bench-report")?, 64);
         controller.start();
         Ok(Self {

@@ -2,12 +2,10 @@
 //! message, and whether a thousand reloads leak memory, threads, file descriptors or mappings.
 
 use crate::stats::percentile;
-use crate::system;
+use crate::{hive, system};
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::Pattern;
-use hivemind_host::config;
-use hivemind_host::controller::{Controller, Selection};
-use hivemind_host::logging::{LogSettings, Logs};
+use hivemind_host::controller::Controller;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,26 +27,16 @@ pub struct Report {
 /// Runs the reload benchmark with the release libraries in `libraries`.
 pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
     let cycles = if quick { 100 } else { 1000 };
-    let hive = tempfile::Builder::new().prefix("hm-bench-").tempdir()?;
+    let text = "[hive]\nport = 0\n[nodes.echo]\nenabled = true\nlibrary = \"probe\"\n\
+                subscriptions = [\"ping\"]\necho_to = \"pong\"\n";
+    let hive = hive::folder(libraries, &["probe"], text)?;
     let root = hive.path();
-    std::fs::create_dir_all(root.join("config"))?;
-    std::fs::create_dir_all(root.join("nodes"))?;
     let target = root.join("nodes/libprobe.so");
     let versions = [
         libraries.join("libprobe.so"),
         libraries.join("libprobe2.so"),
     ];
-    install(&versions[0], &target)?;
-    let text = "[hive]\nport = 0\n[nodes.echo]\nenabled = true\nlibrary = \"probe\"\n\
-                subscriptions = [\"ping\"]\necho_to = \"pong\"\n";
-    let config = config::parse(root, text)?;
-    let logs = Logs::new(LogSettings {
-        dir: root.join("logs"),
-        max_bytes: 1 << 20,
-        backups: 1,
-        verbose: false,
-    });
-    let controller = Controller::new(config, Selection::Enabled, logs)?;
+    let controller = hive::controller(root)?;
     let started = Instant::now();
     controller.start();
     let load_ms = ms(started.elapsed());
