@@ -180,15 +180,17 @@ fn main() -> Result<()> {
         let mesh = mesh::run(&libraries, options.quick)?;
         mesh.print();
         if let Some(path) = options.json {
-            let json = serde_json::to_string_pretty(&serde_json::json!({ "mesh": mesh.json() }))?;
-            std::fs::write(&path, json + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            println!("wrote {}", path.display());
+            write_json(&path, &serde_json::json!({ "mesh": mesh.json() }))?;
         }
         return Ok(());
     }
     if options.isolate_only {
-        isolate::run(&libraries, options.quick)?.print();
+        let isolation = isolate::run(&libraries, options.quick)?;
+        isolation.print();
+        if let Some(path) = options.json {
+            let json = serde_json::json!({ "isolate": isolation.json() });
+            write_json(&path, &json)?;
+        }
         return Ok(());
     }
     if let Some(nodes) = options.scale_only {
@@ -285,10 +287,15 @@ fn main() -> Result<()> {
         json["rss_per_idle_node_kb"] = scale.rss_per_idle_node_kb.into();
         json["dev_edit_to_running_ms"] = dev.total_median_ms().into();
         json["dev_overhead_beyond_cargo_ms"] = dev.overhead_ms().into();
-        let json = serde_json::to_string_pretty(&json)?;
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
+        write_json(&path, &json)?;
     }
+    Ok(())
+}
+
+fn write_json(path: &std::path::Path, json: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(json)?;
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
