@@ -40,12 +40,12 @@ for target in "${targets[@]}"; do
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    corpus=$(find "fuzz/corpus/$target" -type f | wc -l)
+    corpus=$(sed -n 's/^#[0-9]*[[:space:]]*DONE .* corp: \([^ ]*\).*/\1/p' "$log" | tail -1)
     if [[ $status -ne 0 ]]; then
         echo "== $target FAILED (exit $status): see $log and fuzz/artifacts/$target/" >&2
         exit 1
     fi
-    summary+=("$target: ${seconds}s, ${execs:-?} execs (${rate:-?}/s), corpus $corpus files, no crash")
+    summary+=("$target: ${seconds}s, ${execs:-?} execs (${rate:-?}/s), corpus ${corpus:-?} (inputs/size), no crash")
 done
 echo "== all targets passed"
 printf '   %s\n' "${summary[@]}"
