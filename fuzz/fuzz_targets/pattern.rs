@@ -78,8 +78,8 @@ fn reference_matches(tokens: &[Token], name: &str) -> bool {
     let name: Vec<char> = name.chars().collect();
     let mut reached = vec![false; name.len() + 1];
     reached[0] = true;
+    let mut next = reached.clone();
     for token in tokens {
-        let mut next = vec![false; name.len() + 1];
         match token {
             Token::Star => {
                 let mut any = false;
@@ -89,12 +89,13 @@ fn reference_matches(tokens: &[Token], name: &str) -> bool {
                 }
             }
             single => {
+                next[0] = false;
                 for j in 0..name.len() {
                     next[j + 1] = reached[j] && one_char_matches(single, name[j]);
                 }
             }
         }
-        reached = next;
+        std::mem::swap(&mut reached, &mut next);
     }
     reached[name.len()]
 }
