@@ -23,3 +23,16 @@ pub mod runtime;
 pub mod scaffold;
 pub mod watch;
 pub mod web;
+
+/// Entry points for the `cargo fuzz` targets in `fuzz/` that the public API does not offer. Not
+/// part of the host's API: no stability promised.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::loader::elf::check as check_elf;
+
+    /// Whether `pattern` matches `service` by its regex alone, without the literal and prefix
+    /// shortcuts that [`Pattern::matches`](crate::bus::Pattern::matches) takes first.
+    pub fn pattern_matches_by_regex(pattern: &crate::bus::Pattern, service: &str) -> bool {
+        pattern.matches_by_regex(service)
+    }
+}

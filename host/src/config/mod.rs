@@ -779,6 +779,35 @@ mod tests {
         assert!(parse_err("[messages]\nqueue_capacity = 0\n").contains("queue_capacity"));
     }
 
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // The fuzz target's inputs stop at 4 KB; TOML's own depth limit (80) is what keeps a
+        // config of 100,000 nested levels from overflowing a reload thread's 2 MB stack.
+        let deep = 100_000;
+        let texts = [
+            format!("[nodes.a]\nv = {}{}\n", "[".repeat(deep), "]".repeat(deep)),
+            format!(
+                "[nodes.a]\nv = {}1{}\n",
+                "{b = ".repeat(deep),
+                "}".repeat(deep)
+            ),
+            format!("[nodes.a]\n{} = 1\n", vec!["k"; deep].join(".")),
+            format!("[nodes.a.{}]\n", vec!["k"; deep].join(".")),
+        ];
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for text in texts {
+                    let message =
+                        format!("{:#}", parse(Path::new("/hives/deep"), &text).unwrap_err());
+                    assert!(message.contains("recurs"), "{message}");
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     proptest::proptest! {
         // Fuzzing, bounded: any text parses or is refused with a message, never panics.
         #[test]

@@ -7,7 +7,7 @@
 //! dropped before its [`NodeLibrary`] is, and every call into it must run on threads that are
 //! joined before then; the node runtime keeps both rules.
 
-mod elf;
+pub(crate) mod elf;
 
 pub use elf::ElfError;
 
