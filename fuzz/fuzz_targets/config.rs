@@ -1,6 +1,7 @@
 //! Fuzzes the hive config parser: any text as `config/hive.toml` is parsed into a config or
 //! refused with a message, never a panic; a config it accepts keeps the promises the rest of the
-//! host relies on (plain node and library names, non-zero queues, a usable mesh section).
+//! host relies on (plain node and library names, non-zero queues and limits, a usable mesh
+//! section).
 //!
 //! Input: the bytes of the file, read as UTF-8 with invalid sequences replaced (the host reads
 //! the file with `read_to_string`, which refuses invalid UTF-8 before parsing; replacing keeps
@@ -21,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(config) => {
             assert!(config.messages.queue_capacity >= 1);
+            assert!(config.max_streams >= 1);
+            assert!(config.write_timeout >= std::time::Duration::from_millis(100));
             assert!(config.mesh.queue_capacity >= 1);
             assert!(config.mesh.lease_ms >= 100);
             for (name, node) in &config.nodes {
