@@ -2,7 +2,9 @@
 //! only that process; the host shows the crash, restarts it with backoff, and delivers what it
 //! had not handled and what was sent meanwhile. The node's code is the same as in process.
 
-use hivemind_tests::{Hive, eventually, received_from, records, seqs_from, toml_path};
+use hivemind_tests::{
+    Hive, assert_every_seq_once_in_order, eventually, received_from, records, toml_path,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -226,12 +228,19 @@ fn an_isolated_node_has_the_same_api_and_its_state_moves_in_and_out_of_process()
         eventually(WAIT, || !is_alive(child)),
         "the old process exited"
     );
-    let restored: Vec<Value> = records(&echo)
-        .into_iter()
-        .filter(|r| r["event"] == "restored")
-        .collect();
-    assert_eq!(restored.len(), 1, "{restored:?}");
-    assert_eq!(restored[0]["total"], 50);
+    // Built first, then handed the state when it starts.
+    let restored = || -> Vec<Value> {
+        records(&echo)
+            .into_iter()
+            .filter(|r| r["event"] == "restored")
+            .collect()
+    };
+    assert!(
+        eventually(WAIT, || restored().len() == 1),
+        "{:?}",
+        restored()
+    );
+    assert_eq!(restored()[0]["total"], 50);
     assert_eq!(running.node("echo")["isolated"], false);
 
     // And back into a process of its own.
@@ -239,17 +248,10 @@ fn an_isolated_node_has_the_same_api_and_its_state_moves_in_and_out_of_process()
     assert!(eventually(WAIT, || built_pids(&echo).len() == 3));
     let again = built_pids(&echo)[2];
     assert_ne!(again, u64::from(running.pid()));
-    let restored: Vec<Value> = records(&echo)
-        .into_iter()
-        .filter(|r| r["event"] == "restored")
-        .collect();
     assert!(
-        eventually(WAIT, || records(&echo)
-            .iter()
-            .filter(|r| r["event"] == "restored")
-            .count()
-            == 2),
-        "{restored:?}"
+        eventually(WAIT, || restored().len() == 2),
+        "{:?}",
+        restored()
     );
     assert!(eventually(WAIT, || running.node("echo")["status"] == "running"));
 
@@ -332,18 +334,7 @@ fn no_message_is_lost_or_reordered_while_an_isolated_subscriber_reloads() {
         assert_eq!(status, 200, "{body}");
         assert!(eventually(WAIT, || running.node("receiver")["loads"] == reload + 1));
     }
-    assert!(
-        eventually(WAIT, || received_from(&record, "ticks").len() as u64
-            >= count),
-        "received {} of {count}",
-        received_from(&record, "ticks").len()
-    );
-    let seqs = seqs_from(&record, "ticks");
-    assert_eq!(
-        seqs,
-        (0..count).collect::<Vec<_>>(),
-        "every message once, in order"
-    );
+    assert_every_seq_once_in_order(&record, "ticks", count, WAIT);
     assert_eq!(
         built_pids(&record).len(),
         6,

@@ -4,7 +4,8 @@
 //! really unloaded).
 
 use hivemind_tests::{
-    Hive, Running, built, eventually, hm_output, received_from, records, seqs_from, toml_path,
+    Hive, Running, assert_every_seq_once_in_order, built, eventually, hm_output, received_from,
+    records, toml_path,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -300,18 +301,7 @@ fn no_message_is_lost_or_reordered_while_the_subscriber_reloads_ten_times() {
         (r.node("ticker")["services"][0]["sent"] == count).then_some(())
     });
     assert!(sent_all.is_some(), "{}", running.node("ticker"));
-    assert!(
-        eventually(WAIT, || received_from(&record, "ticks").len() as u64
-            >= count),
-        "received {} of {count}",
-        received_from(&record, "ticks").len()
-    );
-    let seqs = seqs_from(&record, "ticks");
-    assert_eq!(
-        seqs,
-        (0..count).collect::<Vec<_>>(),
-        "every message once, in order"
-    );
+    assert_every_seq_once_in_order(&record, "ticks", count, WAIT);
     let builds: std::collections::BTreeSet<String> = records(&record)
         .iter()
         .filter(|r| r["event"] == "received")

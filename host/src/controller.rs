@@ -618,8 +618,9 @@ impl Controller {
                 continue;
             };
             let snapshot = runtime.snapshot();
-            if snapshot.crashes > slot.reported_crashes {
-                slot.reported_crashes = snapshot.crashes;
+            // Crashes can come faster than the checks: each one is reported.
+            while slot.reported_crashes < snapshot.crashes {
+                slot.reported_crashes += 1;
                 let how = snapshot.last_crash.clone().unwrap_or_default();
                 tracing::error!("isolated node `{name}` crashed: {how}");
                 self.events.emit(EventKind::Crashed, Some(&name), how);

@@ -396,6 +396,22 @@ pub fn seqs_from(path: &Path, service: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Waits until `{"seq": 0}` … `{"seq": count - 1}` have arrived from `service`, then checks
+/// that each arrived once and in order.
+pub fn assert_every_seq_once_in_order(path: &Path, service: &str, count: u64, timeout: Duration) {
+    assert!(
+        eventually(timeout, || received_from(path, service).len() as u64
+            >= count),
+        "received {} of {count}",
+        received_from(path, service).len()
+    );
+    assert_eq!(
+        seqs_from(path, service),
+        (0..count).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+}
+
 /// Polls until `check` holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, check: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
