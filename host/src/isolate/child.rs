@@ -16,7 +16,7 @@ use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
-use std::io::{BufReader, BufWriter};
+use std::io::{self, BufReader, BufWriter};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -151,12 +151,13 @@ pub fn child_main(socket: &Path) -> Result<()> {
             wire::DELIVER => {
                 let seq = fields.u64()?;
                 let count = fields.u8()?;
-                let mut indices = Vec::new();
-                if count != u8::MAX {
-                    for _ in 0..count {
-                        indices.push(fields.u32()?);
-                    }
-                }
+                // Read straight into the inline indices: no allocation per message.
+                let indices: Indices = match count {
+                    u8::MAX => std::iter::empty().collect(),
+                    count => (0..count)
+                        .map(|_| fields.u32())
+                        .collect::<io::Result<_>>()?,
+                };
                 let message = Message {
                     service: fields.str()?.into(),
                     node: fields.str()?.into(),
@@ -165,7 +166,7 @@ pub fn child_main(socket: &Path) -> Result<()> {
                 };
                 let delivery = Delivery {
                     message,
-                    subscriptions: indices.iter().copied().collect::<Indices>(),
+                    subscriptions: indices,
                     generation: if count == u8::MAX { 0 } else { GENERATION },
                 };
                 if queue.sender.send(delivery).is_err() {
