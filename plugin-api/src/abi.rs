@@ -9,9 +9,14 @@
 //!   [`NodeLib_Ref`]: the node's crate name, its type name and a constructor.
 //! - The host calls [`NodeLib::new_node`] once per node instance, on a thread it owns for that
 //!   node, with a [`NodeInit`]: the instance name, its settings as JSON text and a [`HostBox`].
-//! - The constructor returns [`NodeParts`]: the node object (subscription deliveries), one
-//!   [`ServiceBox`] per registered service (each stepped on its own host thread) and the
-//!   subscription patterns. Indices into those lists are the ids used on the wire.
+//! - The constructor returns [`NodeParts`]: the node object (subscription deliveries and timer
+//!   ticks), one [`ServiceDecl`] per registered service (a loop's [`ServiceBox`] is stepped on
+//!   its own host thread; a publisher has none), the subscription patterns and the timers.
+//!   Indices into those lists are the ids used on the wire.
+//! - Timers fire on the node's own thread, between deliveries: [`NodeObject::tick`] is never
+//!   called at the same time as [`NodeObject::deliver`].
+//! - Outcomes cross as stable enums ([`Flow`], [`SendErrorKind`]), never as raw integers or as
+//!   text to be parsed.
 //! - Every string crosses as `RStr`/`RString`; payloads are JSON text. The host copies what it
 //!   keeps, so nothing made by a library outlives it.
 //! - Every entry point catches panics inside the library and returns them as `RErr`; a panic
@@ -21,7 +26,8 @@
 //!   anything. Both are JSON text.
 //!
 //! Any change to a type here changes the layout that the host checks at load time; bump the
-//! crate's minor version with it, so that the refusal names the versions involved.
+//! crate's minor version with it, so that the refusal names the versions involved. (0.4.0:
+//! stable `Flow` and `SendErrorKind` enums, publishers, timers.)
 
 #![allow(non_camel_case_types, non_local_definitions)] // names made by abi_stable's macros
 
@@ -33,10 +39,7 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
-/// A service's step said: run me again.
-pub const FLOW_CONTINUE: u8 = 0;
-/// A service's step said: this service is done.
-pub const FLOW_STOP: u8 = 1;
+pub use crate::service::{Flow, SendErrorKind};
 
 /// The root module a node library exports.
 #[repr(C)]
@@ -82,7 +85,24 @@ pub struct NodeParts {
     pub services: RVec<ServiceDecl>,
     /// The node's subscription patterns, in registration order (index = subscription id).
     pub subscriptions: RVec<RString>,
+    /// The node's timers, in registration order (index = timer id).
+    pub timers: RVec<TimerDecl>,
 }
+
+/// One registered timer: [`NodeObject::tick`] runs it on the node's own thread.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct TimerDecl {
+    /// The timer's name, for the node's log.
+    pub name: RString,
+    /// Nanoseconds between two ticks. The host raises anything below [`MIN_TIMER_PERIOD_NANOS`]
+    /// to it.
+    pub period_nanos: u64,
+}
+
+/// The shortest timer period the host keeps (1 ms): a shorter one would starve the node's
+/// deliveries.
+pub const MIN_TIMER_PERIOD_NANOS: u64 = 1_000_000;
 
 /// One registered service.
 #[repr(C)]
@@ -90,8 +110,9 @@ pub struct NodeParts {
 pub struct ServiceDecl {
     /// The service name, which is the topic its messages go out on.
     pub name: RString,
-    /// Runs one iteration of the service's callback.
-    pub runner: ServiceBox,
+    /// Runs one iteration of the service's callback; `RNone` for a publisher, which has no
+    /// loop and sends only from the node's other callbacks.
+    pub runner: ROption<ServiceBox>,
 }
 
 /// A message as a subscription callback sees it; borrowed from the host for one call.
@@ -119,6 +140,16 @@ pub struct CallbackError {
     pub message: RString,
 }
 
+/// Why the host refused a message, as [`Host::send`] reports it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct SendFailure {
+    /// What went wrong, for code to match on.
+    pub kind: SendErrorKind,
+    /// What went wrong, for a person: names the service and the fix.
+    pub message: RString,
+}
+
 /// Log levels a node can write at.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,7 +168,7 @@ pub enum LogLevel {
 #[sabi_trait]
 pub trait Host: Clone + Send + Sync + 'static {
     /// Publishes `payload` (JSON text) on the node's service number `service`.
-    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), RString>;
+    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), SendFailure>;
 
     /// Sleeps up to `nanos`, waking early when the node stops. Returns whether the node still runs.
     fn sleep(&self, nanos: u64) -> bool;
@@ -164,16 +195,19 @@ pub trait NodeObject: Send {
     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError>;
 
     /// After a reload, before any message or service: the state the previous instance saved.
-    #[sabi(last_prefix_field)]
     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError>;
+
+    /// Runs timer number `timer`'s callback once.
+    #[sabi(last_prefix_field)]
+    fn tick(&mut self, timer: u32) -> RResult<(), CallbackError>;
 }
 
 /// One service's callback, as the host holds it.
 #[sabi_trait]
 pub trait ServiceObject: Send {
-    /// Runs the callback once; returns [`FLOW_CONTINUE`] or [`FLOW_STOP`].
+    /// Runs the callback once; returns whether to run it again.
     #[sabi(last_prefix_field)]
-    fn step(&mut self) -> RResult<u8, CallbackError>;
+    fn step(&mut self) -> RResult<Flow, CallbackError>;
 }
 
 /// The host, as a node holds it.

@@ -9,11 +9,11 @@
 
 use crate::Node;
 use crate::abi::{
-    CallbackError, FLOW_CONTINUE, FLOW_STOP, HostBox, LogLevel, MessageView, NodeBox, NodeInit,
-    NodeLib, NodeLib_Ref, NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject,
+    CallbackError, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeLib, NodeLib_Ref,
+    NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
 };
 use crate::message::Message;
-use crate::node::{Context, ServiceFn, Services, SubscriptionFn, Subscriptions};
+use crate::node::{Context, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn};
 use crate::service::{Flow, Service};
 use abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
@@ -25,6 +25,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Names a node type for export; implemented by [`export_node!`](crate::export_node).
 pub trait NodeExport: Node {
@@ -44,7 +45,9 @@ impl<N: NodeExport> ModuleFor<N> {
     });
 }
 
-fn root_module<N: NodeExport>() -> NodeLib_Ref {
+/// The root module of node type `N`: what the host's loader gets from the library, and what
+/// [`crate::testing`] drives in-process.
+pub(crate) fn root_module<N: NodeExport>() -> NodeLib_Ref {
     NodeLib_Ref(ModuleFor::<N>::MODULE.static_as_prefix())
 }
 
@@ -97,16 +100,31 @@ pub(crate) fn log_to_current_node(level: LogLevel, line: &str) -> bool {
     true
 }
 
+/// Set by [`crate::testing`] only (never in a library `hm` loads): a panic outside a node
+/// callback then goes to the previous hook, so that a failing test reads as usual.
+static UNDER_TEST: AtomicBool = AtomicBool::new(false);
+
+/// Called by [`crate::testing`] before it builds a node.
+pub(crate) fn mark_under_test() {
+    UNDER_TEST.store(true, Ordering::Relaxed);
+}
+
 fn install_panic_hook() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
             let place = info
                 .location()
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                 .unwrap_or_default();
             let line = format!("panicked{place}: {}", panic_text(info.payload()));
-            if !log_to_current_node(LogLevel::Error, &line) {
+            if log_to_current_node(LogLevel::Error, &line) {
+                return;
+            }
+            if UNDER_TEST.load(Ordering::Relaxed) {
+                previous(info);
+            } else {
                 eprintln!("hivemind node {line}");
             }
         }));
@@ -155,39 +173,72 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
     let mut subscriptions = Subscriptions::new();
     node.subscriptions(&mut subscriptions);
 
-    let (patterns, callbacks): (RVec<RString>, Vec<SubscriptionFn<N>>) = subscriptions
-        .registered
+    let Subscriptions {
+        registered,
+        timers,
+    } = subscriptions;
+    let (patterns, callbacks): (RVec<RString>, Vec<SubscriptionFn<N>>) = registered
         .into_iter()
         .map(|(pattern, callback)| (RString::from(pattern), callback))
+        .unzip();
+    let (timer_decls, ticks): (RVec<TimerDecl>, Vec<TimerFn<N>>) = timers
+        .into_iter()
+        .map(|(name, every, callback)| {
+            let decl = TimerDecl {
+                name: name.into(),
+                period_nanos: u64::try_from(every.as_nanos()).unwrap_or(u64::MAX),
+            };
+            (decl, callback)
+        })
         .unzip();
     let services = services
         .registered
         .into_iter()
         .map(|(service, run)| ServiceDecl {
             name: service.name().into(),
-            runner: ServiceBox::from_value(ServiceRunner { service, run }, TD_Opaque),
+            runner: match run {
+                Some(run) => ROption::RSome(ServiceBox::from_value(
+                    ServiceRunner { service, run },
+                    TD_Opaque,
+                )),
+                None => ROption::RNone,
+            },
         })
         .collect();
     let runner = NodeRunner {
         node,
         callbacks,
+        ticks,
         host: init.host.clone(),
     };
     Ok(NodeParts {
         node: NodeBox::from_value(runner, TD_Opaque),
         services,
         subscriptions: patterns,
+        timers: timer_decls,
     })
 }
 
-/// A node instance with its subscription callbacks, driven by the host's node thread.
+/// A node instance with its subscription and timer callbacks, driven by the host's node thread.
 struct NodeRunner<N> {
     node: N,
     callbacks: Vec<SubscriptionFn<N>>,
+    ticks: Vec<TimerFn<N>>,
     host: HostBox,
 }
 
 impl<N: Node> NodeObject for NodeRunner<N> {
+    fn tick(&mut self, timer: u32) -> RResult<(), CallbackError> {
+        let _scope = HostScope::enter(&self.host);
+        let Self { node, ticks, .. } = self;
+        contain(|| {
+            let tick = ticks
+                .get_mut(timer as usize)
+                .ok_or_else(|| format!("the host ticked timer {timer}, which this node lacks"))?;
+            tick(node).map_err(|error| error.to_string())
+        })
+    }
+
     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
         let _scope = HostScope::enter(&self.host);
         let node = &mut self.node;
@@ -239,13 +290,9 @@ struct ServiceRunner {
 }
 
 impl ServiceObject for ServiceRunner {
-    fn step(&mut self) -> RResult<u8, CallbackError> {
+    fn step(&mut self) -> RResult<Flow, CallbackError> {
         let _scope = HostScope::enter(self.service.host());
         let Self { service, run } = self;
-        contain(|| match run(service) {
-            Ok(Flow::Continue) => Ok(FLOW_CONTINUE),
-            Ok(Flow::Stop) => Ok(FLOW_STOP),
-            Err(error) => Err(error.to_string()),
-        })
+        contain(|| run(service).map_err(|error| error.to_string()))
     }
 }

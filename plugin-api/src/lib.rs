@@ -35,10 +35,12 @@
 //!   offers. Registration happens once, before any message flows.
 //! - A service callback runs in a loop on its own thread until it returns [`Flow::Stop`], returns
 //!   an error, panics, or the node stops. Use [`Service::sleep_for`], never `std::thread::sleep`:
-//!   it wakes at once when the node stops.
-//! - Subscription callbacks get `&mut` access to the node and a [`Message`]. They run one at a
-//!   time on a thread the host owns for this node, so node state needs no locks. Messages of one
-//!   service arrive in the order they were sent.
+//!   it wakes at once when the node stops. A publisher ([`Services::add_publisher`]) is a
+//!   service with no loop: the node sends on it from its other callbacks.
+//! - Subscription callbacks get `&mut` access to the node and a [`Message`]; so do timers
+//!   ([`Subscriptions::add_timer`]). They run one at a time on a thread the host owns for this
+//!   node, so node state needs no locks. Messages of one service arrive in the order they were
+//!   sent. [`Subscriptions::add_typed_subscription`] decodes the payload into your type first.
 //! - A panic in any callback is caught inside the library, logged to the node's log and counted
 //!   by the host; it never takes the hive down.
 //! - Log with [`info!`], [`warn!`], [`error!`] and [`debug!`]: the lines go to the node's own log
@@ -48,19 +50,42 @@
 //!   [`Node::restore_state`] before the new one receives anything. Messages sent to the node
 //!   meanwhile wait in its queue and are delivered, in order, to the new instance.
 //!
-//! The ABI between node and host lives in [`abi`]; node code never needs it.
+//! - [`testing`] runs a node in a plain `cargo test`, through the same glue the host drives.
+//! - Payload and settings types derive [`Serialize`] and [`Deserialize`] (re-exported from
+//!   [`serde`], and in the prelude). serde's derives name the `serde` crate, so a node crate
+//!   lists `serde` in its `Cargo.toml` (the crate `hm create_node` makes does), or puts
+//!   `#[serde(crate = "hivemind::serde")]` on each derived type.
+//!
+//! The ABI between node and host lives in [`abi`]; node code never needs it. Its types change
+//! only with the crate's minor version (before 1.0), and `hm` loads only libraries built against
+//! its own: after updating `hm`, rebuild your nodes (`hm dev` does).
+//!
+//! The guide "Writing nodes" (`docs/NODES.md` in the repository) walks through all of it.
+
+#![deny(missing_docs)]
 
 pub mod abi;
 mod glue;
+#[cfg(test)]
+mod glue_tests;
 mod log;
 mod message;
 mod node;
+mod pattern;
 mod service;
+pub mod testing;
+
+/// The guide's snippets, compiled and run as doctests in this repository (`cargo test
+/// --workspace`, or `cargo test -p hivemind --features guide --doc`); a hive's vendored copy
+/// has no guide and never enables the feature.
+#[cfg(all(doctest, feature = "guide"))]
+#[doc = include_str!("../../docs/NODES.md")]
+mod nodes_guide {}
 
 pub use log::Level;
 pub use message::{Message, PayloadError};
 pub use node::{Context, Node, Services, Subscriptions};
-pub use service::{Flow, SendError, Service};
+pub use service::{Flow, SendError, SendErrorKind, Service};
 
 /// Any error a callback or constructor may return; `?` converts most errors into it.
 pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -72,18 +97,36 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// no dependency of their own for it.
 pub use serde_json;
 
+/// The serialisation library payloads, settings and state go through, re-exported so that
+/// node code can name it (`#[serde(crate = "hivemind::serde")]`) without a dependency of its own.
+pub use serde;
+
+/// Derives for payload, settings and state types (serde's own).
+pub use serde::{Deserialize, Serialize};
+
 /// Everything a node needs, in one import: `use hivemind::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Context, Error, Flow, Message, Node, Result, Service, Services, Subscriptions, debug,
-        error, info, warn,
+        Context, Error, Flow, Message, Node, Result, SendError, SendErrorKind, Service, Services,
+        Subscriptions, debug, error, info, warn,
     };
+    pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};
 }
 
 /// Exports a [`Node`] type as this library's node. Put it once in the node crate's `lib.rs`.
 ///
-/// ```ignore
+/// ```
+/// use hivemind::prelude::*;
+///
+/// pub struct BatSignal;
+///
+/// impl Node for BatSignal {
+///     fn new(_context: &Context) -> Result<Self> {
+///         Ok(BatSignal)
+///     }
+/// }
+///
 /// hivemind::export_node!(BatSignal);
 /// ```
 #[macro_export]

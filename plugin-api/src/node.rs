@@ -5,6 +5,7 @@ use crate::service::{Flow, Service};
 use crate::{Message, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::time::Duration;
 
 /// A node: the unit the hive loads, runs, reloads and unloads.
 ///
@@ -70,10 +71,11 @@ impl Context {
 
 pub(crate) type ServiceFn = Box<dyn FnMut(&Service) -> Result<Flow> + Send>;
 
-/// Where a node registers its services.
+/// Where a node registers its services and publishers.
 pub struct Services {
     host: HostBox,
-    pub(crate) registered: Vec<(Service, ServiceFn)>,
+    /// In registration order (index = service id); `None`: a publisher, which has no loop.
+    pub(crate) registered: Vec<(Service, Option<ServiceFn>)>,
 }
 
 impl Services {
@@ -96,25 +98,119 @@ impl Services {
     where
         F: FnMut(&Service) -> Result<Flow> + Send + 'static,
     {
+        self.register(name.into(), Some(Box::new(callback)))
+    }
+
+    /// Adds a publisher named `name`: a service with no loop of its own. Keep the returned
+    /// [`Service`] in the node and send from any callback (a subscription, a timer, another
+    /// service). The page and the API show it as a publisher.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    ///
+    /// struct Echo {
+    ///     out: Option<Service>,
+    /// }
+    ///
+    /// impl Node for Echo {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Echo { out: None })
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         self.out = Some(hive.add_publisher("echo"));
+    ///     }
+    ///
+    ///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    ///         hive.add_subscription("shout", |node: &mut Self, message: &Message| {
+    ///             if let Some(out) = &node.out {
+    ///                 out.send(message.payload())?;
+    ///             }
+    ///             Ok(())
+    ///         });
+    ///     }
+    /// }
+    /// # hivemind::export_node!(Echo);
+    /// ```
+    pub fn add_publisher(&mut self, name: impl Into<String>) -> Service {
+        self.register(name.into(), None)
+    }
+
+    fn register(&mut self, name: String, callback: Option<ServiceFn>) -> Service {
         let id = u32::try_from(self.registered.len()).expect("fewer than 2^32 services");
-        let service = Service::new(self.host.clone(), id, name.into());
-        self.registered.push((service.clone(), Box::new(callback)));
+        let service = Service::new(self.host.clone(), id, name);
+        self.registered.push((service.clone(), callback));
         service
     }
 }
 
+pub(crate) type TimerFn<N> = Box<dyn FnMut(&mut N) -> Result<()> + Send>;
+
+/// The shortest timer period (see [`Subscriptions::add_timer`]).
+const MIN_TIMER_PERIOD: Duration =
+    Duration::from_nanos(crate::abi::MIN_TIMER_PERIOD_NANOS);
+
 pub(crate) type SubscriptionFn<N> = Box<dyn FnMut(&mut N, &Message<'_>) -> Result<()> + Send>;
 
-/// Where a node registers its subscriptions.
+/// Where a node registers what runs on its own delivery thread: subscriptions and timers.
 pub struct Subscriptions<N> {
     pub(crate) registered: Vec<(String, SubscriptionFn<N>)>,
+    pub(crate) timers: Vec<(String, Duration, TimerFn<N>)>,
 }
 
 impl<N: Node> Subscriptions<N> {
     pub(crate) fn new() -> Self {
         Self {
             registered: Vec::new(),
+            timers: Vec::new(),
         }
+    }
+
+    /// Calls `callback` with the node itself every `every`, on the node's delivery thread:
+    /// in order with its subscriptions (never at the same time as one), so it may change the
+    /// node's state with no lock.
+    ///
+    /// The first tick comes `every` after the node starts. A tick that comes late (a long
+    /// callback before it) runs once, and the next one is `every` after it: ticks do not pile
+    /// up. Timers pause while the node is swapped for new code (the new instance's timers start
+    /// afresh) and stop with the node. Periods below 1 ms are raised to 1 ms. An `Err` or a
+    /// panic is logged to the node's log; the timer keeps ticking.
+    ///
+    /// Use a timer for periodic work on the node's state; use a service
+    /// ([`Services::add_service`]) for work that must own a thread (blocking reads, long waits).
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// struct Counter {
+    ///     seen: u64,
+    /// }
+    ///
+    /// impl Node for Counter {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Counter { seen: 0 })
+    ///     }
+    ///
+    ///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    ///         hive.add_subscription("*", |node: &mut Self, _message: &Message| {
+    ///             node.seen += 1;
+    ///             Ok(())
+    ///         });
+    ///         hive.add_timer("status", Duration::from_secs(10), |node: &mut Self| {
+    ///             info!("{} messages so far", node.seen);
+    ///             Ok(())
+    ///         });
+    ///     }
+    /// }
+    /// # hivemind::export_node!(Counter);
+    /// ```
+    pub fn add_timer<F>(&mut self, name: impl Into<String>, every: Duration, callback: F)
+    where
+        F: FnMut(&mut N) -> Result<()> + Send + 'static,
+    {
+        self.timers
+            .push((name.into(), every.max(MIN_TIMER_PERIOD), Box::new(callback)));
     }
 
     /// Calls `callback` with every message sent on a service whose name matches `pattern`.
@@ -132,5 +228,47 @@ impl<N: Node> Subscriptions<N> {
         F: FnMut(&mut N, &Message<'_>) -> Result<()> + Send + 'static,
     {
         self.registered.push((pattern.into(), Box::new(callback)));
+    }
+
+    /// Like [`add_subscription`](Self::add_subscription), with the payload decoded into `T`
+    /// first. A payload that does not decode never reaches `callback`: it is counted as a
+    /// failure of this subscription and logged to the node's log with the service and the
+    /// reason, and the subscription keeps receiving.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Reading {
+    ///     celsius: f64,
+    /// }
+    ///
+    /// struct Thermostat {
+    ///     last: f64,
+    /// }
+    ///
+    /// impl Node for Thermostat {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Thermostat { last: 0.0 })
+    ///     }
+    ///
+    ///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    ///         hive.add_typed_subscription("sensor-*", |node: &mut Self, reading: Reading, _: &Message| {
+    ///             node.last = reading.celsius;
+    ///             Ok(())
+    ///         });
+    ///     }
+    /// }
+    /// # hivemind::export_node!(Thermostat);
+    /// ```
+    pub fn add_typed_subscription<T, F>(&mut self, pattern: impl Into<String>, mut callback: F)
+    where
+        T: DeserializeOwned + 'static,
+        F: FnMut(&mut N, T, &Message<'_>) -> Result<()> + Send + 'static,
+    {
+        self.add_subscription(pattern, move |node: &mut N, message: &Message<'_>| {
+            let payload = message.decode::<T>()?;
+            callback(node, payload, message)
+        });
     }
 }

@@ -1,7 +1,8 @@
 //! NodeTemplate node for hive_name.
 //!
 //! Build and run the hive with `hm dev`; enable this node in `config/hive.toml` first
-//! (`[nodes.node_template]`, `enabled = true`).
+//! (`[nodes.node_template]`, `enabled = true`). `cargo test -p node_template` runs the tests
+//! at the end of this file, with no hive.
 
 use hivemind::prelude::*;
 
@@ -56,3 +57,23 @@ impl Node for NodeTemplate {
 }
 
 hivemind::export_node!(NodeTemplate);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hivemind::testing::TestNode;
+
+    /// Builds the node with settings written as in `config/hive.toml`, swaps it for a new
+    /// instance as `hm dev` does when the code changes, and checks that the count survived.
+    ///
+    /// Test what you add the same way: `node.deliver("my-service", "hello")` runs the matching
+    /// subscriptions, `node.run_service("my-service")` one iteration of a service, and
+    /// `node.sent_on("my-service")` and `node.logs()` show what the node sent and logged.
+    #[test]
+    fn the_count_survives_a_reload() {
+        let mut node = TestNode::<NodeTemplate>::with_toml("enabled = true").unwrap();
+        node.restore_state(&json!({ "handled": 41 })).unwrap();
+        let mut next = node.reload().unwrap();
+        assert_eq!(next.save_state().unwrap(), Some(json!({ "handled": 41 })));
+    }
+}

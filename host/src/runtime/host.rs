@@ -1,8 +1,8 @@
 //! The host side of the ABI: what a node's code calls back into.
 
 use super::state::NodeShared;
-use abi_stable::std_types::{RResult, RStr, RString};
-use hivemind::abi::{Host, LogLevel};
+use abi_stable::std_types::{RResult, RStr};
+use hivemind::abi::{Host, LogLevel, SendFailure};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +19,13 @@ impl NodeHost {
 }
 
 impl Host for NodeHost {
-    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), RString> {
+    fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), SendFailure> {
         self.shared
             .send(service, payload.as_str())
-            .map_err(RString::from)
+            .map_err(|(kind, message)| SendFailure {
+                kind,
+                message: message.into(),
+            })
             .into()
     }
 

@@ -21,9 +21,10 @@
 mod host;
 mod service;
 mod state;
+mod timers;
 
 pub(crate) use state::{NodeShared, Overlay};
-pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
+pub use state::{NodeSnapshot, NodeStatus, ServiceKind, ServiceSnapshot, SubscriptionSnapshot};
 
 use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
 use crate::config::FaultPolicy;
@@ -33,9 +34,12 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::Backoff;
-use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
+use hivemind::abi::{
+    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl, TimerDecl,
+};
 use host::NodeHost;
 use service::ServiceThread;
+use timers::Timers;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,6 +302,7 @@ struct BuiltNode {
     services: Vec<ServiceDecl>,
     service_names: Vec<Arc<str>>,
     subscriptions: Vec<Subscription>,
+    timers: Vec<TimerDecl>,
 }
 
 fn build(
@@ -315,6 +320,7 @@ fn build(
         node,
         services,
         subscriptions,
+        timers,
     } = library.new_node(init).into_result().map_err(|error| {
         let how = if error.panicked { "panicked" } else { "failed" };
         format!(
@@ -331,6 +337,7 @@ fn build(
         services,
         service_names,
         subscriptions,
+        timers: timers.into_iter().collect(),
     })
 }
 
@@ -393,6 +400,7 @@ fn run(
         services,
         service_names: _,
         subscriptions,
+        timers,
     } = node;
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -410,11 +418,25 @@ fn run(
     if let Some(state) = state {
         restore(&mut object, &state, &shared.log);
     }
-    let threads: Vec<ServiceThread> = services
-        .into_iter()
-        .zip(stats)
-        .map(|(decl, stats)| ServiceThread::spawn(decl, stats, shared.clone()))
-        .collect();
+    let mut publishers = Vec::new();
+    let mut threads: Vec<ServiceThread> = Vec::new();
+    for (decl, stats) in services.into_iter().zip(stats) {
+        match decl.runner.into_option() {
+            Some(runner) => threads.push(ServiceThread::spawn(
+                decl.name.into_string(),
+                runner,
+                stats,
+                shared.clone(),
+            )),
+            None => {
+                // A publisher has no loop: it "runs" while the instance does.
+                stats.set_publisher();
+                stats.set_running(true);
+                publishers.push(stats);
+            }
+        }
+    }
+    let mut timers = Timers::new(&timers, Instant::now());
     shared.set_running();
     let mut failed = None;
     for delivery in &backlog {
@@ -425,9 +447,19 @@ fn run(
     }
     let ending = match failed {
         Some(reason) => Ending::Failed(reason),
-        None => deliver_until_told(&mut object, spec, &subscriptions, shared, control),
+        None => deliver_until_told(
+            &mut object,
+            spec,
+            &subscriptions,
+            shared,
+            control,
+            &mut timers,
+        ),
     };
     shared.stop();
+    for stats in &publishers {
+        stats.set_running(false);
+    }
     let stuck = service::join_all(threads, Instant::now() + SERVICE_STOP_DEADLINE);
     match ending {
         Ending::HandOver(reply) => {
@@ -464,9 +496,12 @@ fn deliver_until_told(
     subscriptions: &[Subscription],
     shared: &NodeShared,
     control: &Receiver<Control>,
+    timers: &mut Timers,
 ) -> Ending {
     let inbox = &spec.queue.inbox;
     loop {
+        // Timers tick between deliveries, on this thread: in order with the subscriptions.
+        timers.tick_due(object, shared);
         // While messages keep coming, take them without the cost of a select.
         let mut handled = 0;
         while handled < BATCH {
@@ -486,6 +521,10 @@ fn deliver_until_told(
         if handled == BATCH || spin_for(inbox, spec.spin) || brief_wait(inbox) {
             continue;
         }
+        // Sleep until a message, a control command or the next timer's deadline.
+        let wake = timers
+            .next_due()
+            .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
         crossbeam_channel::select! {
             recv(inbox) -> delivery => match delivery {
                 Ok(delivery) => {
@@ -500,6 +539,7 @@ fn deliver_until_told(
                     return ending;
                 }
             }
+            recv(wake) -> _ => {}
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Service threads: each runs one service's callback in a loop until it stops.
 
 use super::state::{NodeShared, ServiceStats, clock};
-use hivemind::abi::{FLOW_STOP, LogLevel, ServiceDecl};
+use hivemind::abi::{Flow, LogLevel, ServiceBox};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -14,12 +14,17 @@ pub struct ServiceThread {
 }
 
 impl ServiceThread {
-    /// Starts stepping `decl`'s callback on a new thread.
-    pub fn spawn(decl: ServiceDecl, stats: Arc<ServiceStats>, shared: Arc<NodeShared>) -> Self {
-        let name = decl.name.to_string();
+    /// Starts stepping the callback of service `name` on a new thread.
+    pub fn spawn(
+        name: String,
+        runner: ServiceBox,
+        stats: Arc<ServiceStats>,
+        shared: Arc<NodeShared>,
+    ) -> Self {
+        let thread_name = name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}:{name}", shared.name))
-            .spawn(move || run(decl, &stats, &shared))
+            .spawn(move || run(&thread_name, runner, &stats, &shared))
             .expect("the OS refused to start a thread");
         Self { name, thread }
     }
@@ -30,8 +35,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two runs of a failing service.
 const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
 
-fn run(decl: ServiceDecl, stats: &ServiceStats, shared: &NodeShared) {
-    let ServiceDecl { name, mut runner } = decl;
+fn run(name: &str, mut runner: ServiceBox, stats: &ServiceStats, shared: &NodeShared) {
     stats.set_running(true);
     let mut backoff = FIRST_BACKOFF;
     while !shared.is_stopping() {
@@ -39,14 +43,14 @@ fn run(decl: ServiceDecl, stats: &ServiceStats, shared: &NodeShared) {
         let outcome = runner.step().into_result();
         stats.busy_since.store(0, Ordering::Relaxed);
         match outcome {
-            Ok(FLOW_STOP) => {
+            Ok(Flow::Stop) => {
                 shared.log.write(
                     LogLevel::Info,
                     &format!("service `{name}` returned Flow::Stop and has ended"),
                 );
                 break;
             }
-            Ok(_) => backoff = FIRST_BACKOFF,
+            Ok(Flow::Continue) => backoff = FIRST_BACKOFF,
             Err(error) => {
                 let how = if error.panicked {
                     "panicked"

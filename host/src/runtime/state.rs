@@ -4,7 +4,7 @@ use crate::bus::{Subscription, SubscriptionStats, Topic};
 use crate::config::FaultPolicy;
 use crate::loader::LibraryInfo;
 use crate::logging::NodeLog;
-use hivemind::abi::LogLevel;
+use hivemind::abi::{LogLevel, SendErrorKind};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -93,11 +93,26 @@ impl NodeSnapshot {
     }
 }
 
+/// What a service is: a loop on its own thread, or a publisher the node sends on from its
+/// other callbacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// `add_service`: a callback the host runs in a loop.
+    #[default]
+    Loop,
+    /// `add_publisher`: no loop; `running` means the node runs.
+    Publisher,
+}
+
 /// One service's counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     /// The service's name.
     pub name: String,
+    /// A loop or a publisher (`"loop"`, `"publisher"`).
+    #[serde(default)]
+    pub kind: ServiceKind,
     /// Messages it sent.
     pub sent: u64,
     /// Whether its loop is running.
@@ -130,6 +145,8 @@ pub struct SubscriptionSnapshot {
 #[derive(Debug)]
 pub struct ServiceStats {
     name: String,
+    /// Set once, when the instance starts (a publisher has no loop).
+    publisher: AtomicBool,
     sent: AtomicU64,
     running: AtomicBool,
     restarts: AtomicU64,
@@ -143,6 +160,7 @@ impl ServiceStats {
     fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
+            publisher: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             running: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
@@ -157,6 +175,11 @@ impl ServiceStats {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Marks the service a publisher (no loop).
+    pub fn set_publisher(&self) {
+        self.publisher.store(true, Ordering::Relaxed);
+    }
+
     pub fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Relaxed);
     }
@@ -168,6 +191,11 @@ impl ServiceStats {
     fn snapshot(&self) -> ServiceSnapshot {
         ServiceSnapshot {
             name: self.name.clone(),
+            kind: if self.publisher.load(Ordering::Relaxed) {
+                ServiceKind::Publisher
+            } else {
+                ServiceKind::Loop
+            },
             sent: self.sent.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
@@ -268,6 +296,7 @@ impl Overlay {
             s.panicked += theirs.panicked;
         }
         for (s, theirs) in host.services.iter_mut().zip(&report.services) {
+            s.kind = theirs.kind;
             s.running = theirs.running;
             s.restarts += theirs.restarts;
             s.error.clone_from(&theirs.error);
@@ -282,6 +311,9 @@ struct State {
     services: Vec<Arc<ServiceStats>>,
     subscriptions: Vec<(String, Arc<SubscriptionStats>)>,
 }
+
+/// Why a message was not sent: its kind (for the node's code) and the reason (for people).
+pub type Refused = (SendErrorKind, String);
 
 /// The state a node's threads share with its host object and the controller.
 pub struct NodeShared {
@@ -333,26 +365,30 @@ impl NodeShared {
     }
 
     /// Publishes a payload on service `service` of this node.
-    pub fn send(&self, service: u32, payload: &str) -> Result<(), String> {
+    pub fn send(&self, service: u32, payload: &str) -> Result<(), Refused> {
         if self.is_stopping() {
-            return Err("the node is stopping".into());
+            return Err((SendErrorKind::Stopping, "the node is stopping".into()));
         }
         self.forward(service, payload)
     }
 
     /// Publishes what a service of this node has sent, even while the node stops: an isolated
     /// node's process sent it before it heard of the stop.
-    pub fn forward(&self, service: u32, payload: &str) -> Result<(), String> {
+    pub fn forward(&self, service: u32, payload: &str) -> Result<(), Refused> {
         let Some(outlets) = self.outlets.get() else {
             return Err(self.refuse(
+                SendErrorKind::NotStarted,
                 "a message was sent before the node started (send from a service or a subscription, not from Node::new)".into(),
             ));
         };
         let Some((topic, stats)) = outlets.get(service as usize) else {
-            return Err(self.refuse(format!("this node has no service number {service}")));
+            return Err(self.refuse(
+                SendErrorKind::UnknownService,
+                format!("this node has no service number {service}"),
+            ));
         };
         if payload.len() > self.max_payload_bytes {
-            return Err(self.refuse(format!(
+            return Err(self.refuse(SendErrorKind::TooLarge, format!(
                 "service `{}` sent a payload of {} bytes, over the hive's limit of {} bytes ([messages] max_payload_bytes in config/hive.toml); it was not sent",
                 topic.name(),
                 payload.len(),
@@ -369,9 +405,9 @@ impl NodeShared {
         Ok(())
     }
 
-    fn refuse(&self, reason: String) -> String {
+    fn refuse(&self, kind: SendErrorKind, reason: String) -> Refused {
         self.log.write(LogLevel::Warn, &reason);
-        reason
+        (kind, reason)
     }
 
     /// Sleeps up to `duration`, waking early when the node stops; returns whether it still runs.
@@ -535,6 +571,7 @@ mod tests {
         NodeSnapshot {
             services: vec![ServiceSnapshot {
                 name: "pong".into(),
+                kind: ServiceKind::Loop,
                 sent: 0,
                 running: true,
                 restarts,

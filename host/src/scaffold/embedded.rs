@@ -17,11 +17,14 @@ pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("Cargo.toml"),
     api_file!("src/abi.rs"),
     api_file!("src/glue.rs"),
+    api_file!("src/glue_tests.rs"),
     api_file!("src/lib.rs"),
     api_file!("src/log.rs"),
     api_file!("src/message.rs"),
     api_file!("src/node.rs"),
+    api_file!("src/pattern.rs"),
     api_file!("src/service.rs"),
+    api_file!("src/testing.rs"),
 ];
 
 /// `plugin-template/Cargo.toml`: the manifest of a new node crate.

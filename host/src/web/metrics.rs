@@ -285,6 +285,7 @@ mod tests {
             nodes: vec![
                 NodeSnapshot {
                     services: vec![ServiceSnapshot {
+                        kind: Default::default(),
                         name: "a".into(),
                         sent: 3,
                         running: true,

@@ -38,3 +38,39 @@ impl Batman {
 }
 
 hivemind::export_node!(Batman);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hivemind::Level;
+    use hivemind::testing::TestNode;
+
+    #[test]
+    fn every_bat_signal_is_answered_and_counted() {
+        let mut node = TestNode::<Batman>::new().unwrap();
+        assert_eq!(node.subscriptions(), ["bat-signal-*"]);
+        for _ in 0..2 {
+            let matched = node
+                .deliver_from("batsignal", "bat-signal-main", "Batman! We need help!")
+                .unwrap();
+            assert_eq!(matched, 1);
+        }
+        let logs = node.logs();
+        assert!(
+            logs.iter()
+                .any(|line| line.message == "saved the day 2 times (signal from batsignal)"),
+            "{logs:?}"
+        );
+    }
+
+    #[test]
+    fn other_services_do_not_reach_him_and_odd_payloads_are_warned_about() {
+        let mut node = TestNode::<Batman>::new().unwrap();
+        assert_eq!(node.deliver("joker-laugh", "ha ha").unwrap(), 0);
+        assert_eq!(node.deliver("bat-signal-main", &42).unwrap(), 1);
+        let logs = node.logs();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].level, Level::Warn);
+        assert_eq!(logs[0].message, "Unknown payload type: 42");
+    }
+}

@@ -1,7 +1,6 @@
 //! BatSignal node for the example hive: calls for help every few seconds.
 
 use hivemind::prelude::*;
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Settings from `[nodes.batsignal]` in `config/hive.toml`.
@@ -43,3 +42,43 @@ impl Node for BatSignal {
 }
 
 hivemind::export_node!(BatSignal);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hivemind::testing::{TestErrorKind, TestNode};
+
+    #[test]
+    fn one_iteration_signals_once_and_waits_the_interval() {
+        let mut node = TestNode::<BatSignal>::with_toml("interval_secs = 0.5").unwrap();
+        assert_eq!(node.services(), ["bat-signal-main"]);
+        assert_eq!(node.run_service("bat-signal-main").unwrap(), Flow::Continue);
+        assert_eq!(
+            node.sent_on("bat-signal-main"),
+            [json!("Batman! We need help!")]
+        );
+        assert_eq!(node.sleeps(), [Duration::from_millis(500)]);
+        assert!(
+            node.logs()
+                .iter()
+                .any(|line| line.message == "the bat signal is shining")
+        );
+    }
+
+    #[test]
+    fn a_stopping_hive_ends_the_service_with_an_error() {
+        let mut node = TestNode::<BatSignal>::new().unwrap();
+        node.stop();
+        let error = node.run_service("bat-signal-main").unwrap_err();
+        assert_eq!(error.kind(), TestErrorKind::Failed);
+        assert!(error.message().contains("stopping"), "{error}");
+        assert!(node.sent().is_empty());
+    }
+
+    #[test]
+    fn a_bad_interval_is_refused_with_the_setting_named() {
+        let error = TestNode::<BatSignal>::with_toml("interval_secs = -1.0").unwrap_err();
+        assert_eq!(error.kind(), TestErrorKind::Failed);
+        assert!(error.message().contains("interval_secs = -1"), "{error}");
+    }
+}

@@ -365,7 +365,7 @@
         h('tbody', {}, n.services.map((svc) => {
           const last = svc.last_payload !== undefined ? { payload: svc.last_payload } : lastPayload.get(svc.name);
           return h('tr', {},
-            h('td', {}, h('code', {}, svc.name), svc.error ? h('div', { class: 'bad', style: 'color:var(--bad);font-size:12px' }, svc.error) : (!svc.running && n.status === 'running' ? h('div', { class: 'sub' }, 'stopped') : null)),
+            h('td', {}, h('code', {}, svc.name), svc.error ? h('div', { class: 'bad', style: 'color:var(--bad);font-size:12px' }, svc.error) : (svc.kind === 'publisher' ? h('div', { class: 'sub' }, 'publisher') : (!svc.running && n.status === 'running' ? h('div', { class: 'sub' }, 'stopped') : null))),
             h('td', { class: 'num' }, num(svc.sent)), h('td', { class: 'num' }, rate(r.service.get(`${n.name}\u0000${svc.name}`))),
             h('td', {}, h('div', { class: 'payload', title: last ? JSON.stringify(last.payload) : '' }, last ? JSON.stringify(last.payload) : '–')));
         })))
