@@ -173,10 +173,7 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
     let mut subscriptions = Subscriptions::new();
     node.subscriptions(&mut subscriptions);
 
-    let Subscriptions {
-        registered,
-        timers,
-    } = subscriptions;
+    let Subscriptions { registered, timers } = subscriptions;
     let (patterns, callbacks): (RVec<RString>, Vec<SubscriptionFn<N>>) = registered
         .into_iter()
         .map(|(pattern, callback)| (RString::from(pattern), callback))

@@ -149,7 +149,9 @@ fn a_panic_in_any_building_step_is_returned_as_a_panic() {
         let error = probe(step).unwrap_err();
         assert_panicked(&error, what);
         assert!(
-            error.message().starts_with("the constructor of node `glue_tests` panicked"),
+            error
+                .message()
+                .starts_with("the constructor of node `glue_tests` panicked"),
             "{error}"
         );
     }
@@ -210,8 +212,7 @@ fn state_is_handed_to_the_next_instance() {
 
 #[test]
 fn settings_are_decoded_and_bad_ones_refused() {
-    let mut node =
-        TestNode::<Probe>::with_json(r#"{"label": "north", "enabled": false}"#).unwrap();
+    let mut node = TestNode::<Probe>::with_json(r#"{"label": "north", "enabled": false}"#).unwrap();
     node.deliver_from("sender", "in-1", &1).unwrap();
     assert_eq!(
         node.sent_on("probe-out"),

@@ -147,8 +147,7 @@ impl Services {
 pub(crate) type TimerFn<N> = Box<dyn FnMut(&mut N) -> Result<()> + Send>;
 
 /// The shortest timer period (see [`Subscriptions::add_timer`]).
-const MIN_TIMER_PERIOD: Duration =
-    Duration::from_nanos(crate::abi::MIN_TIMER_PERIOD_NANOS);
+const MIN_TIMER_PERIOD: Duration = Duration::from_nanos(crate::abi::MIN_TIMER_PERIOD_NANOS);
 
 pub(crate) type SubscriptionFn<N> = Box<dyn FnMut(&mut N, &Message<'_>) -> Result<()> + Send>;
 

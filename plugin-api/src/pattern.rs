@@ -43,8 +43,8 @@ impl Glob {
                 '*' => tokens.push(Token::Any),
                 '?' => tokens.push(Token::One),
                 '[' => {
-                    let (token, close) = set(&chars, i)
-                        .map_err(|reason| format!("pattern `{text}`: {reason}"))?;
+                    let (token, close) =
+                        set(&chars, i).map_err(|reason| format!("pattern `{text}`: {reason}"))?;
                     tokens.push(token);
                     i = close;
                 }

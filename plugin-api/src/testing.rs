@@ -67,8 +67,8 @@
 
 use crate::Level;
 use crate::abi::{
-    CallbackError, Host, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts,
-    SendFailure, ServiceBox, TimerDecl,
+    CallbackError, Host, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, SendFailure,
+    ServiceBox, TimerDecl,
 };
 use crate::glue::{NodeExport, mark_under_test, root_module};
 use crate::pattern::Glob;
@@ -239,7 +239,10 @@ impl Host for TestHost {
             );
         }
         let name = {
-            let services = recorder.services.lock().unwrap_or_else(PoisonError::into_inner);
+            let services = recorder
+                .services
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             services.get(service as usize).cloned()
         };
         let Some(name) = name else {
@@ -340,7 +343,9 @@ impl<N: NodeExport> TestNode<N> {
             .parse()
             .map_err(|e| TestError::usage(format!("the test's settings are not TOML: {e}")))?;
         let settings = serde_json::to_value(&table).map_err(|e| {
-            TestError::usage(format!("the test's settings cannot be handed over as JSON: {e}"))
+            TestError::usage(format!(
+                "the test's settings cannot be handed over as JSON: {e}"
+            ))
         })?;
         Self::with_settings(N::CRATE_NAME, with_enabled(settings)?)
     }
@@ -369,9 +374,9 @@ impl<N: NodeExport> TestNode<N> {
             services,
             subscriptions,
             timers,
-        } = new_node(init)
-            .into_result()
-            .map_err(|e| TestError::from_callback(&format!("the constructor of node `{name}`"), &e))?;
+        } = new_node(init).into_result().map_err(|e| {
+            TestError::from_callback(&format!("the constructor of node `{name}`"), &e)
+        })?;
         let subscriptions = subscriptions
             .into_iter()
             .map(|pattern| {
@@ -385,7 +390,10 @@ impl<N: NodeExport> TestNode<N> {
             .map(|decl| (decl.name.into_string(), decl.runner.into_option()))
             .collect();
         check_service_names(name, &services)?;
-        *recorder.services.lock().unwrap_or_else(PoisonError::into_inner) =
+        *recorder
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
             services.iter().map(|(name, _)| name.clone()).collect();
         recorder.started.store(true, Ordering::Relaxed);
         Ok(Self {
@@ -407,7 +415,10 @@ impl<N: NodeExport> TestNode<N> {
 
     /// The names of the node's services, publishers included, in registration order.
     pub fn services(&self) -> Vec<&str> {
-        self.services.iter().map(|(name, _)| name.as_str()).collect()
+        self.services
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect()
     }
 
     /// The names of the node's publishers (services with no loop).
@@ -437,7 +448,9 @@ impl<N: NodeExport> TestNode<N> {
 
     /// Sets the largest payload the node may send (the hive's `[messages] max_payload_bytes`).
     pub fn set_max_payload_bytes(&mut self, bytes: usize) {
-        self.recorder.max_payload_bytes.store(bytes, Ordering::Relaxed);
+        self.recorder
+            .max_payload_bytes
+            .store(bytes, Ordering::Relaxed);
     }
 
     /// Delivers `payload` (anything `Serialize`) as sent on `service` by the node
@@ -598,9 +611,11 @@ impl<N: NodeExport> TestNode<N> {
     /// Calls the node's `save_state`, as a hive does before swapping in new code.
     pub fn save_state(&mut self) -> Result<Option<Value>, TestError> {
         match self.node.save_state().into_result() {
-            Ok(ROption::RSome(state)) => serde_json::from_str(state.as_str())
-                .map(Some)
-                .map_err(|e| TestError::usage(format!("save_state gave text that is not JSON: {e}"))),
+            Ok(ROption::RSome(state)) => {
+                serde_json::from_str(state.as_str()).map(Some).map_err(|e| {
+                    TestError::usage(format!("save_state gave text that is not JSON: {e}"))
+                })
+            }
             Ok(ROption::RNone) => Ok(None),
             Err(error) => Err(TestError::from_callback("save_state", &error)),
         }
@@ -654,9 +669,7 @@ fn with_enabled(mut settings: Value) -> Result<Value, TestError> {
             "a node's settings are a table (a JSON object), not {settings}"
         )));
     };
-    table
-        .entry("enabled")
-        .or_insert(Value::Bool(true));
+    table.entry("enabled").or_insert(Value::Bool(true));
     Ok(settings)
 }
 

@@ -39,12 +39,12 @@ use hivemind::abi::{
 };
 use host::NodeHost;
 use service::ServiceThread;
-use timers::Timers;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use timers::Timers;
 
 /// How long services get to return after being told to stop.
 pub(crate) const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);

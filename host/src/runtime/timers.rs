@@ -7,8 +7,8 @@
 //! instance. A tick's error or panic is logged with the count so far; the timer keeps ticking.
 
 use super::state::{NodeShared, clock};
-use std::sync::atomic::Ordering;
 use hivemind::abi::{LogLevel, MIN_TIMER_PERIOD_NANOS, NodeBox, TimerDecl};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// One timer's schedule.
@@ -38,7 +38,9 @@ impl Timers {
                     name: decl.name.as_str().to_owned(),
                     period,
                     // A period too long to add (centuries) never comes due.
-                    due: now.checked_add(period).unwrap_or(now + Duration::from_secs(1 << 32)),
+                    due: now
+                        .checked_add(period)
+                        .unwrap_or(now + Duration::from_secs(1 << 32)),
                     failures: 0,
                 }
             })

@@ -10,6 +10,8 @@
 //! panic_on_payload = "boom"                # a subscription panics on this payload
 //! fail_on_payload = "oops"                 # a subscription returns Err on this payload
 //! echo_to = "pong"                         # re-send every received payload on service "pong"
+//! publish_to = "relay"                     # the same, on a publisher (a service with no loop)
+//! tick_ms = 20                             # a timer: records {"event": "tick", "total": n}
 //! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
 //! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
 //! hang_ms = 1500
@@ -52,6 +54,10 @@ struct Settings {
     fail_on_payload: Option<String>,
     /// Re-sends every received payload on this service (one of its own, with no other job).
     echo_to: Option<String>,
+    /// Re-sends every received payload on this publisher.
+    publish_to: Option<String>,
+    /// A timer with this period records the number of messages received so far.
+    tick_ms: Option<u64>,
     /// A subscription blocks this long on every message (a slow subscriber).
     #[serde(default)]
     slow_ms: u64,
@@ -151,6 +157,9 @@ pub struct Probe {
     settings: Settings,
     recorder: Recorder,
     echo: Option<Service>,
+    publisher: Option<Service>,
+    /// Ticks of the timer so far.
+    ticks: u64,
     /// Messages received by every instance so far: kept across reloads by the state hooks.
     total: u64,
 }
@@ -172,6 +181,8 @@ impl Node for Probe {
             settings,
             recorder,
             echo: None,
+            publisher: None,
+            ticks: 0,
             total: 0,
         })
     }
@@ -184,6 +195,9 @@ impl Node for Probe {
                 Ok(Flow::Continue)
             });
             self.echo = Some(echo);
+        }
+        if let Some(name) = self.settings.publish_to.clone() {
+            self.publisher = Some(hive.add_publisher(name));
         }
         for mut spec in self.settings.services.clone() {
             if let Some(json) = spec.payloads_json.take() {
@@ -223,6 +237,18 @@ impl Node for Probe {
                 move |probe: &mut Probe, message: &Message| probe.receive(index, &pattern, message),
             );
         }
+        if let Some(ms) = self.settings.tick_ms {
+            hive.add_timer("tick", Duration::from_millis(ms), |probe: &mut Probe| {
+                probe.ticks += 1;
+                probe.recorder.record(json!({
+                    "event": "tick",
+                    "tick": probe.ticks,
+                    "total": probe.total,
+                    "build": BUILD,
+                }));
+                Ok(())
+            });
+        }
     }
 }
 
@@ -255,6 +281,9 @@ impl Probe {
         }
         if let Some(echo) = &self.echo {
             echo.send(message.payload())?;
+        }
+        if let Some(publisher) = &self.publisher {
+            publisher.send(message.payload())?;
         }
         self.total += 1;
         self.recorder.record(json!({
@@ -314,7 +343,14 @@ fn step(
     if *sent >= total {
         return Ok(Flow::Stop);
     }
-    service.send(&payload)?;
+    if let Err(error) = service.send(&payload) {
+        recorder.record(json!({
+            "event": "send_failed",
+            "service": spec.name,
+            "kind": format!("{:?}", error.kind()),
+        }));
+        return Err(error.into());
+    }
     *sent += 1;
     if spec.interval_ms > 0 && !service.sleep_for(Duration::from_millis(spec.interval_ms)) {
         return Ok(Flow::Stop);
