@@ -80,6 +80,8 @@ pub(super) const PRELUDE_TYPES: &[&str] = &[
     "Message",
     "Node",
     "Result",
+    "SendError",
+    "SendErrorKind",
     "Service",
     "Services",
     "Subscriptions",
