@@ -43,6 +43,25 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
 }
 
 /// Logs at info level to the node's log file: `info!("saw {n} signals")`.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Greeter;
+///
+/// impl Node for Greeter {
+///     fn new(context: &Context) -> Result<Self> {
+///         info!("{} is up", context.name());
+///         Ok(Greeter)
+///     }
+/// }
+/// hivemind::export_node!(Greeter);
+///
+/// let node = TestNode::<Greeter>::with_settings("greeter", json!({})).unwrap();
+/// assert_eq!(node.logs()[0].level, hivemind::Level::Info);
+/// assert_eq!(node.logs()[0].message, "greeter is up");
+/// ```
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)+) => { $crate::__log!($crate::Level::Info, $($arg)+) };

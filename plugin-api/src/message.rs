@@ -56,6 +56,39 @@ impl<'a> Message<'a> {
     }
 
     /// The payload decoded into your own type.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Alarm {
+    ///     level: u8,
+    /// }
+    ///
+    /// pub struct Siren;
+    ///
+    /// impl Node for Siren {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Siren)
+    ///     }
+    ///
+    ///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    ///         hive.add_subscription("alarm", |_: &mut Self, message: &Message| {
+    ///             let alarm: Alarm = message.decode()?;
+    ///             info!("level {} from {}", alarm.level, message.node());
+    ///             Ok(())
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Siren);
+    ///
+    /// let mut node = TestNode::<Siren>::new().unwrap();
+    /// node.deliver_from("panel", "alarm", &json!({ "level": 3 })).unwrap();
+    /// assert_eq!(node.logs()[0].message, "level 3 from panel");
+    /// let error = node.deliver("alarm", "loud").unwrap_err();
+    /// assert!(error.message().contains("the payload from service `alarm` does not decode"));
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
         serde_json::from_str(self.json).map_err(|source| PayloadError {
             service: self.service.to_owned(),

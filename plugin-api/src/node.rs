@@ -64,6 +64,33 @@ impl Context {
     }
 
     /// The node's settings decoded into your own type; unknown keys are up to your type.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Settings {
+    ///     #[serde(default)]
+    ///     loud: bool,
+    /// }
+    ///
+    /// pub struct Shouter {
+    ///     loud: bool,
+    /// }
+    ///
+    /// impl Node for Shouter {
+    ///     fn new(context: &Context) -> Result<Self> {
+    ///         let settings: Settings = context.settings_as()?;
+    ///         Ok(Shouter { loud: settings.loud })
+    ///     }
+    /// }
+    /// hivemind::export_node!(Shouter);
+    ///
+    /// // A setting of the wrong type is the constructor's error, naming the problem.
+    /// let error = TestNode::<Shouter>::with_json(r#"{"loud": "yes"}"#).unwrap_err();
+    /// assert!(error.message().contains("invalid type"), "{error}");
+    /// ```
     pub fn settings_as<T: DeserializeOwned>(&self) -> Result<T> {
         Ok(T::deserialize(&self.settings)?)
     }
@@ -94,6 +121,37 @@ impl Services {
     ///
     /// The returned [`Service`] sends under this name from anywhere in the node, for example
     /// from a subscription callback.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    /// use std::time::Duration;
+    ///
+    /// pub struct Countdown;
+    ///
+    /// impl Node for Countdown {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Countdown)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         let mut left = 2;
+    ///         hive.add_service("countdown", move |service: &Service| {
+    ///             service.send(&left)?;
+    ///             left -= 1;
+    ///             service.sleep_for(Duration::from_secs(1));
+    ///             Ok(if left == 0 { Flow::Stop } else { Flow::Continue })
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Countdown);
+    ///
+    /// let mut node = TestNode::<Countdown>::new().unwrap();
+    /// assert_eq!(node.run_service("countdown").unwrap(), Flow::Continue);
+    /// assert_eq!(node.run_service("countdown").unwrap(), Flow::Stop);
+    /// assert_eq!(node.sent_on("countdown"), [json!(2), json!(1)]);
+    /// assert_eq!(node.sleeps(), [Duration::from_secs(1); 2]);
+    /// ```
     pub fn add_service<F>(&mut self, name: impl Into<String>, callback: F) -> Service
     where
         F: FnMut(&Service) -> Result<Flow> + Send + 'static,
@@ -222,6 +280,38 @@ impl<N: Node> Subscriptions<N> {
     /// The callback gets the node itself and the message. An `Err` it returns (use `?` freely)
     /// is logged to the node's log and counted, and so is a panic; the subscription keeps
     /// receiving.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Listener {
+    ///     heard: Vec<String>,
+    /// }
+    ///
+    /// impl Node for Listener {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Listener { heard: Vec::new() })
+    ///     }
+    ///
+    ///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    ///         hive.add_subscription("news-[a-z]*", |node: &mut Self, message: &Message| {
+    ///             node.heard.push(message.service().to_owned());
+    ///             Ok(())
+    ///         });
+    ///     }
+    ///
+    ///     fn save_state(&mut self) -> Result<Option<Value>> {
+    ///         Ok(Some(json!(self.heard)))
+    ///     }
+    /// }
+    /// hivemind::export_node!(Listener);
+    ///
+    /// let mut node = TestNode::<Listener>::new().unwrap();
+    /// assert_eq!(node.deliver("news-sport", "goal").unwrap(), 1);
+    /// assert_eq!(node.deliver("news-1", "no match").unwrap(), 0);
+    /// assert_eq!(node.save_state().unwrap(), Some(json!(["news-sport"])));
+    /// ```
     pub fn add_subscription<F>(&mut self, pattern: impl Into<String>, callback: F)
     where
         F: FnMut(&mut N, &Message<'_>) -> Result<()> + Send + 'static,
