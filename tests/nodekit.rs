@@ -59,6 +59,13 @@ fn publisher_and_timer(isolate: bool) {
         (0..5).map(|seq| json!({ "seq": seq })).collect::<Vec<_>>(),
         "every message relayed once, in order"
     );
+    // An isolated node's process reports its side (kinds, running) every 250 ms.
+    let shown = || {
+        let node = running.node("relay");
+        let service = &node["services"][0];
+        service["kind"] == "publisher" && service["running"] == true
+    };
+    assert!(eventually(WAIT, shown), "{}", running.node("relay"));
     let node = running.node("relay");
     let service = &node["services"][0];
     assert_eq!(service["name"], "relayed");
