@@ -39,7 +39,13 @@ fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebu
         rebuild_nodes(controller, rebuild);
     }
     if batch.contains(&Change::Config) {
-        match config::load(controller.root()) {
+        // A config that would expose the hive (its key removed while it listens beyond
+        // loopback) is refused like a broken one: the running config and key stay.
+        let loaded = config::load(controller.root()).and_then(|config| {
+            config::check_live_change(&controller.config(), &config).map_err(anyhow::Error::msg)?;
+            Ok(config)
+        });
+        match loaded {
             Ok(config) => {
                 for warning in &config.warnings {
                     tracing::warn!("{warning}");

@@ -129,6 +129,7 @@ fn reads(web: &Web) -> Route {
         .map(|w: Web| {
             let mut text = metrics::render(&w.controller.snapshot(), &w.counters);
             text.push_str(&w.streams.metrics());
+            text.push_str(&w.connections.metrics());
             warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
                 .into_response()
         });
