@@ -240,8 +240,7 @@ fn redact_quoted_line(line: &str, secrets: &[(usize, String)]) -> String {
         Some(at) if !value.trim().is_empty() => &rest[..at],
         _ => "",
     };
-    let kept = if kept.trim().is_empty() { " " } else { kept };
-    format!("{number} |{kept}{REDACTED}")
+    format!("{number} |{} {REDACTED}", kept.trim_end())
 }
 
 /// Refuses a config that would expose the hive: an empty key, or a bind beyond loopback with

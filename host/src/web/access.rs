@@ -4,8 +4,8 @@
 //! In this order:
 //! 1. **The name (DNS rebinding).** The request's authority (HTTP/2 `:authority`, or the
 //!    HTTP/1 `Host` header; both must agree when both are given) must be one the hive answers
-//!    to: `localhost`, `127.0.0.1`, `[::1]`, the address it is bound to, the address the client
-//!    reached, each with the hive's port; or a name listed in `[hive] hosts` (a name alone
+//!    to: `localhost`, `127.0.0.1`, `[::1]`, the address it is bound to (`0.0.0.0` included:
+//!    `hm` prints it), the address the client reached, each with the hive's port; or a name listed in `[hive] hosts` (a name alone
 //!    means the hive's port; `name:port` is taken as it is, for a proxy in front). Anything else
 //!    gets 403 naming `[hive] hosts`. A page on `evil.example` whose name was re-pointed to
 //!    127.0.0.1 so is refused, reads included.
@@ -204,9 +204,8 @@ fn check_name(authority: &str, conn: &Conn, hosts: &[String]) -> Result<(), Refu
         "[::1]".to_owned(),
         address_name(conn.local),
     ];
-    if !conn.listener.ip().is_unspecified() {
-        names.push(address_name(conn.listener));
-    }
+    // `0.0.0.0` too: it is what `hm` prints, and an address is never a name to re-point.
+    names.push(address_name(conn.listener));
     if names.iter().any(|n| ours(n)) || hosts.iter().any(|h| ours(h)) {
         return Ok(());
     }
@@ -433,7 +432,7 @@ mod tests {
         let s = Sessions::default();
         let get = |host: &str| status(admit(&head("GET", "/healthz", &[("host", host)]), &c, &cfg, &s));
         assert_eq!(get("10.1.2.3:9476"), 200);
-        assert_eq!(get("0.0.0.0:9476"), 403);
+        assert_eq!(get("0.0.0.0:9476"), 200);
         assert_eq!(get("10.1.2.4:9476"), 403);
     }
 
