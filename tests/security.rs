@@ -103,7 +103,13 @@ fn resident_kib(running: &Running) -> u64 {
 
 /// The value of an unlabelled metric, asked from `from` (a loopback address to connect from).
 fn metric(running: &Running, name: &str) -> u64 {
-    let answer = raw(running.address(), "GET", "/metrics", &[("Host", running.address())], "");
+    let answer = raw(
+        running.address(),
+        "GET",
+        "/metrics",
+        &[("Host", running.address())],
+        "",
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer
         .body
@@ -122,7 +128,12 @@ fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
         match stream.read(&mut buffer) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return false;
             }
             Err(_) => return true,
@@ -183,23 +194,58 @@ fn a_forged_host_is_refused_for_reads_and_changes_and_listed_names_pass() {
         assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
         let error = answer.json();
         assert_eq!(error["setting"], "[hive] hosts", "{error}");
-        assert!(error["error"].as_str().unwrap().contains("[hive] hosts"), "{error}");
+        assert!(
+            error["error"].as_str().unwrap().contains("[hive] hosts"),
+            "{error}"
+        );
         assert_eq!(answer.header("connection").as_deref(), Some("close"));
     }
     // The wrong port is another name, too; no Host at all is refused.
-    assert_eq!(raw(running.address(), "GET", "/api/nodes", &[("Host", "127.0.0.1:1")], "").status, 403);
-    assert_eq!(raw(running.address(), "GET", "/api/nodes", &[], "").status, 400);
+    assert_eq!(
+        raw(
+            running.address(),
+            "GET",
+            "/api/nodes",
+            &[("Host", "127.0.0.1:1")],
+            ""
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        raw(running.address(), "GET", "/api/nodes", &[], "").status,
+        400
+    );
 
     // The names it answers to: loopback, and what [hive] hosts lists.
-    for host in [format!("localhost:{port}"), format!("gotham.test:{port}"), running.address().to_owned()] {
-        let answer = raw(running.address(), "GET", "/api/nodes/receiver", &[("Host", &host)], "");
+    for host in [
+        format!("localhost:{port}"),
+        format!("gotham.test:{port}"),
+        running.address().to_owned(),
+    ] {
+        let answer = raw(
+            running.address(),
+            "GET",
+            "/api/nodes/receiver",
+            &[("Host", &host)],
+            "",
+        );
         assert_eq!(answer.status, 200, "{host}: {}", answer.body);
     }
     let origin = format!("http://gotham.test:{port}");
     let host = format!("gotham.test:{port}");
-    let answer = raw(running.address(), "POST", "/api/publish/manual-ok", &[("Host", &host), ("Origin", &origin)], "7");
+    let answer = raw(
+        running.address(),
+        "POST",
+        "/api/publish/manual-ok",
+        &[("Host", &host), ("Origin", &origin)],
+        "7",
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert!(eventually(WAIT, || received_from(&hive.file("receiver.jsonl"), "manual-ok") == [serde_json::json!(7)]));
+    assert!(eventually(WAIT, || received_from(
+        &hive.file("receiver.jsonl"),
+        "manual-ok"
+    ) == [serde_json::json!(7)]));
 
     // Nothing the forged requests asked for happened.
     assert_eq!(running.node("receiver")["status"], "running");
@@ -212,19 +258,49 @@ fn pages_carry_framing_sniffing_referrer_and_content_policies() {
     let hive = ticking_hive("");
     let running = hive.run(&[]);
     let address = running.address().to_owned();
-    for path in ["/", "/nodes/receiver", "/static/app.js", "/api/hive", "/nope"] {
+    for path in [
+        "/",
+        "/nodes/receiver",
+        "/static/app.js",
+        "/api/hive",
+        "/nope",
+    ] {
         let answer = raw(&address, "GET", path, &[("Host", &address)], "");
-        assert_eq!(answer.header("x-frame-options").as_deref(), Some("DENY"), "{path}");
-        assert_eq!(answer.header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
-        assert_eq!(answer.header("referrer-policy").as_deref(), Some("no-referrer"), "{path}");
+        assert_eq!(
+            answer.header("x-frame-options").as_deref(),
+            Some("DENY"),
+            "{path}"
+        );
+        assert_eq!(
+            answer.header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            answer.header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
         let policy = answer.header("content-security-policy").unwrap_or_default();
-        for part in ["frame-ancestors 'none'", "script-src 'self'", "style-src 'self'", &format!("connect-src 'self' ws://{address}")] {
+        for part in [
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            &format!("connect-src 'self' ws://{address}"),
+        ] {
             assert!(policy.contains(part), "{path}: {policy}");
         }
         assert!(!policy.contains("unsafe-inline"), "{policy}");
     }
     // The pages satisfy it: no inline script or style, only the JSON data block.
-    let page = raw(&address, "GET", "/nodes/receiver", &[("Host", &address)], "").body;
+    let page = raw(
+        &address,
+        "GET",
+        "/nodes/receiver",
+        &[("Host", &address)],
+        "",
+    )
+    .body;
     assert_eq!(page.matches("<script").count(), 2, "{page}");
     assert!(page.contains(r#"<script type="application/json" id="initial">"#));
     assert!(!page.contains("style="), "{page}");
@@ -259,7 +335,11 @@ fn cross_site_websockets_and_event_streams_are_refused_before_taking_a_place() {
             &address,
             "GET",
             "/api/events",
-            &[("Host", &address), ("Origin", "null"), ("Accept", "text/event-stream")],
+            &[
+                ("Host", &address),
+                ("Origin", "null"),
+                ("Accept", "text/event-stream"),
+            ],
             "",
         );
         assert_eq!(answer.status, 403, "{}", answer.body);
@@ -292,20 +372,47 @@ fn beyond_loopback_every_request_but_healthz_needs_the_key() {
     let address = format!("127.0.0.1:{port}");
     let host = [("Host", address.as_str())];
     assert_eq!(raw(&address, "GET", "/healthz", &host, "").body, "ok");
-    for path in ["/api/nodes", "/api/nodes/receiver", "/api/hive", "/api/events", "/metrics", "/static/app.js", "/api/nodes/receiver/log"] {
+    for path in [
+        "/api/nodes",
+        "/api/nodes/receiver",
+        "/api/hive",
+        "/api/events",
+        "/metrics",
+        "/static/app.js",
+        "/api/nodes/receiver/log",
+    ] {
         let answer = raw(&address, "GET", path, &host, "");
         assert_eq!(answer.status, 401, "{path}: {}", answer.body);
         assert_eq!(answer.json()["setting"], "[hive] key");
         assert!(!answer.body.contains("tok-5ecret"), "{path}");
     }
     // A browser asking for a page gets the key form, with its own nonce-only policy.
-    let form = raw(&address, "GET", "/nodes", &[("Host", &address), ("Accept", "text/html")], "");
+    let form = raw(
+        &address,
+        "GET",
+        "/nodes",
+        &[("Host", &address), ("Accept", "text/html")],
+        "",
+    );
     assert_eq!(form.status, 401);
     assert!(form.body.contains("/api/session") && form.body.contains("type=\"password\""));
     let policy = form.header("content-security-policy").unwrap();
-    let nonce = policy.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
-    assert_eq!(form.body.matches(&format!("nonce=\"{nonce}\"")).count(), 2, "{policy}");
-    assert!(!form.body.contains("tick"), "the form shows nothing of the hive");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert_eq!(
+        form.body.matches(&format!("nonce=\"{nonce}\"")).count(),
+        2,
+        "{policy}"
+    );
+    assert!(
+        !form.body.contains("tick"),
+        "the form shows nothing of the hive"
+    );
 
     // With the key in a header: the node, its secret setting redacted.
     let with_key = [("Host", address.as_str()), ("X-Hive-Key", KEY)];
@@ -314,29 +421,69 @@ fn beyond_loopback_every_request_but_healthz_needs_the_key() {
     let node = answer.json();
     assert_eq!(node["settings"]["api_token"], "<redacted>");
     assert_eq!(node["settings"]["subscriptions"][0], "tick*");
-    assert!(!raw(&address, "GET", "/api/hive", &with_key, "").body.contains("tok-5ecret"));
-    assert_eq!(raw(&address, "GET", "/api/nodes", &[("Host", &address), ("X-Hive-Key", "wrong")], "").status, 401);
+    assert!(
+        !raw(&address, "GET", "/api/hive", &with_key, "")
+            .body
+            .contains("tok-5ecret")
+    );
+    assert_eq!(
+        raw(
+            &address,
+            "GET",
+            "/api/nodes",
+            &[("Host", &address), ("X-Hive-Key", "wrong")],
+            ""
+        )
+        .status,
+        401
+    );
 
     // The page's way: the key once to /api/session, then a cookie the streams carry.
     let session = raw(&address, "POST", "/api/session", &with_key, "");
     assert_eq!(session.status, 204, "{}", session.body);
     let cookie = session.header("set-cookie").unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(KEY), "the cookie is not the key");
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
         "ws://{address}/api/subscribe?pattern=ticks"
     ))
     .unwrap();
-    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
     let (mut socket, _) = tungstenite::connect(request).expect("a session's WebSocket is accepted");
-    assert!(matches!(socket.read().unwrap(), tungstenite::Message::Text(_)));
-    let page = raw(&address, "GET", "/nodes/receiver", &[("Host", &address), ("Cookie", &cookie)], "");
+    assert!(matches!(
+        socket.read().unwrap(),
+        tungstenite::Message::Text(_)
+    ));
+    let page = raw(
+        &address,
+        "GET",
+        "/nodes/receiver",
+        &[("Host", &address), ("Cookie", &cookie)],
+        "",
+    );
     assert_eq!(page.status, 200);
     let origin = format!("http://{address}");
-    let change = raw(&address, "POST", "/api/publish/manual-cookie", &[("Host", &address), ("Cookie", &cookie), ("Origin", &origin)], "1");
+    let change = raw(
+        &address,
+        "POST",
+        "/api/publish/manual-cookie",
+        &[("Host", &address), ("Cookie", &cookie), ("Origin", &origin)],
+        "1",
+    );
     assert_eq!(change.status, 200, "{}", change.body);
-    let forged = raw(&address, "GET", "/api/nodes", &[("Host", &address), ("Cookie", "hive-session=0123")], "");
+    let forged = raw(
+        &address,
+        "GET",
+        "/api/nodes",
+        &[("Host", &address), ("Cookie", "hive-session=0123")],
+        "",
+    );
     assert_eq!(forged.status, 401);
     // Without a key the WebSocket is refused before the upgrade.
     match tungstenite::connect(format!("ws://{address}/api/subscribe?pattern=*")) {
@@ -349,7 +496,10 @@ fn beyond_loopback_every_request_but_healthz_needs_the_key() {
 /// Opens `count` connections to `address` that each send `head_bytes` of a request head that
 /// never ends; returns them.
 fn unfinished_heads(address: &str, count: usize, head_bytes: usize) -> Vec<TcpStream> {
-    let filler = format!("GET / HTTP/1.1\r\nHost: {address}\r\nX-Fill: {}", "a".repeat(head_bytes));
+    let filler = format!(
+        "GET / HTTP/1.1\r\nHost: {address}\r\nX-Fill: {}",
+        "a".repeat(head_bytes)
+    );
     (0..count)
         .map(|_| {
             let mut stream = TcpStream::connect(address).unwrap();
@@ -363,7 +513,9 @@ fn unfinished_heads(address: &str, count: usize, head_bytes: usize) -> Vec<TcpSt
 fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused() {
     const CLIENTS: usize = 150;
     const HEAD: usize = 60 * 1024;
-    let hive = ticking_hive("header_timeout_ms = 1500\nidle_timeout_ms = 3000\nmax_connections_per_address = 1000");
+    let hive = ticking_hive(
+        "header_timeout_ms = 1500\nidle_timeout_ms = 3000\nmax_connections_per_address = 1000",
+    );
     let running = hive.run(&[]);
     let address = running.address().to_owned();
     std::thread::sleep(Duration::from_millis(500));
@@ -380,7 +532,9 @@ fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused
     let mut slow = unfinished_heads(&address, CLIENTS, HEAD);
     // One more dribbles a byte every 100 ms: bytes keep coming, the head never does.
     let mut dribbler = TcpStream::connect(&address).unwrap();
-    dribbler.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    dribbler
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let dribbling = std::thread::spawn(move || {
         let started = Instant::now();
         while dribbler.write_all(b"X").is_ok() && started.elapsed() < Duration::from_secs(30) {
@@ -393,14 +547,26 @@ fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused
     std::thread::sleep(Duration::from_millis(300));
     let during = resident_kib(&running);
     // The hive answers meanwhile.
-    assert_eq!(raw(&address, "GET", "/healthz", &[("Host", &address)], "").body, "ok");
+    assert_eq!(
+        raw(&address, "GET", "/healthz", &[("Host", &address)], "").body,
+        "ok"
+    );
 
     for (n, stream) in slow.iter_mut().enumerate() {
-        assert!(closed_by_server(stream, WAIT), "slow client {n} was never cut off");
+        assert!(
+            closed_by_server(stream, WAIT),
+            "slow client {n} was never cut off"
+        );
     }
-    assert!(closed_by_server(&mut silent, WAIT), "the silent client was never cut off");
+    assert!(
+        closed_by_server(&mut silent, WAIT),
+        "the silent client was never cut off"
+    );
     let dribbled = dribbling.join().unwrap();
-    assert!(dribbled < Duration::from_secs(15), "the dribbling client was kept {dribbled:?}");
+    assert!(
+        dribbled < Duration::from_secs(15),
+        "the dribbling client was kept {dribbled:?}"
+    );
     drop(slow);
     let all_closed = || metric(&running, "hivemind_web_connections") <= 1;
     assert!(
@@ -439,11 +605,15 @@ fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused
 
 #[test]
 fn connections_are_capped_per_client_address_and_in_all() {
-    let hive = ticking_hive("max_connections = 8\nmax_connections_per_address = 3\nheader_timeout_ms = 60000\nidle_timeout_ms = 60000");
+    let hive = ticking_hive(
+        "max_connections = 8\nmax_connections_per_address = 3\nheader_timeout_ms = 60000\nidle_timeout_ms = 60000",
+    );
     let running = hive.run(&[]);
     let address = running.address().to_owned();
     // One client takes its three places with idle sockets...
-    let hogs: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.2", &address)).collect();
+    let hogs: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from("127.0.0.2", &address))
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     // ...the fourth from it is refused at once, with the setting to raise...
     let mut fourth = connect_from("127.0.0.2", &address);
@@ -466,12 +636,18 @@ fn connections_are_capped_per_client_address_and_in_all() {
     refused.set_read_timeout(Some(WAIT)).unwrap();
     let mut answer = String::new();
     let _ = refused.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("[hive] max_connections"), "{answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("[hive] max_connections"),
+        "{answer:?}"
+    );
 
     // Places come back as soon as the sockets close.
     drop(hogs);
     drop(more);
-    assert!(eventually(WAIT, || healthy(connect_from("127.0.0.2", &address), &address)));
+    assert!(eventually(WAIT, || healthy(
+        connect_from("127.0.0.2", &address),
+        &address
+    )));
     assert!(metric(&running, "hivemind_web_connections_refused_total") >= 2);
     still_ticking(&hive);
 }
@@ -481,9 +657,14 @@ fn a_64_mib_websocket_frame_is_refused_without_being_read() {
     let hive = ticking_hive("");
     let running = hive.run(&[]);
     let address = running.address().to_owned();
-    let (mut attacker, _) = tungstenite::connect(format!("ws://{address}/api/subscribe?pattern=ticks")).unwrap();
-    let (mut bystander, _) = tungstenite::connect(format!("ws://{address}/api/subscribe?pattern=ticks")).unwrap();
-    assert!(eventually(WAIT, || metric(&running, "hivemind_web_streams") == 2));
+    let (mut attacker, _) =
+        tungstenite::connect(format!("ws://{address}/api/subscribe?pattern=ticks")).unwrap();
+    let (mut bystander, _) =
+        tungstenite::connect(format!("ws://{address}/api/subscribe?pattern=ticks")).unwrap();
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 2));
     let before = resident_kib(&running);
     // A masked binary frame announcing 64 MiB, then 16 MiB of it.
     let stream = match attacker.get_mut() {
@@ -503,10 +684,19 @@ fn a_64_mib_websocket_frame_is_refused_without_being_read() {
         sent += 1;
     }
     println!("the server took {sent} MiB of the frame's payload before closing");
-    assert!(closed_by_server(stream, WAIT), "the 64 MiB frame was not refused");
+    assert!(
+        closed_by_server(stream, WAIT),
+        "the 64 MiB frame was not refused"
+    );
     let after = resident_kib(&running);
-    assert!(after < before + 16 * 1024, "{before} KiB before, {after} KiB after the frame");
-    assert!(eventually(WAIT, || metric(&running, "hivemind_web_streams") == 1));
+    assert!(
+        after < before + 16 * 1024,
+        "{before} KiB before, {after} KiB after the frame"
+    );
+    assert!(eventually(WAIT, || metric(
+        &running,
+        "hivemind_web_streams"
+    ) == 1));
     // The other client streams on.
     let frame = loop {
         if let tungstenite::Message::Text(text) = bystander.read().unwrap() {
@@ -519,7 +709,13 @@ fn a_64_mib_websocket_frame_is_refused_without_being_read() {
 
 /// One HTTP/2 request with prior knowledge, framed by hand (HPACK literals, no Huffman):
 /// returns whether the answer was `:status 200` (HPACK static index 8) and its body.
-fn http2_request(address: &str, method: &str, authority: &str, path: &str, headers: &[(&str, &str)]) -> (bool, String) {
+fn http2_request(
+    address: &str,
+    method: &str,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (bool, String) {
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
         out.extend_from_slice(&[kind, flags]);
@@ -578,7 +774,10 @@ fn http2_request(address: &str, method: &str, authority: &str, path: &str, heade
             _ => {}
         }
     }
-    (ok.expect("no answer headers"), String::from_utf8_lossy(&body).into_owned())
+    (
+        ok.expect("no answer headers"),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 #[test]
@@ -588,18 +787,40 @@ fn over_http2_the_dashboards_own_change_passes_by_its_authority() {
     let address = running.address().to_owned();
     let origin = format!("http://{address}");
     // What the dashboard's Disable button sends, over HTTP/2 (no Host header there).
-    let (ok, body) = http2_request(&address, "POST", &address, "/api/nodes/receiver/disable", &[("origin", &origin)]);
+    let (ok, body) = http2_request(
+        &address,
+        "POST",
+        &address,
+        "/api/nodes/receiver/disable",
+        &[("origin", &origin)],
+    );
     assert!(ok, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"], "disabled", "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "disabled",
+        "{body}"
+    );
     assert_eq!(running.node("receiver")["status"], "disabled");
     // A rebinding page over HTTP/2: refused by its authority.
     let port = address.rsplit(':').next().unwrap();
     let evil = format!("evil.example:{port}");
-    let (ok, body) = http2_request(&address, "POST", &evil, "/api/nodes/receiver/enable", &[("origin", &format!("http://{evil}"))]);
+    let (ok, body) = http2_request(
+        &address,
+        "POST",
+        &evil,
+        "/api/nodes/receiver/enable",
+        &[("origin", &format!("http://{evil}"))],
+    );
     assert!(!ok);
     assert!(body.contains("[hive] hosts"), "{body}");
     assert_eq!(running.node("receiver")["status"], "disabled");
-    let (ok, body) = http2_request(&address, "POST", &address, "/api/nodes/receiver/enable", &[("origin", &origin)]);
+    let (ok, body) = http2_request(
+        &address,
+        "POST",
+        &address,
+        "/api/nodes/receiver/enable",
+        &[("origin", &origin)],
+    );
     assert!(ok, "{body}");
     assert!(eventually(WAIT, || running.node("receiver")["status"] == "running"));
     still_ticking(&hive);
@@ -609,9 +830,13 @@ fn over_http2_the_dashboards_own_change_passes_by_its_authority() {
 fn events_text(running: &Running, key: Option<&str>) -> String {
     let address = running.address().to_owned();
     let mut stream = TcpStream::connect(&address).unwrap();
-    let key_header = key.map(|k| format!("X-Hive-Key: {k}\r\n")).unwrap_or_default();
+    let key_header = key
+        .map(|k| format!("X-Hive-Key: {k}\r\n"))
+        .unwrap_or_default();
     write!(stream, "GET /api/events HTTP/1.1\r\nHost: {address}\r\n{key_header}Accept: text/event-stream\r\n\r\n").unwrap();
-    stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     let mut text = String::new();
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -632,11 +857,16 @@ fn a_mistake_on_the_key_line_leaks_the_key_nowhere() {
     let broken = good.replace(&format!("key = \"{KEY}\""), &format!("key = \"{KEY}"));
     assert_ne!(broken, good);
     std::fs::write(&config_path, &broken).unwrap();
-    let reported = eventually(WAIT, || events_text(&running, None).contains("last good config"));
+    let reported = eventually(WAIT, || {
+        events_text(&running, None).contains("last good config")
+    });
     let events = events_text(&running, None);
     assert!(reported, "the broken config was not reported:\n{events}");
     let line = broken.lines().position(|l| l.starts_with("key =")).unwrap() + 1;
-    assert!(events.contains(&format!("line {line}")), "the error still says where: {events}");
+    assert!(
+        events.contains(&format!("line {line}")),
+        "the error still says where: {events}"
+    );
     assert!(events.contains("key = <redacted>"), "{events}");
     // Nowhere: the feed, the terminal, root.log, the API.
     let root_log = std::fs::read_to_string(hive.path().join("logs/root.log")).unwrap();
@@ -649,11 +879,21 @@ fn a_mistake_on_the_key_line_leaks_the_key_nowhere() {
         ("/api/nodes/receiver", running.get("/api/nodes/receiver").1),
     ] {
         assert!(!text.contains(KEY), "the key is in {place}:\n{text}");
-        assert!(!text.contains("hunter2"), "part of the key is in {place}:\n{text}");
-        assert!(!text.contains("tok-5ecret"), "the node's token is in {place}:\n{text}");
+        assert!(
+            !text.contains("hunter2"),
+            "part of the key is in {place}:\n{text}"
+        );
+        assert!(
+            !text.contains("tok-5ecret"),
+            "the node's token is in {place}:\n{text}"
+        );
     }
     // The running hive keeps its key.
-    let publish = |key: &str| running.post("/api/publish/manual-k", "1", &[("x-hive-key", key)]).0;
+    let publish = |key: &str| {
+        running
+            .post("/api/publish/manual-k", "1", &[("x-hive-key", key)])
+            .0
+    };
     assert_eq!(publish("wrong"), 401);
     assert_eq!(publish(KEY), 200);
     std::fs::write(&config_path, &good).unwrap();
@@ -672,15 +912,35 @@ fn removing_the_key_of_a_hive_beyond_loopback_while_it_runs_is_refused() {
     assert_ne!(unkeyed, good);
     std::fs::write(&config_path, &unkeyed).unwrap();
     assert!(
-        eventually(WAIT, || events_text(&running, Some(KEY)).contains("old key")),
+        eventually(WAIT, || events_text(&running, Some(KEY))
+            .contains("old key")),
         "the refused change was not reported:\n{}",
         events_text(&running, Some(KEY))
     );
     // Still closed without the key, reads and changes; open with the old one.
     let host = address.clone();
-    assert_eq!(raw(&address, "GET", "/api/nodes", &[("Host", &host)], "").status, 401);
-    assert_eq!(raw(&address, "POST", "/api/publish/manual-n", &[("Host", &host)], "1").status, 401);
-    let answer = raw(&address, "POST", "/api/publish/manual-n", &[("Host", &host), ("X-Hive-Key", KEY)], "1");
+    assert_eq!(
+        raw(&address, "GET", "/api/nodes", &[("Host", &host)], "").status,
+        401
+    );
+    assert_eq!(
+        raw(
+            &address,
+            "POST",
+            "/api/publish/manual-n",
+            &[("Host", &host)],
+            "1"
+        )
+        .status,
+        401
+    );
+    let answer = raw(
+        &address,
+        "POST",
+        "/api/publish/manual-n",
+        &[("Host", &host), ("X-Hive-Key", KEY)],
+        "1",
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(running.stderr().contains("old key"), "{}", running.stderr());
     still_ticking(&hive);

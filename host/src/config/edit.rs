@@ -14,7 +14,10 @@ pub fn set_enabled(root: &Path, name: &str, enabled: bool) -> Result<bool> {
     let mut config: DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| {
-            anyhow!("{}", super::secrets::redact_source_error(&text, &e.to_string()))
+            anyhow!(
+                "{}",
+                super::secrets::redact_source_error(&text, &e.to_string())
+            )
         })
         .with_context(|| format!("{} is not valid TOML", path.display()))?;
     let Some(table) = config

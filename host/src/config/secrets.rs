@@ -216,7 +216,11 @@ pub fn redact_source_error(text: &str, message: &str) -> String {
             redacted = redacted.replace(&value, REDACTED);
         } else {
             // A short value only where the parser quotes one (`invalid type: integer `12``).
-            for quoted in [format!("`{value}`"), format!("\"{value}\""), format!("'{value}'")] {
+            for quoted in [
+                format!("`{value}`"),
+                format!("\"{value}\""),
+                format!("'{value}'"),
+            ] {
                 redacted = redacted.replace(&quoted, &format!("`{REDACTED}`"));
             }
         }
@@ -369,8 +373,11 @@ mod tests {
         // A mistake elsewhere keeps its quoted line.
         let error = format!(
             "{:#}",
-            super::super::parse(Path::new("/h"), "[hive]\nkey = \"k3y-value\"\nport = 94 76\n")
-                .unwrap_err()
+            super::super::parse(
+                Path::new("/h"),
+                "[hive]\nkey = \"k3y-value\"\nport = 94 76\n"
+            )
+            .unwrap_err()
         );
         assert!(error.contains("port = 94 76"), "{error}");
         assert!(!error.contains("k3y-value"), "{error}");
@@ -388,7 +395,10 @@ mod tests {
         assert!(check_exposure(&config("")).is_ok());
         assert!(check_exposure(&config("[hive]\nbind = \"::1\"\n")).is_ok());
         let open = check_exposure(&config("[hive]\nbind = \"0.0.0.0\"\n")).unwrap_err();
-        assert!(open.contains("0.0.0.0") && open.contains("key = \""), "{open}");
+        assert!(
+            open.contains("0.0.0.0") && open.contains("key = \""),
+            "{open}"
+        );
         assert!(check_exposure(&config("[hive]\nbind = \"0.0.0.0\"\nkey = \"k\"\n")).is_ok());
         assert!(check_exposure(&config("[hive]\nkey = \"\"\n")).is_err());
     }

@@ -145,7 +145,10 @@ pub(super) fn admit(
 /// The request's authority: HTTP/2's `:authority` (or an HTTP/1 absolute URI), and `Host`;
 /// when both are there they must agree.
 fn authority(parts: &Parts) -> Result<String, Refusal> {
-    let from_uri = parts.uri.authority().map(|a| a.as_str().to_ascii_lowercase());
+    let from_uri = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_ascii_lowercase());
     let host = match parts.headers.get(header::HOST) {
         Some(value) => Some(
             value
@@ -307,7 +310,11 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 /// Whether a refused GET came from a browser asking for a page (it gets the key page).
 fn wants_page(parts: &Parts) -> bool {
     let path = parts.uri.path();
-    let page = path == "/" || path == "/nodes" || path.starts_with("/nodes/") || path == "/topics" || path == "/publish";
+    let page = path == "/"
+        || path == "/nodes"
+        || path.starts_with("/nodes/")
+        || path == "/topics"
+        || path == "/publish";
     let html = parts
         .headers
         .get(header::ACCEPT)
@@ -341,7 +348,10 @@ impl Sessions {
         let mut live = self.live.lock();
         live.retain(|_, (at, _)| at.elapsed() < SESSION_LIFETIME);
         if live.len() >= MAX_SESSIONS
-            && let Some(oldest) = live.iter().min_by_key(|(_, (at, _))| *at).map(|(t, _)| t.clone())
+            && let Some(oldest) = live
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(t, _)| t.clone())
         {
             live.remove(&oldest);
         }
@@ -407,20 +417,77 @@ mod tests {
         let cfg = config("[hive]\nhosts = [\"gotham.local\", \"proxy.example:443\"]\n");
         let c = conn("127.0.0.1:9476", "127.0.0.1:9476");
         let s = Sessions::default();
-        let get = |host: &str| status(admit(&head("GET", "/api/nodes", &[("host", host)]), &c, &cfg, &s));
-        for ok in ["127.0.0.1:9476", "localhost:9476", "LOCALHOST:9476", "[::1]:9476", "gotham.local:9476", "proxy.example:443"] {
+        let get = |host: &str| {
+            status(admit(
+                &head("GET", "/api/nodes", &[("host", host)]),
+                &c,
+                &cfg,
+                &s,
+            ))
+        };
+        for ok in [
+            "127.0.0.1:9476",
+            "localhost:9476",
+            "LOCALHOST:9476",
+            "[::1]:9476",
+            "gotham.local:9476",
+            "proxy.example:443",
+        ] {
             assert_eq!(get(ok), 200, "{ok}");
         }
-        for bad in ["evil.example:9476", "127.0.0.1:9999", "localhost", "gotham.local:80", "proxy.example:9476", "gotham.local.evil:9476", ""] {
+        for bad in [
+            "evil.example:9476",
+            "127.0.0.1:9999",
+            "localhost",
+            "gotham.local:80",
+            "proxy.example:9476",
+            "gotham.local.evil:9476",
+            "",
+        ] {
             assert_eq!(get(bad), if bad.is_empty() { 400 } else { 403 }, "{bad}");
         }
-        let refusal = admit(&head("GET", "/", &[("host", "evil.example:9476")]), &c, &cfg, &s).unwrap_err();
-        assert!(refusal.message.contains("[hive] hosts") && refusal.close, "{}", refusal.message);
+        let refusal = admit(
+            &head("GET", "/", &[("host", "evil.example:9476")]),
+            &c,
+            &cfg,
+            &s,
+        )
+        .unwrap_err();
+        assert!(
+            refusal.message.contains("[hive] hosts") && refusal.close,
+            "{}",
+            refusal.message
+        );
         // HTTP/2 names the authority in the URI.
-        assert_eq!(status(admit(&head("GET", "http://127.0.0.1:9476/api/nodes", &[]), &c, &cfg, &s)), 200);
-        assert_eq!(status(admit(&head("GET", "http://evil.example:9476/", &[]), &c, &cfg, &s)), 403);
         assert_eq!(
-            status(admit(&head("GET", "http://127.0.0.1:9476/", &[("host", "evil.example:9476")]), &c, &cfg, &s)),
+            status(admit(
+                &head("GET", "http://127.0.0.1:9476/api/nodes", &[]),
+                &c,
+                &cfg,
+                &s
+            )),
+            200
+        );
+        assert_eq!(
+            status(admit(
+                &head("GET", "http://evil.example:9476/", &[]),
+                &c,
+                &cfg,
+                &s
+            )),
+            403
+        );
+        assert_eq!(
+            status(admit(
+                &head(
+                    "GET",
+                    "http://127.0.0.1:9476/",
+                    &[("host", "evil.example:9476")]
+                ),
+                &c,
+                &cfg,
+                &s
+            )),
             400
         );
     }
@@ -430,7 +497,14 @@ mod tests {
         let cfg = config("[hive]\nbind = \"0.0.0.0\"\nkey = \"k\"\n");
         let c = conn("0.0.0.0:9476", "10.1.2.3:9476");
         let s = Sessions::default();
-        let get = |host: &str| status(admit(&head("GET", "/healthz", &[("host", host)]), &c, &cfg, &s));
+        let get = |host: &str| {
+            status(admit(
+                &head("GET", "/healthz", &[("host", host)]),
+                &c,
+                &cfg,
+                &s,
+            ))
+        };
         assert_eq!(get("10.1.2.3:9476"), 200);
         assert_eq!(get("0.0.0.0:9476"), 200);
         assert_eq!(get("10.1.2.4:9476"), 403);
@@ -442,7 +516,16 @@ mod tests {
         let c = conn("127.0.0.1:9476", "127.0.0.1:9476");
         let s = Sessions::default();
         let with_origin = |method: &str, origin: &str| {
-            status(admit(&head(method, "/api/subscribe", &[("host", "127.0.0.1:9476"), ("origin", origin)]), &c, &cfg, &s))
+            status(admit(
+                &head(
+                    method,
+                    "/api/subscribe",
+                    &[("host", "127.0.0.1:9476"), ("origin", origin)],
+                ),
+                &c,
+                &cfg,
+                &s,
+            ))
         };
         assert_eq!(with_origin("GET", "http://127.0.0.1:9476"), 200);
         assert_eq!(with_origin("POST", "http://127.0.0.1:9476"), 200);
@@ -459,7 +542,12 @@ mod tests {
         let h = |method: &str, extra: &[(&str, &str)]| {
             let mut headers = vec![("host", "127.0.0.1:9476")];
             headers.extend_from_slice(extra);
-            status(admit(&head(method, "/api/nodes/a/disable", &headers), &c, &cfg, &s))
+            status(admit(
+                &head(method, "/api/nodes/a/disable", &headers),
+                &c,
+                &cfg,
+                &s,
+            ))
         };
         assert_eq!(h("GET", &[]), 200);
         assert_eq!(h("POST", &[]), 401);
@@ -472,7 +560,11 @@ mod tests {
         assert_eq!(h("POST", &[("cookie", "hive-session=forged")]), 401);
         // A new key ends the sessions of the old one.
         let rekeyed = config("[hive]\nkey = \"n3w\"\n");
-        let parts = head("POST", "/api/publish/x", &[("host", "127.0.0.1:9476"), ("cookie", &cookie)]);
+        let parts = head(
+            "POST",
+            "/api/publish/x",
+            &[("host", "127.0.0.1:9476"), ("cookie", &cookie)],
+        );
         assert_eq!(status(admit(&parts, &c, &rekeyed, &s)), 401);
     }
 
@@ -491,7 +583,11 @@ mod tests {
         assert_eq!(status(get("/static/app.js", &[])), 401);
         assert_eq!(status(get("/api/nodes", &[("x-hive-key", "s3cret")])), 200);
         assert!(get("/", &[("accept", "text/html")]).unwrap_err().ask_key);
-        assert!(!get("/api/nodes", &[("accept", "text/html")]).unwrap_err().ask_key);
+        assert!(
+            !get("/api/nodes", &[("accept", "text/html")])
+                .unwrap_err()
+                .ask_key
+        );
         // With the key gone (a live change slipped through), nothing but /healthz.
         let unkeyed = config("[hive]\nbind = \"127.0.0.1\"\n");
         let parts = head("GET", "/api/nodes", &[("host", "127.0.0.1:9476")]);

@@ -173,7 +173,9 @@ mod tests {
         assert_eq!(page.matches("<script").count(), 2, "{page}");
         assert!(page.contains(r#"<script type="application/json" id="initial">"#));
         assert!(page.contains(r#"<script src="/static/app.js"></script>"#));
-        assert!(!page.contains("style=") && !page.contains("<style") && !page.contains(" onclick="));
+        assert!(
+            !page.contains("style=") && !page.contains("<style") && !page.contains(" onclick=")
+        );
         let key = key_page("gotham", "n0nce");
         assert_eq!(key.matches(r#"nonce="n0nce""#).count(), 2);
     }

@@ -89,7 +89,9 @@ pub(super) async fn run<F>(
         };
         let config = web.controller.config();
         let limits = config.web.clone();
-        let total = file_cap.map_or(limits.max_connections, |cap| cap.min(limits.max_connections));
+        let total = file_cap.map_or(limits.max_connections, |cap| {
+            cap.min(limits.max_connections)
+        });
         let held = match web
             .connections
             .take(peer.ip(), total, limits.max_connections_per_address)
@@ -199,7 +201,12 @@ impl Full {
 
 impl Connections {
     /// Takes a place for a connection from `address`, unless a limit is reached.
-    fn take(self: &Arc<Self>, address: IpAddr, total: usize, per_address: usize) -> Result<Held, Full> {
+    fn take(
+        self: &Arc<Self>,
+        address: IpAddr,
+        total: usize,
+        per_address: usize,
+    ) -> Result<Held, Full> {
         let address = address.to_canonical();
         let mut open = self.open.lock();
         let from_here = open.1.get(&address).copied().unwrap_or(0);
@@ -392,7 +399,12 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let mut writer = Deadline::new(stream, peer, Duration::from_millis(300), Duration::from_secs(60));
+        let mut writer = Deadline::new(
+            stream,
+            peer,
+            Duration::from_millis(300),
+            Duration::from_secs(60),
+        );
         // The client never reads: the kernel's buffers fill, then the deadline runs.
         let chunk = vec![0u8; 64 * 1024];
         let started = std::time::Instant::now();
@@ -416,7 +428,12 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let mut writer = Deadline::new(stream, peer, Duration::from_millis(300), Duration::from_secs(60));
+        let mut writer = Deadline::new(
+            stream,
+            peer,
+            Duration::from_millis(300),
+            Duration::from_secs(60),
+        );
         let reader = tokio::spawn(async move {
             let mut sink = tokio::io::sink();
             tokio::io::copy(&mut client, &mut sink).await.unwrap()
