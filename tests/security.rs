@@ -4,6 +4,7 @@
 //! WebSocket frame, HTTP/2 with its authority, and the key leaking through a config error or
 //! vanishing in a live edit. Each test shows the hive and its nodes working on afterwards.
 
+use hivemind_tests::browser::Browser;
 use hivemind_tests::{Hive, Running, eventually, received_from, toml_path};
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -943,5 +944,91 @@ fn removing_the_key_of_a_hive_beyond_loopback_while_it_runs_is_refused() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(running.stderr().contains("old key"), "{}", running.stderr());
+    still_ticking(&hive);
+}
+
+#[test]
+fn beyond_loopback_the_dashboard_asks_for_the_key_once_and_keeps_it_nowhere() {
+    let hive = ticking_hive(&format!("bind = \"0.0.0.0\"\nkey = \"{KEY}\""));
+    let running = hive.run(&[]);
+    let port = running.address().rsplit(':').next().unwrap().to_owned();
+    let url = format!("http://127.0.0.1:{port}");
+    let browser = Browser::start(1200, 800);
+
+    // The page asks for the key (its script runs under a nonce-only policy)...
+    browser.open(&format!("{url}/nodes"));
+    browser.wait_until(
+        "the key form is shown instead of the page",
+        WAIT,
+        "return document.getElementById('key-form') !== null && document.querySelectorAll('article.card').length === 0;",
+    );
+    browser.eval("document.getElementById('key').value = 'not the key'; return true;");
+    browser.click("#key-form button");
+    browser.wait_until(
+        "a wrong key is refused",
+        WAIT,
+        "return document.getElementById('why').textContent.includes('not the key');",
+    );
+    browser.eval(&format!(
+        "document.getElementById('key').value = '{KEY}'; return true;"
+    ));
+    browser.click("#key-form button");
+    // ...then the dashboard works: its event stream (cookie) makes it live, its buttons change.
+    browser.wait_until(
+        "the nodes page is live after the key",
+        WAIT,
+        "return document.querySelectorAll('article.card').length === 2 \
+         && document.getElementById('connection').textContent === 'live';",
+    );
+    browser.click("button[data-action=disable][data-node=receiver]");
+    browser.wait_until(
+        "the receiver is disabled from the page",
+        WAIT,
+        "const chip = document.querySelector('article.card[data-node=receiver] .chip'); \
+         return chip !== null && chip.dataset.status === 'disabled';",
+    );
+    let headers = [
+        ("Host", format!("127.0.0.1:{port}")),
+        ("X-Hive-Key", KEY.to_owned()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let node = raw(
+        &format!("127.0.0.1:{port}"),
+        "GET",
+        "/api/nodes/receiver",
+        &headers,
+        "",
+    )
+    .json();
+    assert_eq!(node["status"], "disabled");
+    // Another page of the same session needs no key; its WebSocket carries the cookie.
+    browser.open(&format!("{url}/publish"));
+    browser.wait_until(
+        "the publish page is shown",
+        WAIT,
+        "return document.querySelector('#service') !== null;",
+    );
+    browser.click("form.row button");
+    browser.wait_until(
+        "the page's WebSocket receives ticks",
+        WAIT,
+        "return [...document.querySelectorAll('.messages .payload')].length > 0;",
+    );
+    // The key is nowhere in the page's reach: not in storage, not in a readable cookie.
+    let exposed = browser.eval(&format!(
+        "return JSON.stringify(localStorage).includes('{KEY}') || JSON.stringify(sessionStorage).includes('{KEY}') \
+         || document.cookie.includes('hive-session') || location.href.includes('{KEY}');"
+    ));
+    assert_eq!(exposed, false);
+    assert!(!running.stderr().contains(KEY));
+    // Back on, and the hive works on.
+    let enabled = raw(
+        &format!("127.0.0.1:{port}"),
+        "POST",
+        "/api/nodes/receiver/enable",
+        &headers,
+        "",
+    );
+    assert_eq!(enabled.status, 200, "{}", enabled.body);
     still_ticking(&hive);
 }
