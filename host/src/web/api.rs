@@ -8,7 +8,7 @@ use crate::controller::PublishError;
 use futures_util::{Stream, StreamExt as _};
 use serde::Serialize;
 use warp::Reply as _;
-use warp::http::{HeaderMap, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// A JSON body with a status.
@@ -125,18 +125,12 @@ pub(super) fn topics(web: &Web) -> Response {
 
 /// `POST /api/publish/{service}`: the body, if it is JSON within the limit, goes to every
 /// matching subscription as if a service of that name had sent it.
-pub(super) async fn publish<S, B>(
-    web: Web,
-    service: String,
-    headers: HeaderMap,
-    body: S,
-) -> Response
+pub(super) async fn publish<S, B>(web: Web, service: String, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: warp::Buf,
 {
     // The gate has checked the name, the origin and the key (`access`).
-    let _ = headers;
     let Some(service) = percent_decode(&service) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -191,9 +185,8 @@ impl std::str::FromStr for Action {
 }
 
 /// `POST /api/nodes/{name}/enable|disable|reload`: answers with the node as it is afterwards.
-pub(super) async fn act(web: Web, name: String, action: Action, headers: HeaderMap) -> Response {
+pub(super) async fn act(web: Web, name: String, action: Action) -> Response {
     // The gate has checked the name, the origin and the key (`access`).
-    let _ = headers;
     let known = web
         .controller
         .snapshot()
