@@ -135,6 +135,36 @@ pub const BOUNDS: &[(&str, u64, u64, &str)] = &[
     ),
     ("max_subscription_panics", 0, u32::MAX as u64, "a count"),
     (
+        "[hive] header_timeout_ms",
+        100,
+        300_000,
+        "a request's head arrives within 5 minutes at most",
+    ),
+    (
+        "[hive] idle_timeout_ms",
+        1_000,
+        3_600_000,
+        "an idle connection is closed within an hour at most",
+    ),
+    (
+        "[hive] max_connections",
+        1,
+        65_536,
+        "each connection holds a file descriptor",
+    ),
+    (
+        "[hive] max_connections_per_address",
+        1,
+        65_536,
+        "each connection holds a file descriptor",
+    ),
+    (
+        "[hive] ws_max_message_bytes",
+        125,
+        1 << 20,
+        "a close frame needs 125 bytes; clients send nothing larger",
+    ),
+    (
         "[mesh] lease_ms",
         100,
         600_000,
