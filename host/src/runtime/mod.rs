@@ -25,14 +25,15 @@ mod state;
 pub(crate) use state::{NodeShared, Overlay};
 pub use state::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
 
-use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
+use crate::bus::{
+    Delivery, Doorbell, Inbox, Pattern, QueueSender, Subscription, SubscriptionStats, Topic,
+};
 use crate::config::FaultPolicy;
 use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
-use crossbeam_utils::Backoff;
 use hivemind::abi::{HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl};
 use host::NodeHost;
 use service::ServiceThread;
@@ -48,8 +49,8 @@ pub(crate) const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
 /// A node's message queue: it outlives instances, so a reload loses nothing.
 #[derive(Clone)]
 pub struct NodeQueue {
-    /// Where the bus puts the node's deliveries.
-    pub sender: Sender<Delivery>,
+    /// Where the bus puts the node's deliveries (ringing the node thread's doorbell).
+    pub sender: QueueSender,
     /// Where the node's instance takes them from.
     pub inbox: Inbox,
 }
@@ -130,6 +131,8 @@ pub(crate) enum Control {
 pub struct NodeRuntime {
     shared: Arc<NodeShared>,
     control: Sender<Control>,
+    /// The queue's doorbell: rung after each command, so a sleeping node thread sees it.
+    bell: Arc<Doorbell>,
     built: Receiver<Result<Built, String>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -147,6 +150,7 @@ impl NodeRuntime {
         let (control, control_inbox) = crossbeam_channel::unbounded();
         let (built_sender, built) = crossbeam_channel::bounded(1);
         let thread_shared = shared.clone();
+        let bell = spec.queue.sender.bell().clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}", spec.name))
             .spawn(move || {
@@ -166,6 +170,7 @@ impl NodeRuntime {
         Self {
             shared,
             control,
+            bell,
             built,
             thread: Some(thread),
         }
@@ -187,6 +192,7 @@ impl NodeRuntime {
             state,
             backlog,
         });
+        self.bell.ring();
     }
 
     /// Stops the services, saves the node's state and stops draining the queue, which stays
@@ -197,6 +203,7 @@ impl NodeRuntime {
         if self.control.send(Control::HandOver(reply)).is_err() {
             return None;
         }
+        self.bell.ring();
         saved.recv().ok().flatten()
     }
 
@@ -206,6 +213,7 @@ impl NodeRuntime {
     pub fn request_stop(&self) {
         self.shared.stop();
         let _ = self.control.send(Control::Stop);
+        self.bell.ring();
     }
 
     /// Waits until `deadline` for the instance's threads to end; returns whether they did.
@@ -456,8 +464,13 @@ fn run(
 }
 
 /// Deliveries handled between two looks at the control channel while the queue stays busy.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
+/// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
+/// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
+/// [`Doorbell`](crate::bus::Doorbell) at once (after `spin`, if the node asked for one), and
+/// the first message or command that arrives wakes it: no spinning or yielding in between, so
+/// how fast messages go does not depend on how the scheduler treats a thread that yields.
 fn deliver_until_told(
     object: &mut NodeBox,
     spec: &NodeSpec,
@@ -466,8 +479,9 @@ fn deliver_until_told(
     control: &Receiver<Control>,
 ) -> Ending {
     let inbox = &spec.queue.inbox;
+    let bell = spec.queue.sender.bell();
+    bell.attach();
     loop {
-        // While messages keep coming, take them without the cost of a select.
         let mut handled = 0;
         while handled < BATCH {
             match inbox.try_recv() {
@@ -477,45 +491,18 @@ fn deliver_until_told(
                     }
                     handled += 1;
                 }
-                Err(_) => break,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ending::Stop,
             }
         }
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if handled == BATCH || spin_for(inbox, spec.spin) || brief_wait(inbox) {
+        if handled > 0 || spin_for(inbox, spec.spin) {
             continue;
         }
-        crossbeam_channel::select! {
-            recv(inbox) -> delivery => match delivery {
-                Ok(delivery) => {
-                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
-                        return Ending::Failed(reason);
-                    }
-                }
-                Err(_) => return Ending::Stop,
-            },
-            recv(control) -> command => {
-                if let Some(ending) = ending(command.map_err(|_| crossbeam_channel::TryRecvError::Disconnected)) {
-                    return ending;
-                }
-            }
-        }
+        bell.sleep_unless(|| !inbox.is_empty() || !control.is_empty());
     }
-}
-
-/// Spins, then yields, for a few microseconds (as a channel's own receive does) before the
-/// thread goes to sleep; returns whether a message arrived meanwhile. Sleeping and being woken
-/// costs far more than this on a busy queue.
-fn brief_wait(inbox: &Inbox) -> bool {
-    let backoff = Backoff::new();
-    while !backoff.is_completed() {
-        if !inbox.is_empty() {
-            return true;
-        }
-        backoff.snooze();
-    }
-    false
 }
 
 /// Polls `inbox` for up to `spin`; returns whether a message is waiting.
