@@ -135,7 +135,9 @@ fn print_figures(figures: &[messages::Figure]) {
         .map(|f| f.name)
         .collect();
     if unstable.is_empty() {
-        println!("stability: every figure's trials (hivemind and peers) are within 1.5× of each other");
+        println!(
+            "stability: every figure's trials (hivemind and peers) are within 1.5× of each other"
+        );
     } else {
         println!(
             "stability: NOT within 1.5× across trials: {} (a busy machine; rerun when it is quiet)",

@@ -185,7 +185,12 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
         switches.push(last_switches());
         rate
     })?;
-    push_switches(&mut figures, "1→1: sink thread's sleeps (voluntary switches) per message", "switches_1to1_per_msg", &switches);
+    push_switches(
+        &mut figures,
+        "1→1: sink thread's sleeps (voluntary switches) per message",
+        "switches_1to1_per_msg",
+        &switches,
+    );
     let zenoh = Spread::of(trials, || peers::zenoh_one_session(n, 1))?;
     let channel = Spread::of(trials, || Ok(peers::channel(n, &small)))?;
     figures.push(
@@ -202,7 +207,9 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
     );
 
     let big_n = n / 10;
-    let hive = Spread::of(trials, || throughput(libraries, 1, 1, big_n, "payload = \"4k\""))?;
+    let hive = Spread::of(trials, || {
+        throughput(libraries, 1, 1, big_n, "payload = \"4k\"")
+    })?;
     let channel = Spread::of(trials, || Ok(peers::channel(big_n, &large)))?;
     figures.push(
         Figure::new(
@@ -222,7 +229,12 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
         switches.push(last_switches());
         Ok(rate)
     })?;
-    push_switches(&mut figures, "1→16: a sink thread's sleeps per delivery", "switches_1to16_per_delivery", &switches);
+    push_switches(
+        &mut figures,
+        "1→16: a sink thread's sleeps per delivery",
+        "switches_1to16_per_delivery",
+        &switches,
+    );
     let zenoh = Spread::of(trials, || peers::zenoh_one_session(fan_n, 16))?;
     let channel = Spread::of(trials, || {
         Ok(peers::channel_fan_out(fan_n, 16, &small) * 16.0)

@@ -32,7 +32,12 @@ pub fn small() -> String {
 /// The bench node's 4 KiB payload.
 pub fn four_kib() -> Value {
     let fields: serde_json::Map<String, Value> = (0..64)
-        .map(|i| (format!("field_{i:02}"), Value::String(format!("{:0>50}", i))))
+        .map(|i| {
+            (
+                format!("field_{i:02}"),
+                Value::String(format!("{:0>50}", i)),
+            )
+        })
         .collect();
     Value::Object(fields)
 }

@@ -21,7 +21,10 @@ pub const STABLE_WITHIN: f64 = 1.5;
 
 impl Spread {
     /// Runs `trial` `times` times.
-    pub fn of(times: usize, mut trial: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<Self> {
+    pub fn of(
+        times: usize,
+        mut trial: impl FnMut() -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Self> {
         let samples = (0..times).map(|_| trial()).collect::<anyhow::Result<_>>()?;
         Ok(Self { samples })
     }
