@@ -44,10 +44,11 @@ impl Doorbell {
     pub fn ring(&self) {
         // Orders the queueing before the read of `sleeping` (see the guarantees).
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
-            if let Some(thread) = &*self.thread.lock() {
-                thread.unpark();
-            }
+        if self.sleeping.load(Ordering::Relaxed)
+            && self.sleeping.swap(false, Ordering::AcqRel)
+            && let Some(thread) = &*self.thread.lock()
+        {
+            thread.unpark();
         }
     }
 
@@ -110,7 +111,7 @@ mod tests {
         for _ in 0..1000 {
             work.fetch_add(1, Ordering::Release);
             bell.ring();
-            if work.load(Ordering::Relaxed) % 100 == 0 {
+            if work.load(Ordering::Relaxed).is_multiple_of(100) {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
