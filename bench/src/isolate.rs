@@ -6,6 +6,7 @@
 //! handled first thing in `main`), exactly as `hm` runs them.
 
 use crate::messages::{self, BenchHive};
+use crate::peers;
 use crate::table;
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -26,6 +27,9 @@ struct Row {
 /// What the isolation benchmark measured.
 pub struct Report {
     rows: Vec<Row>,
+    /// A Unix socket between two threads, same run: round trip p50 and p99 (µs) and a
+    /// pipelined stream's messages per second, with the same JSON work.
+    socket: (f64, f64, f64),
 }
 
 /// Runs the isolation benchmark with the release libraries in `libraries`.
@@ -92,7 +96,12 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
         isolated: start_ms(libraries, ISOLATED)?,
         unit: "ms",
     });
-    Ok(Report { rows })
+    let (r50, r99) = peers::unix_ping_pong(paced as usize)?;
+    let stream = peers::unix_stream(n * 4)?;
+    Ok(Report {
+        rows,
+        socket: (r50, r99, stream),
+    })
 }
 
 fn latency_row(name: &'static str, key: &'static str, in_process: f64, isolated: f64) -> Row {
@@ -140,11 +149,27 @@ impl Report {
             })
             .collect();
         table::print(&["isolate = true", "in process → isolated", "cost"], &rows);
+        let (r50, r99, stream) = self.socket;
+        println!(
+            "peer, same run: Unix socket between two threads: round trip p50 {r50:.1} µs, p99 {r99:.1} µs; pipelined stream {:.2} M msg/s",
+            stream / 1e6
+        );
+        let ratio = self.rows[0].isolated / self.rows[0].in_process;
+        let added = self.rows[3].isolated - self.rows[3].in_process;
+        println!(
+            "isolated sink: {ratio:.2}× in process (target ≥ 0.8×: {}); added p50 latency {added:.1} µs against a socket round trip of {r50:.1} µs (target ≤: {})",
+            if ratio >= 0.8 { "met" } else { "MISSED" },
+            if added <= r50 { "met" } else { "MISSED" },
+        );
     }
 
     /// The figures for the JSON report: each key isolated, and `<key>_in_process`.
     pub fn json(&self) -> Value {
-        let mut json = json!({});
+        let mut json = json!({
+            "unix_socket_round_trip_p50_us": self.socket.0,
+            "unix_socket_round_trip_p99_us": self.socket.1,
+            "unix_socket_stream_msgs_per_s": self.socket.2,
+        });
         for row in &self.rows {
             json[row.key] = row.isolated.into();
             json[format!("{}_in_process", row.key)] = row.in_process.into();

@@ -16,6 +16,7 @@ mod hive;
 mod isolate;
 mod mesh;
 mod messages;
+mod peers;
 mod reload;
 mod scale;
 mod soak;
@@ -78,28 +79,71 @@ fn options() -> Result<Options> {
 }
 
 fn print_figures(figures: &[messages::Figure]) {
-    let rows: Vec<(String, String, String, String, String)> = figures
+    let spread = |s: &stats::Spread, unit: &str| {
+        format!(
+            "{} [{}–{}]",
+            format_value(s.median(), unit),
+            format_number(s.min(), unit),
+            format_number(s.max(), unit)
+        )
+    };
+    let rows: Vec<Vec<String>> = figures
         .iter()
         .map(|f| {
-            let baseline = f
-                .baseline
-                .map_or_else(String::new, |b| format_value(b, f.unit));
-            let ratio = f
-                .baseline
-                .map_or_else(String::new, |b| format!("{:.2}", f.hive / b));
-            (
+            let peers = f
+                .peers
+                .iter()
+                .map(|(name, s)| format!("{name}: {}", spread(s, f.unit)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let ratios = f
+                .peers
+                .iter()
+                .map(|(_, s)| format!("{:.2}", f.hive / s.median()))
+                .collect::<Vec<_>>()
+                .join(" / ");
+            vec![
                 f.name.to_owned(),
-                format_value(f.hive, f.unit),
-                baseline,
-                ratio,
+                spread(&f.spread, f.unit),
+                peers,
+                ratios,
                 f.target.to_owned(),
-            )
+                match f.met {
+                    Some(true) => "met".to_owned(),
+                    Some(false) => "MISSED".to_owned(),
+                    None => String::new(),
+                },
+                if f.stable() { "yes" } else { "NO" }.to_owned(),
+            ]
         })
         .collect();
-    table::print5(
-        &["messages", "hivemind", "plain channel", "ratio", "target"],
+    table::print_rows(
+        &[
+            "messages (median [min–max] of 3 trials)",
+            "hivemind",
+            "peers, same run",
+            "ratio",
+            "target",
+            "met",
+            "stable ≤ 1.5×",
+        ],
         &rows,
     );
+    let unstable: Vec<&str> = figures
+        .iter()
+        .filter(|f| f.spread.samples.len() > 1 && !f.stable())
+        .map(|f| f.name)
+        .collect();
+    if unstable.is_empty() {
+        println!(
+            "stability: every figure's trials (hivemind and peers) are within 1.5× of each other"
+        );
+    } else {
+        println!(
+            "stability: NOT within 1.5× across trials: {} (a busy machine; rerun when it is quiet)",
+            unstable.join("; ")
+        );
+    }
 }
 
 fn print_soak(soak: &soak::Report) {
@@ -150,10 +194,23 @@ fn print_soak(soak: &soak::Report) {
 }
 
 fn format_value(value: f64, unit: &str) -> String {
-    if unit == "µs" {
+    if unit == "per message" {
+        format!("{value:.4}")
+    } else if unit == "µs" {
         format!("{value:.1} µs")
     } else {
         format!("{:.2} M {unit}", value / 1e6)
+    }
+}
+
+/// A value in the unit of [`format_value`], without the unit.
+fn format_number(value: f64, unit: &str) -> String {
+    if unit == "per message" {
+        format!("{value:.4}")
+    } else if unit == "µs" {
+        format!("{value:.1}")
+    } else {
+        format!("{:.2}", value / 1e6)
     }
 }
 
@@ -166,6 +223,13 @@ fn main() -> Result<()> {
         // An isolated node's process, started by the host inside this benchmark.
         let socket = args.next().context("no socket given")?;
         return hivemind_host::isolate::child_main(socket.as_ref());
+    }
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(peers::ZENOH_PEER_COMMAND) {
+        // The far side of the two-process Zenoh peer, started by this benchmark.
+        let endpoint = args.next().context("no endpoint given")?;
+        let flood = args.next().context("no flood size given")?;
+        return peers::zenoh_peer_main(&endpoint, &flood);
     }
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
@@ -267,8 +331,16 @@ fn main() -> Result<()> {
         let mut json = reloads.json();
         json["mesh"] = mesh.json();
         json["isolate"] = isolation.json();
+        json["machine"] = system::machine().into();
         for figure in &figures {
             json[figure.key] = figure.hive.into();
+            let mut detail = serde_json::json!({ "hivemind": figure.spread.json() });
+            for (name, spread) in &figure.peers {
+                detail[*name] = spread.json();
+            }
+            detail["met"] = figure.met.into();
+            detail["stable"] = figure.stable().into();
+            json["trials"][figure.key] = detail;
         }
         json["soak_seconds"] = soak.seconds.into();
         json["soak_messages"] = soak.sent.into();

@@ -7,7 +7,8 @@
 //! with the real mesh, no nodes, publishing through its bus and reading `pong` through a tap.
 //! The in-process figures use the same nodes in a controller of this process, without a mesh.
 
-use crate::stats::percentile;
+use crate::peers;
+use crate::stats::{Spread, percentile};
 use crate::table;
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::{Pattern, Tap};
@@ -38,11 +39,15 @@ pub struct Report {
     flood: u64,
     in_process: Figures,
     mesh: Figures,
+    /// Raw Zenoh between two processes, the same flood and round trips: throughput trials and
+    /// back-to-back round-trip p50 and p99 in µs.
+    zenoh: (Spread, f64, f64),
 }
 
-/// The nodes both setups run: an echo and a sink.
+/// The nodes both setups run: an echo and a sink that parses and counts (the JSON work the
+/// raw Zenoh peer does on its side).
 const NODES: &str = "[nodes.echo]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"ping\"]\necho_to = \"pong\"\n\n\
-                     [nodes.sink]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"flood\"]\n";
+                     [nodes.sink]\nenabled = true\nlibrary = \"bench_node\"\nrole = \"sink\"\npattern = \"flood\"\ncount = 0\n";
 
 /// Runs the mesh benchmark with the release `hm` and probe library in `libraries`.
 pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
@@ -50,17 +55,22 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
     let flood: u64 = if quick { 20_000 } else { 200_000 };
     let in_process = in_process(libraries, round_trips, flood)?;
     let mesh = across_processes(libraries, round_trips, flood)?;
+    let pair = peers::ZenohPair::start(flood)?;
+    let zenoh_throughput = Spread::of(3, || pair.throughput())?;
+    let (z50, z99) = pair.round_trip(round_trips, false)?;
+    drop(pair);
     Ok(Report {
         round_trips,
         flood,
         in_process,
         mesh,
+        zenoh: (zenoh_throughput, z50, z99),
     })
 }
 
 /// A temporary hive with the probe library and `config` as its config/hive.toml.
 fn hive(libraries: &Path, config: &str) -> Result<tempfile::TempDir> {
-    crate::hive::folder(libraries, &["probe"], config)
+    crate::hive::folder(libraries, &["probe", "bench_node"], config)
 }
 
 /// The same nodes in this process.
@@ -302,6 +312,7 @@ impl Report {
     /// Prints the table.
     pub fn print(&self) {
         let mut rows = Vec::new();
+        let (zenoh, z50, z99) = &self.zenoh;
         let us = |sorted: &[f64], p: f64| format!("{:.1} µs", percentile(sorted, p));
         for (how, pick) in [
             (
@@ -311,30 +322,51 @@ impl Report {
             ("one per ms", |f: &Figures| &f.paced_us),
         ] {
             for p in [50.0, 99.0] {
-                rows.push((
+                let raw = match (how, p) {
+                    ("back to back", 50.0) => format!("{z50:.1} µs"),
+                    ("back to back", _) => format!("{z99:.1} µs"),
+                    _ => String::new(),
+                };
+                rows.push(vec![
                     format!("round trip ping → echo node → pong, {how}, p{p}"),
                     us(pick(&self.in_process), p),
                     us(pick(&self.mesh), p),
-                ));
+                    raw,
+                ]);
             }
         }
-        rows.push((
+        rows.push(vec![
             format!("{} messages poured into a node, msgs/s", self.flood),
             format!("{:.0}", self.in_process.throughput),
             format!("{:.0}", self.mesh.throughput),
-        ));
-        rows.push((
+            format!(
+                "{:.0} [{:.0}–{:.0}]",
+                zenoh.median(),
+                zenoh.min(),
+                zenoh.max()
+            ),
+        ]);
+        rows.push(vec![
             "messages lost".to_owned(),
             self.in_process.lost.to_string(),
             self.mesh.lost.to_string(),
-        ));
-        table::print(
+            String::new(),
+        ]);
+        table::print_rows(
             &[
                 "mesh: two processes on loopback",
                 "in one process",
                 "over the mesh",
+                "raw zenoh, two processes (same run)",
             ],
             &rows,
+        );
+        let throughput = self.mesh.throughput / zenoh.median();
+        let round_trip = percentile(&self.mesh.round_trips_us, 50.0) / z50;
+        println!(
+            "mesh against raw zenoh: throughput {throughput:.2}× (target ≥ 0.8×: {}), round trip p50 {round_trip:.2}× (target ≤ 1.1×: {})",
+            if throughput >= 0.8 { "met" } else { "MISSED" },
+            if round_trip <= 1.1 { "met" } else { "MISSED" },
         );
     }
 
@@ -353,6 +385,11 @@ impl Report {
             })
         };
         json!({
+            "zenoh_two_processes": {
+                "msgs_per_s": self.zenoh.0.json(),
+                "round_trip_p50_us": self.zenoh.1,
+                "round_trip_p99_us": self.zenoh.2,
+            },
             "round_trips": self.round_trips,
             "flood": self.flood,
             "in_process": figures(&self.in_process),

@@ -2,7 +2,8 @@
 //! latency (paced and at saturation) through the real host and real node libraries, each beside
 //! the same pattern through a plain crossbeam channel measured in the same run.
 
-use crate::{baseline, hive};
+use crate::stats::Spread;
+use crate::{baseline, hive, peers};
 use anyhow::{Context as _, Result, bail};
 use hivemind_host::bus::{Pattern, Tap};
 use hivemind_host::controller::Controller;
@@ -83,150 +84,254 @@ pub fn sink(name: &str, pattern: &str, count: u64, capacity: u64, extra: &str) -
     )
 }
 
-/// One figure beside its baseline.
+/// One figure: hivemind's trials beside the peers' trials from the same run.
 pub struct Figure {
     /// What was measured.
     pub name: &'static str,
     /// The JSON report's key for it.
     pub key: &'static str,
-    /// The host's figure.
+    /// The host's figure (the median of its trials).
     pub hive: f64,
-    /// The plain channel's figure.
+    /// The host's trials.
+    pub spread: Spread,
+    /// The first peer's median (the chart's second bar).
     pub baseline: Option<f64>,
+    /// The peers, each with its trials.
+    pub peers: Vec<(&'static str, Spread)>,
     /// The unit.
     pub unit: &'static str,
     /// The target, in words.
     pub target: &'static str,
+    /// Whether the target holds on the medians (`None`: no target).
+    pub met: Option<bool>,
 }
 
-/// Runs every message benchmark.
-pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
-    let n: u64 = if quick { 200_000 } else { 2_000_000 };
-    let mut figures = Vec::new();
+impl Figure {
+    fn new(
+        name: &'static str,
+        key: &'static str,
+        unit: &'static str,
+        spread: Spread,
+        peers: Vec<(&'static str, Spread)>,
+    ) -> Self {
+        Self {
+            name,
+            key,
+            hive: spread.median(),
+            baseline: peers.first().map(|(_, p)| p.median()),
+            spread,
+            peers,
+            unit,
+            target: "",
+            met: None,
+        }
+    }
 
-    let one_to_one = throughput(libraries, 1, 1, n, "")?;
-    figures.push(Figure {
-        name: "1→1 throughput, 32-byte string",
-        key: "throughput_1to1_msgs_per_s",
-        hive: one_to_one,
-        baseline: Some(baseline::one_to_one(n)),
-        unit: "msg/s",
-        target: "≥ 2,000,000 and ≥ ⅓ of the channel",
-    });
-    let big_n = n / 10;
-    figures.push(Figure {
-        name: "1→1 throughput, 4 KiB JSON object",
-        key: "throughput_1to1_4k_msgs_per_s",
-        hive: throughput(libraries, 1, 1, big_n, "payload = \"4k\"")?,
-        baseline: Some(baseline::one_to_one_4k(big_n)),
-        unit: "msg/s",
-        target: "",
-    });
-    let fan_n = n / 4;
-    figures.push(Figure {
-        name: "1→16 fan-out, deliveries",
-        key: "fanout_1to16_deliveries_per_s",
-        hive: throughput(libraries, 1, 16, fan_n, "")? * 16.0,
-        baseline: Some(baseline::fan_out(fan_n, 16) * 16.0),
-        unit: "deliveries/s",
-        target: "≥ 5,000,000",
-    });
-    figures.push(Figure {
-        name: "16→1 fan-in",
-        key: "fanin_16to1_msgs_per_s",
-        hive: throughput(libraries, 16, 1, n / 16, "")?,
-        baseline: Some(baseline::fan_in(n / 16, 16)),
-        unit: "msg/s",
-        target: "",
-    });
-    figures.push(Figure {
-        name: "baseline 1→1 (plain crossbeam channel)",
-        key: "baseline_1to1_msgs_per_s",
-        hive: baseline::one_to_one(n),
-        baseline: None,
-        unit: "msg/s",
-        target: "",
-    });
+    /// The median of peer `name`.
+    pub fn peer(&self, name: &str) -> f64 {
+        self.peers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, s)| s.median())
+    }
 
-    let paced = if quick { 5_000 } else { 20_000 };
-    let (p50, p99, p999) = latency(libraries, paced, 10_000, "")?;
-    let (b50, b99, b999) = baseline::latency(paced, 10_000);
-    figures.push(lat(
-        "latency p50, 10,000 msg/s",
-        "latency_p50_us",
-        p50,
-        b50,
-        "≤ 5 µs",
-    ));
-    figures.push(lat(
-        "latency p99, 10,000 msg/s",
-        "latency_p99_us",
-        p99,
-        b99,
-        "≤ 50 µs",
-    ));
-    figures.push(lat(
-        "latency p99.9, 10,000 msg/s",
-        "latency_p999_us",
-        p999,
-        b999,
-        "",
-    ));
-    let (q50, q99, _) = latency(libraries, paced, 10_000, "spin_us = 200")?;
-    figures.push(lat(
-        "latency p50, 10,000 msg/s, sink with spin_us = 200",
-        "latency_spin_p50_us",
-        q50,
-        f64::NAN,
-        "≤ 5 µs",
-    ));
-    figures.push(lat(
-        "latency p99, 10,000 msg/s, sink with spin_us = 200",
-        "latency_spin_p99_us",
-        q99,
-        f64::NAN,
-        "≤ 50 µs",
-    ));
-    let (s50, s99, s999) = latency(libraries, n / 4, 0, "")?;
-    figures.push(lat(
-        "latency p50, saturated",
-        "latency_saturated_p50_us",
-        s50,
-        f64::NAN,
-        "",
-    ));
-    figures.push(lat(
-        "latency p99, saturated",
-        "latency_saturated_p99_us",
-        s99,
-        f64::NAN,
-        "",
-    ));
-    figures.push(lat(
-        "latency p99.9, saturated",
-        "latency_saturated_p999_us",
-        s999,
-        f64::NAN,
-        "",
-    ));
-    Ok(figures)
+    fn target(mut self, target: &'static str, met: impl FnOnce(&Self) -> bool) -> Self {
+        self.met = Some(met(&self));
+        self.target = target;
+        self
+    }
+
+    /// Whether every trial of the host and of its peers stays within 1.5× of the others.
+    pub fn stable(&self) -> bool {
+        self.spread.stable() && self.peers.iter().all(|(_, s)| s.stable())
+    }
 }
 
-fn lat(
+/// The peer names used in the figures.
+pub const ZENOH: &str = "zenoh, one session";
+/// The plain channel, doing the same JSON work.
+pub const CHANNEL: &str = "plain channel";
+/// The node loop's wait before issue 13, on a plain channel.
+pub const OLD_WAIT: &str = "spin-yield-select";
+
+fn push_switches(
+    figures: &mut Vec<Figure>,
     name: &'static str,
     key: &'static str,
-    hive: f64,
-    baseline: f64,
-    target: &'static str,
-) -> Figure {
-    Figure {
+    switches: &[(f64, f64)],
+) {
+    figures.push(Figure::new(
         name,
         key,
+        "per message",
+        Spread {
+            samples: switches.iter().map(|s| s.0).collect(),
+        },
+        vec![],
+    ));
+}
+
+/// Runs every message benchmark, `trials` times each.
+pub fn run(libraries: &Path, quick: bool) -> Result<Vec<Figure>> {
+    let trials = 3;
+    let n: u64 = if quick { 200_000 } else { 2_000_000 };
+    let small = Value::String(peers::small());
+    let large = peers::four_kib();
+    let mut figures = Vec::new();
+
+    let mut switches = Vec::new();
+    let hive = Spread::of(trials, || {
+        let rate = throughput(libraries, 1, 1, n, "");
+        switches.push(last_switches());
+        rate
+    })?;
+    push_switches(
+        &mut figures,
+        "1→1: sink thread's sleeps (voluntary switches) per message",
+        "switches_1to1_per_msg",
+        &switches,
+    );
+    let zenoh = Spread::of(trials, || peers::zenoh_one_session(n, 1))?;
+    let channel = Spread::of(trials, || Ok(peers::channel(n, &small)))?;
+    figures.push(
+        Figure::new(
+            "1→1 throughput, 32-byte string",
+            "throughput_1to1_msgs_per_s",
+            "msg/s",
+            hive,
+            vec![(ZENOH, zenoh), (CHANNEL, channel)],
+        )
+        .target("≥ 2× zenoh, ≥ ⅓ channel", |f| {
+            f.hive >= 2.0 * f.peer(ZENOH) && f.hive >= f.peer(CHANNEL) / 3.0
+        }),
+    );
+
+    let big_n = n / 10;
+    let hive = Spread::of(trials, || {
+        throughput(libraries, 1, 1, big_n, "payload = \"4k\"")
+    })?;
+    let channel = Spread::of(trials, || Ok(peers::channel(big_n, &large)))?;
+    figures.push(
+        Figure::new(
+            "1→1 throughput, 4 KiB JSON object",
+            "throughput_1to1_4k_msgs_per_s",
+            "msg/s",
+            hive,
+            vec![(CHANNEL, channel)],
+        )
+        .target("≥ ½ channel", |f| f.hive * 2.0 >= f.peer(CHANNEL)),
+    );
+
+    let fan_n = n / 4;
+    let mut switches = Vec::new();
+    let hive = Spread::of(trials, || {
+        let rate = throughput(libraries, 1, 16, fan_n, "")? * 16.0;
+        switches.push(last_switches());
+        Ok(rate)
+    })?;
+    push_switches(
+        &mut figures,
+        "1→16: a sink thread's sleeps per delivery",
+        "switches_1to16_per_delivery",
+        &switches,
+    );
+    let zenoh = Spread::of(trials, || peers::zenoh_one_session(fan_n, 16))?;
+    let channel = Spread::of(trials, || {
+        Ok(peers::channel_fan_out(fan_n, 16, &small) * 16.0)
+    })?;
+    figures.push(
+        Figure::new(
+            "1→16 fan-out, deliveries",
+            "fanout_1to16_deliveries_per_s",
+            "deliveries/s",
+            hive,
+            vec![(ZENOH, zenoh), (CHANNEL, channel)],
+        )
+        .target("≥ 2× zenoh", |f| f.hive >= 2.0 * f.peer(ZENOH)),
+    );
+
+    let hive = Spread::of(trials, || throughput(libraries, 16, 1, n / 16, ""))?;
+    let channel = Spread::of(trials, || Ok(baseline::fan_in(n / 16, 16)))?;
+    figures.push(Figure::new(
+        "16→1 fan-in (channel: raw 32 bytes, no JSON)",
+        "fanin_16to1_msgs_per_s",
+        "msg/s",
         hive,
-        baseline: (!baseline.is_nan()).then_some(baseline),
-        unit: "µs",
-        target,
+        vec![(CHANNEL, channel)],
+    ));
+
+    // The hand-off alone (a channel, two threads, the JSON work): the node loop's old wait
+    // beside the doorbell it has now.
+    let mut rates = (Vec::new(), Vec::new());
+    let mut sleeps = (Vec::new(), Vec::new());
+    for _ in 0..trials {
+        let (rate, per) = peers::handoff(n, peers::Waiting::Doorbell);
+        rates.0.push(rate);
+        sleeps.0.push(per);
+        let (rate, per) = peers::handoff(n, peers::Waiting::SpinYieldSelect);
+        rates.1.push(rate);
+        sleeps.1.push(per);
     }
+    figures.push(Figure::new(
+        "hand-off alone, 1→1 + JSON: doorbell (now) vs spin-yield-select (before)",
+        "handoff_doorbell_msgs_per_s",
+        "msg/s",
+        Spread { samples: rates.0 },
+        vec![(OLD_WAIT, Spread { samples: rates.1 })],
+    ));
+    figures.push(Figure::new(
+        "hand-off alone: consumer's sleeps per message, doorbell vs before",
+        "handoff_doorbell_sleeps_per_msg",
+        "per message",
+        Spread { samples: sleeps.0 },
+        vec![(OLD_WAIT, Spread { samples: sleeps.1 })],
+    ));
+
+    let paced = if quick { 5_000 } else { 20_000 };
+    let mut hive = (Vec::new(), Vec::new());
+    let mut channel = (Vec::new(), Vec::new());
+    for _ in 0..trials {
+        let (p50, p99, _) = latency(libraries, paced, 10_000, "")?;
+        hive.0.push(p50);
+        hive.1.push(p99);
+        let (b50, b99) = peers::channel_latency(paced, 10_000);
+        channel.0.push(b50);
+        channel.1.push(b99);
+    }
+    let spread = |samples: Vec<f64>| Spread { samples };
+    figures.push(
+        Figure::new(
+            "latency p50, 10,000 msg/s",
+            "latency_p50_us",
+            "µs",
+            spread(hive.0),
+            vec![(CHANNEL, spread(channel.0))],
+        )
+        .target("≤ channel", |f| f.hive <= f.peer(CHANNEL)),
+    );
+    figures.push(Figure::new(
+        "latency p99, 10,000 msg/s",
+        "latency_p99_us",
+        "µs",
+        spread(hive.1),
+        vec![(CHANNEL, spread(channel.1))],
+    ));
+    let (s50, s99, _) = latency(libraries, n / 4, 0, "")?;
+    figures.push(Figure::new(
+        "latency p50, saturated (queueing: one trial)",
+        "latency_saturated_p50_us",
+        "µs",
+        spread(vec![s50]),
+        vec![],
+    ));
+    figures.push(Figure::new(
+        "latency p99, saturated (queueing: one trial)",
+        "latency_saturated_p99_us",
+        "µs",
+        spread(vec![s99]),
+        vec![],
+    ));
+    Ok(figures)
 }
 
 /// `sources` sources each sending `count` to `sinks` sinks; returns messages per second (per
@@ -268,13 +373,30 @@ pub fn throughput_with(
         ));
     }
     let hive = BenchHive::start(libraries, &nodes)?;
+    let before = crate::system::context_switches("hm:sink");
     let (took, reports) = hive.go_and_wait(sinks, Duration::from_secs(120))?;
+    let after = crate::system::context_switches("hm:sink");
     for report in &reports {
         if report["received"] != total {
             bail!("a sink received {} of {total}", report["received"]);
         }
     }
+    let deliveries = (total * sinks as u64) as f64;
+    *SWITCHES.lock().expect("not poisoned") = (
+        after.0.saturating_sub(before.0) as f64 / deliveries,
+        after.1.saturating_sub(before.1) as f64 / deliveries,
+    );
     Ok(total as f64 / took.as_secs_f64())
+}
+
+/// The sink threads' voluntary and involuntary context switches per delivery in the last
+/// [`throughput_with`] run.
+static SWITCHES: std::sync::Mutex<(f64, f64)> = std::sync::Mutex::new((0.0, 0.0));
+
+/// The sink threads' (voluntary, involuntary) context switches per delivery of the last
+/// throughput run: a voluntary one is a sleep and a wake-up of the node's thread.
+pub fn last_switches() -> (f64, f64) {
+    *SWITCHES.lock().expect("not poisoned")
 }
 
 /// Latency percentiles in µs of `count` messages sent at `rate` per second (0: flat out);

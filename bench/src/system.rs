@@ -50,7 +50,44 @@ pub fn machine() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} CPU(s), {model}")
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |k| k.trim().to_owned());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{cpus} CPU(s), {model}, Linux {kernel}, load average {load} at start")
+}
+
+/// Voluntary and involuntary context switches so far of this process's live threads whose
+/// name starts with `prefix` (a node's thread is `hm:<node>`).
+pub fn context_switches(prefix: &str) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    let mut total = (0, 0);
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let named = status
+            .lines()
+            .find(|l| l.starts_with("Name:"))
+            .is_some_and(|l| l.trim_start_matches("Name:").trim().starts_with(prefix));
+        if named {
+            total.0 += field("voluntary_ctxt_switches:");
+            total.1 += field("nonvoluntary_ctxt_switches:");
+        }
+    }
+    total
 }
 
 /// This process's resident memory, in kB.

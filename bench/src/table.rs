@@ -38,51 +38,28 @@ pub fn print<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(header: &[&str; 3], ro
     }
 }
 
-/// Prints five-column `rows` under `header`, padding each column to its widest cell.
-pub fn print5(header: &[&str; 5], rows: &[(String, String, String, String, String)]) {
-    let cells = |r: &(String, String, String, String, String)| {
-        [
-            r.0.clone(),
-            r.1.clone(),
-            r.2.clone(),
-            r.3.clone(),
-            r.4.clone(),
-        ]
-    };
-    let mut widths = header.map(|h| h.chars().count());
+/// Prints `rows` (each as many cells as `header`) under `header`, padding each column to its
+/// widest cell.
+pub fn print_rows(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
-        for (width, cell) in widths.iter_mut().zip(cells(row)) {
+        for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::from("|");
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i] - cell.chars().count();
-            if i == 0 || i == 4 {
-                out.push_str(&format!(" {cell}{} |", " ".repeat(pad)));
-            } else {
-                out.push_str(&format!(" {}{cell} |", " ".repeat(pad)));
-            }
+        for (cell, width) in cells.zip(&widths) {
+            let pad = width - cell.chars().count();
+            out.push_str(&format!(" {cell}{} |", " ".repeat(pad)));
         }
         println!("{out}");
     };
     println!();
-    line(*header);
-    let rule: Vec<String> = widths
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 || i == 4 {
-                "-".repeat(w + 2)
-            } else {
-                "-".repeat(w + 1) + ":"
-            }
-        })
-        .collect();
+    line(&mut header.iter().copied());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
     println!("|{}|", rule.join("|"));
     for row in rows {
-        let c = cells(row);
-        line([&c[0], &c[1], &c[2], &c[3], &c[4]]);
+        line(&mut row.iter().map(String::as_str));
     }
 }

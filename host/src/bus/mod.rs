@@ -18,13 +18,18 @@
 //!   subscription it was meant for and logged (the 1st, 2nd, 4th, 8th... drop). A message
 //!   still queued when its node stops is counted and logged too. Nothing is lost silently.
 //!   A node may choose [`Overflow::Block`] instead: its publishers wait for room, for a while.
+//! - **One wake-up per sleep, not per message.** Queueing rings the node's [`Doorbell`]: a
+//!   fence and a load of a flag while the node's thread is awake, a wake-up only when it sleeps
+//!   (see `docs/DESIGN-handoff.md`). Nothing spins or yields on either side.
 //! - **Other hosts.** With the mesh on, an [`Outlet`] also gets every message sent on this host
 //!   (by its nodes or its API), once, after the local routes; messages from other hosts come in
 //!   through [`Bus::inject`], reach the local routes only, and never go back out, so nothing
 //!   echoes between hosts.
 
+mod doorbell;
 mod pattern;
 
+pub use doorbell::Doorbell;
 pub use pattern::{Pattern, PatternError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -117,9 +122,52 @@ impl FromIterator<u32> for Indices {
 /// The receiving end of a node's queue, drained by the node's thread.
 pub type Inbox = Receiver<Delivery>;
 
-/// Creates a node's queue: the sender goes to [`Bus::subscribe`], the inbox to the node.
-pub fn queue(capacity: usize) -> (Sender<Delivery>, Inbox) {
-    crossbeam_channel::bounded(capacity)
+/// The sending end of a node's queue: what is put in it rings the node's [`Doorbell`], which
+/// wakes the node's thread only if it sleeps.
+#[derive(Debug, Clone)]
+pub struct QueueSender {
+    sender: Sender<Delivery>,
+    bell: Arc<Doorbell>,
+}
+
+impl QueueSender {
+    /// Queues `delivery` if there is room, then rings.
+    pub fn try_send(&self, delivery: Delivery) -> Result<(), TrySendError<Delivery>> {
+        self.sender.try_send(delivery)?;
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// Queues `delivery`, waiting for room up to `patience`, then rings.
+    pub fn send_timeout(
+        &self,
+        delivery: Delivery,
+        patience: std::time::Duration,
+    ) -> Result<(), SendTimeoutError<Delivery>> {
+        self.sender.send_timeout(delivery, patience)?;
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// Queues `delivery`, waiting for room as long as it takes, then rings; fails only if the
+    /// inbox is gone.
+    pub fn send(&self, delivery: Delivery) -> Result<(), crossbeam_channel::SendError<Delivery>> {
+        self.sender.send(delivery)?;
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// The doorbell of the queue's consumer.
+    pub fn bell(&self) -> &Arc<Doorbell> {
+        &self.bell
+    }
+}
+
+/// Creates a node's queue: the sender goes to [`Bus::join`], the inbox to the node.
+pub fn queue(capacity: usize) -> (QueueSender, Inbox) {
+    let (sender, inbox) = crossbeam_channel::bounded(capacity);
+    let bell = Arc::new(Doorbell::new());
+    (QueueSender { sender, bell }, inbox)
 }
 
 /// Counters of one subscription.
@@ -158,7 +206,7 @@ struct Route {
     overflow: Overflow,
     drop_report: Option<DropReport>,
     wake: Option<Wake>,
-    sender: Sender<Delivery>,
+    sender: QueueSender,
     subscriptions: Indices,
     stats: Arc<[Arc<SubscriptionStats>]>,
 }
@@ -245,7 +293,12 @@ impl Route {
             Err(TrySendError::Full(delivery)) => match self.overflow {
                 Overflow::Drop => ("its queue is full", delivery),
                 Overflow::Block(patience) => match self.sender.send_timeout(delivery, patience) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        if let Some(wake) = &self.wake {
+                            wake();
+                        }
+                        return;
+                    }
                     Err(SendTimeoutError::Timeout(delivery)) => (
                         "its queue stayed full for the whole overflow wait",
                         delivery,
@@ -280,7 +333,7 @@ struct NodeEntry {
     overflow: Overflow,
     drop_report: Option<DropReport>,
     wake: Option<Wake>,
-    sender: Sender<Delivery>,
+    sender: QueueSender,
     subscriptions: Vec<Subscription>,
     services: Vec<Arc<str>>,
 }
@@ -401,7 +454,7 @@ impl Bus {
     pub fn join(
         &self,
         node: &Arc<str>,
-        sender: Sender<Delivery>,
+        sender: QueueSender,
         subscriptions: Vec<Subscription>,
         services: &[Arc<str>],
     ) -> Result<Vec<Arc<Topic>>, JoinError> {
@@ -423,7 +476,7 @@ impl Bus {
     pub fn register(
         &self,
         node: &Arc<str>,
-        sender: Sender<Delivery>,
+        sender: QueueSender,
         subscriptions: Vec<Subscription>,
         services: &[Arc<str>],
         generation: u64,

@@ -1,7 +1,8 @@
 //! The Zenoh side of the mesh: opens the session, sends this host's messages out, lets other
 //! hosts' messages in, and keeps the view of the other hosts current.
 //!
-//! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent;
+//! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent
+//! (woken through a doorbell only when it sleeps, draining everything queued per wake-up);
 //! `hm-mesh-view` refreshes this host's own description and asks the others for theirs about
 //! once a second. Messages from other hosts and liveliness changes arrive in Zenoh's callbacks,
 //! which only decode, filter and hand to the bus (which never blocks).
@@ -10,7 +11,7 @@ use super::envelope::{Envelope, Seen, VERSION};
 use super::keys::Keys;
 use super::peers::{HostView, Peers, WireNode};
 use super::{LocalView, MeshSettings, MeshSnapshot};
-use crate::bus::{Bus, Message, Outlet};
+use crate::bus::{Bus, Doorbell, Message, Outlet};
 use crate::events::{EventKind, Events};
 use crate::runtime::NodeSnapshot;
 use anyhow::{Context as _, Result, anyhow};
@@ -189,11 +190,12 @@ impl Link {
         capacity: usize,
     ) -> Result<()> {
         let (queue, outgoing) = crossbeam_channel::bounded(capacity);
-        let (session, shared) = (self.session.clone(), self.shared.clone());
+        let outbox = Arc::new(Outbox::default());
+        let (session, shared, out) = (self.session.clone(), self.shared.clone(), outbox.clone());
         self.out = Some(
             std::thread::Builder::new()
                 .name("hm-mesh-out".into())
-                .spawn(move || send_all(&session, &shared, &outgoing))
+                .spawn(move || send_all(&session, &shared, &outgoing, &out))
                 .context("cannot start the mesh's sending thread")?,
         );
         let (session, shared) = (self.session.clone(), self.shared.clone());
@@ -204,7 +206,8 @@ impl Link {
                 .context("cannot start the mesh's view thread")?,
         );
         self.bus.set_outlet(Some(Box::new(Forwarder {
-            queue,
+            queue: Some(queue),
+            outbox,
             shared: self.shared.clone(),
         })));
         Ok(())
@@ -334,18 +337,31 @@ fn json(value: impl serde::Serialize) -> String {
     serde_json::to_string(&value).expect("plain values serialise")
 }
 
-/// The bus's outlet: queues this host's messages for the sending thread.
+/// The bus's outlet: queues this host's messages for the sending thread and rings its doorbell
+/// (a system call only when that thread sleeps, never one per message).
 struct Forwarder {
-    queue: Sender<Message>,
+    /// `None` once dropped: the sending thread then drains what is left and ends.
+    queue: Option<Sender<Message>>,
+    outbox: Arc<Outbox>,
     shared: Arc<Shared>,
+}
+
+/// What the bus's outlet and the sending thread share besides the queue.
+#[derive(Default)]
+struct Outbox {
+    bell: Doorbell,
+    /// Set when the outlet is gone: nothing more will be queued.
+    closed: AtomicBool,
 }
 
 impl Outlet for Forwarder {
     fn forward(&self, message: &Message) {
+        let Some(queue) = &self.queue else { return };
         let counters = &self.shared.counters;
-        match self.queue.try_send(message.clone()) {
+        match queue.try_send(message.clone()) {
             Ok(()) => {
                 counters.queued.fetch_add(1, Ordering::Relaxed);
+                self.outbox.bell.ring();
             }
             Err(TrySendError::Full(_)) => {
                 let dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -363,49 +379,96 @@ impl Outlet for Forwarder {
     }
 }
 
-/// The sending thread: puts every queued message on Zenoh, in order, until the queue closes.
-fn send_all(session: &zenoh::Session, shared: &Shared, outgoing: &Receiver<Message>) {
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        self.outbox.closed.store(true, Ordering::Release);
+        self.outbox.bell.ring();
+    }
+}
+
+/// Messages the sending thread puts on Zenoh between two updates of the `queued` counter.
+const SEND_BATCH: u64 = 256;
+
+/// The sending thread: puts every queued message on Zenoh, in order, until the outlet is gone.
+/// Each wake-up drains everything queued (one Zenoh `put` per message: Zenoh batches them on
+/// the wire itself); with nothing queued it parks on the outbox's doorbell, without spinning.
+fn send_all(
+    session: &zenoh::Session,
+    shared: &Shared,
+    outgoing: &Receiver<Message>,
+    outbox: &Outbox,
+) {
     let mut publishers: HashMap<Arc<str>, Publisher<'static>> = HashMap::new();
     let mut seq = 0u64;
-    for message in outgoing.iter() {
-        shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
-        if publishers.len() >= MAX_PUBLISHERS && !publishers.contains_key(&message.service) {
-            publishers.clear();
-        }
-        let publisher = match publishers.entry(message.service.clone()) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let declared = session
-                    .declare_publisher(shared.keys.message(&message.service))
-                    .congestion_control(CongestionControl::Block)
-                    .wait();
-                match declared {
-                    Ok(publisher) => entry.insert(publisher),
-                    Err(error) => {
-                        refuse_out(shared, &message, &error.to_string());
-                        continue;
-                    }
+    outbox.bell.attach();
+    loop {
+        let mut sent = 0;
+        while sent < SEND_BATCH {
+            match outgoing.try_recv() {
+                Ok(message) => {
+                    put(session, shared, &mut publishers, &mut seq, &message);
+                    sent += 1;
                 }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
             }
-        };
-        seq += 1;
-        let envelope = Envelope {
-            v: VERSION,
-            host: shared.host.clone(),
-            node: message.node.to_string(),
-            origin: shared.origin.clone(),
-            seq,
-        };
-        let put = publisher
-            .put(message.payload.as_bytes().to_vec())
-            .attachment(envelope.to_bytes())
-            .wait();
-        match put {
-            Ok(()) => {
-                shared.counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => refuse_out(shared, &message, &error.to_string()),
         }
+        if sent > 0 {
+            shared.counters.queued.fetch_sub(sent, Ordering::Relaxed);
+            continue;
+        }
+        if outbox.closed.load(Ordering::Acquire) && outgoing.is_empty() {
+            return;
+        }
+        outbox
+            .bell
+            .sleep_unless(|| !outgoing.is_empty() || outbox.closed.load(Ordering::Acquire));
+    }
+}
+
+/// Puts one message on Zenoh with its envelope, declaring its service's publisher the first
+/// time.
+fn put(
+    session: &zenoh::Session,
+    shared: &Shared,
+    publishers: &mut HashMap<Arc<str>, Publisher<'static>>,
+    seq: &mut u64,
+    message: &Message,
+) {
+    if publishers.len() >= MAX_PUBLISHERS && !publishers.contains_key(&message.service) {
+        publishers.clear();
+    }
+    let publisher = match publishers.entry(message.service.clone()) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => {
+            let declared = session
+                .declare_publisher(shared.keys.message(&message.service))
+                .congestion_control(CongestionControl::Block)
+                .wait();
+            match declared {
+                Ok(publisher) => entry.insert(publisher),
+                Err(error) => return refuse_out(shared, message, &error.to_string()),
+            }
+        }
+    };
+    *seq += 1;
+    let envelope = Envelope {
+        v: VERSION,
+        host: shared.host.clone(),
+        node: message.node.to_string(),
+        origin: shared.origin.clone(),
+        seq: *seq,
+    };
+    let put = publisher
+        .put(message.payload.as_bytes())
+        .attachment(envelope.to_bytes())
+        .wait();
+    match put {
+        Ok(()) => {
+            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(error) => refuse_out(shared, message, &error.to_string()),
     }
 }
 

@@ -26,14 +26,15 @@ mod timers;
 pub(crate) use state::{NodeShared, Overlay};
 pub use state::{NodeSnapshot, NodeStatus, ServiceKind, ServiceSnapshot, SubscriptionSnapshot};
 
-use crate::bus::{Delivery, Inbox, Pattern, Subscription, SubscriptionStats, Topic};
+use crate::bus::{
+    Delivery, Doorbell, Inbox, Pattern, QueueSender, Subscription, SubscriptionStats, Topic,
+};
 use crate::config::FaultPolicy;
 use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
 use crossbeam_channel::{Receiver, Sender};
-use crossbeam_utils::Backoff;
 use hivemind::abi::{
     HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl, TimerDecl,
 };
@@ -52,8 +53,8 @@ pub(crate) const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
 /// A node's message queue: it outlives instances, so a reload loses nothing.
 #[derive(Clone)]
 pub struct NodeQueue {
-    /// Where the bus puts the node's deliveries.
-    pub sender: Sender<Delivery>,
+    /// Where the bus puts the node's deliveries (ringing the node thread's doorbell).
+    pub sender: QueueSender,
     /// Where the node's instance takes them from.
     pub inbox: Inbox,
 }
@@ -150,6 +151,8 @@ pub enum BuildOutcome {
 pub struct NodeRuntime {
     shared: Arc<NodeShared>,
     control: Sender<Control>,
+    /// The queue's doorbell: rung after each command, so a sleeping node thread sees it.
+    bell: Arc<Doorbell>,
     built: Receiver<Result<Built, String>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -167,6 +170,7 @@ impl NodeRuntime {
         let (control, control_inbox) = crossbeam_channel::unbounded();
         let (built_sender, built) = crossbeam_channel::bounded(1);
         let thread_shared = shared.clone();
+        let bell = spec.queue.sender.bell().clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}", spec.name))
             .spawn(move || {
@@ -186,6 +190,7 @@ impl NodeRuntime {
         Self {
             shared,
             control,
+            bell,
             built,
             thread: Some(thread),
         }
@@ -228,6 +233,7 @@ impl NodeRuntime {
             state,
             backlog,
         });
+        self.bell.ring();
     }
 
     /// Stops the services, saves the node's state and stops draining the queue, which stays
@@ -246,6 +252,7 @@ impl NodeRuntime {
         if self.control.send(Control::HandOver(reply)).is_err() {
             return Ok(None);
         }
+        self.bell.ring();
         match saved.recv_deadline(deadline) {
             Ok(state) => Ok(state),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ok(None),
@@ -259,6 +266,7 @@ impl NodeRuntime {
     pub fn request_stop(&self) {
         self.shared.stop();
         let _ = self.control.send(Control::Stop);
+        self.bell.ring();
     }
 
     /// Waits until `deadline` for the instance's threads to end; returns whether they did.
@@ -537,8 +545,13 @@ fn run(
 }
 
 /// Deliveries handled between two looks at the control channel while the queue stays busy.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
+/// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
+/// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
+/// [`Doorbell`](crate::bus::Doorbell) at once (after `spin`, if the node asked for one), and
+/// the first message or command that arrives wakes it: no spinning or yielding in between, so
+/// how fast messages go does not depend on how the scheduler treats a thread that yields.
 fn deliver_until_told(
     object: &mut NodeBox,
     spec: &NodeSpec,
@@ -548,10 +561,11 @@ fn deliver_until_told(
     timers: &mut Timers,
 ) -> Ending {
     let inbox = &spec.queue.inbox;
+    let bell = spec.queue.sender.bell();
+    bell.attach();
     loop {
         // Timers tick between deliveries, on this thread: in order with the subscriptions.
         timers.tick_due(object, shared);
-        // While messages keep coming, take them without the cost of a select.
         let mut handled = 0;
         // Once asked to hand over or stop, take no further message (the next instance will).
         while handled < BATCH && !shared.is_stopping() {
@@ -562,50 +576,21 @@ fn deliver_until_told(
                     }
                     handled += 1;
                 }
-                Err(_) => break,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ending::Stop,
             }
         }
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if handled == BATCH || spin_for(inbox, spec.spin) || brief_wait(inbox) {
+        if handled > 0 || spin_for(inbox, spec.spin) {
             continue;
         }
         // Sleep until a message, a control command or the next timer's deadline.
-        let wake = timers
-            .next_due()
-            .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-        crossbeam_channel::select! {
-            recv(inbox) -> delivery => match delivery {
-                Ok(delivery) => {
-                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
-                        return Ending::Failed(reason);
-                    }
-                }
-                Err(_) => return Ending::Stop,
-            },
-            recv(control) -> command => {
-                if let Some(ending) = ending(command.map_err(|_| crossbeam_channel::TryRecvError::Disconnected)) {
-                    return ending;
-                }
-            }
-            recv(wake) -> _ => {}
-        }
+        bell.sleep_unless_until(timers.next_due(), || {
+            !control.is_empty() || (!shared.is_stopping() && !inbox.is_empty())
+        });
     }
-}
-
-/// Spins, then yields, for a few microseconds (as a channel's own receive does) before the
-/// thread goes to sleep; returns whether a message arrived meanwhile. Sleeping and being woken
-/// costs far more than this on a busy queue.
-fn brief_wait(inbox: &Inbox) -> bool {
-    let backoff = Backoff::new();
-    while !backoff.is_completed() {
-        if !inbox.is_empty() {
-            return true;
-        }
-        backoff.snooze();
-    }
-    false
 }
 
 /// Polls `inbox` for up to `spin`; returns whether a message is waiting.
