@@ -18,6 +18,7 @@
 //! With `[mesh]` enabled it also joins the other hosts of the hive ([`Controller::start_mesh`]):
 //! its snapshot then lists their nodes too, each with its host.
 
+use crate::builds::BuildResults;
 use crate::bus::TopicInfo;
 use crate::bus::{Bus, Overflow};
 use crate::config::{self, HiveConfig, NodeConfig};
@@ -109,6 +110,9 @@ struct Slot {
     reported_stuck: bool,
     /// Crashes of an isolated node's process already reported.
     reported_crashes: u64,
+    /// The settings the running instance was started with (the page shows these, not a
+    /// rejected edit).
+    settings: Option<serde_json::Value>,
 }
 
 struct State {
@@ -126,6 +130,7 @@ pub struct Controller {
     max_payload_bytes: usize,
     bus: Arc<Bus>,
     events: Arc<Events>,
+    builds: BuildResults,
     env: Arc<Environment>,
     state: Mutex<State>,
     mesh: Mutex<Option<Mesh>>,
@@ -164,6 +169,7 @@ impl Controller {
                 },
             ))),
             events,
+            builds: BuildResults::default(),
             env,
             state: Mutex::new(State {
                 config,
@@ -184,6 +190,11 @@ impl Controller {
     /// The hive's event feed.
     pub fn events(&self) -> &Arc<Events> {
         &self.events
+    }
+
+    /// What the last build of each node's crate said (`hm dev`).
+    pub fn builds(&self) -> &BuildResults {
+        &self.builds
     }
 
     /// The config the hive runs on (the last good one read).
@@ -251,7 +262,9 @@ impl Controller {
             .filter(|n| !up.contains(*n))
             .map(String::as_str)
             .collect();
-        if failed.is_empty() {
+        if names.is_empty() {
+            tracing::info!("{}", nothing_to_run(&state.config));
+        } else if failed.is_empty() {
             tracing::info!("{} node(s) up: {}", up.len(), names.join(", "));
         } else {
             tracing::warn!(
@@ -292,22 +305,28 @@ impl Controller {
                     slot.generation = generation;
                     ready.push((name, runtime, topics, built.took, built.library.hash));
                 }
-                Err(error) => self.failed(state, &name, &error),
+                Err(error) => {
+                    let error = match config::explain_setting_error(&self.root, &name, &error) {
+                        Some(setting) => format!("{setting}; fix it and save ({error})"),
+                        None => error,
+                    };
+                    self.failed(state, &name, &error);
+                }
             }
         }
         let mut started = Vec::new();
         for (name, runtime, topics, took, hash) in ready {
             runtime.start(topics, None, Vec::new());
+            let settings = settings_of(&state.config, &name);
             let slot = state.slots.get_mut(&name).expect("spec made the slot");
+            slot.settings = settings;
             slot.runtime = Some(runtime);
             slot.loads += 1;
             slot.loaded_at = now();
             slot.last_error = None;
-            self.events.emit(
-                EventKind::Loaded,
-                Some(&name),
-                format!("loaded ({hash}) in {:.1} ms", took.as_secs_f64() * 1e3),
-            );
+            let loaded = format!("loaded ({hash}) in {:.1} ms", took.as_secs_f64() * 1e3);
+            tracing::info!("node `{name}` {loaded}");
+            self.events.emit(EventKind::Loaded, Some(&name), loaded);
             started.push(name);
         }
         started
@@ -341,6 +360,7 @@ impl Controller {
             last_error: None,
             reported_stuck: false,
             reported_crashes: 0,
+            settings: None,
         });
         NodeSpec {
             name: name.into(),
@@ -402,7 +422,14 @@ impl Controller {
                     slot.queue_capacity = old.inbox.capacity().unwrap_or(slot.queue_capacity);
                     slot.queue = old;
                 }
-                let message = format!("reload failed; the running version stays: {error}");
+                let message = match config::explain_setting_error(&self.root, name, &error) {
+                    Some(setting) => format!(
+                        "{setting}. The previous instance keeps running, with the settings it had; fix the value and save ({error})"
+                    ),
+                    None => format!(
+                        "the new instance did not start; the previous instance keeps running: {error}"
+                    ),
+                };
                 tracing::error!("node `{name}`: {message}");
                 self.failed(state, name, &message);
                 bail!("{message}");
@@ -425,6 +452,7 @@ impl Controller {
             .map(|q| q.inbox.try_iter().collect())
             .unwrap_or_default();
         candidate.start(topics, saved, backlog);
+        slot.settings = settings_of(&state.config, name);
         slot.generation = spec.generation;
         slot.runtime = Some(candidate);
         slot.loads += 1;
@@ -504,6 +532,7 @@ impl Controller {
             match (running, wanted) {
                 (false, true) => {
                     if before.is_none_or(|b| !b.enabled) {
+                        tracing::info!("node `{name}` enabled in config/hive.toml: starting it");
                         self.events.emit(
                             EventKind::Enabled,
                             Some(&name),
@@ -738,6 +767,7 @@ impl Controller {
             .map(|name| {
                 let mut node = node_snapshot(&state, name);
                 node.host = self.host.to_string();
+                node.build_error = self.builds.failure(name);
                 node
             })
             .collect()
@@ -760,6 +790,9 @@ fn node_snapshot(state: &State, name: &str) -> NodeSnapshot {
     };
     snapshot.enabled = state.config.nodes.get(name).is_some_and(|c| c.enabled);
     if let Some(slot) = slot {
+        if snapshot.status != NodeStatus::Disabled {
+            snapshot.settings.clone_from(&slot.settings);
+        }
         snapshot.loads = slot.loads;
         snapshot.loaded_at = slot.loaded_at.clone();
         snapshot.last_error = slot.last_error.clone();
@@ -768,6 +801,32 @@ fn node_snapshot(state: &State, name: &str) -> NodeSnapshot {
         }
     }
     snapshot
+}
+
+/// What `hm dev` / `hm run` says when no node is to run: which are disabled, and how to
+/// enable them.
+fn nothing_to_run(config: &HiveConfig) -> String {
+    let disabled: Vec<&str> = config.nodes.keys().map(String::as_str).collect();
+    match disabled.as_slice() {
+        [] => "no node is running: this hive has no nodes yet (add one with `hm create_node NAME`)"
+            .to_owned(),
+        [one] => format!(
+            "no node is running: `{one}` is disabled. Enable it with `hm enable {one}` (or enabled = true under [nodes.{one}] in config/hive.toml); it starts at once"
+        ),
+        several => format!(
+            "no node is running: {} are disabled. Enable one with `hm enable NAME` (or enabled = true under [nodes.NAME] in config/hive.toml); it starts at once",
+            several
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The settings `name` gets from `config` (its table, as the node receives it).
+fn settings_of(config: &HiveConfig, name: &str) -> Option<serde_json::Value> {
+    config.nodes.get(name).map(|c| c.settings.clone())
 }
 
 fn wanted_nodes(state: &State) -> Vec<String> {

@@ -2,8 +2,8 @@
 //! reloads libraries that changed, unloads those removed, and applies config edits.
 //!
 //! A config with an error is reported (line and column) and the last good one stays in force
-//! until the file is fixed. A failed build prints cargo's errors and leaves the running
-//! versions in place.
+//! until the file is fixed; the fix is said in one line. A failed build prints cargo's errors,
+//! ties them to their nodes ([`crate::builds`]) and leaves the running versions in place.
 
 use crate::build;
 use crate::config;
@@ -27,12 +27,19 @@ pub fn run(
     changes: &Receiver<BTreeSet<Change>>,
     rebuild: Option<Rebuild>,
 ) {
+    // Whether the last read of config/hive.toml failed, to say so when it is fixed.
+    let mut config_broken = false;
     while let Ok(batch) = changes.recv() {
-        apply(controller, &batch, rebuild);
+        apply(controller, &batch, rebuild, &mut config_broken);
     }
 }
 
-fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebuild>) {
+fn apply(
+    controller: &Controller,
+    batch: &BTreeSet<Change>,
+    rebuild: Option<Rebuild>,
+    config_broken: &mut bool,
+) {
     if let Some(rebuild) = rebuild
         && batch.contains(&Change::Sources)
     {
@@ -41,6 +48,11 @@ fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebu
     if batch.contains(&Change::Config) {
         match config::load(controller.root()) {
             Ok(config) => {
+                if std::mem::take(config_broken) {
+                    let message = "config/hive.toml is valid again: applied";
+                    tracing::info!("{message}");
+                    controller.events().emit(EventKind::Hive, None, message);
+                }
                 for warning in &config.warnings {
                     tracing::warn!("{warning}");
                     controller
@@ -55,6 +67,7 @@ fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebu
                 );
                 tracing::error!("{message}");
                 controller.events().emit(EventKind::Hive, None, message);
+                *config_broken = true;
             }
         }
     }
@@ -71,19 +84,21 @@ fn apply(controller: &Controller, batch: &BTreeSet<Change>, rebuild: Option<Rebu
 
 fn rebuild_nodes(controller: &Controller, rebuild: Rebuild) {
     let root = controller.root();
-    let built = build::node_crates(root)
-        .and_then(|crates| build::build_and_install(root, &crates, rebuild.release));
-    match built {
-        // Reload at once rather than wait for the watcher to see the installed files.
-        Ok(installed) => {
-            for library in installed {
-                controller.library_changed(&library);
-            }
-        }
+    let crates = match build::node_crates(root) {
+        Ok(crates) => crates,
         Err(error) => {
             let message = format!("{error:#}; the running versions stay");
             tracing::error!("{message}");
             controller.events().emit(EventKind::Hive, None, message);
+            return;
         }
+    };
+    let outcome = build::build_and_install(root, &crates, rebuild.release);
+    controller
+        .builds()
+        .report(&outcome, &controller.config(), controller.events());
+    // Reload at once rather than wait for the watcher to see the installed files.
+    for (_, library) in &outcome.built {
+        controller.library_changed(library);
     }
 }

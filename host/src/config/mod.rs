@@ -35,6 +35,8 @@
 //! is refused with its line and column, so that a setting is never silently ignored.
 
 mod edit;
+mod explain;
+pub use explain::explain_setting_error;
 
 pub use edit::set_enabled;
 

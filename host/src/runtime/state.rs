@@ -69,6 +69,14 @@ pub struct NodeSnapshot {
     /// How its process died the last time (isolated nodes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_crash: Option<String>,
+    /// Its crate's last build failed (`hm dev`): the compiler's errors. The node runs its last
+    /// good library meanwhile, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_error: Option<crate::builds::BuildFailure>,
+    /// The settings its running instance was started with (none when it does not run; the
+    /// page then shows those of the config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
 }
 
 impl NodeSnapshot {
@@ -89,6 +97,8 @@ impl NodeSnapshot {
             isolated: false,
             crashes: 0,
             last_crash: None,
+            build_error: None,
+            settings: None,
         }
     }
 }
@@ -505,6 +515,8 @@ impl NodeShared {
             isolated: false,
             crashes: 0,
             last_crash: None,
+            build_error: None,
+            settings: None,
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions

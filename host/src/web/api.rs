@@ -66,6 +66,7 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
         }
     }
     value["key_required"] = web.key().is_some().into();
+    web.rates.annotate(&mut value);
     value
 }
 
@@ -79,8 +80,12 @@ fn hide_taps(topic: &mut serde_json::Value) {
 /// How the bus names a tap (`tap#N`); node names cannot contain `#`.
 const TAP_PREFIX: &str = "tap#";
 
-/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`.
+/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`; a running
+/// node keeps the settings it runs with (a rejected edit is not shown as if in force).
 fn add_settings(config: &HiveConfig, node: &mut serde_json::Value) {
+    if node.get("settings").is_some_and(|s| !s.is_null()) {
+        return;
+    }
     let settings = node["name"]
         .as_str()
         .and_then(|name| config.nodes.get(name))

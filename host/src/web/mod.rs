@@ -31,6 +31,7 @@ mod assets;
 mod live;
 mod metrics;
 mod pages;
+mod rates;
 mod routes;
 mod server;
 pub(crate) mod tail;
@@ -70,6 +71,8 @@ struct Web {
     controller: Arc<Controller>,
     counters: Arc<metrics::EventCounters>,
     streams: Arc<live::Streams>,
+    /// The one place message rates are computed, for every page and client.
+    rates: Arc<rates::Rates>,
 }
 
 impl Web {
@@ -79,6 +82,7 @@ impl Web {
             controller,
             counters,
             streams: Arc::default(),
+            rates: Arc::default(),
         }
     }
 
