@@ -426,9 +426,7 @@ impl Controller {
                     Some(setting) => format!(
                         "{setting}. The previous instance keeps running, with the settings it had; fix the value and save ({error})"
                     ),
-                    None => format!(
-                        "the new instance did not start; the previous instance keeps running: {error}"
-                    ),
+                    None => format!("reload failed; the running version stays: {error}"),
                 };
                 tracing::error!("node `{name}`: {message}");
                 self.failed(state, name, &message);

@@ -54,14 +54,23 @@ fn test(extra: Vec<OsString>) -> ExitCode {
     }
     let root = workspace_root();
     let mut command = cargo();
+    // Packages named after `test` replace the whole workspace.
+    let scope: &[&str] = if names_packages(&extra) {
+        &[]
+    } else {
+        &["--workspace"]
+    };
     command
         .current_dir(&root)
-        .args(["test", "--workspace", "--no-fail-fast"])
+        .arg("test")
+        .args(scope)
+        .arg("--no-fail-fast")
         .args(&extra);
     eprintln!(
-        "== cargo test --workspace --no-fail-fast{}\n   \
-         (the first run builds hm, the example and test nodes and every test: about 8 minutes on \
+        "== cargo test{} --no-fail-fast{}\n   \
+         (the first run builds hm, the example and test nodes and every test: about 5 minutes on \
          2 cores; later runs rebuild only what changed)",
+        scope.iter().map(|a| format!(" {a}")).collect::<String>(),
         extra
             .iter()
             .map(|a| format!(" {}", a.to_string_lossy()))
@@ -85,6 +94,15 @@ fn test(extra: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `args` (given to `cargo test`) choose packages themselves (`-p`, `--package`).
+fn names_packages(args: &[OsString]) -> bool {
+    args.iter().any(|a| {
+        a.to_str().is_some_and(|a| {
+            a == "-p" || a == "--package" || a.starts_with("--package=") || a.starts_with("-p")
+        })
+    })
 }
 
 /// Makes sure `chromium` and `chromedriver` are on `PATH`, installing them when it may.
@@ -116,7 +134,7 @@ fn ensure_browser() -> Result<(), String> {
         PACKAGES.join(" and ")
     );
     run_apt(&["update", "-qq"])?;
-    let mut install_args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    let mut install_args = vec!["install", "-y", "-qq"];
     install_args.extend(PACKAGES);
     run_apt(&install_args)?;
     let still = missing_programs();
@@ -199,6 +217,19 @@ mod tests {
     fn finds_programs_on_the_path_and_not_elsewhere() {
         assert!(which("sh").is_some(), "sh is on every PATH");
         assert!(which("surely-not-a-program-hivemind").is_none());
+    }
+
+    #[test]
+    fn named_packages_replace_the_workspace() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(names_packages(&args(&["-p", "hivemind-tests"])));
+        assert!(names_packages(&args(&["--package=hivemind-host"])));
+        assert!(!names_packages(&args(&[
+            "--test",
+            "api",
+            "--",
+            "--nocapture"
+        ])));
     }
 
     #[test]
