@@ -493,7 +493,7 @@
     if (!publishView) publishView = buildPublish();
     publishView.services.replaceChildren(...hive.topics.map((t) => h('option', { value: t.service })));
     publishView.known.replaceChildren(...(hive.topics.length
-      ? ['services offered now: ', hive.topics.map((t) => h('button', { type: 'button', class: 'pick', 'data-service': t.service, onclick: () => publishView.pick(t.service) }, t.service))]
+      ? ['services offered now: ', ...hive.topics.map((t) => h('button', { type: 'button', class: 'pick', 'data-service': t.service, onclick: () => publishView.pick(t.service) }, t.service))]
       : ['no node offers a service yet: any name works, and reaches the subscriptions whose pattern matches it']));
   }
 
