@@ -163,15 +163,32 @@ impl Running {
         Self::start_with_env(dir, args, &[])
     }
 
-    /// [`Running::start`] with extra environment variables.
-    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let dev = args.first() == Some(&"dev");
-        if dev && crates_in(dir) {
-            say(&format!(
-                "`hm dev` in {} builds that hive's node crates with cargo (a first build compiles the node API's dependencies: a minute or two)",
-                dir.display()
-            ));
-        }
+    /// Starts `hm args...` in `dir` serving on `port` (the config must name it) and returns as
+    /// soon as `/healthz` answers, without waiting for the nodes to start.
+    pub fn start_serving(
+        dir: &Path,
+        args: &[&str],
+        port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let mut running = Self::spawn(dir, args, env);
+        running.url = format!("http://127.0.0.1:{port}");
+        let served = running.wait_for(Duration::from_secs(120), |r| {
+            if r.exited() {
+                return Some(false);
+            }
+            let address = r.address().to_owned();
+            std::net::TcpStream::connect(address).ok().map(|_| true)
+        });
+        assert!(
+            served == Some(true),
+            "hm did not start serving on port {port}.\nstderr:\n{}",
+            running.stderr()
+        );
+        running
+    }
+
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(hm())
             .args(args)
             .envs(env.iter().copied())
@@ -185,13 +202,25 @@ impl Running {
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
-        let mut running = Running {
+        Running {
             child,
             stdin,
             stdout,
             stderr,
             url: String::new(),
-        };
+        }
+    }
+
+    /// [`Running::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let dev = args.first() == Some(&"dev");
+        if dev && crates_in(dir) {
+            say(&format!(
+                "`hm dev` in {} builds that hive's node crates with cargo (a first build compiles the node API's dependencies: a minute or two)",
+                dir.display()
+            ));
+        }
+        let mut running = Self::spawn(dir, args, env);
         let starting = Duration::from_secs(if dev { 300 } else { 120 });
         let found = running.wait_for(starting, |r| {
             if r.exited() {
