@@ -68,7 +68,7 @@ fn test(extra: Vec<OsString>) -> ExitCode {
         .args(&extra);
     eprintln!(
         "== cargo test{} --no-fail-fast{}\n   \
-         (the first run builds hm, the example and test nodes and every test: about 5 minutes on \
+         (the first run builds hm, the example and test nodes and every test: about 5 to 6 minutes on \
          2 cores; later runs rebuild only what changed)",
         scope.iter().map(|a| format!(" {a}")).collect::<String>(),
         extra

@@ -74,8 +74,9 @@ pub struct NodeSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_error: Option<crate::builds::BuildFailure>,
     /// The settings its running instance was started with (none when it does not run; the
-    /// page then shows those of the config).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// page then shows those of the config). Never serialized: the web layer adds `settings`
+    /// to what it sends (its own rules), and other hosts of the mesh never get them.
+    #[serde(skip)]
     pub settings: Option<serde_json::Value>,
 }
 

@@ -51,13 +51,22 @@ pub(super) fn hive(web: &Web) -> Response {
 
 /// The hive's snapshot plus whether changes need the key: what `/api/hive` and `/api/stream` send.
 pub(super) fn hive_value(web: &Web) -> serde_json::Value {
-    let mut value = serde_json::to_value(web.controller.snapshot()).unwrap_or_default();
+    let snapshot = web.controller.snapshot();
+    // The settings each running node of this host was started with.
+    let in_force: std::collections::HashMap<String, serde_json::Value> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.host == snapshot.host)
+        .filter_map(|n| Some((n.name.clone(), n.settings.clone()?)))
+        .collect();
+    let mut value = serde_json::to_value(&snapshot).unwrap_or_default();
     let config = web.controller.config();
     let host = value["host"].clone();
     if let Some(nodes) = value["nodes"].as_array_mut() {
         // Another host's node has its own host's settings, not this config's.
         for node in nodes.iter_mut().filter(|n| n["host"] == host) {
-            add_settings(&config, node);
+            let running = node["name"].as_str().and_then(|n| in_force.get(n)).cloned();
+            add_settings(&config, node, running);
         }
     }
     if let Some(topics) = value["topics"].as_array_mut() {
@@ -80,17 +89,21 @@ fn hide_taps(topic: &mut serde_json::Value) {
 /// How the bus names a tap (`tap#N`); node names cannot contain `#`.
 const TAP_PREFIX: &str = "tap#";
 
-/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`; a running
-/// node keeps the settings it runs with (a rejected edit is not shown as if in force).
-fn add_settings(config: &HiveConfig, node: &mut serde_json::Value) {
-    if node.get("settings").is_some_and(|s| !s.is_null()) {
-        return;
-    }
-    let settings = node["name"]
-        .as_str()
-        .and_then(|name| config.nodes.get(name))
-        .map(|config| config.settings.clone())
-        .unwrap_or_default();
+/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`: for a running
+/// node `in_force`, the settings it was started with (a rejected edit is not shown as if in
+/// force), else those of the config.
+fn add_settings(
+    config: &HiveConfig,
+    node: &mut serde_json::Value,
+    in_force: Option<serde_json::Value>,
+) {
+    let settings = in_force.unwrap_or_else(|| {
+        node["name"]
+            .as_str()
+            .and_then(|name| config.nodes.get(name))
+            .map(|config| config.settings.clone())
+            .unwrap_or_default()
+    });
     node["settings"] = settings;
 }
 
@@ -109,8 +122,9 @@ pub(super) fn node(web: &Web, name: &str) -> Response {
         .find(|n| n.name == name)
     {
         Some(node) => {
+            let in_force = node.settings.clone();
             let mut value = serde_json::to_value(node).unwrap_or_default();
-            add_settings(&web.controller.config(), &mut value);
+            add_settings(&web.controller.config(), &mut value, in_force);
             json(StatusCode::OK, &value)
         }
         None => unknown_node(web, name),
