@@ -958,7 +958,11 @@ fn a_websocket_client_that_never_reads_is_cut_off_without_growing_memory_or_slow
         running.stderr()
     );
 
-    // The node got every message.
+    // The node got every message (the last ones may still be on their way to it).
+    assert!(eventually(
+        WAIT,
+        || running.node("receiver")["subscriptions"][0]["delivered"] == MESSAGES
+    ));
     let receiver = running.node("receiver");
     assert_eq!(
         receiver["subscriptions"][0]["delivered"], MESSAGES,

@@ -38,18 +38,24 @@ fn signal(running: &Running, name: &str) {
     assert!(sent.success());
 }
 
-/// The page, `/healthz`, `/api/nodes` and `/metrics` each answer within 200 ms, ten times over.
-fn assert_readers_answer(running: &Running) {
-    for _ in 0..10 {
-        for path in ["/healthz", "/api/nodes", "/", "/metrics"] {
-            let (status, took) = timed_get(running, path);
-            assert_eq!(status, 200, "GET {path}");
-            assert!(
-                took < Duration::from_millis(200),
-                "GET {path} took {took:?} while a node hangs"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// The page, `/healthz`, `/api/nodes` and `/metrics`, ten rounds: each answers every time, at
+/// the median within `median` and never slower than a second. (A frozen reader takes as long
+/// as the node hangs; a loaded 2-core machine adds tens of ms to a debug `hm`'s page.)
+fn assert_readers_answer(running: &Running, median: Duration) {
+    for path in ["/healthz", "/api/nodes", "/", "/metrics"] {
+        let mut times: Vec<Duration> = (0..10)
+            .map(|_| {
+                let (status, took) = timed_get(running, path);
+                assert_eq!(status, 200, "GET {path}");
+                std::thread::sleep(Duration::from_millis(50));
+                took
+            })
+            .collect();
+        times.sort();
+        assert!(
+            times[5] < median && times[9] < Duration::from_secs(1),
+            "GET {path} took {times:?} while a node hangs"
+        );
     }
 }
 
@@ -71,7 +77,7 @@ fn a_constructor_that_hangs_freezes_neither_the_page_nor_the_stop() {
     let running = Running::start_serving(hive.path(), &["run"], port, &[]);
     // The node is being built: shown as loading, and nothing waits for it.
     assert!(eventually(WAIT, || running.node("hang")["status"] == "loading"));
-    assert_readers_answer(&running);
+    assert_readers_answer(&running, Duration::from_millis(200));
     assert_eq!(running.node("hang")["status"], "loading");
 
     let asked = Instant::now();
@@ -205,7 +211,7 @@ fn bad_files_in_nodes_are_reported_and_the_running_version_stays() {
             "{what} not reported:\n{}",
             running.stderr()
         );
-        assert_readers_answer(&running);
+        assert_readers_answer(&running, Duration::from_millis(500));
         for node in ["sender", "witness"] {
             let now = running.node(node);
             assert_eq!(now["status"], "running", "{what}: {now}");

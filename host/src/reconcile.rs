@@ -136,9 +136,13 @@ impl Reconciler {
             read_settled(&path)
         };
         self.config_identity = identity(&path);
+        // A config that would expose the hive (its key removed while it listens beyond
+        // loopback) is refused like a broken one: the running config and key stay.
         let parsed = text.and_then(|text| {
-            config::parse(controller.root(), &text)
-                .map_err(|e| format!("{} is not a valid hive config: {e:#}", path.display()))
+            let config = config::parse(controller.root(), &text)
+                .map_err(|e| format!("{} is not a valid hive config: {e:#}", path.display()))?;
+            config::check_live_change(&controller.config(), &config)?;
+            Ok(config)
         });
         match parsed {
             Ok(config) => {

@@ -90,7 +90,9 @@ impl Target {
             .into();
         Ok(Hive {
             url,
-            key: config.ok().and_then(|c| c.key),
+            key: config
+                .ok()
+                .and_then(|c| c.key.map(|k| k.reveal().to_owned())),
             agent,
         })
     }
@@ -99,7 +101,12 @@ impl Target {
 impl Hive {
     /// GETs `path` and returns the JSON answer, or an error that says what went wrong.
     pub(super) fn get(&self, path: &str) -> Result<serde_json::Value> {
-        let response = self.agent.get(format!("{}{path}", self.url)).call();
+        // Beyond loopback, reads need the key too.
+        let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(key) = &self.key {
+            request = request.header(web::KEY_HEADER, key);
+        }
+        let response = request.call();
         self.answer(response)
     }
 

@@ -13,7 +13,12 @@ pub fn set_enabled(root: &Path, name: &str, enabled: bool) -> Result<bool> {
     let text = files::read(&path)?;
     let mut config: DocumentMut = text
         .parse()
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(|e: toml_edit::TomlError| {
+            anyhow!(
+                "{}",
+                super::secrets::redact_source_error(&text, &e.to_string())
+            )
+        })
         .with_context(|| format!("{} is not valid TOML", path.display()))?;
     let Some(table) = config
         .get_mut("nodes")

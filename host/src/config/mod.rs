@@ -8,6 +8,12 @@
 //! key = "..."          # the hive key the HTTP API's mutating endpoints require
 //! max_streams = 512    # live connections (WebSockets, server-sent events) served at once
 //! write_timeout_ms = 10000  # a client that takes nothing sent to it for this long is cut off
+//! hosts = ["gotham.local"]   # names the page answers to besides loopback and its address
+//! header_timeout_ms = 10000  # the web server's limits per client: see `web`
+//! idle_timeout_ms = 30000
+//! max_connections = 1024
+//! max_connections_per_address = 256
+//! ws_max_message_bytes = 4096
 //!
 //! [log]
 //! location = "logs"    # relative to the hive's folder
@@ -33,12 +39,19 @@
 //!
 //! Every section and key is optional except the node tables' meaning; a typo in a hive-level key
 //! is refused with its line and column, so that a setting is never silently ignored.
+//!
+//! No error this module gives quotes a secret ([`secrets`]): the key and every setting whose name
+//! says it is secret are redacted from the parser's messages.
 
 mod edit;
 mod explain;
 pub use explain::explain_setting_error;
+pub mod secrets;
+mod web;
 
 pub use edit::set_enabled;
+pub use secrets::{Secret, check_exposure, check_live_change, redact_settings};
+pub use web::{WebLimits, split_port};
 
 use crate::bus::Overflow;
 use anyhow::{Context as _, Result, bail};
@@ -124,6 +137,36 @@ pub const BOUNDS: &[(&str, u64, u64, &str)] = &[
     ),
     ("max_subscription_panics", 0, u32::MAX as u64, "a count"),
     (
+        "[hive] header_timeout_ms",
+        100,
+        300_000,
+        "a request's head arrives within 5 minutes at most",
+    ),
+    (
+        "[hive] idle_timeout_ms",
+        1_000,
+        3_600_000,
+        "an idle connection is closed within an hour at most",
+    ),
+    (
+        "[hive] max_connections",
+        1,
+        65_536,
+        "each connection holds a file descriptor",
+    ),
+    (
+        "[hive] max_connections_per_address",
+        1,
+        65_536,
+        "each connection holds a file descriptor",
+    ),
+    (
+        "[hive] ws_max_message_bytes",
+        125,
+        1 << 20,
+        "a close frame needs 125 bytes; clients send nothing larger",
+    ),
+    (
         "[mesh] lease_ms",
         100,
         600_000,
@@ -168,14 +211,17 @@ pub struct HiveConfig {
     pub bind: IpAddr,
     /// Port the web page listens on (0: any free port).
     pub port: u16,
-    /// The hive key: when set, the HTTP API's mutating endpoints require it (see `web`).
-    pub key: Option<String>,
+    /// The hive key: when set, the HTTP API's mutating endpoints require it, and beyond
+    /// loopback every request but `/healthz` (see `web`). Never printed ([`Secret`]).
+    pub key: Option<Secret>,
     /// Live connections (WebSockets and server-sent event streams) the web server keeps open
     /// at once; one more is refused with 503.
     pub max_streams: usize,
     /// How long a write to a web client may wait without the client taking any of it before
     /// the connection is closed (a client that stopped reading).
     pub write_timeout: std::time::Duration,
+    /// The web server's guard: the names it answers to, its timeouts and connection caps.
+    pub web: WebLimits,
     /// How long loading a node's library and running its constructor may take before the node
     /// is marked failed (`[hive] build_timeout_ms`).
     pub build_timeout: std::time::Duration,
@@ -322,6 +368,12 @@ struct RawHive {
     key: Option<String>,
     max_streams: Option<usize>,
     write_timeout_ms: Option<u64>,
+    hosts: Option<Vec<String>>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
+    max_connections_per_address: Option<u64>,
+    ws_max_message_bytes: Option<u64>,
     build_timeout_ms: Option<u64>,
 }
 
@@ -425,8 +477,14 @@ pub fn load(root: &Path) -> Result<HiveConfig> {
     parse(root, &text).with_context(|| format!("{} is not a valid hive config", path.display()))
 }
 
-/// Parses the text of a hive config whose hive lives at `root`.
+/// Parses the text of a hive config whose hive lives at `root`. An error never quotes a secret
+/// of `text` ([`secrets::redact_source_error`]).
 pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
+    parse_text(root, text)
+        .map_err(|e| anyhow::anyhow!("{}", secrets::redact_source_error(text, &format!("{e:#}"))))
+}
+
+fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut unknown = Vec::new();
     let raw: RawConfig =
@@ -473,6 +531,14 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         .build_timeout_ms
         .unwrap_or(DEFAULT_BUILD_TIMEOUT_MS);
     bounded("", "[hive] build_timeout_ms", build_timeout_ms)?;
+    let web = web::web_limits(web::RawWeb {
+        hosts: raw.hive.hosts,
+        header_timeout_ms: raw.hive.header_timeout_ms,
+        idle_timeout_ms: raw.hive.idle_timeout_ms,
+        max_connections: raw.hive.max_connections,
+        max_connections_per_address: raw.hive.max_connections_per_address,
+        ws_max_message_bytes: raw.hive.ws_max_message_bytes,
+    })?;
     let mesh = mesh_config(raw.mesh)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
@@ -484,9 +550,10 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         name,
         bind: raw.hive.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port: raw.hive.port.unwrap_or(DEFAULT_PORT),
-        key: raw.hive.key,
+        key: raw.hive.key.map(Secret::new),
         max_streams,
         write_timeout: std::time::Duration::from_millis(write_timeout_ms),
+        web,
         build_timeout: std::time::Duration::from_millis(build_timeout_ms),
         log: LogConfig {
             location: root.join(raw.log.location),
@@ -660,6 +727,12 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "key",
             "max_streams",
             "write_timeout_ms",
+            "hosts",
+            "header_timeout_ms",
+            "idle_timeout_ms",
+            "max_connections",
+            "max_connections_per_address",
+            "ws_max_message_bytes",
             "build_timeout_ms",
         ],
     ),

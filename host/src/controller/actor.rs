@@ -300,7 +300,7 @@ impl Actor {
                 Waited::Failed(error) => {
                     let error = match config::explain_setting_error(&self.core.root, &name, &error)
                     {
-                        Some(setting) => format!("{setting}; fix it and save ({error})"),
+                        Some(setting) => format!("{setting}; fix it and save"),
                         None => error,
                     };
                     tracing::error!("{error}");
@@ -415,7 +415,7 @@ impl Actor {
                 };
                 let message = match config::explain_setting_error(&self.core.root, name, &error) {
                     Some(setting) => format!(
-                        "{setting}. The previous instance keeps running, with the settings it had; fix the value and save ({error})"
+                        "{setting}. The previous instance keeps running, with the settings it had; fix the value and save"
                     ),
                     None => format!("reload failed; the running version stays: {error}"),
                 };

@@ -3,13 +3,12 @@
 //! Every error is JSON, `{"error": "a sentence saying what and what to do"}`, with its status.
 
 use super::Web;
-use super::access;
 use crate::config::HiveConfig;
 use crate::controller::PublishError;
 use futures_util::{Stream, StreamExt as _};
 use serde::Serialize;
 use warp::Reply as _;
-use warp::http::{HeaderMap, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// A JSON body with a status.
@@ -74,7 +73,7 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
             hide_taps(topic);
         }
     }
-    value["key_required"] = web.key().is_some().into();
+    value["key_required"] = web.has_key().into();
     web.rates.annotate(&mut value);
     value
 }
@@ -91,19 +90,22 @@ const TAP_PREFIX: &str = "tap#";
 
 /// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`: for a running
 /// node `in_force`, the settings it was started with (a rejected edit is not shown as if in
-/// force), else those of the config.
+/// force), else those of the config; either way with the values of secret names (`*key*`,
+/// `*token*`, `*secret*`, `*password*`) redacted.
 fn add_settings(
     config: &HiveConfig,
     node: &mut serde_json::Value,
     in_force: Option<serde_json::Value>,
 ) {
-    let settings = in_force.unwrap_or_else(|| {
-        node["name"]
-            .as_str()
-            .and_then(|name| config.nodes.get(name))
-            .map(|config| config.settings.clone())
-            .unwrap_or_default()
-    });
+    let settings = in_force
+        .or_else(|| {
+            node["name"]
+                .as_str()
+                .and_then(|name| config.nodes.get(name))
+                .map(|config| config.settings.clone())
+        })
+        .map(|settings| crate::config::redact_settings(&settings))
+        .unwrap_or_default();
     node["settings"] = settings;
 }
 
@@ -144,19 +146,12 @@ pub(super) fn topics(web: &Web) -> Response {
 
 /// `POST /api/publish/{service}`: the body, if it is JSON within the limit, goes to every
 /// matching subscription as if a service of that name had sent it.
-pub(super) async fn publish<S, B>(
-    web: Web,
-    service: String,
-    headers: HeaderMap,
-    body: S,
-) -> Response
+pub(super) async fn publish<S, B>(web: Web, service: String, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: warp::Buf,
 {
-    if let Err((status, message)) = access::authorize(web.key().as_deref(), &headers) {
-        return error(status, &message);
-    }
+    // The gate has checked the name, the origin and the key (`access`).
     let Some(service) = percent_decode(&service) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -211,10 +206,8 @@ impl std::str::FromStr for Action {
 }
 
 /// `POST /api/nodes/{name}/enable|disable|reload`: answers with the node as it is afterwards.
-pub(super) async fn act(web: Web, name: String, action: Action, headers: HeaderMap) -> Response {
-    if let Err((status, message)) = access::authorize(web.key().as_deref(), &headers) {
-        return error(status, &message);
-    }
+pub(super) async fn act(web: Web, name: String, action: Action) -> Response {
+    // The gate has checked the name, the origin and the key (`access`).
     let known = web
         .controller
         .snapshot()

@@ -15,6 +15,11 @@
 //! Each of these holds one of `[hive] max_streams` places ([`Streams`]) while it is open;
 //! when none is left the request gets 503 with a JSON error naming the limit. A client that
 //! stops reading is closed by the server's write deadline (`server.rs`), which frees its place.
+//! Each sends a keep-alive (an SSE comment, a WebSocket ping) at least every third of
+//! `[hive] idle_timeout_ms`, so a quiet stream is never taken for an idle connection. A
+//! WebSocket client may send messages and frames of at most `[hive] ws_max_message_bytes`
+//! (it only ever needs close, ping and pong); a larger one ends the connection before its
+//! payload is read.
 
 use super::Web;
 use super::api::{self, error};
@@ -122,8 +127,14 @@ impl Streams {
     }
 }
 
+/// How often a live stream sends a keep-alive: at most every 15 s, and three times per
+/// `[hive] idle_timeout_ms`.
+fn keep_alive_every(web: &Web) -> Duration {
+    (web.controller.config().web.idle_timeout / 3).min(Duration::from_secs(15))
+}
+
 /// An event stream holding `place` until the client goes.
-fn sse<S>(place: Place, events: S) -> Response
+fn sse<S>(web: &Web, place: Place, events: S) -> Response
 where
     S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static,
 {
@@ -132,7 +143,8 @@ where
         let _ = &place;
         event
     });
-    warp::sse::reply(warp::sse::keep_alive().stream(held)).into_response()
+    let keep_alive = warp::sse::keep_alive().interval(keep_alive_every(web));
+    warp::sse::reply(keep_alive.stream(held)).into_response()
 }
 
 fn hive_event(event: &HiveEvent) -> Event {
@@ -171,7 +183,7 @@ pub(super) fn events(web: &Web) -> Response {
             }
         }
     });
-    sse(place, stream::iter(first).chain(after))
+    sse(web, place, stream::iter(first).chain(after))
 }
 
 /// `GET /api/stream`.
@@ -188,7 +200,7 @@ pub(super) fn snapshots(web: &Web) -> Response {
             .data(api::hive_value(&web).to_string());
         Some((Ok(hive), (ticks, web)))
     });
-    sse(place, frames)
+    sse(web, place, frames)
 }
 
 /// `GET /api/nodes/{name}/log`.
@@ -241,7 +253,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
             }
         }
     });
-    sse(place, stream::once(async { Ok(first) }).chain(after))
+    sse(web, place, stream::once(async { Ok(first) }).chain(after))
 }
 
 /// `GET /api/subscribe?pattern=GLOB`.
@@ -270,19 +282,30 @@ pub(super) fn subscribe(web: &Web, query: &HashMap<String, String>, ws: Option<W
         TAP_CAPACITY,
         Some(Arc::new(move || waking.notify_one())),
     );
-    ws.on_upgrade(move |socket| async move {
-        stream_messages(socket, &tap, &wake).await;
-        drop(place);
-    })
-    .into_response()
+    let limit = web.controller.config().web.ws_max_message_bytes;
+    let ping_every = keep_alive_every(web);
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            stream_messages(socket, &tap, &wake, ping_every).await;
+            drop(place);
+        })
+        .into_response()
 }
 
 /// Forwards the tap's messages to the socket until either side closes, or a write fails (the
 /// server's write deadline ends a client that stopped reading). No thread waits on the tap:
 /// the bus wakes this task when it queues a message.
-async fn stream_messages(socket: WebSocket, tap: &crate::bus::Tap, wake: &Notify) {
+async fn stream_messages(
+    socket: WebSocket,
+    tap: &crate::bus::Tap,
+    wake: &Notify,
+    ping_every: Duration,
+) {
     let (mut sink, mut incoming) = socket.split();
     let mut told_dropped = 0;
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'serving: loop {
         let mut batch = 0;
         while batch < BATCH {
@@ -315,6 +338,11 @@ async fn stream_messages(socket: WebSocket, tap: &crate::bus::Tap, wake: &Notify
         // A message queued after the check above left a permit: `notified` returns at once.
         tokio::select! {
             () = wake.notified() => {}
+            _ = pings.tick() => {
+                if sink.feed(Message::ping(Vec::new())).await.is_err() {
+                    break;
+                }
+            }
             received = incoming.next() => match received {
                 Some(Ok(message)) if !message.is_close() => {}
                 _ => break,

@@ -14,20 +14,25 @@
 //! | `GET /api/subscribe?pattern=GLOB`  | a WebSocket streaming every matching message               |
 //! | `POST /api/publish/{service}`      | publishes the JSON body on that service (key)              |
 //! | `POST /api/nodes/{name}/enable`, `/disable`, `/reload` | what the page's buttons do (key) |
+//! | `POST /api/session`, `DELETE`      | a browser session (cookie) for the key sent in `X-Hive-Key` |
 //! | `GET /healthz`, `GET /metrics`     | `ok`; Prometheus counters                                  |
 //!
 //! Everything the pages need is built into `hm` ([`assets`]): nothing comes from the network.
-//! Mutating endpoints ("key" above) follow [`access`]: the hive key when one is configured,
-//! and never a request from another web origin.
+//! Every request passes [`access`] first ([`gate`]): only the names the hive answers to (no DNS
+//! rebinding), only its own pages' origin, the key for changes, and beyond loopback the key for
+//! everything but `/healthz`. Every answer carries a content security policy and anti-framing
+//! headers. Node settings whose names say they are secret are shown redacted.
 //!
-//! Clients cannot exhaust the host: at most `[hive] max_streams` live connections (WebSockets
-//! and event streams) are open at once, one more gets 503 ([`live`]); each WebSocket client
-//! has a bounded queue; and a client that stops reading is cut off after `[hive]
-//! write_timeout_ms` ([`server`]).
+//! Clients cannot exhaust the host ([`server`]): connections are capped in all and per client
+//! address, slow headers and idle connections are cut off, at most `[hive] max_streams` live
+//! connections (WebSockets and event streams) are open at once, one more gets 503 ([`live`]);
+//! each WebSocket client has a bounded queue and may send only small messages; and a client
+//! that stops reading is cut off after `[hive] write_timeout_ms`.
 
 mod access;
 mod api;
 mod assets;
+mod gate;
 mod live;
 mod metrics;
 mod pages;
@@ -36,7 +41,7 @@ mod routes;
 mod server;
 pub(crate) mod tail;
 
-pub use access::{KEY_HEADER, check_exposure};
+pub use access::KEY_HEADER;
 
 use crate::controller::Controller;
 use anyhow::{Context as _, Result};
@@ -44,6 +49,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// Refuses to serve beyond loopback without a hive key; says how to set one.
+pub fn check_exposure(config: &crate::config::HiveConfig) -> Result<()> {
+    crate::config::check_exposure(config).map_err(anyhow::Error::msg)
+}
 
 /// Binds the hive's address, or says clearly why it cannot.
 pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
@@ -60,9 +70,8 @@ pub async fn serve(
     controller: Arc<Controller>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let state = Web::new(controller.clone());
-    let write_timeout = move || controller.config().write_timeout;
-    server::run(listener, routes::all(state), write_timeout, shutdown).await;
+    let state = Web::new(controller);
+    server::run(listener, routes::all(state.clone()), state, shutdown).await;
 }
 
 /// What every handler shares: the controller, and counters the web layer keeps itself.
@@ -73,6 +82,8 @@ struct Web {
     streams: Arc<live::Streams>,
     /// The one place message rates are computed, for every page and client.
     rates: Arc<rates::Rates>,
+    connections: Arc<server::Connections>,
+    sessions: Arc<access::Sessions>,
 }
 
 impl Web {
@@ -83,6 +94,8 @@ impl Web {
             counters,
             streams: Arc::default(),
             rates: Arc::default(),
+            connections: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 
@@ -91,8 +104,8 @@ impl Web {
         self.controller.root().join("static")
     }
 
-    /// The hive key mutating requests must carry, if the hive has one.
-    fn key(&self) -> Option<String> {
-        self.controller.config().key.clone()
+    /// Whether the hive has a key (the key itself stays in the config).
+    fn has_key(&self) -> bool {
+        self.controller.config().key.is_some()
     }
 }

@@ -88,6 +88,40 @@ pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
     )
 }
 
+/// The page a browser gets instead of a page it asked for without the key, on a hive that
+/// listens beyond loopback: one field for the key, sent once to `POST /api/session` in a header
+/// (the answer is a session cookie; the key is kept nowhere), then the page it asked for. Its
+/// script and style are inline, allowed by `nonce` alone (the page's own CSP).
+pub(super) fn key_page(hive: &str, nonce: &str) -> String {
+    let hive = escape(hive);
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Key · {hive} · hivemind</title>
+<style nonce="{nonce}">body{{font:15px system-ui,sans-serif;background:#0f1115;color:#e6e6e6;display:grid;place-items:center;min-height:90vh}}form{{background:#181b22;padding:28px;border-radius:10px;display:grid;gap:12px;min-width:320px}}input,button{{font:inherit;padding:8px 10px;border-radius:6px;border:1px solid #333;background:#0f1115;color:inherit}}button{{background:#f5c542;color:#111;border:0;cursor:pointer}}#why{{color:#f27;min-height:1.2em}}</style>
+</head>
+<body>
+<form id="key-form"><h1>{hive}</h1>
+<label for="key">This hive needs its key (<code>[hive] key</code> in <code>config/hive.toml</code>).</label>
+<input id="key" type="password" autocomplete="off" autofocus required>
+<button type="submit">Open the dashboard</button><div id="why" role="status"></div></form>
+<script nonce="{nonce}">
+document.getElementById('key-form').addEventListener('submit', async (e) => {{
+  e.preventDefault();
+  const input = document.getElementById('key');
+  const key = input.value.trim();
+  input.value = '';
+  const response = await fetch('/api/session', {{ method: 'POST', headers: {{ 'X-Hive-Key': key }} }});
+  if (response.ok) {{ sessionStorage.setItem('hivemind-session', '1'); location.reload(); }}
+  else document.getElementById('why').textContent = 'That is not the key of this hive.';
+}});
+</script>
+</body></html>
+"#
+    )
+}
+
 /// JSON that cannot end its `<script>` element: `<`, `>` and `&` (found only inside JSON
 /// strings) become `\u` escapes.
 fn script_safe(json: &str) -> String {
@@ -130,6 +164,20 @@ mod tests {
         let page = render("gotham", &Page::Topics, "{}");
         assert!(page.contains(r#"<a href="/topics" aria-current="page">Topics</a>"#));
         assert!(page.contains(r#"<a href="/nodes">Nodes</a>"#));
+    }
+
+    #[test]
+    fn pages_hold_no_inline_script_or_style() {
+        // The CSP (script-src 'self', style-src 'self') forbids both: only the JSON data block.
+        let page = render("gotham", &Page::Node("batman".into()), "{}");
+        assert_eq!(page.matches("<script").count(), 2, "{page}");
+        assert!(page.contains(r#"<script type="application/json" id="initial">"#));
+        assert!(page.contains(r#"<script src="/static/app.js"></script>"#));
+        assert!(
+            !page.contains("style=") && !page.contains("<style") && !page.contains(" onclick=")
+        );
+        let key = key_page("gotham", "n0nce");
+        assert_eq!(key.matches(r#"nonce="n0nce""#).count(), 2);
     }
 
     #[test]

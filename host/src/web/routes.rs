@@ -131,6 +131,7 @@ fn reads(web: &Web) -> Route {
         .map(|w: Web| {
             let mut text = metrics::render(&w.controller.snapshot(), &w.counters);
             text.push_str(&w.streams.metrics());
+            text.push_str(&w.connections.metrics());
             warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
                 .into_response()
         });
@@ -186,19 +187,15 @@ fn changes(web: &Web) -> Route {
         .and(warp::path("publish"))
         .and(warp::path::tail())
         .and(warp::post())
-        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(with(web))
-        .then(
-            |service: warp::path::Tail, headers, body, w: Web| async move {
-                api::publish(w, service.as_str().to_owned(), headers, Box::pin(body)).await
-            },
-        );
+        .then(|service: warp::path::Tail, body, w: Web| async move {
+            api::publish(w, service.as_str().to_owned(), Box::pin(body)).await
+        });
     let act = warp::path!("api" / "nodes" / String / Action)
         .and(warp::post())
-        .and(warp::header::headers_cloned())
         .and(with(web))
-        .then(|name: String, action, headers, w: Web| api::act(w, name, action, headers));
+        .then(|name: String, action, w: Web| api::act(w, name, action));
     publish.or(act).unify().boxed()
 }
 

@@ -1,33 +1,55 @@
-//! Accepts the web server's connections and serves each with hyper, behind a write deadline:
-//! a client that takes nothing of what the hive sends it for `[hive] write_timeout_ms` (it
-//! stopped reading, or vanished without closing) is cut off, and a warning names it.
+//! Accepts the web server's connections and serves each with hyper, behind its limits:
 //!
-//! warp's own server cannot wrap a connection, so this is its accept loop (same HTTP/1 and
-//! HTTP/2 builder, same upgrades for WebSockets, same graceful stop) around [`Deadline`]. The
-//! deadline covers every byte written on the connection, after an upgrade too: a stuck
-//! WebSocket or server-sent event client is closed, its live-connection slot freed, and what
-//! was waiting for it dropped, so it can neither grow the host's memory nor hold a slot.
+//! - **Connections.** At most `[hive] max_connections` open at once (and never more than ¾ of
+//!   the process's open-file limit), at most `[hive] max_connections_per_address` from one client
+//!   address; one more is answered `503` at once and closed ([`Connections`]), so idle or
+//!   half-open sockets from one client cannot lock the others out.
+//! - **Headers.** An HTTP/1 request's head must be in within `[hive] header_timeout_ms`,
+//!   counted from when the connection opened or the last answer was sent (hyper's header
+//!   timeout), and may be at most [`MAX_HEAD_BYTES`]; a slow or endless head is cut off and its
+//!   buffer freed.
+//! - **Idle.** A connection on which no byte has moved either way for `[hive] idle_timeout_ms`
+//!   is closed ([`Deadline`]); the live streams send keep-alives more often than that.
+//! - **Writes.** A client that takes nothing of what the hive sends it for
+//!   `[hive] write_timeout_ms` (it stopped reading, or vanished without closing) is cut off,
+//!   and a warning names it. The deadline covers every byte written on the connection, after an
+//!   upgrade too: a stuck WebSocket or server-sent event client is closed, its live-connection
+//!   slot freed, and what was waiting for it dropped.
+//!
+//! Every request then passes the gate ([`super::gate`]) before any route. warp's own server
+//! cannot wrap a connection, so this is its accept loop (same HTTP/1 and HTTP/2 builder, same
+//! upgrades for WebSockets, same graceful stop).
 
+use super::Web;
+use super::access::Conn;
+use super::gate::Guarded;
 use futures_util::future::{self, Either};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use warp::Filter;
 use warp::reply::Response;
 
-/// Serves `routes` on `listener` until `shutdown` completes, each connection with a write
-/// deadline of `write_timeout()` (asked for each new connection, so a config change applies
-/// to the next ones; asked on the connection's task, never holding up the accept loop).
+/// The largest HTTP/1 request head (request line and headers) read into memory; hyper answers
+/// a longer one with 431. HTTP/2 header lists have the same limit.
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Serves `routes` on `listener` until `shutdown` completes. The limits are read from the
+/// config for each new connection, so a change applies to the next ones.
 pub(super) async fn run<F>(
     listener: TcpListener,
     routes: F,
-    write_timeout: impl Fn() -> Duration + Clone + Send + 'static,
+    web: Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (Response,), Error = std::convert::Infallible>
@@ -37,6 +59,11 @@ pub(super) async fn run<F>(
         + 'static,
 {
     let service = warp::service(routes);
+    let Ok(bound) = listener.local_addr() else {
+        tracing::error!("the web server's listener has no address; it serves nothing");
+        return;
+    };
+    let file_cap = open_file_limit().map(|limit| (limit / 4 * 3).max(16) as usize);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     let mut accept_errors = 0u64;
@@ -53,33 +80,177 @@ pub(super) async fn run<F>(
                 accept_errors += 1;
                 if accept_errors.is_power_of_two() {
                     tracing::warn!(
-                        "cannot accept a web connection ({accept_errors} times so far): {e} (if it says too many open files, lower [hive] max_streams or raise `ulimit -n`)"
+                        "cannot accept a web connection ({accept_errors} times so far): {e} (if it says too many open files, lower [hive] max_connections or raise `ulimit -n`)"
                     );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let config = web.controller.config();
+        let limits = config.web.clone();
+        let total = file_cap.map_or(limits.max_connections, |cap| {
+            cap.min(limits.max_connections)
+        });
+        let held = match web
+            .connections
+            .take(peer.ip(), total, limits.max_connections_per_address)
+        {
+            Ok(held) => held,
+            Err(full) => {
+                full.refuse(&stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let handler = hyper_util::service::TowerToHyperService::new(service.clone());
+        let local = stream.local_addr().unwrap_or(bound);
+        let guarded = Guarded {
+            inner: service.clone(),
+            conn: Conn {
+                listener: bound,
+                local,
+            },
+            web: web.clone(),
+        };
+        let handler = hyper_util::service::TowerToHyperService::new(guarded);
         let watcher = graceful.watcher();
-        let write_timeout = write_timeout.clone();
+        let write_timeout = config.write_timeout;
         tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(Deadline::new(stream, peer, write_timeout()));
-            let builder =
+            let io = hyper_util::rt::TokioIo::new(Deadline::new(
+                stream,
+                peer,
+                write_timeout,
+                limits.idle_timeout,
+            ));
+            let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .max_header_list_size(MAX_HEAD_BYTES as u32);
             let connection = builder.serve_connection_with_upgrades(io, handler);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!("web connection from {peer} ended: {e}");
             }
+            drop(held);
         });
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
+/// The soft limit on open files (`/proc/self/limits`), if it can be read.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The web connections open now: in all and per client address.
+#[derive(Default)]
+pub(super) struct Connections {
+    /// (open in all, open per address); an address leaves the map when its count is 0.
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    refused: AtomicU64,
+}
+
+/// One open connection's place; given back when dropped.
+pub(super) struct Held {
+    connections: Arc<Connections>,
+    address: IpAddr,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock();
+        open.0 -= 1;
+        if let Some(count) = open.1.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.1.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Why a connection was not taken: the limit that was reached.
+pub(super) struct Full {
+    message: String,
+}
+
+impl Full {
+    /// Answers 503 as far as the socket takes it at once, and closes.
+    fn refuse(self, stream: &TcpStream) {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.try_write(answer.as_bytes());
+    }
+}
+
+impl Connections {
+    /// Takes a place for a connection from `address`, unless a limit is reached.
+    fn take(
+        self: &Arc<Self>,
+        address: IpAddr,
+        total: usize,
+        per_address: usize,
+    ) -> Result<Held, Full> {
+        let address = address.to_canonical();
+        let mut open = self.open.lock();
+        let from_here = open.1.get(&address).copied().unwrap_or(0);
+        let message = if open.0 >= total {
+            format!(
+                "this hive already has {total} web connections open, its limit: close clients you no longer use, or raise [hive] max_connections in config/hive.toml (and `ulimit -n`)"
+            )
+        } else if from_here >= per_address {
+            format!(
+                "{address} already has {per_address} web connections open to this hive, the limit per client address: close some, or raise [hive] max_connections_per_address in config/hive.toml"
+            )
+        } else {
+            open.0 += 1;
+            *open.1.entry(address).or_insert(0) += 1;
+            return Ok(Held {
+                connections: self.clone(),
+                address,
+            });
+        };
+        drop(open);
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!("refused a web connection ({refused} so far): {message}");
+        }
+        Err(Full { message })
+    }
+
+    /// The `/metrics` lines about connections.
+    pub(super) fn metrics(&self) -> String {
+        let open = self.open.lock().0;
+        format!(
+            "# HELP hivemind_web_connections Web connections open now.\n\
+             # TYPE hivemind_web_connections gauge\n\
+             hivemind_web_connections {open}\n\
+             # HELP hivemind_web_connections_refused_total Web connections refused at once because [hive] max_connections or max_connections_per_address were open.\n\
+             # TYPE hivemind_web_connections_refused_total counter\n\
+             hivemind_web_connections_refused_total {}\n",
+            self.refused.load(Ordering::Relaxed)
+        )
+    }
+}
+
 /// A TCP connection whose writes fail with `TimedOut` once one has waited `limit` without the
-/// client taking a byte.
+/// client taking a byte, and whose reads fail so once no byte has moved either way for `idle`.
 struct Deadline {
     stream: TcpStream,
     peer: SocketAddr,
@@ -87,17 +258,34 @@ struct Deadline {
     /// Started when a write first found no room; cleared when a write goes through.
     stalled: Option<Pin<Box<Sleep>>>,
     reported: bool,
+    idle: Duration,
+    /// When a byte last moved, either way.
+    active: Instant,
+    /// Runs to `active + idle` while a read waits.
+    idle_timer: Pin<Box<Sleep>>,
 }
 
 impl Deadline {
-    fn new(stream: TcpStream, peer: SocketAddr, limit: Duration) -> Self {
+    fn new(stream: TcpStream, peer: SocketAddr, limit: Duration, idle: Duration) -> Self {
         Self {
             stream,
             peer,
             limit,
             stalled: None,
             reported: false,
+            idle,
+            active: Instant::now(),
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
         }
+    }
+
+    /// Whether the connection has been idle for too long (registers the wake-up otherwise).
+    fn idle_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = tokio::time::Instant::from_std(self.active + self.idle);
+        if self.idle_timer.deadline() != due {
+            self.idle_timer.as_mut().reset(due);
+        }
+        self.idle_timer.as_mut().poll(cx).is_ready()
     }
 
     /// What a write that returned `outcome` becomes under the deadline.
@@ -108,6 +296,7 @@ impl Deadline {
     ) -> Poll<io::Result<T>> {
         if outcome.is_ready() {
             self.stalled = None;
+            self.active = Instant::now();
             return outcome;
         }
         let limit = self.limit;
@@ -138,7 +327,27 @@ impl AsyncRead for Deadline {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(outcome) => {
+                if buf.filled().len() > before {
+                    this.active = Instant::now();
+                }
+                Poll::Ready(outcome)
+            }
+            Poll::Pending if this.idle_out(cx) => {
+                tracing::debug!(
+                    "closing the idle web connection of {} ([hive] idle_timeout_ms)",
+                    this.peer
+                );
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing moved for {} ms", this.idle.as_millis()),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -190,7 +399,12 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let mut writer = Deadline::new(stream, peer, Duration::from_millis(300));
+        let mut writer = Deadline::new(
+            stream,
+            peer,
+            Duration::from_millis(300),
+            Duration::from_secs(60),
+        );
         // The client never reads: the kernel's buffers fill, then the deadline runs.
         let chunk = vec![0u8; 64 * 1024];
         let started = std::time::Instant::now();
@@ -214,7 +428,12 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let mut writer = Deadline::new(stream, peer, Duration::from_millis(300));
+        let mut writer = Deadline::new(
+            stream,
+            peer,
+            Duration::from_millis(300),
+            Duration::from_secs(60),
+        );
         let reader = tokio::spawn(async move {
             let mut sink = tokio::io::sink();
             tokio::io::copy(&mut client, &mut sink).await.unwrap()

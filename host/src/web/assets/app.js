@@ -20,6 +20,8 @@
       if (key === 'svg' || value === undefined || value === null || value === false) continue;
       if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
       else if (key === 'text') el.textContent = value;
+      // Through the CSSOM: the page's content security policy refuses style attributes.
+      else if (key === 'style') el.style.cssText = value;
       else el.setAttribute(key, value === true ? '' : value);
     }
     for (const child of children.flat(Infinity)) {
@@ -96,28 +98,41 @@
 
   // ---- the hive key (only when the hive requires one) -----------------------------------
 
-  const KEY = 'hivemind-key';
-  function keyHeaders() {
-    const key = localStorage.getItem(KEY);
-    return key ? { 'X-Hive-Key': key } : {};
-  }
+  // The key is typed once per browser session and sent once, in a header, to POST /api/session,
+  // which answers with a session cookie (HttpOnly, SameSite=Strict, gone when the browser
+  // closes): the key itself is kept nowhere, and never goes into a URL.
+  const SESSION = 'hivemind-session';
+  localStorage.removeItem('hivemind-key'); // where earlier versions kept the key itself
   function showKeyBox() {
     if (document.querySelector('.keybox')) return;
-    const input = h('input', { type: 'password', placeholder: 'hive key', value: localStorage.getItem(KEY) || '' });
-    input.addEventListener('change', () => localStorage.setItem(KEY, input.value.trim()));
-    connection.before(h('label', { class: 'keybox', title: '[hive] key from config/hive.toml, needed for changes' }, 'key', input));
+    const input = h('input', { type: 'password', placeholder: 'hive key', autocomplete: 'off' });
+    const box = h('label', { class: 'keybox', title: '[hive] key from config/hive.toml, needed for changes' }, 'key', input);
+    input.addEventListener('change', async () => {
+      const key = input.value.trim();
+      input.value = '';
+      const response = await fetch('/api/session', { method: 'POST', headers: { 'X-Hive-Key': key } });
+      if (response.ok) {
+        sessionStorage.setItem(SESSION, '1');
+        box.remove();
+        toast('key accepted for this browser session', true);
+      } else toast('that is not the key of this hive');
+    });
+    connection.before(box);
   }
 
   /** POSTs to the API; resolves to {ok, status, body}. */
   async function post(path, text) {
     const response = await fetch(path, {
       method: 'POST',
-      headers: Object.assign({ 'Content-Type': 'application/json' }, keyHeaders()),
+      headers: { 'Content-Type': 'application/json' },
       body: text,
     });
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
-    if (response.status === 401) showKeyBox();
+    if (response.status === 401) {
+      sessionStorage.removeItem(SESSION);
+      showKeyBox();
+    }
     return { ok: response.ok, status: response.status, body };
   }
 
@@ -169,7 +184,7 @@
         hiveRates.push(r.hive);
         while (hiveRates.length > 60) hiveRates.shift();
       }
-      if (hive.key_required) showKeyBox();
+      if (hive.key_required && !sessionStorage.getItem(SESSION)) showKeyBox();
       setConnection('live', 'live');
       render();
     });

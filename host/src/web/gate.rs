@@ -1,0 +1,184 @@
+//! The door every request passes before any route runs: [`access::admit`] (the name, the
+//! origin, the key), `POST /api/session` answered here, and the security headers on every
+//! answer.
+//!
+//! Guarantees: a refused request reaches no handler (no stream place is taken, no bus tap set
+//! up, nothing read beyond its head); every answer carries
+//! - `Content-Security-Policy`: scripts, styles, images and connections from the hive itself
+//!   only (`connect-src` names the request's own `ws://` authority), `frame-ancestors 'none'`,
+//!   no `<base>`, no plugins; the pages satisfy it (no inline script or style, only a JSON data
+//!   block); the key page has its own policy with a fresh nonce for its one script and style;
+//! - `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`.
+//!
+//! `POST /api/session` with the key in `X-Hive-Key` answers 204 and
+//! `Set-Cookie: hive-session=TOKEN; HttpOnly; SameSite=Strict; Path=/` (no expiry: it ends
+//! with the browser session); `DELETE /api/session` ends it.
+
+use super::Web;
+use super::access::{self, Admitted, Conn, Refusal, SESSION_COOKIE};
+use super::api;
+use crate::config::HiveConfig;
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use warp::Reply as _;
+use warp::http::{HeaderValue, Method, Request, StatusCode, Version, header, request::Parts};
+use warp::reply::Response;
+
+/// `inner` (the routes) behind the gate, for one connection.
+#[derive(Clone)]
+pub(super) struct Guarded<S> {
+    pub inner: S,
+    pub conn: Conn,
+    pub web: Web,
+}
+
+impl<S, B> tower_service::Service<Request<B>> for Guarded<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let config = self.web.controller.config();
+        let (parts, body) = request.into_parts();
+        let admitted = match access::admit(&parts, &self.conn, &config, &self.web.sessions) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                let response = refused(&config, &parts, refusal);
+                return futures_util::future::ready(Ok(response)).boxed();
+            }
+        };
+        if parts.uri.path() == "/api/session" {
+            let mut response = session(&self.web, &config, &parts, &admitted);
+            secure(&mut response, Some(&admitted.authority));
+            return futures_util::future::ready(Ok(response)).boxed();
+        }
+        let answer = self.inner.call(Request::from_parts(parts, body));
+        let authority = admitted.authority;
+        async move {
+            let mut response = answer.await?;
+            secure(&mut response, Some(&authority));
+            Ok(response)
+        }
+        .boxed()
+    }
+}
+
+/// The answer to a refused request: JSON naming the setting, or the key page for a browser.
+fn refused(config: &HiveConfig, parts: &Parts, refusal: Refusal) -> Response {
+    let mut response = if refusal.ask_key {
+        let nonce = crate::config::secrets::hex(&crate::config::secrets::random_bytes::<16>());
+        let html = access::key_page(&config.name, &nonce);
+        let mut response =
+            warp::reply::with_status(warp::reply::html(html), refusal.status).into_response();
+        secure(&mut response, None);
+        let policy = format!(
+            "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        );
+        if let Ok(policy) = HeaderValue::from_str(&policy) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+        response
+    } else {
+        let mut body = serde_json::json!({ "error": refusal.message });
+        if let Some(setting) = refusal.setting {
+            body["setting"] = setting.into();
+        }
+        let mut response = api::json(refusal.status, &body);
+        secure(&mut response, None);
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if refusal.status == StatusCode::UNAUTHORIZED {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"hive\""),
+        );
+    }
+    // HTTP/2 has no Connection header; there the refusal ends only the stream.
+    if refusal.close && matches!(parts.version, Version::HTTP_10 | Version::HTTP_11) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// `/api/session`: POST opens a browser session for a request that sent the key in a header;
+/// DELETE ends the caller's session.
+fn session(web: &Web, config: &HiveConfig, parts: &Parts, admitted: &Admitted) -> Response {
+    let Some(key) = config.key.as_deref() else {
+        return api::error(
+            StatusCode::NOT_FOUND,
+            "this hive has no [hive] key, so there is no session to open: every read is open on loopback",
+        );
+    };
+    match parts.method {
+        Method::POST => {
+            if access::presented_key(&parts.headers).is_none() || !admitted.authenticated {
+                return api::error(
+                    StatusCode::BAD_REQUEST,
+                    "send [hive] key from config/hive.toml as the header X-Hive-Key to open a session",
+                );
+            }
+            let token = web.sessions.open(key);
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Method::DELETE => {
+            web.sessions.close(&parts.headers);
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        _ => api::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST /api/session with the key in X-Hive-Key opens a session; DELETE ends it",
+        ),
+    }
+}
+
+/// Adds the security headers; `authority` (checked by the gate) lets the pages open their
+/// WebSockets.
+fn secure(response: &mut Response, authority: Option<&str>) {
+    let connect = match authority {
+        Some(authority) => format!("'self' ws://{authority} wss://{authority}"),
+        None => "'self'".to_owned(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    );
+    let headers = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
