@@ -96,3 +96,44 @@ fn running_an_unknown_node_lists_the_known_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn list_and_send_with_a_broken_config_say_it_is_broken_and_where() {
+    let hive = Hive::new();
+    std::fs::write(
+        hive.path().join("config/hive.toml"),
+        "[hive]\nname = \"test-hive\"\nport = \"nine\"\n",
+    )
+    .unwrap();
+    for args in [&["list"][..], &["send", "bat-signal-main", "1"][..]] {
+        let output = hm_output(hive.path(), args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("its config is broken")
+                && stderr.contains("config/hive.toml")
+                && stderr.contains("line 3"),
+            "hm {}: {stderr}",
+            args[0]
+        );
+        assert!(
+            !stderr.contains("run this inside the hive's folder"),
+            "we are inside it: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_hive_with_every_node_disabled_names_them_and_how_to_enable_them() {
+    let hive = Hive::new();
+    hive.configure("[nodes.batman]\nenabled = false\n\n[nodes.robin]\nenabled = false\n");
+    let running = hive.run(&[]);
+    let stderr = running.stderr();
+    assert!(
+        stderr.contains("no node is running: `batman`, `robin` are disabled")
+            && stderr.contains("hm enable NAME"),
+        "{stderr}"
+    );
+    let (status, _, _) = running.quit();
+    assert!(status.success());
+}

@@ -2,12 +2,41 @@
 //! changes a node's status without reloading the page, the node page's log grows by itself,
 //! and every page is saved as a screenshot in `target/test-output/dashboard/` for people to
 //! look at.
+//!
+//! At first sight, with live updates held back so only what the page came with can show: the
+//! overview draws its nodes and its event feed at once (never "Nothing has happened yet" when
+//! things have happened), and every page shows the rate the hive computed for a node (one
+//! place). The publish page has no example posing as a value in its fields and watches
+//! messages from the start, without a click.
 
 use hivemind_tests::browser::Browser;
 use hivemind_tests::{Hive, output_dir};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Run before each page's own scripts: live updates never arrive (EventSource and WebSocket
+/// connect nowhere), and any moment the page says "Nothing has happened yet" is noted.
+const FROZEN: &str = r#"
+window.sawNothingYet = false;
+new MutationObserver(() => {
+  if (document.body && document.body.textContent.includes('Nothing has happened yet')) window.sawNothingYet = true;
+}).observe(document, { subtree: true, childList: true, characterData: true });
+window.EventSource = class { constructor() {} addEventListener() {} close() {} };
+window.WebSocket = class { constructor() {} close() {} };
+"#;
+
+/// A script fragment: `shown(r)`, a rate as the page formats it, and `embedded(node)`, the
+/// node's rate (sum of its services' `rate`) in the snapshot the page came with.
+const RATES: &str = r#"
+const fmt = new Intl.NumberFormat('en');
+const shown = (r) => (r === undefined ? '–' : r >= 100 ? fmt.format(Math.round(r)) : r.toFixed(r >= 10 ? 1 : 2));
+const hive = JSON.parse(document.getElementById('initial').textContent);
+const embedded = (name) => {
+  const services = hive.nodes.find((n) => n.name === name).services;
+  return services.every((s) => typeof s.rate === 'number') ? services.reduce((a, s) => a + s.rate, 0) : undefined;
+};
+"#;
 
 #[test]
 fn the_dashboard_shows_steers_and_streams_the_example_hive() {
@@ -33,6 +62,49 @@ fn the_dashboard_shows_steers_and_streams_the_example_hive() {
     // Let a few snapshots arrive so the rates and the sparkline have data.
     std::thread::sleep(Duration::from_millis(3500));
     browser.screenshot(&shots.join("overview.png"));
+
+    // First sight, from the embedded snapshot alone.
+    let frozen = browser.before_each_page(FROZEN);
+    browser.open(&format!("{}/", running.url));
+    let first = browser.eval(&format!(
+        "{RATES} return {{ rows: document.querySelectorAll('tr[data-node]').length, \
+           feed: document.querySelectorAll('.feed li').length, nothingYet: window.sawNothingYet, \
+           rate: document.querySelector('tr[data-node=batsignal] td:nth-child(3)').textContent, \
+           expected: shown(embedded('batsignal')) }};"
+    ));
+    assert_eq!(first["rows"], 2, "both nodes at first paint: {first}");
+    assert!(
+        first["feed"].as_u64().unwrap() >= 2,
+        "the feed (both loads) at first paint: {first}"
+    );
+    assert_eq!(
+        first["nothingYet"], false,
+        "the overview never said nothing had happened: {first}"
+    );
+    assert_ne!(first["rate"], "–", "the hive has a rate by now: {first}");
+    assert_eq!(
+        first["rate"], first["expected"],
+        "the overview shows the hive's rate"
+    );
+    browser.open(&format!("{}/nodes", running.url));
+    let cards = browser.eval(&format!(
+        "{RATES} return {{ rate: document.querySelector('article.card[data-node=batsignal] .facts div:nth-child(3) b').textContent, \
+           expected: shown(embedded('batsignal')) }};"
+    ));
+    assert_eq!(
+        cards["rate"], cards["expected"],
+        "the nodes page shows the same rate: {cards}"
+    );
+    browser.open(&format!("{}/nodes/batsignal", running.url));
+    let node = browser.eval(&format!(
+        "{RATES} return {{ rate: document.querySelector('main table tbody tr td:nth-child(3)').textContent, \
+           expected: shown(embedded('batsignal')) }};"
+    ));
+    assert_eq!(
+        node["rate"], node["expected"],
+        "the node's page shows the same rate: {node}"
+    );
+    browser.forget_script(&frozen);
 
     // Nodes: both example nodes, then Disable on batman changes its chip in place.
     browser.open(&format!("{}/nodes", running.url));
@@ -115,7 +187,26 @@ fn the_dashboard_shows_steers_and_streams_the_example_hive() {
         WAIT,
         "return document.querySelector('#service') !== null;",
     );
-    browser.click("form.row button");
+    let form = browser.eval(
+        "const s = document.querySelector('#service'); \
+         return { placeholder: s.getAttribute('placeholder'), value: s.value, \
+           known: document.querySelector('#known-services').textContent };",
+    );
+    assert_eq!(
+        form["placeholder"],
+        serde_json::Value::Null,
+        "no example poses as a value"
+    );
+    assert_eq!(form["value"], "");
+    assert!(
+        form["known"].as_str().unwrap().contains("bat-signal-main"),
+        "the services offered are named: {form}"
+    );
+    browser.wait_until(
+        "the watcher runs without a click",
+        WAIT,
+        "return document.querySelector('#watch-status').textContent.startsWith('watching *');",
+    );
     browser.eval(
         "document.querySelector('#service').value = 'bat-signal-manual'; \
          document.querySelector('#payload').value = '{\"from\": \"the dashboard\"}'; return true;",

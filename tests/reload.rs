@@ -413,16 +413,38 @@ fn dev_rebuilds_an_edited_node_and_keeps_it_running_through_a_broken_build() {
         running.stderr()
     );
     std::fs::write(&source, "this is not Rust\n").unwrap();
+    // The failure is tied to its node: one line that says what runs and what to do, the
+    // compiler's errors on the node.
     assert!(
         running
             .wait_for(Duration::from_secs(60), |r| r
                 .stderr()
-                .contains("cargo build failed")
+                .contains("node crate `robin` (nodes/robin) does not build: ")
                 .then_some(()))
             .is_some(),
         "{}",
         running.stderr()
     );
+    let stderr = running.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("does not build"))
+        .unwrap();
+    assert!(
+        line.contains("running the last good version")
+            && line.contains("saving the fix rebuilds")
+            && !line.contains("hm dev"),
+        "{line}"
+    );
+    let robin = running.node("robin");
+    assert_eq!(robin["status"], "running", "{robin}");
+    let failure = &robin["build_error"];
+    assert!(failure["errors"].as_u64().unwrap() >= 1, "{robin}");
+    assert!(
+        failure["rendered"].as_str().unwrap().contains("src/lib.rs"),
+        "the compiler's errors, with their place: {robin}"
+    );
+    assert_eq!(failure["running_last_good"], true);
     let lines_before = running.stdout().matches("Holy hot reload").count();
     assert!(
         running
@@ -431,6 +453,22 @@ fn dev_rebuilds_an_edited_node_and_keeps_it_running_through_a_broken_build() {
                 .then_some(()))
             .is_some(),
         "the running version keeps going after a failed build"
+    );
+    // Fixed back to exactly the running code: nothing new to load, yet the failure clears and
+    // a `build ok` event says so.
+    say("Holy hot reload");
+    assert!(
+        eventually(Duration::from_secs(60), || running
+            .node("robin")
+            .get("build_error")
+            .is_none_or(serde_json::Value::is_null)),
+        "the build failure clears: {}",
+        running.node("robin")
+    );
+    let (_, page) = running.get("/");
+    assert!(
+        page.contains("build ok: the source builds again"),
+        "the feed ends on the fix, not the failure"
     );
     say("Holy comeback");
     assert!(
@@ -482,4 +520,36 @@ fn panics_in_the_state_hooks_do_not_stop_a_reload() {
         !records(&record).iter().any(|r| r["event"] == "restored"),
         "nothing was saved, so nothing restored"
     );
+}
+
+#[test]
+fn a_setting_of_the_wrong_type_is_named_and_the_running_instance_keeps_its_settings() {
+    let hive = Hive::new();
+    let good = "[nodes.batsignal]\nenabled = true\ninterval_secs = 0.4\n";
+    hive.configure(good);
+    hive.install("batsignal");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || running.node("batsignal")["status"] == "running"));
+    hive.configure("[nodes.batsignal]\nenabled = true\ninterval_secs = \"fast\"\n");
+    let said = running.wait_for(WAIT, |r| {
+        r.stderr()
+            .lines()
+            .find(|l| l.contains("setting `interval_secs`"))
+            .map(str::to_owned)
+    });
+    let said = said.unwrap_or_else(|| panic!("no word on the setting:\n{}", running.stderr()));
+    // `[hive]` takes lines 1 to 3, then a blank line: `interval_secs` is on line 7.
+    assert!(
+        said.contains("(config/hive.toml, line 7) is a string, but the node expects f64")
+            && said.contains("The previous instance keeps running"),
+        "{said}"
+    );
+    let node = running.node("batsignal");
+    assert_eq!(node["status"], "running", "{node}");
+    assert_eq!(
+        node["settings"]["interval_secs"], 0.4,
+        "the settings in force are shown, not the rejected ones: {node}"
+    );
+    let (status, _, _) = running.quit();
+    assert!(status.success());
 }

@@ -1,8 +1,10 @@
-//! The README's tutorial, step by step, as a newcomer follows it: `hm new gotham`,
-//! `hm create_node BatSignal` and `batman`, the README's code, enable both, `hm dev`.
-//! Also the repository's own example hive.
+//! The README's tutorial, step by step in the README's order, as a newcomer follows it:
+//! `hm new gotham`, `hm dev` on the empty hive, `hm create_node BatSignal`, the README's code,
+//! `hm enable batsignal` and `hm dev` (its logs), then `hm create_node batman` and `hm enable
+//! batman` while `hm dev` runs; each step's promised output is checked. Also the repository's
+//! own example hive.
 
-use hivemind_tests::{Running, built, hm_output, repo_root};
+use hivemind_tests::{Running, built, eventually, hm_output, repo_root};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,52 +31,88 @@ fn readme_tutorial_files() -> Vec<(String, String)> {
     files
 }
 
-fn enable(hive: &Path, nodes: &[&str]) {
-    let path = hive.join("config/hive.toml");
-    let mut config: toml_edit::DocumentMut =
-        std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    for node in nodes {
-        config["nodes"][node]["enabled"] = toml_edit::value(true);
-    }
-    std::fs::write(&path, config.to_string()).unwrap();
+/// Runs `hm ARGS` in `dir`; asserts it succeeded and returns its stdout.
+fn hm_ok(dir: &Path, args: &[&str]) -> String {
+    let output = hm_output(dir, args);
+    assert!(
+        output.status.success(),
+        "hm {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Waits (generously: the first build of a hive compiles its dependencies) until `text` shows
+/// in the running hive's stdout or stderr.
+fn wait_to_see(running: &Running, text: &str, timeout: Duration) {
+    let seen = running.wait_for(timeout, |r| {
+        (r.stdout().contains(text) || r.stderr().contains(text)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "`{text}` did not show\nstdout:\n{}\nstderr:\n{}",
+        running.stdout(),
+        running.stderr()
+    );
+}
+
+/// The README's tutorial, in the README's order, checking what each step promises.
 #[test]
-fn the_readme_tutorial_works_from_a_new_hive() {
+fn the_readme_tutorial_works_step_by_step_as_written() {
     let repos = tempfile::Builder::new()
         .prefix("hm-tutorial-")
         .tempdir()
         .unwrap();
-    let new = hm_output(repos.path(), &["new", "gotham"]);
-    assert!(
-        new.status.success(),
-        "{}",
-        String::from_utf8_lossy(&new.stderr)
-    );
+    // Create a hive.
+    let said = hm_ok(repos.path(), &["new", "gotham"]);
     let gotham = repos.path().join("gotham");
     assert!(
-        String::from_utf8_lossy(&new.stdout)
-            .contains(&format!("New hive at: {}", gotham.display()))
+        said.contains(&format!("New hive at: {}", gotham.display())),
+        "{said}"
     );
-    for name in ["BatSignal", "batman"] {
-        let created = hm_output(&gotham, &["create_node", name]);
-        assert!(
-            created.status.success(),
-            "{}",
-            String::from_utf8_lossy(&created.stderr)
-        );
-    }
+    // `hm dev` already works: it serves the empty hive, and says there is no node yet.
+    let empty = Running::start(&gotham, &["dev", "--port", "0"]);
+    wait_to_see(
+        &empty,
+        "this hive has no nodes yet",
+        Duration::from_secs(20),
+    );
+    let (status, _, _) = empty.quit();
+    assert!(status.success());
+
+    // Create a node: a crate and a disabled table.
+    let said = hm_ok(&gotham, &["create_node", "BatSignal"]);
+    assert!(said.contains("New node `batsignal`"), "{said}");
+    assert!(gotham.join("nodes/batsignal/src/lib.rs").is_file());
+    let config = std::fs::read_to_string(gotham.join("config/hive.toml")).unwrap();
+    assert!(
+        config.contains("[nodes.batsignal]\nenabled = false"),
+        "{config}"
+    );
+
+    // Add a service: the README's code.
     let files = readme_tutorial_files();
     assert_eq!(
         files.len(),
         2,
         "the README shows the BatSignal and Batman code"
     );
-    for (path, code) in &files {
-        std::fs::write(gotham.join(path), code).unwrap();
-    }
-    enable(&gotham, &["batsignal", "batman"]);
+    let code = |path: &str| {
+        files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, code)| code.clone())
+            .unwrap_or_else(|| panic!("the README shows {path}"))
+    };
+    std::fs::write(
+        gotham.join("nodes/batsignal/src/lib.rs"),
+        code("nodes/batsignal/src/lib.rs"),
+    )
+    .unwrap();
 
+    // Logs: enable it, run `hm dev`: it says what it builds, loads the node, and the logs are there.
+    hm_ok(&gotham, &["enable", "batsignal"]);
     // The hive's own target folder, kept inside this build's target so that re-runs are fast;
     // it must not be shared with the repository's, whose node crates have the same names.
     let target = built().parent().unwrap().join("tutorial-hive");
@@ -83,17 +121,49 @@ fn the_readme_tutorial_works_from_a_new_hive() {
         &["dev", "--port", "0"],
         &[("CARGO_TARGET_DIR", target.as_os_str())],
     );
-    let saved = running.wait_for(Duration::from_secs(30), |r| {
-        r.stdout()
-            .contains("Batman has saved the day!")
-            .then_some(())
-    });
     assert!(
-        saved.is_some(),
-        "stdout:\n{}\nstderr:\n{}",
-        running.stdout(),
+        running
+            .stderr()
+            .contains("building the node crate batsignal with cargo"),
+        "hm dev says what it builds before it builds:\n{}",
         running.stderr()
     );
+    wait_to_see(&running, "node `batsignal` loaded", Duration::from_secs(30));
+    for log in ["root.log", "batsignal.log"] {
+        assert!(
+            eventually(Duration::from_secs(10), || gotham
+                .join("logs")
+                .join(log)
+                .is_file()),
+            "logs/{log} is missing"
+        );
+    }
+    assert!(!running.stdout().contains("Batman"), "nobody listens yet");
+
+    // Add a subscription while `hm dev` runs: it has picked the new crate up.
+    let said = hm_ok(&gotham, &["create_node", "batman"]);
+    assert!(
+        said.contains("`hm dev`") && said.contains("picked the new crate up"),
+        "{said}"
+    );
+    std::fs::write(
+        gotham.join("nodes/batman/src/lib.rs"),
+        code("nodes/batman/src/lib.rs"),
+    )
+    .unwrap();
+    hm_ok(&gotham, &["enable", "batman"]);
+    wait_to_see(
+        &running,
+        "node `batman` enabled in config/hive.toml: starting it",
+        Duration::from_secs(20),
+    );
+    // Batman's crate builds (the template first, then the README's code), then he answers.
+    wait_to_see(
+        &running,
+        "Batman has saved the day!",
+        Duration::from_secs(180),
+    );
+    assert!(running.stderr().contains("node `batman` loaded"));
     let (status, page) = running.get("/");
     assert_eq!(status, 200);
     for expected in [
@@ -108,12 +178,10 @@ fn the_readme_tutorial_works_from_a_new_hive() {
             "the page lacks {expected}:\n{page}"
         );
     }
-    for log in ["root.log", "batsignal.log", "batman.log"] {
-        assert!(
-            gotham.join("logs").join(log).is_file(),
-            "logs/{log} is missing"
-        );
-    }
+    assert!(
+        gotham.join("logs/batman.log").is_file(),
+        "logs/batman.log is missing"
+    );
     let (status, took, _running) = running.quit();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(2), "stopping took {took:?}");

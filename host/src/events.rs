@@ -33,6 +33,9 @@ pub enum EventKind {
     Stuck,
     /// An isolated node's process died; it is restarted with backoff.
     Crashed,
+    /// A node's crate was built by `hm dev`: it failed (the message says how many errors; the
+    /// node's snapshot has them), or it builds again after a failure.
+    Build,
     /// Something about the hive itself (config errors, changes that need a restart).
     Hive,
 }

@@ -9,6 +9,7 @@
 //! of its own when its config says `isolate = true`.
 
 pub mod build;
+pub mod builds;
 pub mod bus;
 pub mod cli;
 pub mod config;

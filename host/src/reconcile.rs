@@ -7,8 +7,9 @@
 //!   never applied half-written. A file renamed into place (an editor's atomic save, `hm enable`)
 //!   is whole by construction and is applied at once.
 //! - A config with an error is reported (line and column) and the last good one stays in force
-//!   until the file is fixed. A failed build prints cargo's errors and leaves the running
-//!   versions in place.
+//!   until the file is fixed; the fix is said in one line. A failed build prints cargo's
+//!   errors, ties them to their nodes ([`crate::builds`]) and leaves the running versions in
+//!   place.
 //! - A library that cannot be read (too many open files, permissions) is logged and tried
 //!   again with backoff ([`FIRST_RETRY`], doubling to [`LONGEST_RETRY`]) until it reads or is
 //!   removed. A bad file (a FIFO, a device, a bad link, too large) is reported once per change.
@@ -56,6 +57,8 @@ struct Reconciler {
     retries: BTreeMap<PathBuf, Retry>,
     /// The config file as last applied: (device, inode), to tell a renamed-in file.
     config_identity: Option<(u64, u64)>,
+    /// Whether the last read of the config failed, to say so once it is fixed.
+    config_broken: bool,
 }
 
 /// Applies every batch from `changes` until the channel closes.
@@ -144,6 +147,11 @@ impl Reconciler {
         match parsed {
             Ok(config) => {
                 crate::inject::maybe_panic("reconcile", &config);
+                if std::mem::take(&mut self.config_broken) {
+                    let message = "config/hive.toml is valid again: applied";
+                    tracing::info!("{message}");
+                    controller.events().emit(EventKind::Hive, None, message);
+                }
                 for warning in &config.warnings {
                     tracing::warn!("{warning}");
                     controller
@@ -158,6 +166,7 @@ impl Reconciler {
                 );
                 tracing::error!("{message}");
                 controller.events().emit(EventKind::Hive, None, message);
+                self.config_broken = true;
             }
         }
     }
@@ -248,19 +257,21 @@ fn read_settled(path: &Path) -> Result<String, String> {
 
 fn rebuild_nodes(controller: &Controller, rebuild: Rebuild) {
     let root = controller.root();
-    let built = build::node_crates(root)
-        .and_then(|crates| build::build_and_install(root, &crates, rebuild.release));
-    match built {
-        // Reload at once rather than wait for the watcher to see the installed files.
-        Ok(installed) => {
-            for library in installed {
-                let _ = controller.library_changed(&library);
-            }
-        }
+    let crates = match build::node_crates(root) {
+        Ok(crates) => crates,
         Err(error) => {
             let message = format!("{error:#}; the running versions stay");
             tracing::error!("{message}");
             controller.events().emit(EventKind::Hive, None, message);
+            return;
         }
+    };
+    let outcome = build::build_and_install(root, &crates, rebuild.release);
+    controller
+        .builds()
+        .report(&outcome, &controller.config(), controller.events());
+    // Reload at once rather than wait for the watcher to see the installed files.
+    for (_, library) in &outcome.built {
+        let _ = controller.library_changed(library);
     }
 }

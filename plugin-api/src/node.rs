@@ -116,8 +116,10 @@ impl Services {
     /// Adds a service named `name` whose `callback` runs in a loop on its own thread.
     ///
     /// The callback returns `Ok(Flow::Continue)` to run again or `Ok(Flow::Stop)` to end this
-    /// service. An `Err` (use `?` freely) is logged to the node's log and ends the service; so
-    /// does a panic. The node's other services and subscriptions keep running either way.
+    /// service. An `Err` (use `?` freely) or a panic is logged to the node's log and the host
+    /// restarts the service with backoff (100 ms, doubling to 30 s), or, with
+    /// `on_service_failure = "stop"` in the node's table, leaves it stopped and shows its error.
+    /// The node's other services and subscriptions keep running either way.
     ///
     /// The returned [`Service`] sends under this name from anywhere in the node, for example
     /// from a subscription callback.

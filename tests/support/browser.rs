@@ -59,7 +59,8 @@ impl Browser {
                 .get(format!("{base}/status"))
                 .call()
                 .ok()
-                .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
                 .is_some_and(|v| v["value"]["ready"] == true);
             if ready {
                 break;
@@ -113,11 +114,17 @@ impl Browser {
             (_, body) => self
                 .agent
                 .post(&url)
-                .send_json(body.unwrap_or_else(|| json!({}))),
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
         };
         let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status().as_u16();
-        let value: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        let value: Value = response
+            .body_mut()
+            .read_to_string()
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null);
         assert!(status < 300, "{method} {path} answered {status}: {value}");
         value["value"].clone()
     }
@@ -167,6 +174,36 @@ impl Browser {
             "POST",
             &self.session_path(&format!("/element/{id}/click")),
             None,
+        );
+    }
+
+    /// Runs `source` in every page opened from now on, before the page's own scripts (Chrome's
+    /// `Page.addScriptToEvaluateOnNewDocument`, through chromedriver); returns its id for
+    /// [`Browser::forget_script`].
+    pub fn before_each_page(&self, source: &str) -> String {
+        let added = self.call(
+            "POST",
+            &self.session_path("/goog/cdp/execute"),
+            Some(json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": source },
+            })),
+        );
+        added["identifier"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no script identifier: {added}"))
+            .to_owned()
+    }
+
+    /// Stops running the script [`Browser::before_each_page`] added.
+    pub fn forget_script(&self, id: &str) {
+        self.call(
+            "POST",
+            &self.session_path("/goog/cdp/execute"),
+            Some(json!({
+                "cmd": "Page.removeScriptToEvaluateOnNewDocument",
+                "params": { "identifier": id },
+            })),
         );
     }
 

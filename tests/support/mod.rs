@@ -36,6 +36,14 @@ pub fn target_dir() -> PathBuf {
 pub fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        say(&format!(
+            "building hm and the nodes the tests load (probe, probe2, batsignal, batman) with cargo, dev profile; \
+             a first build takes minutes, then seconds ({})",
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default()
+        ));
         let status = cargo()
             .current_dir(repo_root())
             .args([
@@ -56,6 +64,13 @@ pub fn built() -> &'static Path {
         assert!(status.success(), "building hm and the test nodes failed");
         target_dir()
     })
+}
+
+/// Writes `line` to the terminal at once, past the test harness's capture, so that a test
+/// that builds for minutes says what it builds.
+pub fn say(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "hivemind-tests: {line}");
 }
 
 /// The `hm` binary.
@@ -141,8 +156,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `hm args...` in `dir` and waits (up to 120 s, which covers a first build) until
-    /// it says where it serves.
+    /// Starts `hm args...` in `dir` and waits (up to 300 s for `hm dev`, which covers a first
+    /// build of the hive's node crates on a loaded machine; 120 s otherwise) until it says where
+    /// it serves.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
         Self::start_with_env(dir, args, &[])
     }
@@ -197,8 +213,16 @@ impl Running {
 
     /// [`Running::start`] with extra environment variables.
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let dev = args.first() == Some(&"dev");
+        if dev && crates_in(dir) {
+            say(&format!(
+                "`hm dev` in {} builds that hive's node crates with cargo (a first build compiles the node API's dependencies: a minute or two)",
+                dir.display()
+            ));
+        }
         let mut running = Self::spawn(dir, args, env);
-        let found = running.wait_for(Duration::from_secs(120), |r| {
+        let starting = Duration::from_secs(if dev { 300 } else { 120 });
+        let found = running.wait_for(starting, |r| {
             if r.exited() {
                 return Some(None);
             }
@@ -352,6 +376,15 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the hive at `dir` has node crates (`nodes/*/Cargo.toml`) for `hm dev` to build.
+fn crates_in(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("nodes")).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().join("Cargo.toml").is_file())
+    })
 }
 
 fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {

@@ -1,5 +1,6 @@
 //! `hm create_node`: generate a new node within a hive.
 
+use super::running;
 use crate::scaffold;
 use anyhow::Result;
 use clap::Args;
@@ -22,10 +23,25 @@ pub fn run(args: CreateNodeArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let node = scaffold::create_node(&root, &args.name)?;
     println!("New node `{}` at: {}", node.name, node.dir.display());
-    println!(
-        "Enable it in config/hive.toml ([nodes.{}] enabled = true), then run `hm dev`.",
-        node.name
-    );
+    let name = &node.name;
+    match running::find(&root) {
+        Some(hive) if hive.mode == "dev" => println!(
+            "`hm dev` (pid {}, {}) runs this hive: it has picked the new crate up and builds it now. \
+             Start the node with `hm enable {name}` (or enabled = true under [nodes.{name}] in config/hive.toml).",
+            hive.pid, hive.url
+        ),
+        Some(hive) => println!(
+            "`hm run` (pid {}, {}) runs this hive; it builds nothing: build the library \
+             (cargo build -p {name}, then copy target/debug/lib{lib}.so into nodes/) and start the node with \
+             `hm enable {name}`.",
+            hive.pid,
+            hive.url,
+            lib = name.replace('-', "_")
+        ),
+        None => println!(
+            "Enable it in config/hive.toml ([nodes.{name}] enabled = true, or `hm enable {name}`), then run `hm dev`."
+        ),
+    }
     if args.verbose {
         println!("Its code is in {}", node.dir.join("src/lib.rs").display());
     }

@@ -1,5 +1,7 @@
 //! `hm dev` and `hm run`: build (dev only), load and run a hive until asked to stop.
 
+use super::running;
+use crate::build::BuildOutcome;
 use crate::config::{self, HiveConfig};
 use crate::controller::{Controller, HEALTH_CHECK_EVERY, Selection, library_path};
 use crate::reconcile::{self, Rebuild};
@@ -50,13 +52,18 @@ pub fn run_dev(args: DevArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let config = config::load(&root)?;
     let crates = build::node_crates(&root)?;
-    build::build_and_install(&root, &crates, args.release)?;
+    // A crate that does not build is reported once the hive's logs are open; the hive runs
+    // what it has, and saving the fix rebuilds.
+    let built = build::build_and_install(&root, &crates, args.release);
     run_hive(
         config,
         &args.common,
-        Some(Rebuild {
-            release: args.release,
-        }),
+        Some((
+            Rebuild {
+                release: args.release,
+            },
+            built,
+        )),
     )
 }
 
@@ -67,7 +74,16 @@ pub fn run_prod(args: RunArgs) -> Result<()> {
     run_hive(config, &args, None)
 }
 
-fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) -> Result<()> {
+/// Runs the hive; `dev` is `hm dev`'s way to rebuild, and the outcome of its first build.
+fn run_hive(
+    mut config: HiveConfig,
+    args: &RunArgs,
+    dev: Option<(Rebuild, BuildOutcome)>,
+) -> Result<()> {
+    let (rebuild, first_build) = match dev {
+        Some((rebuild, built)) => (Some(rebuild), Some(built)),
+        None => (None, None),
+    };
     if let Some(port) = args.port {
         config.port = port;
     }
@@ -97,6 +113,11 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         // Hosts on one machine are told apart by their port: the one really bound.
         let host = config.mesh.host_name(address.port());
         let controller = Arc::new(Controller::new(config, selection, logs)?.with_host(host));
+        if let Some(built) = &first_build {
+            controller
+                .builds()
+                .report(built, &controller.config(), controller.events());
+        }
         let joining = controller.clone();
         tokio::task::spawn_blocking(move || joining.start_mesh()).await??;
         // The page and the stop signals answer from here on, whatever the nodes do meanwhile.
@@ -123,6 +144,14 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
             .name("hm-reconcile".into())
             .spawn(move || reconcile::run(&reconciling, &changes, rebuild))
             .context("cannot start the reconciler")?;
+        let marker = running::mark(
+            controller.root(),
+            if rebuild.is_some() { "dev" } else { "run" },
+            &format!("http://{address}"),
+        );
+        if let Err(error) = &marker {
+            tracing::warn!("{error:#} (other hm commands will not see that this hive runs)");
+        }
         controller.watch_thread("the reconciler", reconciler);
         if let Some(watcher) = watch.thread() {
             controller.watch_thread("the file watcher", watcher);
@@ -145,6 +174,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
             }
         };
         tracing::info!("stopping the hive ({reason})");
+        drop(marker);
         drop(watch);
         let stopping = controller.clone();
         let stuck = tokio::task::spawn_blocking(move || stopping.stop()).await?;

@@ -6,6 +6,7 @@ mod enable;
 mod list;
 mod logs;
 mod new;
+mod running;
 mod send;
 
 use anyhow::Result;

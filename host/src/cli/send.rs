@@ -42,10 +42,24 @@ impl Target {
     /// Resolves the hive to talk to.
     pub(super) fn hive(&self) -> Result<Hive> {
         let here = std::env::current_dir()?;
-        let config = scaffold::find_hive_root(&here).and_then(|root| config::load(&root));
-        let url = match (&self.url, &config) {
-            (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, Ok(config)) => {
+        let root = scaffold::find_hive_root(&here);
+        let config = root.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|root| {
+            config::load(root).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e:#}\nhelp: this hive's config/hive.toml ({}) is broken: fix it, or pass the hive's address with --url http://HOST:PORT",
+                    root.join("config/hive.toml").display()
+                )
+            })
+        });
+        // A hive that runs here says where it serves (also when its config says port 0).
+        let marked = root
+            .as_ref()
+            .ok()
+            .and_then(|root| super::running::find(root));
+        let url = match (&self.url, &config, marked) {
+            (Some(url), _, _) => url.trim_end_matches('/').to_owned(),
+            (None, _, Some(running)) => running.url,
+            (None, Ok(config), None) => {
                 if config.port == 0 {
                     bail!(
                         "[hive] port in config/hive.toml is 0 (any free port), so the running hive's address is not known here; pass it with --url http://127.0.0.1:PORT (the hive prints it when it starts)"
@@ -59,7 +73,11 @@ impl Target {
                 };
                 format!("http://{host}:{}", config.port)
             }
-            (None, Err(e)) => {
+            (None, Err(e), None) if root.is_ok() => {
+                return Err(anyhow::anyhow!("{e:#}"))
+                    .context("cannot tell where the hive runs: its config is broken");
+            }
+            (None, Err(e), None) => {
                 return Err(anyhow::anyhow!("{e:#}")).context(
                     "cannot tell where the hive runs: run this inside the hive's folder, or pass --url http://HOST:PORT",
                 );

@@ -44,6 +44,8 @@
 //! says it is secret are redacted from the parser's messages.
 
 mod edit;
+mod explain;
+pub use explain::explain_setting_error;
 pub mod secrets;
 mod web;
 

@@ -10,7 +10,7 @@ use super::plan::{self, Selection, Step};
 use super::slot::{Phase, Slot};
 use super::{Control, Core, NodeView, Published, STOP_DEADLINE, library_path};
 use crate::bus::Overflow;
-use crate::config::HiveConfig;
+use crate::config::{self, HiveConfig};
 use crate::events::EventKind;
 use crate::runtime::{BuildOutcome, Built, NodeQueue, NodeRuntime, NodeSpec};
 use anyhow::{Result, bail};
@@ -187,6 +187,7 @@ impl Actor {
                     loads: slot.map_or(0, |s| s.loads),
                     loaded_at: slot.and_then(|s| s.loaded_at.clone()),
                     last_error: slot.and_then(|s| s.last_error.clone()),
+                    settings: slot.and_then(|s| s.settings.clone()),
                 }
             })
             .collect();
@@ -210,7 +211,9 @@ impl Actor {
             .filter(|n| !up.contains(*n))
             .map(String::as_str)
             .collect();
-        if failed.is_empty() {
+        if names.is_empty() && up.is_empty() && !self.slots.values().any(Slot::is_running) {
+            tracing::info!("{}", nothing_to_run(&self.config));
+        } else if failed.is_empty() {
             tracing::info!("{} node(s) up: {}", up.len(), names.join(", "));
         } else {
             tracing::warn!(
@@ -295,6 +298,11 @@ impl Actor {
                     ready.push((name, runtime, topics, built.took, built.library.hash));
                 }
                 Waited::Failed(error) => {
+                    let error = match config::explain_setting_error(&self.core.root, &name, &error)
+                    {
+                        Some(setting) => format!("{setting}; fix it and save"),
+                        None => error,
+                    };
                     tracing::error!("{error}");
                     self.failed(&name, &error);
                     if let Some(slot) = self.slots.get_mut(&name) {
@@ -311,16 +319,18 @@ impl Actor {
         let mut started = Vec::new();
         for (name, runtime, topics, took, hash) in ready {
             runtime.start(topics, None, Vec::new());
+            let settings = settings_of(&self.config, &name);
             let slot = self.slots.get_mut(&name).expect("spec made the slot");
+            slot.settings = settings;
             slot.phase = Phase::Running(runtime);
             slot.loads += 1;
             slot.loaded_at = now();
             slot.last_error = None;
-            self.core.events.emit(
-                EventKind::Loaded,
-                Some(&name),
-                format!("loaded ({hash}) in {:.1} ms", took.as_secs_f64() * 1e3),
-            );
+            let loaded = format!("loaded ({hash}) in {:.1} ms", took.as_secs_f64() * 1e3);
+            tracing::info!("node `{name}` {loaded}");
+            self.core
+                .events
+                .emit(EventKind::Loaded, Some(&name), loaded);
             started.push(name);
         }
         started
@@ -403,7 +413,12 @@ impl Actor {
                 let Waited::Failed(error) = waited else {
                     bail!("the hive is stopping");
                 };
-                let message = format!("reload failed; the running version stays: {error}");
+                let message = match config::explain_setting_error(&self.core.root, name, &error) {
+                    Some(setting) => format!(
+                        "{setting}. The previous instance keeps running, with the settings it had; fix the value and save"
+                    ),
+                    None => format!("reload failed; the running version stays: {error}"),
+                };
                 tracing::error!("node `{name}`: {message}");
                 self.failed(name, &message);
                 bail!("{message}");
@@ -442,6 +457,7 @@ impl Actor {
             .map(|q| q.inbox.try_iter().collect())
             .unwrap_or_default();
         candidate.start(topics, saved, backlog);
+        slot.settings = settings_of(&self.config, name);
         slot.generation = spec.generation;
         slot.phase = Phase::Running(candidate);
         slot.loads += 1;
@@ -515,6 +531,7 @@ impl Actor {
             match step {
                 Step::Start { name, enabled } => {
                     if enabled {
+                        tracing::info!("node `{name}` enabled in config/hive.toml: starting it");
                         self.core.events.emit(
                             EventKind::Enabled,
                             Some(&name),
@@ -672,4 +689,30 @@ pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// The settings `name` gets from `config` (its table, as the node receives it).
+fn settings_of(config: &HiveConfig, name: &str) -> Option<serde_json::Value> {
+    config.nodes.get(name).map(|c| c.settings.clone())
+}
+
+/// What `hm dev` / `hm run` says when no node is to run: which are disabled, and how to
+/// enable them.
+fn nothing_to_run(config: &HiveConfig) -> String {
+    let disabled: Vec<&str> = config.nodes.keys().map(String::as_str).collect();
+    match disabled.as_slice() {
+        [] => "no node is running: this hive has no nodes yet (add one with `hm create_node NAME`)"
+            .to_owned(),
+        [one] => format!(
+            "no node is running: `{one}` is disabled. Enable it with `hm enable {one}` (or enabled = true under [nodes.{one}] in config/hive.toml); it starts at once"
+        ),
+        several => format!(
+            "no node is running: {} are disabled. Enable one with `hm enable NAME` (or enabled = true under [nodes.NAME] in config/hive.toml); it starts at once",
+            several
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

@@ -32,6 +32,7 @@ mod slot;
 
 pub use plan::Selection;
 
+use crate::builds::BuildResults;
 use crate::bus::{Bus, TopicInfo};
 use crate::config::HiveConfig;
 use crate::events::{EventKind, Events};
@@ -125,6 +126,8 @@ pub(crate) struct NodeView {
     pub(crate) loads: u64,
     pub(crate) loaded_at: Option<String>,
     pub(crate) last_error: Option<String>,
+    /// The settings the running instance was started with.
+    pub(crate) settings: Option<serde_json::Value>,
 }
 
 impl NodeView {
@@ -142,6 +145,9 @@ impl NodeView {
             ),
         };
         snapshot.enabled = self.enabled;
+        if self.instance.is_some() {
+            snapshot.settings.clone_from(&self.settings);
+        }
         snapshot.loads = self.loads;
         snapshot.loaded_at = self.loaded_at.clone();
         snapshot.last_error = self.last_error.clone();
@@ -160,6 +166,8 @@ pub(crate) struct Core {
     pub(crate) host: Arc<str>,
     pub(crate) bus: Arc<Bus>,
     pub(crate) events: Arc<Events>,
+    /// What the last build of each node's crate said (`hm dev`).
+    pub(crate) builds: BuildResults,
     pub(crate) env: Arc<Environment>,
     /// Replaced whole by the control thread after each step; read by anyone, never waited for.
     pub(crate) published: ArcSwap<Published>,
@@ -233,6 +241,7 @@ impl Controller {
                 loads: 0,
                 loaded_at: None,
                 last_error: None,
+                settings: None,
             })
             .collect();
         Ok(Self {
@@ -242,6 +251,7 @@ impl Controller {
                 host,
                 bus,
                 events,
+                builds: BuildResults::default(),
                 env,
                 published: ArcSwap::from_pointee(Published {
                     config: Arc::new(config.clone()),
@@ -268,6 +278,11 @@ impl Controller {
     /// The hive's event feed.
     pub fn events(&self) -> &Arc<Events> {
         &self.core.events
+    }
+
+    /// What the last build of each node's crate said (`hm dev`).
+    pub fn builds(&self) -> &BuildResults {
+        &self.core.builds
     }
 
     /// The config the hive runs on (the last good one applied). Never waits.
@@ -514,7 +529,11 @@ impl Controller {
         published
             .nodes
             .iter()
-            .map(|node| node.snapshot(&self.core.host))
+            .map(|node| {
+                let mut snapshot = node.snapshot(&self.core.host);
+                snapshot.build_error = self.core.builds.failure(&node.name);
+                snapshot
+            })
             .collect()
     }
 }

@@ -48,6 +48,9 @@ pub(crate) struct Slot {
     pub(crate) reported_stuck: bool,
     /// Crashes of an isolated node's process already reported.
     pub(crate) reported_crashes: u64,
+    /// The settings the running instance was started with (the page shows these, not a
+    /// rejected edit).
+    pub(crate) settings: Option<serde_json::Value>,
 }
 
 impl Slot {
@@ -63,6 +66,7 @@ impl Slot {
             last_error: None,
             reported_stuck: false,
             reported_crashes: 0,
+            settings: None,
         }
     }
 

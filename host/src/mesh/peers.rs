@@ -105,6 +105,8 @@ impl WireNode {
             isolated: false,
             crashes: 0,
             last_crash: None,
+            build_error: None,
+            settings: None,
         }
     }
 }

@@ -69,6 +69,15 @@ pub struct NodeSnapshot {
     /// How its process died the last time (isolated nodes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_crash: Option<String>,
+    /// Its crate's last build failed (`hm dev`): the compiler's errors. The node runs its last
+    /// good library meanwhile, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_error: Option<crate::builds::BuildFailure>,
+    /// The settings its running instance was started with (none when it does not run; the
+    /// page then shows those of the config). Never serialized: the web layer adds `settings`
+    /// to what it sends (its own rules), and other hosts of the mesh never get them.
+    #[serde(skip)]
+    pub settings: Option<serde_json::Value>,
 }
 
 impl NodeSnapshot {
@@ -89,6 +98,8 @@ impl NodeSnapshot {
             isolated: false,
             crashes: 0,
             last_crash: None,
+            build_error: None,
+            settings: None,
         }
     }
 }
@@ -541,6 +552,8 @@ impl NodeShared {
             isolated: false,
             crashes: 0,
             last_crash: None,
+            build_error: None,
+            settings: None,
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions

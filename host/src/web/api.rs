@@ -50,13 +50,22 @@ pub(super) fn hive(web: &Web) -> Response {
 
 /// The hive's snapshot plus whether changes need the key: what `/api/hive` and `/api/stream` send.
 pub(super) fn hive_value(web: &Web) -> serde_json::Value {
-    let mut value = serde_json::to_value(web.controller.snapshot()).unwrap_or_default();
+    let snapshot = web.controller.snapshot();
+    // The settings each running node of this host was started with.
+    let in_force: std::collections::HashMap<String, serde_json::Value> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.host == snapshot.host)
+        .filter_map(|n| Some((n.name.clone(), n.settings.clone()?)))
+        .collect();
+    let mut value = serde_json::to_value(&snapshot).unwrap_or_default();
     let config = web.controller.config();
     let host = value["host"].clone();
     if let Some(nodes) = value["nodes"].as_array_mut() {
         // Another host's node has its own host's settings, not this config's.
         for node in nodes.iter_mut().filter(|n| n["host"] == host) {
-            add_settings(&config, node);
+            let running = node["name"].as_str().and_then(|n| in_force.get(n)).cloned();
+            add_settings(&config, node, running);
         }
     }
     if let Some(topics) = value["topics"].as_array_mut() {
@@ -65,6 +74,7 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
         }
     }
     value["key_required"] = web.has_key().into();
+    web.rates.annotate(&mut value);
     value
 }
 
@@ -78,13 +88,23 @@ fn hide_taps(topic: &mut serde_json::Value) {
 /// How the bus names a tap (`tap#N`); node names cannot contain `#`.
 const TAP_PREFIX: &str = "tap#";
 
-/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`, with the
-/// values of secret names (`*key*`, `*token*`, `*secret*`, `*password*`) redacted.
-fn add_settings(config: &HiveConfig, node: &mut serde_json::Value) {
-    let settings = node["name"]
-        .as_str()
-        .and_then(|name| config.nodes.get(name))
-        .map(|config| crate::config::redact_settings(&config.settings))
+/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`: for a running
+/// node `in_force`, the settings it was started with (a rejected edit is not shown as if in
+/// force), else those of the config; either way with the values of secret names (`*key*`,
+/// `*token*`, `*secret*`, `*password*`) redacted.
+fn add_settings(
+    config: &HiveConfig,
+    node: &mut serde_json::Value,
+    in_force: Option<serde_json::Value>,
+) {
+    let settings = in_force
+        .or_else(|| {
+            node["name"]
+                .as_str()
+                .and_then(|name| config.nodes.get(name))
+                .map(|config| config.settings.clone())
+        })
+        .map(|settings| crate::config::redact_settings(&settings))
         .unwrap_or_default();
     node["settings"] = settings;
 }
@@ -104,8 +124,9 @@ pub(super) fn node(web: &Web, name: &str) -> Response {
         .find(|n| n.name == name)
     {
         Some(node) => {
+            let in_force = node.settings.clone();
             let mut value = serde_json::to_value(node).unwrap_or_default();
-            add_settings(&web.controller.config(), &mut value);
+            add_settings(&web.controller.config(), &mut value, in_force);
             json(StatusCode::OK, &value)
         }
         None => unknown_node(web, name),

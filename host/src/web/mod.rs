@@ -36,6 +36,7 @@ mod gate;
 mod live;
 mod metrics;
 mod pages;
+mod rates;
 mod routes;
 mod server;
 pub(crate) mod tail;
@@ -79,6 +80,8 @@ struct Web {
     controller: Arc<Controller>,
     counters: Arc<metrics::EventCounters>,
     streams: Arc<live::Streams>,
+    /// The one place message rates are computed, for every page and client.
+    rates: Arc<rates::Rates>,
     connections: Arc<server::Connections>,
     sessions: Arc<access::Sessions>,
 }
@@ -90,6 +93,7 @@ impl Web {
             controller,
             counters,
             streams: Arc::default(),
+            rates: Arc::default(),
             connections: Arc::default(),
             sessions: Arc::default(),
         }

@@ -45,7 +45,9 @@ fn page(web: &Web, page: Page) -> Response {
         }
         _ => StatusCode::OK,
     };
-    let hive = api::hive_value(web);
+    let mut hive = api::hive_value(web);
+    // The feed too, so the page draws it at once (its event stream then adds only new ones).
+    hive["events"] = serde_json::to_value(web.controller.events().recent()).unwrap_or_default();
     let name = hive["name"].as_str().unwrap_or_default().to_owned();
     let html = pages::render(&name, &page, &hive.to_string());
     warp::reply::with_status(warp::reply::html(html), status).into_response()

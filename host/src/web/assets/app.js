@@ -60,6 +60,23 @@
   // Two hosts may each have a node of one name: another host's node is counted as `name@host`.
   const nodeKey = (n, host) => (n.host && host && n.host !== host ? `${n.name}@${n.host}` : n.name);
 
+  // A node whose crate does not build (hm dev): what runs meanwhile, in one line.
+  const buildLine = (n) => (n.build_error
+    ? `source does not build, ${n.build_error.running_last_good ? 'running the last good version' : 'nothing to run until it builds'}`
+    : null);
+  const buildBadge = (n) => (n.build_error
+    ? h('span', { class: 'chip build-failed', 'data-build': 'failed', title: 'the compiler\'s errors are on the node\'s page' }, 'does not build') : null);
+  /** The compiler's errors for a node, as cargo rendered them, under the one-line summary. */
+  function buildPanel(n) {
+    if (!n.build_error) return null;
+    const b = n.build_error;
+    const count = b.errors ? `${b.errors} error${b.errors === 1 ? '' : 's'}` : 'not built';
+    return h('section', { class: 'panel build-error', id: 'build-error' },
+      h('h2', {}, buildLine(n)),
+      h('p', { class: 'sub' }, `${count} at ${clock(b.time)}. Fix them and save: hm dev rebuilds at once.`),
+      h('pre', { class: 'error' }, b.rendered));
+  }
+
   function toast(message, ok) {
     const el = h('div', { class: ok ? 'toast ok' : 'toast', role: 'status' }, message);
     document.body.append(el);
@@ -122,46 +139,34 @@
   // ---- live state -------------------------------------------------------------------------
 
   let hive = null;
-  const samples = []; // {t, sent: Map(node/service -> n), delivered: Map(node -> n)}
   const hiveRates = []; // the hive's messages/s, one per snapshot, for the sparkline
-  const events = [];
+  let events = [];
+  // Events drawn from the page's embedded snapshot, which the feed's stream sends again first.
+  const embeddedEvents = new Map(); // eventKey(event) -> how many
+  const eventKey = (e) => [e.time, e.kind, e.node, e.message].join('\u0000');
   const lastPayload = new Map(); // service -> {payload, node, time}
 
-  function counters(snapshot) {
-    const sent = new Map();
-    const delivered = new Map();
-    for (const node of snapshot.nodes) {
-      const key = nodeKey(node, snapshot.host);
-      for (const svc of node.services) sent.set(`${key}\u0000${svc.name}`, svc.sent);
-      delivered.set(key, node.subscriptions.reduce((a, sub) => a + sub.delivered, 0));
-    }
-    return { t: performance.now(), sent, delivered };
-  }
-
-  /** Messages per second over the last few snapshots. */
+  /**
+   * Messages per second, as the hive computes them (one place, `rate` on each service and
+   * subscription over its last 10 s): every page shows the same number for the same node.
+   * A node's or the hive's rate is the sum; undefined until the hive has a rate for each part.
+   */
   function rates() {
     const out = { service: new Map(), nodeSent: new Map(), nodeDelivered: new Map(), hive: undefined, hiveDelivered: undefined };
-    if (samples.length < 2) return out;
-    const a = samples[0];
-    const b = samples[samples.length - 1];
-    const dt = (b.t - a.t) / 1000;
-    if (dt <= 0) return out;
-    let total = 0;
-    for (const [key, n] of b.sent) {
-      const r = Math.max(0, (n - (a.sent.get(key) ?? n)) / dt);
-      out.service.set(key, r);
-      const node = key.split('\u0000')[0];
-      out.nodeSent.set(node, (out.nodeSent.get(node) || 0) + r);
-      total += r;
+    if (!hive) return out;
+    const sum = (items) => (items.length && items.every((i) => typeof i.rate === 'number')
+      ? items.reduce((a, i) => a + i.rate, 0) : undefined);
+    let total = 0, delivered = 0, known = true, knownDelivered = true;
+    for (const node of hive.nodes) {
+      const key = nodeKey(node, hive.host);
+      for (const svc of node.services) if (typeof svc.rate === 'number') out.service.set(`${key}\u0000${svc.name}`, svc.rate);
+      const sent = sum(node.services);
+      const handled = sum(node.subscriptions);
+      if (sent !== undefined) { out.nodeSent.set(key, sent); total += sent; } else if (node.services.length) known = false;
+      if (handled !== undefined) { out.nodeDelivered.set(key, handled); delivered += handled; } else if (node.subscriptions.length) knownDelivered = false;
     }
-    let delivered = 0;
-    for (const [node, n] of b.delivered) {
-      const r = Math.max(0, (n - (a.delivered.get(node) ?? n)) / dt);
-      out.nodeDelivered.set(node, r);
-      delivered += r;
-    }
-    out.hive = total;
-    out.hiveDelivered = delivered;
+    out.hive = known ? total : undefined;
+    out.hiveDelivered = knownDelivered ? delivered : undefined;
     return out;
   }
 
@@ -174,8 +179,6 @@
     const source = open(new EventSource('/api/stream'));
     source.addEventListener('hive', (e) => {
       hive = JSON.parse(e.data);
-      samples.push(counters(hive));
-      while (samples.length > 6) samples.shift();
       const r = rates();
       if (r.hive !== undefined) {
         hiveRates.push(r.hive);
@@ -191,7 +194,15 @@
   function feed() {
     const source = open(new EventSource('/api/events'));
     source.addEventListener('hive-event', (e) => {
-      events.push(JSON.parse(e.data));
+      const event = JSON.parse(e.data);
+      const key = eventKey(event);
+      const seen = embeddedEvents.get(key) || 0;
+      if (seen) { // already drawn from the embedded snapshot
+        if (seen === 1) embeddedEvents.delete(key); else embeddedEvents.set(key, seen - 1);
+        return;
+      }
+      embeddedEvents.clear(); // past the replayed ones: everything from here on is new
+      events.push(event);
       while (events.length > 200) events.shift();
       if (hive) render();
     });
@@ -282,7 +293,7 @@
       ? h('table', { class: 'list-nodes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'sent/s'), h('th', { class: 'num' }, 'handled/s'), h('th', { class: 'num' }, 'dropped'))),
         h('tbody', {}, hive.nodes.map((n) => h('tr', { 'data-node': nodeKey(n, hive.host) },
-          h('td', {}, nodeLink(n, {}), badge(n)), h('td', {}, chip(n.status)),
+          h('td', {}, nodeLink(n, {}), badge(n)), h('td', {}, chip(n.status), buildBadge(n)),
           h('td', { class: 'num' }, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : '·'),
           h('td', { class: 'num' }, n.subscriptions.length ? rate(r.nodeDelivered.get(nodeKey(n, hive.host))) : '·'),
           h('td', { class: 'num' }, num(n.subscriptions.reduce((a, sub) => a + sub.dropped, 0)))))))
@@ -304,7 +315,7 @@
   function renderNodes() {
     const r = rates();
     const cards = hive.nodes.map((n) => h('article', { class: `card ${n.status}`, 'data-node': nodeKey(n, hive.host) },
-      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), badge(n)),
+      h('div', { class: 'card-head' }, nodeLink(n, { class: 'name' }), chip(n.status), badge(n), buildBadge(n)),
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
@@ -312,6 +323,7 @@
           h('span', {}, n.services.length ? 'sent / s' : 'handled / s'))),
       h('div', { class: 'meta' }, libraryLine(n) || h('span', {}, n.status === 'disabled' ? 'not loaded: disabled in config/hive.toml' : 'no library loaded'), reloadLine(n)),
       n.error ? h('pre', { class: 'error' }, n.error) : null,
+      n.build_error ? h('p', { class: 'build-line' }, buildLine(n), ': ', h('a', { href: nodeUrl(n.name) }, 'see the errors')) : null,
       h('div', { class: 'buttons' }, actions(n))));
     main.replaceChildren(
       h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Nodes'), h('p', { class: 'sub' }, `${hive.name} · ${hive.nodes.length} node${hive.nodes.length === 1 ? '' : 's'}`))),
@@ -372,9 +384,10 @@
     const topics = hive.topics.map((t) => t.service);
     nodeView.top.replaceChildren(...[
       h('div', { class: 'page-head' },
-        h('div', {}, h('h1', {}, n.name, chip(n.status), badge(n)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
+        h('div', {}, h('h1', {}, n.name, chip(n.status), badge(n), buildBadge(n)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
         h('div', { class: 'actions' }, actions(n))),
-      n.error ? h('pre', { class: 'error', style: 'margin-top:12px' }, n.error) : null].filter(Boolean));
+      n.error ? h('pre', { class: 'error', style: 'margin-top:12px' }, n.error) : null,
+      buildPanel(n)].filter(Boolean));
     const services = n.services.length
       ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', { class: 'num' }, 'sent'), h('th', { class: 'num' }, 'per s'), h('th', {}, 'last payload'))),
         h('tbody', {}, n.services.map((svc) => {
@@ -494,18 +507,23 @@
   function renderPublish() {
     if (!publishView) publishView = buildPublish();
     publishView.services.replaceChildren(...hive.topics.map((t) => h('option', { value: t.service })));
+    publishView.known.replaceChildren(...(hive.topics.length
+      ? ['services offered now: ', ...hive.topics.map((t) => h('button', { type: 'button', class: 'pick', 'data-service': t.service, onclick: () => publishView.pick(t.service) }, t.service))]
+      : ['no node offers a service yet: any name works, and reaches the subscriptions whose pattern matches it']));
   }
 
   function buildPublish() {
     const services = h('datalist', { id: 'services' });
-    const service = h('input', { id: 'service', list: 'services', placeholder: 'bat-signal-main', required: true, autocomplete: 'off' });
+    // No placeholder: an example in the box looks like a filled-in value. The hint says what goes in.
+    const service = h('input', { id: 'service', list: 'services', required: true, autocomplete: 'off' });
+    const known = h('span', { class: 'field-hint', id: 'known-services' });
     const payload = h('textarea', { id: 'payload', spellcheck: 'false' });
     payload.value = '"Batman! We need help!"';
     const result = h('div', { class: 'result', id: 'publish-result' });
     const send = h('button', { class: 'primary', type: 'submit' }, 'Publish');
     const form = h('form', { class: 'form' },
-      h('label', {}, 'Service name', service),
-      h('label', {}, 'Payload (JSON)', payload),
+      h('label', {}, 'Service name', h('span', { class: 'field-hint' }, 'the name the message goes out on, as if a service of that name had sent it'), service, known),
+      h('label', {}, 'Payload (JSON)', h('span', { class: 'field-hint' }, 'any JSON value: a string needs its quotes, like "Batman! We need help!"'), payload),
       h('div', { class: 'row' }, send, result));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -526,14 +544,14 @@
     });
 
     const pattern = h('input', { id: 'pattern', value: '*', style: 'flex:1' });
-    const watchButton = h('button', { type: 'submit' }, 'Watch');
+    const watchButton = h('button', { type: 'submit' }, 'Change');
     const rows = h('tbody');
     const count = h('span', { class: 'sub' }, '');
     let socket = null;
     let seen = 0;
     const watchForm = h('form', { class: 'row' }, h('label', { class: 'sub', for: 'pattern' }, 'pattern'), pattern, watchButton);
-    watchForm.addEventListener('submit', (e) => {
-      e.preventDefault();
+    // Watching starts with the page (pattern `*`: every message); a new pattern replaces it.
+    const watch = () => {
       if (socket) socket.close();
       rows.replaceChildren();
       seen = 0;
@@ -549,14 +567,20 @@
         count.textContent = `watching ${pattern.value} · ${seen} message${seen === 1 ? '' : 's'}`;
       };
       socket.onerror = () => { count.textContent = 'the pattern was refused, or the hive is gone'; };
-    });
+    };
+    watchForm.addEventListener('submit', (e) => { e.preventDefault(); watch(); });
+    pattern.addEventListener('change', watch);
     main.replaceChildren(
       h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Publish'), h('p', { class: 'sub' }, 'Send a payload on a service name, as if a node had sent it; watch what flows.'))),
       h('div', { class: 'cols' },
         h('section', { class: 'panel' }, h('h2', {}, 'Publish a message'), form, services),
-        h('section', { class: 'panel' }, h('h2', {}, 'Watch messages'), watchForm, h('p', {}, count),
+        h('section', { class: 'panel' }, h('h2', {}, 'Watch messages'),
+          h('p', { class: 'sub' }, 'Every message whose service matches the pattern shows here as the hive routes it, yours included. Glob: * any run of characters, ? one character, [abc] one of them.'),
+          watchForm, h('p', { id: 'watch-status' }, count),
           h('div', { class: 'messages' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'service'), h('th', {}, 'from'), h('th', {}, 'payload'))), rows)))));
-    return { services };
+    watch();
+    const pick = (name) => { service.value = name; service.focus(); };
+    return { services, known, pick };
   }
 
   const pages = { hive: renderHive, nodes: renderNodes, node: renderNode, topics: renderTopics, publish: renderPublish };
@@ -569,6 +593,11 @@
   const initial = document.getElementById('initial');
   if (initial) {
     try { hive = JSON.parse(initial.textContent); } catch (_) { hive = null; }
+    if (hive && Array.isArray(hive.events)) {
+      events = hive.events.slice(-200);
+      for (const e of hive.events) embeddedEvents.set(eventKey(e), (embeddedEvents.get(eventKey(e)) || 0) + 1);
+      delete hive.events;
+    }
     if (hive) render();
   }
   stream();
