@@ -26,7 +26,7 @@ use crate::loader::{self, Libraries};
 use crate::logging::Logs;
 use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSnapshot, NodeSpec, NodeStatus};
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,10 +135,7 @@ pub struct Controller {
 impl Controller {
     /// A controller for `config`, with nothing started yet.
     pub fn new(config: HiveConfig, selection: Selection, logs: Logs) -> Result<Self> {
-        let scratch = tempfile::Builder::new()
-            .prefix("hm-libraries-")
-            .tempdir()
-            .context("cannot create a temporary folder for loading node libraries")?;
+        let scratch = crate::isolate::scratch_folder()?;
         let env = Arc::new(Environment {
             logs,
             libraries: Libraries::new(scratch.path().to_path_buf()),
