@@ -163,9 +163,9 @@ fn main() -> Result<()> {
         .next()
         .is_some_and(|a| a == hivemind_host::isolate::CHILD_COMMAND)
     {
-        // An isolated node's process, started by the host inside this benchmark.
-        let socket = args.next().context("no socket given")?;
-        return hivemind_host::isolate::child_main(socket.as_ref());
+        // An isolated node's process, started by the host inside this benchmark (its link to
+        // the host is its stdin).
+        return hivemind_host::isolate::child_main();
     }
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
