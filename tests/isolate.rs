@@ -365,7 +365,12 @@ fn scratch_folders(tmp: &Path) -> Vec<(u32, PathBuf)> {
         .filter_map(|e| {
             let path = e.ok()?.path();
             let name = path.file_name()?.to_str()?.to_owned();
-            let pid = name.strip_prefix("hm-scratch-")?.split('-').next()?.parse().ok()?;
+            let pid = name
+                .strip_prefix("hm-scratch-")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
             Some((pid, path))
         })
         .collect();
@@ -382,7 +387,13 @@ fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix(" kB")?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -412,7 +423,11 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
     assert_eq!(folders.len(), 1, "{folders:?}");
     let (pid, scratch) = &folders[0];
     assert_eq!(*pid, running.pid(), "named after its host");
-    assert_eq!(mode(scratch), 0o700, "the scratch folder is the user's alone");
+    assert_eq!(
+        mode(scratch),
+        0o700,
+        "the scratch folder is the user's alone"
+    );
     let mut files = 0;
     let mut node_folders = 0;
     let mut walk = vec![scratch.clone()];
@@ -420,7 +435,11 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
             let kind = entry.file_type().unwrap();
-            assert!(!kind.is_socket(), "no socket to connect to: {:?}", entry.path());
+            assert!(
+                !kind.is_socket(),
+                "no socket to connect to: {:?}",
+                entry.path()
+            );
             if kind.is_dir() {
                 assert_eq!(mode(&entry.path()), 0o700, "{:?}", entry.path());
                 node_folders += 1;
@@ -431,19 +450,31 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
             }
         }
     }
-    assert_eq!(node_folders, 1, "the isolated node's process has its own folder");
-    assert!(files >= 2, "library copies: the host's and the process's ({files})");
+    assert_eq!(
+        node_folders, 1,
+        "the isolated node's process has its own folder"
+    );
+    assert!(
+        files >= 2,
+        "library copies: the host's and the process's ({files})"
+    );
 
     // No Unix socket of the host or its process has a path another process could connect to:
     // the link is a socket pair, the process's end its stdin, which nothing else holds.
     let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
     let tmp_name = tmp.path().to_string_lossy().into_owned();
     assert!(
-        !unix.lines().any(|l| l.contains(&tmp_name) || l.contains("hm-scratch-")),
+        !unix
+            .lines()
+            .any(|l| l.contains(&tmp_name) || l.contains("hm-scratch-")),
         "{unix}"
     );
     let stdin = std::fs::read_link(format!("/proc/{child}/fd/0")).unwrap();
-    assert_eq!(stdin, Path::new("/dev/null"), "the node cannot read the link as stdin");
+    assert_eq!(
+        stdin,
+        Path::new("/dev/null"),
+        "the node cannot read the link as stdin"
+    );
     let sockets: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{child}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -472,7 +503,9 @@ fn a_forged_huge_frame_from_an_isolated_process_is_refused_without_the_allocatio
     std::fs::write(hive.file("go"), "").unwrap();
 
     assert!(
-        eventually(WAIT, || records(&victim).iter().any(|r| r["event"] == "forged")),
+        eventually(WAIT, || records(&victim)
+            .iter()
+            .any(|r| r["event"] == "forged")),
         "{:?}",
         records(&victim)
     );
@@ -480,12 +513,17 @@ fn a_forged_huge_frame_from_an_isolated_process_is_refused_without_the_allocatio
         .into_iter()
         .filter(|r| r["event"] == "forged")
         .collect();
-    assert_eq!(forged[0]["sockets"], 1, "the process wrote to its link: {forged:?}");
+    assert_eq!(
+        forged[0]["sockets"], 1,
+        "the process wrote to its link: {forged:?}"
+    );
     let log = hive.file("logs/victim.log");
     assert!(
         eventually(WAIT, || std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("corrupt isolation stream: a frame of 268435456 bytes (at most")),
+            .contains(
+                "corrupt isolation stream: a frame of 268435456 bytes (at most"
+            )),
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
@@ -498,7 +536,11 @@ fn a_forged_huge_frame_from_an_isolated_process_is_refused_without_the_allocatio
         "{:?}",
         records(&victim)
     );
-    assert!(built_pids(&victim).len() >= 2, "restarted: {:?}", built_pids(&victim));
+    assert!(
+        built_pids(&victim).len() >= 2,
+        "restarted: {:?}",
+        built_pids(&victim)
+    );
     let after = status_kb(running.pid(), "VmHWM:");
     assert!(
         after < before + 64 * 1024,
@@ -549,7 +591,11 @@ fn a_payload_that_is_not_json_from_an_isolated_process_is_refused_and_counted() 
         .clone();
     assert_eq!(service["refused"], 1, "{node}");
     assert_eq!(service["sent"], 2, "{node}");
-    assert_eq!(built_pids(&victim).len(), 1, "a bad payload is refused, not fatal");
+    assert_eq!(
+        built_pids(&victim).len(),
+        1,
+        "a bad payload is refused, not fatal"
+    );
     let log = std::fs::read_to_string(hive.file("logs/victim.log")).unwrap();
     assert!(
         log.contains("sent a payload on `victim-out` that is not JSON; it was not sent"),
@@ -584,10 +630,23 @@ fn scratch_folders_of_killed_hosts_are_removed_at_the_next_start() {
     std::fs::create_dir(tmp.path().join("hm-scratch-notapid-x")).unwrap();
 
     let next = run_in(&next_hive, tmp.path());
-    let pids: Vec<u32> = scratch_folders(tmp.path()).iter().map(|(pid, _)| *pid).collect();
+    let pids: Vec<u32> = scratch_folders(tmp.path())
+        .iter()
+        .map(|(pid, _)| *pid)
+        .collect();
     let mut expected = vec![live.pid(), next.pid()];
     expected.sort();
-    assert_eq!(pids, expected, "the dead host's folder went; the live ones stay");
-    assert!(tmp.path().join("hm-scratch-notapid-x").exists(), "not ours: left alone");
-    assert!(next.stderr().contains("removed 1 scratch folder(s)"), "{}", next.stderr());
+    assert_eq!(
+        pids, expected,
+        "the dead host's folder went; the live ones stay"
+    );
+    assert!(
+        tmp.path().join("hm-scratch-notapid-x").exists(),
+        "not ours: left alone"
+    );
+    assert!(
+        next.stderr().contains("removed 1 scratch folder(s)"),
+        "{}",
+        next.stderr()
+    );
 }

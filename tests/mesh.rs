@@ -531,7 +531,13 @@ fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix(" kB")?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -561,22 +567,40 @@ fn a_rogue_peer_cannot_silence_a_host_forge_names_or_make_it_keep_memory() {
         envelope("tower", "../root", "abc", 2),
         envelope("tower", "sender", "not an id", 3),
     ] {
-        forge(&session, "tower-ticks", &bad, br#"{"seq": 2000000}"#.to_vec());
+        forge(
+            &session,
+            "tower-ticks",
+            &bad,
+            br#"{"seq": 2000000}"#.to_vec(),
+        );
     }
-    forge(&session, "tower-ticks", &envelope("tower", "sender", "abc", 4), b"not json".to_vec());
+    forge(
+        &session,
+        "tower-ticks",
+        &envelope("tower", "sender", "abc", 4),
+        b"not json".to_vec(),
+    );
     assert!(
-        eventually(WAIT, || mesh_counters(&rm)["rejected"].as_u64().unwrap() >= refused_before + 4),
+        eventually(WAIT, || mesh_counters(&rm)["rejected"].as_u64().unwrap()
+            >= refused_before + 4),
         "{}",
         mesh_counters(&rm)
     );
     tower.go();
     assert!(
-        eventually(WAIT, || (0..count).all(|i| manor.seqs_from("tower").contains(&i))),
+        eventually(WAIT, || (0..count)
+            .all(|i| manor.seqs_from("tower").contains(&i))),
         "the real host was silenced: {:?}",
         manor.seqs_from("tower")
     );
-    assert!(!manor.seqs_from("tower").contains(&2000000), "a forged name got in");
-    assert!(!rm.stderr().contains("evil\nhost"), "a newline from the wire reached the terminal");
+    assert!(
+        !manor.seqs_from("tower").contains(&2000000),
+        "a forged name got in"
+    );
+    assert!(
+        !rm.stderr().contains("evil\nhost"),
+        "a newline from the wire reached the terminal"
+    );
 
     // A payload of 200 MiB is dropped by Zenoh as it arrives, not buffered.
     let before = status_kb(rm.pid(), "VmHWM:");
@@ -588,7 +612,10 @@ fn a_rogue_peer_cannot_silence_a_host_forge_names_or_make_it_keep_memory() {
     );
     std::thread::sleep(Duration::from_secs(2));
     let after = status_kb(rm.pid(), "VmHWM:");
-    assert!(after < before + 100 * 1024, "peak memory {before} kB -> {after} kB for one 200 MiB payload");
+    assert!(
+        after < before + 100 * 1024,
+        "peak memory {before} kB -> {after} kB for one 200 MiB payload"
+    );
 
     // A flood of valid-looking junk, each message from a new origin, leaves little behind:
     // the duplicate filter keeps at most 256 origins.
@@ -604,14 +631,18 @@ fn a_rogue_peer_cannot_silence_a_host_forge_names_or_make_it_keep_memory() {
         );
     }
     assert!(
-        eventually(Duration::from_secs(120), || mesh_counters(&rm)["received"].as_u64().unwrap()
+        eventually(Duration::from_secs(120), || mesh_counters(&rm)["received"]
+            .as_u64()
+            .unwrap()
             >= received_before + junk),
         "{}",
         mesh_counters(&rm)
     );
     let rss_after = status_kb(rm.pid(), "VmRSS:");
     let per_message = (rss_after.saturating_sub(rss_before) * 1024) / junk;
-    println!("junk flood: {junk} messages, RSS {rss_before} kB -> {rss_after} kB ({per_message} B each)");
+    println!(
+        "junk flood: {junk} messages, RSS {rss_before} kB -> {rss_after} kB ({per_message} B each)"
+    );
     assert!(
         rss_after < rss_before + 10 * 1024,
         "RSS {rss_before} kB -> {rss_after} kB after {junk} junk messages ({per_message} B each)"
@@ -644,8 +675,8 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
     let mut nodes: Vec<Value> = (0..20_000).map(|i| node(&format!("n{i}"))).collect();
     nodes.push(node("root"));
     nodes.insert(0, node("root"));
-    let view = serde_json::json!({"v": 1, "host": "fake", "origin": "fake1", "nodes": nodes})
-        .to_string();
+    let view =
+        serde_json::json!({"v": 1, "host": "fake", "origin": "fake1", "nodes": nodes}).to_string();
     let _queryable = session
         .declare_queryable("hivemind/test-hive/view/fake")
         .callback(move |query| {
@@ -665,7 +696,8 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
         .unwrap();
 
     assert!(
-        eventually(WAIT, || status(&rm, "fake", "root").as_deref() == Some("running")),
+        eventually(WAIT, || status(&rm, "fake", "root").as_deref()
+            == Some("running")),
         "{}",
         rm.get("/api/nodes").1
     );
@@ -674,26 +706,42 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
     let fake = listed.iter().filter(|n| n["host"] == "fake").count();
     assert!(fake <= 1024, "{fake} nodes of one host listed");
     // `root` of another host is not this host's root.log.
-    std::fs::write(manor.hive.file("logs/root.log"), "secret line of the host's own log\n").ok();
+    std::fs::write(
+        manor.hive.file("logs/root.log"),
+        "secret line of the host's own log\n",
+    )
+    .ok();
     let (code, body) = rm.get("/api/nodes/root/log");
     assert_eq!(code, 404, "{body}");
     assert!(!body.contains("secret line"), "{body}");
     let peers = mesh_counters(&rm)["peers"].clone();
     assert!(
-        peers.as_array().unwrap().iter().all(|p| p["host"] == "fake"),
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["host"] == "fake"),
         "only valid host names are listed: {peers}"
     );
     assert!(!rm.stderr().contains("evil\nhost"), "{}", rm.stderr());
 
     // Gone, then forgotten after [mesh] forget_after_s.
     drop(token);
-    assert!(eventually(WAIT, || status(&rm, "fake", "root").as_deref() == Some("gone")));
+    assert!(eventually(WAIT, || status(&rm, "fake", "root").as_deref()
+        == Some("gone")));
     assert!(
-        eventually(WAIT, || mesh_counters(&rm)["peers"].as_array().unwrap().is_empty()),
+        eventually(WAIT, || mesh_counters(&rm)["peers"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
         "{}",
         mesh_counters(&rm)
     );
-    assert!(rm.stderr().contains("host `fake` is forgotten"), "{}", rm.stderr());
+    assert!(
+        rm.stderr().contains("host `fake` is forgotten"),
+        "{}",
+        rm.stderr()
+    );
 }
 
 #[test]
@@ -728,12 +776,19 @@ fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
 fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing() {
     let certs = tempfile::tempdir().unwrap();
     let (ours, theirs) = (certs.path().join("ours"), certs.path().join("theirs"));
-    for (dir, hosts) in [(&ours, &["manor", "tower"][..]), (&theirs, &["intruder"][..])] {
+    for (dir, hosts) in [
+        (&ours, &["manor", "tower"][..]),
+        (&theirs, &["intruder"][..]),
+    ] {
         let mut args = vec!["mesh", "certs", "--dir", dir.to_str().unwrap()];
         args.extend_from_slice(hosts);
         let output = hivemind_tests::hm_output(certs.path(), &args);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(stdout.contains("tls_cert = "), "{stdout}");
     }
     let count = 20;
@@ -741,7 +796,12 @@ fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing()
     let manor = Host::with_mesh("manor", &tls_mesh("manor", &ours, pm, &[]), count, 10);
     let tower = Host::with_mesh("tower", &tls_mesh("tower", &ours, pt, &[pm]), count, 10);
     // Its own CA: a certificate, but not one of this hive's.
-    let intruder = Host::with_mesh("intruder", &tls_mesh("intruder", &theirs, pi, &[pm, pt]), count, 10);
+    let intruder = Host::with_mesh(
+        "intruder",
+        &tls_mesh("intruder", &theirs, pi, &[pm, pt]),
+        count,
+        10,
+    );
     let (rm, rt, ri) = (manor.run(), tower.run(), intruder.run());
     wait_until_all_see_each_other(&[(&manor, &rm), (&tower, &rt)]);
     // A plain TCP peer cannot open a session with a TLS host either.
@@ -750,16 +810,41 @@ fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing()
     tower.go();
     intruder.go();
     let all: Vec<u64> = (0..count).collect();
-    assert!(eventually(WAIT, || manor.seqs_from("tower") == all), "{:?}", manor.seqs_from("tower"));
-    assert!(eventually(WAIT, || tower.seqs_from("manor") == all), "{:?}", tower.seqs_from("manor"));
+    assert!(
+        eventually(WAIT, || manor.seqs_from("tower") == all),
+        "{:?}",
+        manor.seqs_from("tower")
+    );
+    assert!(
+        eventually(WAIT, || tower.seqs_from("manor") == all),
+        "{:?}",
+        tower.seqs_from("manor")
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(intruder.seqs_from("manor").is_empty() && intruder.seqs_from("tower").is_empty(), "nothing out");
-    assert_eq!(intruder.seqs_from("intruder"), all, "its own messages reach only itself");
-    assert!(manor.seqs_from("intruder").is_empty() && tower.seqs_from("intruder").is_empty(), "nothing in");
+    assert!(
+        intruder.seqs_from("manor").is_empty() && intruder.seqs_from("tower").is_empty(),
+        "nothing out"
+    );
+    assert_eq!(
+        intruder.seqs_from("intruder"),
+        all,
+        "its own messages reach only itself"
+    );
+    assert!(
+        manor.seqs_from("intruder").is_empty() && tower.seqs_from("intruder").is_empty(),
+        "nothing in"
+    );
     for running in [&rm, &rt] {
         let hosts: Vec<Value> = mesh_counters(running)["peers"].as_array().unwrap().clone();
         assert!(hosts.iter().all(|p| p["host"] != "intruder"), "{hosts:?}");
     }
-    assert!(mesh_counters(&ri)["peers"].as_array().unwrap().is_empty(), "{}", mesh_counters(&ri));
-    assert!(!connected(&plain), "a plain TCP peer has no session with a TLS host");
+    assert!(
+        mesh_counters(&ri)["peers"].as_array().unwrap().is_empty(),
+        "{}",
+        mesh_counters(&ri)
+    );
+    assert!(
+        !connected(&plain),
+        "a plain TCP peer has no session with a TLS host"
+    );
 }

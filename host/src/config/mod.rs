@@ -850,7 +850,10 @@ mod tests {
         let local = parse_ok(
             "[mesh]\nenabled = true\nlisten = [\"tcp/127.0.0.1:7447\"]\nconnect = [\"tcp/[::1]:7448\", \"tcp/localhost:7449\"]\n",
         );
-        assert!(local.mesh.tls.is_none(), "on this machine alone, TLS is not needed");
+        assert!(
+            local.mesh.tls.is_none(),
+            "on this machine alone, TLS is not needed"
+        );
     }
 
     #[test]
@@ -878,11 +881,16 @@ mod tests {
             let message = parse_err(&format!("[mesh]\nenabled = true\n{beyond}\n"));
             assert!(message.contains("has no TLS"), "{message}");
             assert!(message.contains("hm mesh certs HOST..."), "{message}");
-            assert!(message.contains("tls_ca, tls_cert and tls_key"), "{message}");
+            assert!(
+                message.contains("tls_ca, tls_cert and tls_key"),
+                "{message}"
+            );
         }
         let message = parse_err("[mesh]\nenabled = true\nmulticast = true\n");
         assert!(message.contains("has no TLS"), "{message}");
-        let message = parse_err("[mesh]\nenabled = true\ntls_ca = \"ca.pem\"\nlisten = [\"tls/0.0.0.0:1\"]\n");
+        let message = parse_err(
+            "[mesh]\nenabled = true\ntls_ca = \"ca.pem\"\nlisten = [\"tls/0.0.0.0:1\"]\n",
+        );
         assert!(message.contains("all three"), "{message}");
         let message = parse_err(
             "[mesh]\nenabled = true\ntls_ca = \"a\"\ntls_cert = \"b\"\ntls_key = \"c\"\nlisten = [\"tcp/0.0.0.0:1\"]\n",

@@ -350,12 +350,7 @@ impl Process {
 /// Reads the process's frames until its socket closes: messages its services sent go on the
 /// bus at once, log lines into the node's log, reports into the node's overlay; the rest goes
 /// to the node's thread as [`Event`]s.
-fn read_process(
-    stream: UnixStream,
-    max_frame: usize,
-    shared: &NodeShared,
-    events: &Sender<Event>,
-) {
+fn read_process(stream: UnixStream, max_frame: usize, shared: &NodeShared, events: &Sender<Event>) {
     let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream), max_frame);
     let mut services: HashMap<String, u32> = HashMap::new();
     loop {

@@ -22,12 +22,16 @@ pub fn scratch_folder() -> Result<tempfile::TempDir> {
         .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .permissions(Permissions::from_mode(0o700))
         .tempdir()
-        .context("cannot create a temporary folder for loading node libraries (is $TMPDIR writable?)")?;
+        .context(
+            "cannot create a temporary folder for loading node libraries (is $TMPDIR writable?)",
+        )?;
     let uid = std::fs::metadata(folder.path())
         .context("cannot read the scratch folder it just created")?
         .uid();
     let parent = folder.path().parent().unwrap_or(Path::new("/tmp"));
-    let removed = remove_stale(parent, uid, |pid| Path::new(&format!("/proc/{pid}")).exists());
+    let removed = remove_stale(parent, uid, |pid| {
+        Path::new(&format!("/proc/{pid}")).exists()
+    });
     if removed > 0 {
         tracing::info!(
             "removed {removed} scratch folder(s) left in {} by hm processes that were killed",
@@ -102,7 +106,11 @@ mod tests {
                 "other"
             ]
         );
-        assert_eq!(remove_stale(tmp.path(), uid + 1, |_| false), 0, "other users' folders stay");
+        assert_eq!(
+            remove_stale(tmp.path(), uid + 1, |_| false),
+            0,
+            "other users' folders stay"
+        );
     }
 
     #[test]

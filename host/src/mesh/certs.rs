@@ -12,8 +12,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -79,9 +79,16 @@ pub fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String> {
         Issuer::new(params, key)
     };
     for host in hosts {
-        let (cert_path, key_path) = (dir.join(format!("{host}.pem")), dir.join(format!("{host}.key")));
+        let (cert_path, key_path) = (
+            dir.join(format!("{host}.pem")),
+            dir.join(format!("{host}.key")),
+        );
         if cert_path.exists() || key_path.exists() {
-            writeln!(report, "\nhost `{host}`: {shown}/{host}.pem exists; left as it is").unwrap();
+            writeln!(
+                report,
+                "\nhost `{host}`: {shown}/{host}.pem exists; left as it is"
+            )
+            .unwrap();
         } else {
             let key = KeyPair::generate().context("cannot generate a host key")?;
             // The name is for people: hosts are recognised by the CA's signature, not by name.
@@ -102,7 +109,11 @@ pub fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String> {
                 .with_context(|| format!("cannot sign the certificate of `{host}`"))?;
             write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
             write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-            writeln!(report, "\nhost `{host}`: created {shown}/{host}.pem and {shown}/{host}.key").unwrap();
+            writeln!(
+                report,
+                "\nhost `{host}`: created {shown}/{host}.pem and {shown}/{host}.key"
+            )
+            .unwrap();
         }
         writeln!(
             report,
@@ -143,17 +154,34 @@ mod tests {
         let mesh = dir.path().join("config/mesh");
         let report = create(&mesh, "config/mesh", &["manor".into(), "bat_cave".into()]).unwrap();
         assert!(report.contains("created the hive's CA"), "{report}");
-        assert!(report.contains("tls_cert = \"config/mesh/manor.pem\""), "{report}");
-        for (file, mode) in [("ca.key", 0o600), ("manor.key", 0o600), ("manor.pem", 0o644)] {
+        assert!(
+            report.contains("tls_cert = \"config/mesh/manor.pem\""),
+            "{report}"
+        );
+        for (file, mode) in [
+            ("ca.key", 0o600),
+            ("manor.key", 0o600),
+            ("manor.pem", 0o644),
+        ] {
             let meta = std::fs::metadata(mesh.join(file)).unwrap();
             assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
         }
-        assert_eq!(std::fs::metadata(&mesh).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&mesh).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let ca = std::fs::read_to_string(mesh.join("ca.pem")).unwrap();
         let report = create(&mesh, "config/mesh", &["tower".into(), "manor".into()]).unwrap();
         assert!(report.contains("using the hive's CA"), "{report}");
-        assert!(report.contains("manor.pem exists; left as it is"), "{report}");
-        assert_eq!(std::fs::read_to_string(mesh.join("ca.pem")).unwrap(), ca, "the same CA");
+        assert!(
+            report.contains("manor.pem exists; left as it is"),
+            "{report}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(mesh.join("ca.pem")).unwrap(),
+            ca,
+            "the same CA"
+        );
         assert!(mesh.join("tower.key").exists());
         assert!(create(&mesh, "x", &["bad\nname".into()]).is_err());
         assert!(create(&mesh, "x", &[]).is_err());

@@ -236,9 +236,19 @@ mod tests {
             }
         }
         assert_eq!(admitted, vec![1, 2, 3, 4, 5]);
-        assert!(!seen.admit("4f2a", "manor", id(3, "x")), "a late copy stays out");
-        assert!(seen.admit("other", "tower", id(1, "x")), "origins count apart");
-        assert_ne!(id(1, "x"), id(1, "y"), "the payload is part of the identity");
+        assert!(
+            !seen.admit("4f2a", "manor", id(3, "x")),
+            "a late copy stays out"
+        );
+        assert!(
+            seen.admit("other", "tower", id(1, "x")),
+            "origins count apart"
+        );
+        assert_ne!(
+            id(1, "x"),
+            id(1, "y"),
+            "the payload is part of the identity"
+        );
     }
 
     #[test]

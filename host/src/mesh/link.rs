@@ -520,7 +520,11 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
         return refuse_in(shared, key, "its key is not an encoded service name");
     };
     if !is_service_name(&service) {
-        return refuse_in(shared, key, "its service name is empty, too long or not printable");
+        return refuse_in(
+            shared,
+            key,
+            "its service name is empty, too long or not printable",
+        );
     }
     let envelope = match sample.attachment() {
         Some(attachment) if attachment.len() > MAX_ENVELOPE_BYTES => {
@@ -551,7 +555,11 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
         return refuse_in(shared, key, &format!("its payload is not JSON ({error})"));
     }
     let id = identity(&envelope, &service, payload.as_bytes());
-    if !shared.seen.lock().admit(&envelope.origin, &envelope.host, id) {
+    if !shared
+        .seen
+        .lock()
+        .admit(&envelope.origin, &envelope.host, id)
+    {
         shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
         return;
     }

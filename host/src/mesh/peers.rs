@@ -307,8 +307,7 @@ fn checked_nodes(nodes: Vec<WireNode>) -> Vec<WireNode> {
         if kept.len() >= MAX_NODES_PER_HOST {
             break;
         }
-        if crate::config::check_node_name(&node.name).is_err() || !names.insert(node.name.clone())
-        {
+        if crate::config::check_node_name(&node.name).is_err() || !names.insert(node.name.clone()) {
             continue;
         }
         node.services.retain(|s| is_printable_name(&s.name));
@@ -447,8 +446,15 @@ mod tests {
     #[test]
     fn what_a_host_says_is_checked_and_capped() {
         let mut peers = Peers::new("manor");
-        let mut names: Vec<String> = (0..MAX_NODES_PER_HOST + 500).map(|i| format!("n{i}")).collect();
-        names.extend(["root".into(), "../etc".into(), "bad name".into(), "n1".into()]);
+        let mut names: Vec<String> = (0..MAX_NODES_PER_HOST + 500)
+            .map(|i| format!("n{i}"))
+            .collect();
+        names.extend([
+            "root".into(),
+            "../etc".into(),
+            "bad name".into(),
+            "n1".into(),
+        ]);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         peers.describe(view("tower", &refs), "tower");
         let listed = peers.nodes();
@@ -456,9 +462,16 @@ mod tests {
         assert!(listed.iter().all(|n| n.name.starts_with('n')));
         peers.describe(view("tower", &["root", "../etc", "x\ny"]), "tower");
         let names: Vec<String> = peers.nodes().into_iter().map(|n| n.name).collect();
-        assert_eq!(names, ["root"], "valid names only (root is one; its log is not ours)");
+        assert_eq!(
+            names,
+            ["root"],
+            "valid names only (root is one; its log is not ours)"
+        );
         peers.describe(view("other", &["a"]), "tower");
-        assert!(peers.snapshot().iter().all(|p| p.host != "other"), "a view must be its own host's");
+        assert!(
+            peers.snapshot().iter().all(|p| p.host != "other"),
+            "a view must be its own host's"
+        );
         assert!(!peers.up("evil\nhost"), "control characters are refused");
         assert!(!peers.up(&"x".repeat(65)));
     }

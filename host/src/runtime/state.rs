@@ -383,7 +383,9 @@ impl NodeShared {
         self.outlets
             .get()
             .and_then(|outlets| outlets.get(service as usize))
-            .map_or(0, |(_, stats)| stats.refused.fetch_add(1, Ordering::Relaxed))
+            .map_or(0, |(_, stats)| {
+                stats.refused.fetch_add(1, Ordering::Relaxed)
+            })
     }
 
     fn refuse(&self, reason: String) -> String {

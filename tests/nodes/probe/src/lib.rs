@@ -120,10 +120,18 @@ impl Forge {
         use std::os::fd::{FromRawFd, RawFd};
         let frame = self.frame(service);
         let mut written = 0;
-        for entry in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let is_socket = std::fs::read_link(entry.path())
                 .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-            let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
                 continue;
             };
             if !is_socket {
