@@ -51,7 +51,9 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
     for cycle in 1..=cycles {
         install(&versions[cycle % 2], &target)?;
         let swapped = Instant::now();
-        controller.library_changed(&target);
+        controller
+            .library_changed(&target)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         round_trip(&controller, &pong, cycle)?;
         latencies_ms.push(ms(swapped.elapsed()));
         if cycle == 20 {

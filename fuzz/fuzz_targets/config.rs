@@ -21,11 +21,18 @@ fuzz_target!(|data: &[u8]| {
             assert!(!format!("{error:#}").trim().is_empty(), "an empty error");
         }
         Ok(config) => {
-            assert!(config.messages.queue_capacity >= 1);
-            assert!(config.max_streams >= 1);
+            // Lower and upper bounds (config::BOUNDS): every number sizes an allocation or a wait.
+            assert!((1..=1 << 20).contains(&config.messages.queue_capacity));
+            assert!(config.messages.spin_us <= 10_000);
+            assert!((1..=64 << 20).contains(&config.messages.max_payload_bytes));
+            assert!(config.log.backups <= 100 && config.log.max_bytes <= 1 << 30);
+            assert!((1..=65_536).contains(&config.max_streams));
             assert!(config.write_timeout >= std::time::Duration::from_millis(100));
-            assert!(config.mesh.queue_capacity >= 1);
-            assert!(config.mesh.lease_ms >= 100);
+            assert!(config.write_timeout <= std::time::Duration::from_secs(600));
+            assert!(config.build_timeout >= std::time::Duration::from_millis(100));
+            assert!(config.build_timeout <= std::time::Duration::from_secs(600));
+            assert!((1..=1 << 20).contains(&config.mesh.queue_capacity));
+            assert!((100..=600_000).contains(&config.mesh.lease_ms));
             for (name, node) in &config.nodes {
                 assert!(check_node_name(name).is_ok(), "node name {name:?} accepted");
                 assert!(
@@ -33,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
                     "library {:?} accepted",
                     node.library
                 );
-                assert_ne!(node.queue_capacity, Some(0));
+                assert!(node.queue_capacity.is_none_or(|c| (1..=1 << 20).contains(&c)));
+                assert!(node.spin_us.is_none_or(|s| s <= 10_000));
+                assert!(node.faults.stuck_after <= std::time::Duration::from_secs(86_400));
                 let settings = node
                     .settings
                     .as_object()

@@ -14,6 +14,8 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod events;
+#[doc(hidden)]
+pub mod inject;
 pub mod isolate;
 pub mod loader;
 pub mod logging;

@@ -32,6 +32,14 @@ pub enum Change {
 /// A running watch; dropping it stops it and closes its channel.
 pub struct Watch {
     _watcher: notify::RecommendedWatcher,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// The debouncing thread, for whoever watches that it keeps running (once).
+    pub fn thread(&mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.thread.take()
+    }
 }
 
 /// Starts watching the hive at `root` (with `sources`, the node crates' sources too); returns
@@ -59,11 +67,29 @@ pub fn watch(root: &Path, sources: bool) -> Result<(Watch, Receiver<BTreeSet<Cha
         .watch(&config, RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", config.display()))?;
     let (batches, changes) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("hm-watch".into())
-        .spawn(move || debounce(&raw, &batches, &root, sources))
+        .spawn(move || {
+            // A panic in one batch is reported and the watcher goes on with the next.
+            while let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                debounce(&raw, &batches, &root, sources)
+            })) {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!("the file watcher panicked ({text}); it goes on");
+            }
+        })
         .context("cannot start the watcher thread")?;
-    Ok((Watch { _watcher: watcher }, changes))
+    Ok((
+        Watch {
+            _watcher: watcher,
+            thread: Some(thread),
+        },
+        changes,
+    ))
 }
 
 fn debounce(

@@ -147,8 +147,32 @@ impl Running {
         Self::start_with_env(dir, args, &[])
     }
 
-    /// [`Running::start`] with extra environment variables.
-    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+    /// Starts `hm args...` in `dir` serving on `port` (the config must name it) and returns as
+    /// soon as `/healthz` answers, without waiting for the nodes to start.
+    pub fn start_serving(
+        dir: &Path,
+        args: &[&str],
+        port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let mut running = Self::spawn(dir, args, env);
+        running.url = format!("http://127.0.0.1:{port}");
+        let served = running.wait_for(Duration::from_secs(120), |r| {
+            if r.exited() {
+                return Some(false);
+            }
+            let address = r.address().to_owned();
+            std::net::TcpStream::connect(address).ok().map(|_| true)
+        });
+        assert!(
+            served == Some(true),
+            "hm did not start serving on port {port}.\nstderr:\n{}",
+            running.stderr()
+        );
+        running
+    }
+
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(hm())
             .args(args)
             .envs(env.iter().copied())
@@ -162,13 +186,18 @@ impl Running {
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
-        let mut running = Running {
+        Running {
             child,
             stdin,
             stdout,
             stderr,
             url: String::new(),
-        };
+        }
+    }
+
+    /// [`Running::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let mut running = Self::spawn(dir, args, env);
         let found = running.wait_for(Duration::from_secs(120), |r| {
             if r.exited() {
                 return Some(None);

@@ -88,7 +88,7 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let mut stop = StopSignals::install()?;
         let address = SocketAddr::new(config.bind, config.port);
         let listener = web::bind(address).await?;
@@ -99,9 +99,14 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
         let controller = Arc::new(Controller::new(config, selection, logs)?.with_host(host));
         let joining = controller.clone();
         tokio::task::spawn_blocking(move || joining.start_mesh()).await??;
+        // The page and the stop signals answer from here on, whatever the nodes do meanwhile.
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(web::serve(listener, controller.clone(), async {
+            let _ = server_stopped.await;
+        }));
         let starting = controller.clone();
-        tokio::task::spawn_blocking(move || starting.start()).await?;
-        let (watch, changes) = watch::watch(controller.root(), rebuild.is_some())?;
+        let started = tokio::task::spawn_blocking(move || starting.start());
+        let (mut watch, changes) = watch::watch(controller.root(), rebuild.is_some())?;
         let checking = Arc::downgrade(&controller);
         std::thread::Builder::new()
             .name("hm-health".into())
@@ -114,22 +119,36 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
             })
             .context("cannot start the health checker")?;
         let reconciling = controller.clone();
-        std::thread::Builder::new()
+        let reconciler = std::thread::Builder::new()
             .name("hm-reconcile".into())
             .spawn(move || reconcile::run(&reconciling, &changes, rebuild))
             .context("cannot start the reconciler")?;
-        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(web::serve(listener, controller.clone(), async {
-            let _ = server_stopped.await;
-        }));
-        tracing::info!(
-            "hive `{name}` is running at http://{address} (stop: Ctrl-C, or q then Enter)"
-        );
-        let reason = stop.next().await;
+        controller.watch_thread("the reconciler", reconciler);
+        if let Some(watcher) = watch.thread() {
+            controller.watch_thread("the file watcher", watcher);
+        }
+        // Say where it runs once the nodes are up (or failed, or past their build deadline);
+        // a stop signal is heard meanwhile.
+        let mut starting = Some(started);
+        let reason = loop {
+            let Some(started) = starting.as_mut() else {
+                break stop.next().await;
+            };
+            tokio::select! {
+                _ = started => {
+                    starting = None;
+                    tracing::info!(
+                        "hive `{name}` is running at http://{address} (stop: Ctrl-C, or q then Enter)"
+                    );
+                }
+                reason = stop.next() => break reason,
+            }
+        };
         tracing::info!("stopping the hive ({reason})");
         drop(watch);
         let stopping = controller.clone();
         let stuck = tokio::task::spawn_blocking(move || stopping.stop()).await?;
+        drop(starting);
         let _ = stop_server.send(());
         // Open browser connections would hold a graceful shutdown; give them a moment only.
         let _ = tokio::time::timeout(Duration::from_millis(100), server).await;
@@ -142,7 +161,11 @@ fn run_hive(mut config: HiveConfig, args: &RunArgs, rebuild: Option<Rebuild>) ->
             );
         }
         Ok(())
-    })
+    });
+    // A request still waiting on a node (or a constructor that never returns) must not hold
+    // the exit.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 /// The nodes to run: those enabled in the config, or exactly those named with `-n`.

@@ -62,6 +62,109 @@ pub const DEFAULT_MAX_STREAMS: usize = 512;
 /// `[hive] write_timeout_ms` unless set: long enough for a slow link that is still reading.
 pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
 
+/// `[hive] build_timeout_ms` unless set: how long a node's library load and constructor may take.
+pub const DEFAULT_BUILD_TIMEOUT_MS: u64 = 10_000;
+
+/// The bounds of every number `config/hive.toml` may hold, as `(key, least, most, why)`. A value
+/// outside them is refused with the key, the bound and the reason, before anything is applied:
+/// each number sizes something the host allocates or waits on.
+pub const BOUNDS: &[(&str, u64, u64, &str)] = &[
+    (
+        "[hive] max_streams",
+        1,
+        65_536,
+        "each live connection holds a file descriptor",
+    ),
+    (
+        "[hive] write_timeout_ms",
+        100,
+        600_000,
+        "a web client is cut off after at most 10 minutes of not reading",
+    ),
+    (
+        "[hive] build_timeout_ms",
+        100,
+        600_000,
+        "a node's constructor gets at most 10 minutes",
+    ),
+    (
+        "[log] max_bytes",
+        0,
+        1 << 30,
+        "0: never rotate; else at least 4096, at most 1 GiB",
+    ),
+    (
+        "[log] backups",
+        0,
+        100,
+        "each rotation renames every backup",
+    ),
+    (
+        "[messages] max_payload_bytes",
+        1,
+        64 << 20,
+        "every payload is held in memory, at most 64 MiB",
+    ),
+    (
+        "queue_capacity",
+        1,
+        1 << 20,
+        "a queue's room is allocated when it is made",
+    ),
+    (
+        "spin_us",
+        0,
+        10_000,
+        "a node's thread polls a core for at most 10 ms before it sleeps",
+    ),
+    ("stuck_after_ms", 1, 86_400_000, "at most a day"),
+    (
+        "overflow_wait_ms",
+        0,
+        60_000,
+        "a publisher waits at most a minute for room",
+    ),
+    ("max_subscription_panics", 0, u32::MAX as u64, "a count"),
+    (
+        "[mesh] lease_ms",
+        100,
+        600_000,
+        "a silent host is shown gone within 10 minutes at most",
+    ),
+    (
+        "[mesh] queue_capacity",
+        1,
+        1 << 20,
+        "the mesh's outgoing queue is allocated when it is made",
+    ),
+    (
+        "[mesh] forget_after_s",
+        1,
+        604_800,
+        "a gone host is listed for at most a week",
+    ),
+];
+
+/// Checks `value` of `key` (`where_` is the table, for the message) against [`BOUNDS`].
+fn bounded(where_: &str, key: &str, value: u64) -> Result<u64> {
+    let (name, least, most, why) = BOUNDS
+        .iter()
+        .find(|(name, ..)| *name == key)
+        .copied()
+        .unwrap_or((key, 0, u64::MAX, ""));
+    if value < least || value > most {
+        let shown = if name.starts_with('[') {
+            name.to_owned()
+        } else {
+            format!("{where_} {name}")
+        };
+        bail!(
+            "{shown} = {value} is out of bounds: it must be from {least} to {most} ({why}); fix it in {CONFIG_FILE}"
+        );
+    }
+    Ok(value)
+}
+
 /// A hive's checked configuration.
 #[derive(Debug, Clone)]
 pub struct HiveConfig {
@@ -81,6 +184,9 @@ pub struct HiveConfig {
     /// How long a write to a web client may wait without the client taking any of it before
     /// the connection is closed (a client that stopped reading).
     pub write_timeout: std::time::Duration,
+    /// How long loading a node's library and running its constructor may take before the node
+    /// is marked failed (`[hive] build_timeout_ms`).
+    pub build_timeout: std::time::Duration,
     /// Log files.
     pub log: LogConfig,
     /// Message limits.
@@ -267,6 +373,7 @@ struct RawHive {
     key: Option<String>,
     max_streams: Option<usize>,
     write_timeout_ms: Option<u64>,
+    build_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -389,24 +496,38 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "hive".to_owned())
     });
-    if raw.messages.queue_capacity == 0 {
-        bail!("[messages] queue_capacity must be at least 1");
-    }
-    let max_streams = raw.hive.max_streams.unwrap_or(DEFAULT_MAX_STREAMS);
-    if max_streams == 0 {
+    bounded(
+        "[messages]",
+        "queue_capacity",
+        raw.messages.queue_capacity as u64,
+    )?;
+    bounded("[messages]", "spin_us", raw.messages.spin_us)?;
+    bounded(
+        "",
+        "[messages] max_payload_bytes",
+        raw.messages.max_payload_bytes as u64,
+    )?;
+    bounded("", "[log] max_bytes", raw.log.max_bytes)?;
+    if (1..4096).contains(&raw.log.max_bytes) {
         bail!(
-            "[hive] max_streams must be at least 1: the dashboard's pages need live connections (default {DEFAULT_MAX_STREAMS})"
+            "[log] max_bytes = {} is out of bounds: it must be 0 (never rotate) or from 4096 to {} (each rotation renames every backup); fix it in {CONFIG_FILE}",
+            raw.log.max_bytes,
+            1u64 << 30
         );
     }
+    bounded("", "[log] backups", u64::from(raw.log.backups))?;
+    let max_streams = raw.hive.max_streams.unwrap_or(DEFAULT_MAX_STREAMS);
+    bounded("", "[hive] max_streams", max_streams as u64)?;
     let write_timeout_ms = raw
         .hive
         .write_timeout_ms
         .unwrap_or(DEFAULT_WRITE_TIMEOUT_MS);
-    if write_timeout_ms < 100 {
-        bail!(
-            "[hive] write_timeout_ms must be at least 100 (it is {write_timeout_ms}; default {DEFAULT_WRITE_TIMEOUT_MS})"
-        );
-    }
+    bounded("", "[hive] write_timeout_ms", write_timeout_ms)?;
+    let build_timeout_ms = raw
+        .hive
+        .build_timeout_ms
+        .unwrap_or(DEFAULT_BUILD_TIMEOUT_MS);
+    bounded("", "[hive] build_timeout_ms", build_timeout_ms)?;
     let mesh = mesh_config(root, raw.mesh)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
@@ -421,6 +542,7 @@ pub fn parse(root: &Path, text: &str) -> Result<HiveConfig> {
         key: raw.hive.key,
         max_streams,
         write_timeout: std::time::Duration::from_millis(write_timeout_ms),
+        build_timeout: std::time::Duration::from_millis(build_timeout_ms),
         log: LogConfig {
             location: root.join(raw.log.location),
             max_bytes: raw.log.max_bytes,
@@ -497,24 +619,9 @@ fn mesh_config(root: &Path, raw: RawMesh) -> Result<MeshConfig> {
             "[mesh] multicast = true finds hosts beyond this machine, but the mesh has no TLS: run `hm mesh certs HOST...` and add the tls_ca, tls_cert and tls_key lines it prints to [mesh], or set multicast = false"
         );
     }
-    if mesh.lease_ms < 100 || mesh.lease_ms > 600_000 {
-        bail!(
-            "[mesh] lease_ms must be between 100 and 600000 (it is {})",
-            mesh.lease_ms
-        );
-    }
-    if mesh.queue_capacity == 0 || mesh.queue_capacity > 16 * 1024 * 1024 {
-        bail!(
-            "[mesh] queue_capacity must be between 1 and 16777216 (it is {})",
-            mesh.queue_capacity
-        );
-    }
-    if mesh.forget_after_s == 0 || mesh.forget_after_s > 604_800 {
-        bail!(
-            "[mesh] forget_after_s must be between 1 and 604800 (a week; it is {})",
-            mesh.forget_after_s
-        );
-    }
+    bounded("", "[mesh] lease_ms", mesh.lease_ms)?;
+    bounded("", "[mesh] queue_capacity", mesh.queue_capacity as u64)?;
+    bounded("", "[mesh] forget_after_s", mesh.forget_after_s)?;
     if mesh.enabled && mesh.listen.is_empty() && mesh.connect.is_empty() && !mesh.multicast {
         bail!(
             "[mesh] is enabled but can meet no other host: give it `listen` endpoints (others connect here), `connect` endpoints (it connects there), or `multicast = true`"
@@ -524,8 +631,17 @@ fn mesh_config(root: &Path, raw: RawMesh) -> Result<MeshConfig> {
 }
 
 fn node_config(name: &str, raw: RawNode) -> Result<NodeConfig> {
-    if raw.queue_capacity == Some(0) {
-        bail!("[nodes.{name}] queue_capacity must be at least 1");
+    let table_name = format!("[nodes.{name}]");
+    for (key, value) in [
+        ("queue_capacity", raw.queue_capacity.map(|v| v as u64)),
+        ("spin_us", raw.spin_us),
+        ("stuck_after_ms", raw.stuck_after_ms),
+        ("overflow_wait_ms", raw.overflow_wait_ms),
+        ("max_subscription_panics", raw.max_subscription_panics),
+    ] {
+        if let Some(value) = value {
+            bounded(&table_name, key, value)?;
+        }
     }
     let defaults = FaultPolicy::default();
     let faults = FaultPolicy {
@@ -635,6 +751,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "key",
             "max_streams",
             "write_timeout_ms",
+            "build_timeout_ms",
         ],
     ),
     ("log", &["location", "max_bytes", "backups"]),
@@ -722,11 +839,11 @@ mod tests {
         let config = parse_ok("[hive]\nmax_streams = 5\nwrite_timeout_ms = 2000\n");
         assert_eq!(config.max_streams, 5);
         assert_eq!(config.write_timeout.as_millis(), 2000);
-        assert!(parse_err("[hive]\nmax_streams = 0\n").contains("max_streams must be at least 1"));
+        assert!(parse_err("[hive]\nmax_streams = 0\n").contains("must be from 1 to 65536"));
         assert!(parse_err("[hive]\nmax_streams = -3\n").contains("max_streams"));
         assert!(
             parse_err("[hive]\nwrite_timeout_ms = 5\n")
-                .contains("write_timeout_ms must be at least 100")
+                .contains("[hive] write_timeout_ms = 5 is out of bounds")
         );
         let config = parse_ok("[hive]\nmax_stream = 5\n");
         assert!(
@@ -913,6 +1030,69 @@ mod tests {
     }
 
     #[test]
+    fn every_number_has_an_upper_bound_named_in_the_error() {
+        let cases = [
+            (
+                "[messages]\nqueue_capacity = 1000000000000\n",
+                "[messages] queue_capacity",
+            ),
+            (
+                "[messages]\nqueue_capacity = 4611686018427387904\n",
+                "[messages] queue_capacity",
+            ),
+            (
+                "[nodes.a]\nqueue_capacity = 1000000000000\n",
+                "[nodes.a] queue_capacity",
+            ),
+            (
+                "[messages]\nmax_payload_bytes = 1000000000000\n",
+                "[messages] max_payload_bytes",
+            ),
+            ("[messages]\nspin_us = 100000000\n", "[messages] spin_us"),
+            ("[nodes.a]\nspin_us = 100000000\n", "[nodes.a] spin_us"),
+            ("[log]\nbackups = 4294967295\n", "[log] backups"),
+            ("[log]\nmax_bytes = 100\n", "[log] max_bytes"),
+            ("[log]\nmax_bytes = 1000000000000\n", "[log] max_bytes"),
+            (
+                "[nodes.a]\nstuck_after_ms = 100000000000\n",
+                "[nodes.a] stuck_after_ms",
+            ),
+            (
+                "[nodes.a]\noverflow = \"block\"\noverflow_wait_ms = 100000000\n",
+                "overflow_wait_ms",
+            ),
+            ("[mesh]\nlease_ms = 100000000000\n", "[mesh] lease_ms"),
+            (
+                "[mesh]\nqueue_capacity = 100000000000\n",
+                "[mesh] queue_capacity",
+            ),
+            ("[hive]\nmax_streams = 100000000\n", "[hive] max_streams"),
+            (
+                "[hive]\nwrite_timeout_ms = 100000000000\n",
+                "[hive] write_timeout_ms",
+            ),
+            (
+                "[hive]\nbuild_timeout_ms = 100000000000\n",
+                "[hive] build_timeout_ms",
+            ),
+            ("[hive]\nbuild_timeout_ms = 1\n", "[hive] build_timeout_ms"),
+        ];
+        for (text, key) in cases {
+            let error = parse_err(text);
+            assert!(
+                error.contains(key) && error.contains("out of bounds") && error.contains(" to "),
+                "{text:?} gave {error}"
+            );
+        }
+        // The bounds themselves are accepted.
+        let config = parse_ok(
+            "[hive]\nbuild_timeout_ms = 600000\n[log]\nbackups = 100\nmax_bytes = 0\n[messages]\nqueue_capacity = 1048576\n",
+        );
+        assert_eq!(config.build_timeout.as_secs(), 600);
+        assert_eq!(parse_ok("").build_timeout.as_millis(), 10_000);
+    }
+
+    #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         // The fuzz target's inputs stop at 4 KB; TOML's own depth limit (80) is what keeps a
         // config of 100,000 nested levels from overflowing a reload thread's 2 MB stack.
@@ -941,6 +1121,8 @@ mod tests {
             .unwrap();
     }
 
+    use proptest::strategy::Strategy as _;
+
     proptest::proptest! {
         // Fuzzing, bounded: any text parses or is refused with a message, never panics.
         #[test]
@@ -949,6 +1131,43 @@ mod tests {
                 let message = format!("{error:#}");
                 proptest::prop_assert!(!message.is_empty());
             }
+        }
+
+        // Any number under any numeric key: refused, or accepted within its bounds.
+        #[test]
+        fn any_number_is_refused_or_within_bounds(
+            table in proptest::sample::select(vec!["hive", "log", "messages", "mesh", "nodes.a"]),
+            key in proptest::sample::select(vec![
+                "max_streams", "write_timeout_ms", "build_timeout_ms", "max_bytes", "backups",
+                "max_payload_bytes", "queue_capacity", "spin_us", "stuck_after_ms",
+                "overflow_wait_ms", "max_subscription_panics", "lease_ms",
+            ]),
+            value in proptest::prop_oneof![0u64..200_000, proptest::num::u64::ANY.prop_map(|v| v >> 1)],
+        ) {
+            let text = format!("[{table}]\n{key} = {value}\n");
+            if let Ok(config) = parse(Path::new("/hives/fuzz"), &text) {
+                check_bounds(&config);
+            }
+        }
+    }
+
+    /// The upper bounds every accepted config keeps (the fuzz target checks the same).
+    fn check_bounds(config: &HiveConfig) {
+        assert!((1..=1 << 20).contains(&config.messages.queue_capacity));
+        assert!(config.messages.spin_us <= 10_000);
+        assert!((1..=64 << 20).contains(&config.messages.max_payload_bytes));
+        assert!(config.log.backups <= 100 && config.log.max_bytes <= 1 << 30);
+        assert!((1..=65_536).contains(&config.max_streams));
+        assert!(config.write_timeout.as_millis() <= 600_000);
+        assert!(config.build_timeout.as_millis() <= 600_000);
+        assert!(config.mesh.lease_ms <= 600_000 && config.mesh.queue_capacity <= 1 << 20);
+        for node in config.nodes.values() {
+            assert!(
+                node.queue_capacity
+                    .is_none_or(|c| (1..=1 << 20).contains(&c))
+            );
+            assert!(node.spin_us.is_none_or(|s| s <= 10_000));
+            assert!(node.faults.stuck_after.as_millis() <= 86_400_000);
         }
     }
 }

@@ -30,6 +30,10 @@ use std::sync::{Arc, Weak};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// The largest library file the host reads, in bytes. A node library built in debug is tens of
+/// MB; a file beyond this is refused before it is read (a link to `/dev/zero` is not read).
+pub const MAX_LIBRARY_BYTES: u64 = 512 << 20;
+
 /// The hivemind API version this host speaks (the `hivemind` crate's version).
 pub fn host_api_version() -> String {
     <NodeLib_Ref as RootModule>::VERSION_STRINGS
@@ -79,9 +83,20 @@ pub enum LoadErrorKind {
     /// No such file.
     #[error("it does not exist")]
     Missing,
-    /// The file exists but cannot be read.
+    /// The file exists but cannot be read (permissions, too many open files...): worth a retry.
     #[error("it cannot be read: {0}")]
     Unreadable(String),
+    /// Not a regular file: a FIFO, a device, a folder, a dangling or looping link. Never read.
+    #[error("it is {0}, not a regular file")]
+    NotAFile(&'static str),
+    /// Larger than [`MAX_LIBRARY_BYTES`]. Never read.
+    #[error("it is {size} bytes, over the {limit}-byte limit for a node library")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// [`MAX_LIBRARY_BYTES`].
+        limit: u64,
+    },
     /// Not a complete shared library.
     #[error("{0}")]
     NotALibrary(#[from] ElfError),
@@ -122,7 +137,12 @@ impl LoadError {
     /// What the user should do about it.
     pub fn help(&self) -> &'static str {
         match self.kind {
-            LoadErrorKind::Unreadable(_) => "check the file's permissions",
+            LoadErrorKind::Unreadable(_) => {
+                "check the file's permissions and the host's open-file limit; hm tries again with backoff"
+            }
+            LoadErrorKind::NotAFile(_) | LoadErrorKind::TooLarge { .. } => {
+                "only node libraries belong in nodes/: replace it with the regular file cargo built (`hm dev` installs them); the running version stays"
+            }
             LoadErrorKind::Missing => {
                 "build the node (`hm dev` builds every crate in nodes/) or copy its compiled library there"
             }
@@ -157,7 +177,7 @@ impl NodeLibrary {
     /// Loads `path` through a private copy in `scratch`, after checking that it is a complete
     /// node library built against this host's API.
     pub fn open(path: &Path, scratch: &Path) -> Result<Self, LoadError> {
-        let bytes = read(path)?;
+        let bytes = read_library(path)?;
         Self::open_bytes(path, &bytes, scratch)
     }
 
@@ -225,14 +245,88 @@ impl Drop for NodeLibrary {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|e| LoadError {
+/// Reads a library file without ever blocking or reading without bound: the path must name a
+/// regular file (links are followed, but a dangling or looping link, a FIFO, a device or a
+/// folder is refused unread) of at most [`MAX_LIBRARY_BYTES`]. The file is opened non-blocking
+/// and checked again through the open descriptor, so a file swapped for a FIFO between the two
+/// looks cannot hang the reader.
+pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |kind| LoadError {
         path: path.to_path_buf(),
-        kind: match e.kind() {
-            std::io::ErrorKind::NotFound => LoadErrorKind::Missing,
-            _ => LoadErrorKind::Unreadable(e.to_string()),
-        },
-    })
+        kind,
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| fail(classify_error(path, &e)))?;
+    check_file_type(&metadata).map_err(fail)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| fail(classify_error(path, &e)))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| fail(LoadErrorKind::Unreadable(e.to_string())))?;
+    check_file_type(&metadata).map_err(fail)?;
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    (&mut file)
+        .take(MAX_LIBRARY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(LoadErrorKind::Unreadable(e.to_string())))?;
+    if bytes.len() as u64 > MAX_LIBRARY_BYTES {
+        return Err(fail(LoadErrorKind::TooLarge {
+            size: bytes.len() as u64,
+            limit: MAX_LIBRARY_BYTES,
+        }));
+    }
+    Ok(bytes)
+}
+
+/// Whether a library path names a file at all, for the watcher: `false` only when neither the
+/// path nor a link at it exists (a dangling or looping link is a bad file, not a removal).
+pub fn library_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn check_file_type(metadata: &std::fs::Metadata) -> Result<(), LoadErrorKind> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    let what = if kind.is_file() {
+        if metadata.len() > MAX_LIBRARY_BYTES {
+            return Err(LoadErrorKind::TooLarge {
+                size: metadata.len(),
+                limit: MAX_LIBRARY_BYTES,
+            });
+        }
+        return Ok(());
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a folder"
+    } else {
+        "a special file"
+    };
+    Err(LoadErrorKind::NotAFile(what))
+}
+
+fn classify_error(path: &Path, error: &std::io::Error) -> LoadErrorKind {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        return LoadErrorKind::NotAFile("a symbolic link that loops");
+    }
+    if error.kind() == std::io::ErrorKind::NotFound {
+        return if library_exists(path) {
+            LoadErrorKind::NotAFile("a symbolic link to nothing")
+        } else {
+            LoadErrorKind::Missing
+        };
+    }
+    LoadErrorKind::Unreadable(error.to_string())
 }
 
 /// The libraries loaded now, so that nodes running the same file with the same content share
@@ -255,7 +349,7 @@ impl Libraries {
     /// The loaded library for `path`'s current content: shared if some node already runs it,
     /// loaded (and checked) otherwise.
     pub fn open(&self, path: &Path) -> Result<Arc<NodeLibrary>, LoadError> {
-        let bytes = read(path)?;
+        let bytes = read_library(path)?;
         let key = (path.to_path_buf(), content_hash(&bytes));
         let mut loaded = self.loaded.lock();
         if let Some(library) = loaded.get(&key).and_then(Weak::upgrade) {
@@ -440,4 +534,64 @@ pub fn is_mapped(path: &Path) -> bool {
     let needle = path.to_string_lossy();
     maps.lines()
         .any(|line| line.ends_with(&*needle) || line.contains(&format!("{needle} ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(path: &Path) -> String {
+        match read_library(path) {
+            Ok(bytes) => format!("read {} bytes", bytes.len()),
+            Err(error) => error.kind.to_string(),
+        }
+    }
+
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("libok.so"), b"twelve bytes").unwrap();
+        assert_eq!(kind(&at("libok.so")), "read 12 bytes");
+        std::os::unix::fs::symlink(at("libok.so"), at("liblink.so")).unwrap();
+        assert_eq!(kind(&at("liblink.so")), "read 12 bytes");
+
+        let fifo = at("libfifo.so");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Would block for ever if it were opened for a plain read.
+        assert_eq!(kind(&fifo), "it is a FIFO (named pipe), not a regular file");
+
+        std::os::unix::fs::symlink("/dev/zero", at("libzero.so")).unwrap();
+        assert_eq!(
+            kind(&at("libzero.so")),
+            "it is a character device, not a regular file"
+        );
+        std::os::unix::fs::symlink(at("libloop.so"), at("libloop.so")).unwrap();
+        assert_eq!(
+            kind(&at("libloop.so")),
+            "it is a symbolic link that loops, not a regular file"
+        );
+        std::os::unix::fs::symlink(at("nothing"), at("libdangling.so")).unwrap();
+        assert_eq!(
+            kind(&at("libdangling.so")),
+            "it is a symbolic link to nothing, not a regular file"
+        );
+        assert!(library_exists(&at("libdangling.so")) && library_exists(&at("libloop.so")));
+        assert!(!library_exists(&at("libgone.so")));
+        assert_eq!(kind(&at("libgone.so")), "it does not exist");
+        assert_eq!(kind(dir.path()), "it is a folder, not a regular file");
+
+        // A sparse file over the limit is refused from its size alone (nothing is read).
+        let big = std::fs::File::create(at("libbig.so")).unwrap();
+        big.set_len(MAX_LIBRARY_BYTES + 1).unwrap();
+        assert!(
+            kind(&at("libbig.so")).contains("over the"),
+            "{}",
+            kind(&at("libbig.so"))
+        );
+    }
 }

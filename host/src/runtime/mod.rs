@@ -126,6 +126,22 @@ pub(crate) enum Control {
     Stop,
 }
 
+/// A running instance did not hand its state over by the deadline.
+#[derive(Debug)]
+pub struct HandOverTimedOut;
+
+/// How waiting for an instance to be built ended.
+pub enum BuildOutcome {
+    /// Built: what it registered.
+    Built(Built),
+    /// It failed: why.
+    Failed(String),
+    /// The deadline passed first; it may still finish.
+    TimedOut,
+    /// The hive is stopping.
+    Interrupted,
+}
+
 /// One running (or failed) instance of a node.
 pub struct NodeRuntime {
     shared: Arc<NodeShared>,
@@ -178,6 +194,27 @@ impl NodeRuntime {
             .unwrap_or_else(|_| Err(self.shared.snapshot().error.unwrap_or_default()))
     }
 
+    /// [`NodeRuntime::wait_built`] until `deadline`, or until `interrupt` receives (the hive is
+    /// stopping). An instance that times out or is interrupted is still building: its thread
+    /// keeps its library mapped until the node's code returns.
+    pub fn wait_built_until(&self, deadline: Instant, interrupt: &Receiver<()>) -> BuildOutcome {
+        crossbeam_channel::select! {
+            recv(self.built) -> built => match built {
+                Ok(Ok(built)) => BuildOutcome::Built(built),
+                Ok(Err(error)) => BuildOutcome::Failed(error),
+                Err(_) => BuildOutcome::Failed(self.shared.snapshot().error.unwrap_or_default()),
+            },
+            recv(interrupt) -> _ => BuildOutcome::Interrupted,
+            default(deadline.saturating_duration_since(Instant::now())) => BuildOutcome::TimedOut,
+        }
+    }
+
+    /// Whether the instance's thread has ended (it returned from the node's code and closed
+    /// its library).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Starts the instance: it takes `topics` for its services, restores `state`, starts its
     /// services, delivers `backlog` (messages left in a previous queue), then drains the node's
     /// queue.
@@ -192,12 +229,24 @@ impl NodeRuntime {
     /// Stops the services, saves the node's state and stops draining the queue, which stays
     /// for the next instance; returns the saved state. The instance then closes its library.
     pub fn hand_over(&self) -> Option<String> {
+        self.hand_over_until(Instant::now() + Duration::from_secs(3600))
+            .unwrap_or_default()
+    }
+
+    /// [`NodeRuntime::hand_over`], waiting for the node's `save_state` until `deadline` at most:
+    /// An error if it did not answer by then (a callback is stuck); the instance then stops,
+    /// without handing anything over, once its code returns.
+    pub fn hand_over_until(&self, deadline: Instant) -> Result<Option<String>, HandOverTimedOut> {
         let (reply, saved) = crossbeam_channel::bounded(1);
         self.shared.stop();
         if self.control.send(Control::HandOver(reply)).is_err() {
-            return None;
+            return Ok(None);
         }
-        saved.recv().ok().flatten()
+        match saved.recv_deadline(deadline) {
+            Ok(state) => Ok(state),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(HandOverTimedOut),
+        }
     }
 
     /// Asks the instance to stop for good: every `sleep_for` wakes, every service loop ends
@@ -469,7 +518,8 @@ fn deliver_until_told(
     loop {
         // While messages keep coming, take them without the cost of a select.
         let mut handled = 0;
-        while handled < BATCH {
+        // Once asked to hand over or stop, take no further message (the next instance will).
+        while handled < BATCH && !shared.is_stopping() {
             match inbox.try_recv() {
                 Ok(delivery) => {
                     if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {

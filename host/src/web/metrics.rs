@@ -282,6 +282,7 @@ mod tests {
             name: "gotham".into(),
             host: "gotham-9476".into(),
             mesh: None,
+            problems: Vec::new(),
             nodes: vec![
                 NodeSnapshot {
                     services: vec![ServiceSnapshot {

@@ -89,6 +89,6 @@ impl Web {
 
     /// The hive key mutating requests must carry, if the hive has one.
     fn key(&self) -> Option<String> {
-        self.controller.config().key
+        self.controller.config().key.clone()
     }
 }

@@ -15,6 +15,7 @@
 //! hang_ms = 1500
 //! panic_in_state_hooks = true              # save_state and restore_state panic
 //! panic_in_constructor = false
+//! hang_in_constructor_ms = 30000          # the constructor blocks this long (a hanging node)
 //! crash_on_payload = "die"                # the whole process dies on this payload, as
 //! crash_how = "segfault"                   # "segfault" (invalid write), "abort" or "exit"
 //! forge_on_payload = "forge"               # on this payload, write a forged frame to every
@@ -51,6 +52,9 @@ struct Settings {
     record: Option<PathBuf>,
     #[serde(default)]
     panic_in_constructor: bool,
+    /// The constructor blocks this long before it returns (a node that hangs while built).
+    #[serde(default)]
+    hang_in_constructor_ms: u64,
     panic_on_payload: Option<String>,
     fail_on_payload: Option<String>,
     /// Re-sends every received payload on this service (one of its own, with no other job).
@@ -241,6 +245,9 @@ impl Node for Probe {
         let settings: Settings = context.settings_as()?;
         if settings.panic_in_constructor {
             panic!("the probe was told to panic in its constructor");
+        }
+        if settings.hang_in_constructor_ms > 0 {
+            std::thread::sleep(Duration::from_millis(settings.hang_in_constructor_ms));
         }
         let recorder = Recorder::open(settings.record.as_ref())?;
         recorder.record(json!({
