@@ -475,11 +475,12 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
         Path::new("/dev/null"),
         "the node cannot read the link as stdin"
     );
-    let sockets: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{child}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|t| t.to_string_lossy().starts_with("socket:"))
-        .collect();
+    let sockets: std::collections::BTreeSet<PathBuf> =
+        std::fs::read_dir(format!("/proc/{child}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.to_string_lossy().starts_with("socket:"))
+            .collect();
     assert_eq!(sockets.len(), 1, "one link, to its host: {sockets:?}");
     assert_eq!(running.node("victim")["status"], "running");
 }

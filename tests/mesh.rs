@@ -677,7 +677,7 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
     nodes.insert(0, node("root"));
     let view =
         serde_json::json!({"v": 1, "host": "fake", "origin": "fake1", "nodes": nodes}).to_string();
-    let _queryable = session
+    let queryable = session
         .declare_queryable("hivemind/test-hive/view/fake")
         .callback(move |query| {
             let _ = query.reply(query.key_expr().clone(), view.clone()).wait();
@@ -727,6 +727,7 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
 
     // Gone, then forgotten after [mesh] forget_after_s.
     drop(token);
+    drop(queryable);
     assert!(eventually(WAIT, || status(&rm, "fake", "root").as_deref()
         == Some("gone")));
     assert!(

@@ -124,13 +124,17 @@ impl Forge {
         use std::os::fd::{FromRawFd, RawFd};
         let frame = self.frame(service);
         let mut written = 0;
+        // A socket open under several numbers (a cloned handle) is written to once.
+        let mut seen = std::collections::HashSet::new();
         for entry in std::fs::read_dir("/proc/self/fd")
             .into_iter()
             .flatten()
             .flatten()
         {
-            let is_socket = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+            let is_socket = std::fs::read_link(entry.path()).is_ok_and(|target| {
+                let target = target.to_string_lossy().into_owned();
+                target.starts_with("socket:") && seen.insert(target)
+            });
             let Some(fd) = entry
                 .file_name()
                 .to_str()
