@@ -680,7 +680,9 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
     let queryable = session
         .declare_queryable("hivemind/test-hive/view/fake")
         .callback(move |query| {
-            let _ = query.reply(query.key_expr().clone(), view.clone()).wait();
+            let _ = query
+                .reply("hivemind/test-hive/view/fake", view.clone())
+                .wait();
         })
         .wait()
         .unwrap();

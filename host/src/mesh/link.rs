@@ -169,12 +169,15 @@ impl Link {
         self.subscribers.push(hosts);
         refresh_own_view(&self.shared, local_view);
         let shared = self.shared.clone();
+        let own_key = keys.view(&self.shared.host);
         let queryable = self
             .session
-            .declare_queryable(keys.view(&self.shared.host))
+            .declare_queryable(own_key.clone())
             .callback(move |query| {
                 let view = shared.own_view.lock().clone();
-                if let Err(error) = query.reply(query.key_expr().clone(), view.to_vec()).wait() {
+                // Answered under this host's own key (not the asker's `view/*`): the asker
+                // checks that a view is the one of the host whose key it came under.
+                if let Err(error) = query.reply(own_key.clone(), view.to_vec()).wait() {
                     tracing::debug!("could not answer a view query: {error}");
                 }
             })
