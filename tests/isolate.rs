@@ -1,12 +1,16 @@
 //! `isolate = true`: a node in a process of its own. A segfault or an abort in it takes down
 //! only that process; the host shows the crash, restarts it with backoff, and delivers what it
 //! had not handled and what was sent meanwhile. The node's code is the same as in process.
+//! Nothing else can reach the process (a socket pair, private folders), a hostile process
+//! cannot make its host allocate more than it sends nor publish what is not JSON, and a killed
+//! host's scratch folder is removed by the next one.
 
 use hivemind_tests::{
-    Hive, assert_every_seq_once_in_order, eventually, received_from, records, toml_path,
+    Hive, Running, assert_every_seq_once_in_order, eventually, received_from, records, toml_path,
 };
 use serde_json::{Value, json};
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -92,7 +96,7 @@ fn a_segfaulting_node_is_restarted_and_loses_nothing_but_the_fatal_message() {
     let copy = maps
         .lines()
         .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.contains("hm-libraries-"))
+        .find(|p| p.contains("hm-scratch-"))
         .expect("the in-process nodes' library copy is mapped");
     let scratch = Path::new(copy).parent().unwrap();
     let folders: Vec<String> = std::fs::read_dir(scratch)
@@ -352,4 +356,298 @@ fn no_message_is_lost_or_reordered_while_an_isolated_subscriber_reloads() {
     );
     assert!(restored.windows(2).all(|w| w[0] < w[1]), "{restored:?}");
     assert_eq!(running.node("receiver")["subscriptions"][0]["dropped"], 0);
+}
+
+/// The host's scratch folders (`hm-scratch-<pid>-*`) in `tmp`, by owning pid.
+fn scratch_folders(tmp: &Path) -> Vec<(u32, PathBuf)> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(tmp)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            let pid = name
+                .strip_prefix("hm-scratch-")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((pid, path))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A field of `/proc/<pid>/status` in kB (`VmHWM`: the peak resident memory).
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `hive` with its temporary folder (and so its scratch folder) in `tmp`.
+fn run_in(hive: &Hive, tmp: &Path) -> Running {
+    Running::start_with_env(hive.path(), &["run"], &[("TMPDIR", tmp.as_os_str())])
+}
+
+#[test]
+fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
+    let hive = Hive::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = hive.file("victim.jsonl");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"signals\", payloads = [\"a\"], interval_ms = 10 }}]\n\n\
+         [nodes.victim]\nenabled = true\nlibrary = \"probe\"\nisolate = true\n\
+         subscriptions = [\"signals\"]\nrecord = {}\n",
+        toml_path(&victim),
+    ));
+    hive.install("probe");
+    let running = run_in(&hive, tmp.path());
+    assert!(eventually(WAIT, || received_from(&victim, "signals").len() == 1));
+    let child = built_pids(&victim)[0];
+
+    let folders = scratch_folders(tmp.path());
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let (pid, scratch) = &folders[0];
+    assert_eq!(*pid, running.pid(), "named after its host");
+    assert_eq!(
+        mode(scratch),
+        0o700,
+        "the scratch folder is the user's alone"
+    );
+    let mut files = 0;
+    let mut node_folders = 0;
+    let mut walk = vec![scratch.clone()];
+    while let Some(dir) = walk.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            assert!(
+                !kind.is_socket(),
+                "no socket to connect to: {:?}",
+                entry.path()
+            );
+            if kind.is_dir() {
+                assert_eq!(mode(&entry.path()), 0o700, "{:?}", entry.path());
+                node_folders += 1;
+                walk.push(entry.path());
+            } else {
+                assert_eq!(mode(&entry.path()), 0o600, "{:?}", entry.path());
+                files += 1;
+            }
+        }
+    }
+    assert_eq!(
+        node_folders, 1,
+        "the isolated node's process has its own folder"
+    );
+    assert!(
+        files >= 2,
+        "library copies: the host's and the process's ({files})"
+    );
+
+    // No Unix socket of the host or its process has a path another process could connect to:
+    // the link is a socket pair, the process's end its stdin, which nothing else holds.
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let tmp_name = tmp.path().to_string_lossy().into_owned();
+    assert!(
+        !unix
+            .lines()
+            .any(|l| l.contains(&tmp_name) || l.contains("hm-scratch-")),
+        "{unix}"
+    );
+    let stdin = std::fs::read_link(format!("/proc/{child}/fd/0")).unwrap();
+    assert_eq!(
+        stdin,
+        Path::new("/dev/null"),
+        "the node cannot read the link as stdin"
+    );
+    let sockets: std::collections::BTreeSet<PathBuf> =
+        std::fs::read_dir(format!("/proc/{child}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.to_string_lossy().starts_with("socket:"))
+            .collect();
+    assert_eq!(sockets.len(), 1, "one link, to its host: {sockets:?}");
+    assert_eq!(running.node("victim")["status"], "running");
+}
+
+#[test]
+fn a_forged_huge_frame_from_an_isolated_process_is_refused_without_the_allocation() {
+    let hive = Hive::new();
+    let victim = hive.file("victim.jsonl");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"signals\", payloads = [\"a\", \"forge\", \"b\", \"c\"], interval_ms = 300, start_file = {} }}]\n\n\
+         [nodes.victim]\nenabled = true\nlibrary = \"probe\"\nisolate = true\n\
+         subscriptions = [\"signals\"]\nforge_on_payload = \"forge\"\nforge = \"huge_header\"\nrecord = {}\n",
+        toml_path(&hive.file("go")),
+        toml_path(&victim),
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || running.node("victim")["status"] == "running"));
+    let before = status_kb(running.pid(), "VmHWM:");
+    std::fs::write(hive.file("go"), "").unwrap();
+
+    assert!(
+        eventually(WAIT, || records(&victim)
+            .iter()
+            .any(|r| r["event"] == "forged")),
+        "{:?}",
+        records(&victim)
+    );
+    let forged: Vec<Value> = records(&victim)
+        .into_iter()
+        .filter(|r| r["event"] == "forged")
+        .collect();
+    assert_eq!(
+        forged[0]["sockets"], 1,
+        "the process wrote to its link: {forged:?}"
+    );
+    let log = hive.file("logs/victim.log");
+    assert!(
+        eventually(WAIT, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(
+                "corrupt isolation stream: a frame of 268435456 bytes (at most"
+            )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The process was stopped as corrupt and restarted; what came after still arrives.
+    assert!(
+        eventually(WAIT, || {
+            let got = received_from(&victim, "signals");
+            got.contains(&json!("b")) && got.contains(&json!("c"))
+        }),
+        "{:?}",
+        records(&victim)
+    );
+    assert!(
+        built_pids(&victim).len() >= 2,
+        "restarted: {:?}",
+        built_pids(&victim)
+    );
+    let after = status_kb(running.pid(), "VmHWM:");
+    assert!(
+        after < before + 64 * 1024,
+        "the host's peak memory grew from {before} kB to {after} kB on one forged header"
+    );
+    assert_eq!(running.get("/healthz").0, 200);
+}
+
+#[test]
+fn a_payload_that_is_not_json_from_an_isolated_process_is_refused_and_counted() {
+    let hive = Hive::new();
+    let (victim, witness) = (hive.file("victim.jsonl"), hive.file("witness.jsonl"));
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
+         services = [{{ name = \"signals\", payloads = [\"forge\", \"after\"], interval_ms = 300, start_file = {} }}]\n\n\
+         [nodes.victim]\nenabled = true\nlibrary = \"probe\"\nisolate = true\n\
+         subscriptions = [\"signals\"]\nforge_on_payload = \"forge\"\nforge = \"not_json\"\n\
+         forge_service = \"victim-out\"\necho_to = \"victim-out\"\nrecord = {}\n\n\
+         [nodes.witness]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"victim-out\"]\nrecord = {}\n",
+        toml_path(&hive.file("go")),
+        toml_path(&victim),
+        toml_path(&witness),
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(eventually(WAIT, || running.node("victim")["status"] == "running"));
+    std::fs::write(hive.file("go"), "").unwrap();
+
+    // The victim echoes both payloads properly; the forged one in between never arrives.
+    assert!(
+        eventually(WAIT, || received_from(&witness, "victim-out").len() == 2),
+        "{:?}",
+        records(&witness)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        received_from(&witness, "victim-out"),
+        [json!("forge"), json!("after")],
+        "only the JSON payloads"
+    );
+    let node = running.node("victim");
+    let service = node["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "victim-out")
+        .unwrap()
+        .clone();
+    assert_eq!(service["refused"], 1, "{node}");
+    assert_eq!(service["sent"], 2, "{node}");
+    assert_eq!(
+        built_pids(&victim).len(),
+        1,
+        "a bad payload is refused, not fatal"
+    );
+    let log = std::fs::read_to_string(hive.file("logs/victim.log")).unwrap();
+    assert!(
+        log.contains("sent a payload on `victim-out` that is not JSON; it was not sent"),
+        "{log}"
+    );
+}
+
+#[test]
+fn scratch_folders_of_killed_hosts_are_removed_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hive = || {
+        let hive = Hive::new();
+        hive.configure(
+            "[nodes.victim]\nenabled = true\nlibrary = \"probe\"\nisolate = true\nsubscriptions = [\"x\"]\n",
+        );
+        hive.install("probe");
+        hive
+    };
+    let (killed_hive, live_hive, next_hive) = (hive(), hive(), hive());
+    let killed = run_in(&killed_hive, tmp.path());
+    let live = run_in(&live_hive, tmp.path());
+    for running in [&killed, &live] {
+        assert!(eventually(WAIT, || running.node("victim")["status"] == "running"));
+    }
+    let killed_pid = killed.pid();
+    drop(killed); // SIGKILL: it cannot clean up.
+    let left = scratch_folders(tmp.path());
+    assert!(
+        left.iter().any(|(pid, _)| *pid == killed_pid),
+        "a killed host leaves its folder: {left:?}"
+    );
+    std::fs::create_dir(tmp.path().join("hm-scratch-notapid-x")).unwrap();
+
+    let next = run_in(&next_hive, tmp.path());
+    let pids: Vec<u32> = scratch_folders(tmp.path())
+        .iter()
+        .map(|(pid, _)| *pid)
+        .collect();
+    let mut expected = vec![live.pid(), next.pid()];
+    expected.sort();
+    assert_eq!(
+        pids, expected,
+        "the dead host's folder went; the live ones stay"
+    );
+    assert!(
+        tmp.path().join("hm-scratch-notapid-x").exists(),
+        "not ours: left alone"
+    );
+    assert!(
+        next.stderr().contains("removed 1 scratch folder(s)"),
+        "{}",
+        next.stderr()
+    );
 }

@@ -36,6 +36,11 @@ impl Host {
     /// `interval_ms`) once its go file exists, and whose node `receiver` records every message
     /// matching `*-ticks`.
     fn new(name: &'static str, listen: u16, connect: &[u16], count: u64, interval_ms: u64) -> Self {
+        Self::with_mesh(name, &mesh(name, listen, connect), count, interval_ms)
+    }
+
+    /// [`Host::new`] with its own `[mesh]` section.
+    fn with_mesh(name: &'static str, mesh_section: &str, count: u64, interval_ms: u64) -> Self {
         let hive = Hive::new();
         let record = hive.file("receiver.jsonl");
         let go = hive.file("go");
@@ -44,7 +49,7 @@ impl Host {
              [nodes.sender]\nenabled = true\nlibrary = \"probe\"\n\
              services = [{{ name = \"{name}-ticks\", count = {count}, interval_ms = {interval_ms}, start_file = {} }}]\n\n\
              [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"*-ticks\"]\nrecord = {}\n",
-            mesh(name, listen, connect),
+            mesh_section,
             toml_path(&go),
             toml_path(&record),
         ));
@@ -481,4 +486,368 @@ fn a_listen_port_in_use_is_refused_with_the_fix() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("error: cannot join the mesh"), "{stderr}");
     assert!(stderr.contains("[mesh] listen"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security: what a rogue peer can do, and TLS between hosts.
+
+use zenoh::Wait;
+
+/// A raw Zenoh peer connected to `endpoint`, as an attacker would run one (not hm).
+fn rogue(endpoint: &str) -> zenoh::Session {
+    let mut config = zenoh::Config::default();
+    for (key, value) in [
+        ("mode", "\"peer\"".to_owned()),
+        ("connect/endpoints", format!("[\"{endpoint}\"]")),
+        ("listen/endpoints", "[\"tcp/127.0.0.1:0\"]".to_owned()),
+        ("scouting/multicast/enabled", "false".to_owned()),
+    ] {
+        config.insert_json5(key, &value).unwrap();
+    }
+    zenoh::open(config).wait().unwrap()
+}
+
+/// Whether `session` has a Zenoh session with any peer.
+fn connected(session: &zenoh::Session) -> bool {
+    session.info().peers_zid().wait().next().is_some()
+}
+
+/// Puts `payload` on `service` of the test hive with `envelope` as the attachment.
+fn forge(session: &zenoh::Session, service: &str, envelope: &Value, payload: Vec<u8>) {
+    session
+        .put(format!("hivemind/test-hive/msg/{service}"), payload)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
+        .attachment(envelope.to_string().into_bytes())
+        .wait()
+        .unwrap();
+}
+
+fn envelope(host: &str, node: &str, origin: &str, seq: u64) -> Value {
+    serde_json::json!({"v": 1, "host": host, "node": node, "origin": origin, "seq": seq})
+}
+
+/// A `/proc/<pid>/status` field in kB.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_rogue_peer_cannot_silence_a_host_forge_names_or_make_it_keep_memory() {
+    let count = 50;
+    let (pm, pt) = (free_port(), free_port());
+    let manor = Host::new("manor", pm, &[], 0, 0);
+    let tower = Host::new("tower", pt, &[pm], count, 5);
+    let (rm, rt) = (manor.run(), tower.run());
+    wait_until_all_see_each_other(&[(&manor, &rm), (&tower, &rt)]);
+    let session = rogue(&format!("tcp/127.0.0.1:{pm}"));
+    assert!(eventually(WAIT, || connected(&session)));
+    let tower_origin = mesh_counters(&rt)["origin"].as_str().unwrap().to_owned();
+
+    // One envelope with tower's origin and the last sequence number silences nothing.
+    forge(
+        &session,
+        "tower-ticks",
+        &envelope("tower", "sender", &tower_origin, u64::MAX),
+        br#"{"seq": 1000000}"#.to_vec(),
+    );
+    // Names from the wire are checked like local ones.
+    let refused_before = mesh_counters(&rm)["rejected"].as_u64().unwrap();
+    for bad in [
+        envelope("evil\nhost", "sender", "abc", 1),
+        envelope("tower", "../root", "abc", 2),
+        envelope("tower", "sender", "not an id", 3),
+    ] {
+        forge(
+            &session,
+            "tower-ticks",
+            &bad,
+            br#"{"seq": 2000000}"#.to_vec(),
+        );
+    }
+    forge(
+        &session,
+        "tower-ticks",
+        &envelope("tower", "sender", "abc", 4),
+        b"not json".to_vec(),
+    );
+    assert!(
+        eventually(WAIT, || mesh_counters(&rm)["rejected"].as_u64().unwrap()
+            >= refused_before + 4),
+        "{}",
+        mesh_counters(&rm)
+    );
+    tower.go();
+    assert!(
+        eventually(WAIT, || (0..count)
+            .all(|i| manor.seqs_from("tower").contains(&i))),
+        "the real host was silenced: {:?}",
+        manor.seqs_from("tower")
+    );
+    assert!(
+        !manor.seqs_from("tower").contains(&2000000),
+        "a forged name got in"
+    );
+    assert!(
+        !rm.stderr().contains("evil\nhost"),
+        "a newline from the wire reached the terminal"
+    );
+
+    // A payload of 200 MiB is dropped by Zenoh as it arrives, not buffered.
+    let before = status_kb(rm.pid(), "VmHWM:");
+    forge(
+        &session,
+        "tower-ticks",
+        &envelope("tower", "sender", "abc", 5),
+        vec![b' '; 200 << 20],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let after = status_kb(rm.pid(), "VmHWM:");
+    assert!(
+        after < before + 100 * 1024,
+        "peak memory {before} kB -> {after} kB for one 200 MiB payload"
+    );
+
+    // A flood of valid-looking junk, each message from a new origin, leaves little behind:
+    // the duplicate filter keeps at most 256 origins.
+    let junk = 200_000u64;
+    let received_before = mesh_counters(&rm)["received"].as_u64().unwrap();
+    let rss_before = status_kb(rm.pid(), "VmRSS:");
+    for i in 0..junk {
+        forge(
+            &session,
+            "junk",
+            &envelope("junk", "flood", &format!("f{i}"), 1),
+            br#"{"junk": true}"#.to_vec(),
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(120), || mesh_counters(&rm)["received"]
+            .as_u64()
+            .unwrap()
+            >= received_before + junk),
+        "{}",
+        mesh_counters(&rm)
+    );
+    let rss_after = status_kb(rm.pid(), "VmRSS:");
+    let per_message = (rss_after.saturating_sub(rss_before) * 1024) / junk;
+    println!(
+        "junk flood: {junk} messages, RSS {rss_before} kB -> {rss_after} kB ({per_message} B each)"
+    );
+    assert!(
+        rss_after < rss_before + 10 * 1024,
+        "RSS {rss_before} kB -> {rss_after} kB after {junk} junk messages ({per_message} B each)"
+    );
+    // Still serving, and the real host's later messages still arrive.
+    assert_eq!(rm.get("/healthz").0, 200);
+    assert_eq!(status(&rm, "tower", "receiver").as_deref(), Some("running"));
+}
+
+#[test]
+fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lines() {
+    let pm = free_port();
+    let manor = Host::with_mesh(
+        "manor",
+        &format!(
+            "[mesh]\nenabled = true\nhost = \"manor\"\nlisten = [\"tcp/127.0.0.1:{pm}\"]\nforget_after_s = 2\nlease_ms = 1000\n\n"
+        ),
+        0,
+        0,
+    );
+    let rm = manor.run();
+    let session = rogue(&format!("tcp/127.0.0.1:{pm}"));
+    assert!(eventually(WAIT, || connected(&session)));
+    let node = |name: &str| {
+        serde_json::json!({
+            "name": name, "status": "running", "error": null, "library": null, "services": [],
+            "subscriptions": [], "enabled": true, "loads": 1, "loaded_at": null, "last_error": null,
+        })
+    };
+    let mut nodes: Vec<Value> = (0..20_000).map(|i| node(&format!("n{i}"))).collect();
+    nodes.push(node("root"));
+    nodes.insert(0, node("root"));
+    let view =
+        serde_json::json!({"v": 1, "host": "fake", "origin": "fake1", "nodes": nodes}).to_string();
+    let queryable = session
+        .declare_queryable("hivemind/test-hive/view/fake")
+        .callback(move |query| {
+            let _ = query
+                .reply("hivemind/test-hive/view/fake", view.clone())
+                .wait();
+        })
+        .wait()
+        .unwrap();
+    let token = session
+        .liveliness()
+        .declare_token("hivemind/test-hive/host/fake")
+        .wait()
+        .unwrap();
+    let _evil = session
+        .liveliness()
+        .declare_token("hivemind/test-hive/host/evil%0Ahost%20joined")
+        .wait()
+        .unwrap();
+
+    assert!(
+        eventually(WAIT, || status(&rm, "fake", "root").as_deref()
+            == Some("running")),
+        "{}",
+        rm.get("/api/nodes").1
+    );
+    let (_, body) = rm.get("/api/nodes");
+    let listed: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let fake = listed.iter().filter(|n| n["host"] == "fake").count();
+    assert!(fake <= 1024, "{fake} nodes of one host listed");
+    // `root` of another host is not this host's root.log.
+    std::fs::write(
+        manor.hive.file("logs/root.log"),
+        "secret line of the host's own log\n",
+    )
+    .ok();
+    let (code, body) = rm.get("/api/nodes/root/log");
+    assert_eq!(code, 404, "{body}");
+    assert!(!body.contains("secret line"), "{body}");
+    let peers = mesh_counters(&rm)["peers"].clone();
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["host"] == "fake"),
+        "only valid host names are listed: {peers}"
+    );
+    assert!(!rm.stderr().contains("evil\nhost"), "{}", rm.stderr());
+
+    // Gone, then forgotten after [mesh] forget_after_s.
+    drop(token);
+    drop(queryable);
+    assert!(eventually(WAIT, || status(&rm, "fake", "root").as_deref()
+        == Some("gone")));
+    assert!(
+        eventually(WAIT, || mesh_counters(&rm)["peers"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "{}",
+        mesh_counters(&rm)
+    );
+    assert!(
+        rm.stderr().contains("host `fake` is forgotten"),
+        "{}",
+        rm.stderr()
+    );
+}
+
+#[test]
+fn a_mesh_beyond_loopback_without_tls_is_refused_with_what_to_add() {
+    let hive = Hive::new();
+    hive.configure("[mesh]\nenabled = true\nlisten = [\"tcp/0.0.0.0:7447\"]\n");
+    let output = hivemind_tests::hm_output(hive.path(), &["run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("has no TLS"), "{stderr}");
+    assert!(stderr.contains("hm mesh certs HOST..."), "{stderr}");
+    assert!(stderr.contains("tls_ca, tls_cert and tls_key"), "{stderr}");
+}
+
+/// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`).
+fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
+    let connect: Vec<String> = connect
+        .iter()
+        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
+         tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
+        connect.join(", "),
+        toml_path(&dir.join("ca.pem")),
+        toml_path(&dir.join(format!("{host}.pem"))),
+        toml_path(&dir.join(format!("{host}.key"))),
+    )
+}
+
+#[test]
+fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (certs.path().join("ours"), certs.path().join("theirs"));
+    for (dir, hosts) in [
+        (&ours, &["manor", "tower"][..]),
+        (&theirs, &["intruder"][..]),
+    ] {
+        let mut args = vec!["mesh", "certs", "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(hosts);
+        let output = hivemind_tests::hm_output(certs.path(), &args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("tls_cert = "), "{stdout}");
+    }
+    let count = 20;
+    let (pm, pt, pi) = (free_port(), free_port(), free_port());
+    let manor = Host::with_mesh("manor", &tls_mesh("manor", &ours, pm, &[]), count, 10);
+    let tower = Host::with_mesh("tower", &tls_mesh("tower", &ours, pt, &[pm]), count, 10);
+    // Its own CA: a certificate, but not one of this hive's.
+    let intruder = Host::with_mesh(
+        "intruder",
+        &tls_mesh("intruder", &theirs, pi, &[pm, pt]),
+        count,
+        10,
+    );
+    let (rm, rt, ri) = (manor.run(), tower.run(), intruder.run());
+    wait_until_all_see_each_other(&[(&manor, &rm), (&tower, &rt)]);
+    // A plain TCP peer cannot open a session with a TLS host either.
+    let plain = rogue(&format!("tcp/127.0.0.1:{pm}"));
+    manor.go();
+    tower.go();
+    intruder.go();
+    let all: Vec<u64> = (0..count).collect();
+    assert!(
+        eventually(WAIT, || manor.seqs_from("tower") == all),
+        "{:?}",
+        manor.seqs_from("tower")
+    );
+    assert!(
+        eventually(WAIT, || tower.seqs_from("manor") == all),
+        "{:?}",
+        tower.seqs_from("manor")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        intruder.seqs_from("manor").is_empty() && intruder.seqs_from("tower").is_empty(),
+        "nothing out"
+    );
+    assert_eq!(
+        intruder.seqs_from("intruder"),
+        all,
+        "its own messages reach only itself"
+    );
+    assert!(
+        manor.seqs_from("intruder").is_empty() && tower.seqs_from("intruder").is_empty(),
+        "nothing in"
+    );
+    for running in [&rm, &rt] {
+        let hosts: Vec<Value> = mesh_counters(running)["peers"].as_array().unwrap().clone();
+        assert!(hosts.iter().all(|p| p["host"] != "intruder"), "{hosts:?}");
+    }
+    assert!(
+        mesh_counters(&ri)["peers"].as_array().unwrap().is_empty(),
+        "{}",
+        mesh_counters(&ri)
+    );
+    assert!(
+        !connected(&plain),
+        "a plain TCP peer has no session with a TLS host"
+    );
 }

@@ -2,7 +2,7 @@
 //! measured in the same run: 1→1 throughput and paced latency with the sink, the source or
 //! both in processes of their own, and the time to start a node either way.
 //!
-//! Isolated nodes run in processes of this same program (`hivemind-bench __isolated ...`,
+//! Isolated nodes run in processes of this same program (`hivemind-bench __isolated`,
 //! handled first thing in `main`), exactly as `hm` runs them.
 
 use crate::messages::{self, BenchHive};

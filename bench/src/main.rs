@@ -220,9 +220,9 @@ fn main() -> Result<()> {
         .next()
         .is_some_and(|a| a == hivemind_host::isolate::CHILD_COMMAND)
     {
-        // An isolated node's process, started by the host inside this benchmark.
-        let socket = args.next().context("no socket given")?;
-        return hivemind_host::isolate::child_main(socket.as_ref());
+        // An isolated node's process, started by the host inside this benchmark (its link to
+        // the host is its stdin).
+        return hivemind_host::isolate::child_main();
     }
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some(peers::ZENOH_PEER_COMMAND) {

@@ -414,6 +414,9 @@ impl Registry {
 /// for a node: the controller turns these into events for the page.
 pub type DropReport = Arc<dyn Fn(&str, &str, u64) + Send + Sync>;
 
+/// Topics kept at most for services no local node offers (named by messages from other hosts).
+pub const MAX_KEPT_TOPICS: usize = 16 * 1024;
+
 /// The routing table of a hive.
 #[derive(Default)]
 pub struct Bus {
@@ -558,9 +561,17 @@ impl Bus {
 
     /// Delivers a message that node `node` of another host `host` sent on `service` to the
     /// matching subscriptions of this host (never to the outlet). The topic is kept until the
-    /// next membership change, so a stream of them costs one lookup each.
+    /// next membership change, so a stream of them costs one lookup each; when
+    /// [`MAX_KEPT_TOPICS`] are kept, those no local node offers are dropped first.
     pub fn inject(&self, service: &str, node: Arc<str>, host: Arc<str>, payload: Arc<str>) {
-        let topic = self.registry.lock().topic(service);
+        let topic = {
+            let mut registry = self.registry.lock();
+            // Other hosts name services freely: the topics kept for them are bounded.
+            if registry.topics.len() >= MAX_KEPT_TOPICS && !registry.topics.contains_key(service) {
+                registry.forget_unoffered_topics();
+            }
+            registry.topic(service)
+        };
         topic.deliver_here(Message {
             service: topic.name.clone(),
             node,

@@ -5,6 +5,7 @@ mod dev;
 mod enable;
 mod list;
 mod logs;
+mod mesh;
 mod new;
 mod running;
 mod send;
@@ -33,11 +34,10 @@ enum Command {
     Send(send::SendArgs),
     List(list::ListArgs),
     Logs(logs::LogsArgs),
-    /// Runs one isolated node for the host listening on SOCKET (started by `hm` itself).
+    Mesh(mesh::MeshArgs),
+    /// Runs one isolated node for the host at the other end of stdin (started by `hm` itself).
     #[command(name = "__isolated", hide = true)]
-    Isolated {
-        socket: std::path::PathBuf,
-    },
+    Isolated,
 }
 
 /// Runs the command the user typed.
@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Send(args) => send::run(args),
         Command::List(args) => list::run(args),
         Command::Logs(args) => logs::run(args),
-        Command::Isolated { socket } => crate::isolate::child_main(&socket),
+        Command::Mesh(args) => mesh::run(args),
+        Command::Isolated => crate::isolate::child_main(),
     }
 }

@@ -28,9 +28,13 @@
 //! [mesh]               # off unless enabled: join other hosts of this hive over Zenoh
 //! enabled = true
 //! host = "gotham-1"    # this host's name on the mesh (default: machine name + port)
-//! listen = ["tcp/0.0.0.0:7447"]
-//! connect = ["tcp/10.0.0.2:7447"]
-//! multicast = false    # find peers by UDP multicast scouting too
+//! listen = ["tls/0.0.0.0:7447"]    # beyond loopback: TLS with the hive's certificates
+//! connect = ["tls/10.0.0.2:7447"]
+//! tls_ca = "config/mesh/ca.pem"     # `hm mesh certs HOST...` creates these
+//! tls_cert = "config/mesh/gotham-1.pem"
+//! tls_key = "config/mesh/gotham-1.key"
+//! multicast = false    # find peers by UDP multicast scouting too (needs TLS)
+//! forget_after_s = 600 # a host gone this long is no longer listed
 //!
 //! [nodes.batsignal]    # one table per node
 //! enabled = true       # whether `hm dev` runs it
@@ -178,6 +182,12 @@ pub const BOUNDS: &[(&str, u64, u64, &str)] = &[
         1 << 20,
         "the mesh's outgoing queue is allocated when it is made",
     ),
+    (
+        "[mesh] forget_after_s",
+        1,
+        604_800,
+        "a gone host is listed for at most a week",
+    ),
 ];
 
 /// Checks `value` of `key` (`where_` is the table, for the message) against [`BOUNDS`].
@@ -255,7 +265,27 @@ pub struct MeshConfig {
     pub lease_ms: u64,
     /// Messages waiting to go out to the mesh before new ones are dropped.
     pub queue_capacity: usize,
+    /// Mutual TLS between hosts: `None` keeps the mesh on this machine (loopback only).
+    pub tls: Option<MeshTls>,
+    /// How long a host that has gone stays listed (its nodes as `gone`) before it is
+    /// forgotten, in seconds (1 to 604,800; default 600).
+    pub forget_after_s: u64,
 }
+
+/// `[mesh] tls_*`: the files of this host's place in the hive's private certificate
+/// authority, as absolute paths (relative ones are taken from the hive's folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshTls {
+    /// The hive's CA certificate (PEM): a peer must present a certificate it signed.
+    pub ca: PathBuf,
+    /// This host's certificate (PEM), signed by the CA.
+    pub cert: PathBuf,
+    /// This host's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// `[mesh] forget_after_s` unless set.
+pub const DEFAULT_FORGET_AFTER_S: u64 = 600;
 
 impl Default for MeshConfig {
     fn default() -> Self {
@@ -267,6 +297,8 @@ impl Default for MeshConfig {
             multicast: false,
             lease_ms: 3000,
             queue_capacity: 65536,
+            tls: None,
+            forget_after_s: DEFAULT_FORGET_AFTER_S,
         }
     }
 }
@@ -297,6 +329,27 @@ impl MeshConfig {
 
 fn is_host_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Whether `name` is a valid host name: 1 to 64 letters, digits, `-`, `_` and `.` (the rule
+/// for `[mesh] host`, and for every host name that arrives from the mesh).
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(is_host_char)
+}
+
+/// Whether a Zenoh endpoint (`tcp/127.0.0.1:7447`) stays on this machine: its address is a
+/// loopback address or `localhost`.
+pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+    let address = endpoint
+        .split_once('/')
+        .map_or(endpoint, |(_, rest)| rest)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where and how logs are written.
@@ -426,6 +479,10 @@ struct RawMesh {
     multicast: bool,
     lease_ms: Option<u64>,
     queue_capacity: Option<usize>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    forget_after_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -539,7 +596,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
         max_connections_per_address: raw.hive.max_connections_per_address,
         ws_max_message_bytes: raw.hive.ws_max_message_bytes,
     })?;
-    let mesh = mesh_config(raw.mesh)?;
+    let mesh = mesh_config(root, raw.mesh)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
         check_node_name(&node_name)?;
@@ -571,8 +628,19 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
     })
 }
 
-fn mesh_config(raw: RawMesh) -> Result<MeshConfig> {
+fn mesh_config(root: &Path, raw: RawMesh) -> Result<MeshConfig> {
     let defaults = MeshConfig::default();
+    let tls = match (raw.tls_ca, raw.tls_cert, raw.tls_key) {
+        (None, None, None) => None,
+        (Some(ca), Some(cert), Some(key)) => Some(MeshTls {
+            ca: root.join(ca),
+            cert: root.join(cert),
+            key: root.join(key),
+        }),
+        _ => bail!(
+            "[mesh] needs all three of tls_ca, tls_cert and tls_key, or none: `hm mesh certs HOST...` creates them and prints the lines to add"
+        ),
+    };
     let mesh = MeshConfig {
         enabled: raw.enabled,
         host: raw.host,
@@ -581,27 +649,48 @@ fn mesh_config(raw: RawMesh) -> Result<MeshConfig> {
         multicast: raw.multicast,
         lease_ms: raw.lease_ms.unwrap_or(defaults.lease_ms),
         queue_capacity: raw.queue_capacity.unwrap_or(defaults.queue_capacity),
+        tls,
+        forget_after_s: raw.forget_after_s.unwrap_or(defaults.forget_after_s),
     };
-    if let Some(host) = &mesh.host {
-        let plain = !host.is_empty() && host.len() <= 64 && host.chars().all(is_host_char);
-        if !plain {
-            bail!(
-                "[mesh] host = {host:?} is not a valid host name: use 1 to 64 letters, digits, `-`, `_` and `.`"
-            );
-        }
+    if let Some(host) = &mesh.host
+        && !is_host_name(host)
+    {
+        bail!(
+            "[mesh] host = {host:?} is not a valid host name: use 1 to 64 letters, digits, `-`, `_` and `.`"
+        );
     }
+    let scheme = if mesh.tls.is_some() { "tls" } else { "tcp" };
     for (key, endpoints) in [("listen", &mesh.listen), ("connect", &mesh.connect)] {
         for endpoint in endpoints {
-            let address = endpoint.strip_prefix("tcp/").unwrap_or_default();
+            let address = endpoint
+                .strip_prefix(scheme)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or_default();
             if address.is_empty() || address.contains(char::is_whitespace) {
+                let why = if mesh.tls.is_some() {
+                    "with tls_* set, endpoints are written `tls/ADDRESS:PORT` (e.g. \"tls/0.0.0.0:7447\"): every link is mutual TLS"
+                } else {
+                    "endpoints are written `tcp/ADDRESS:PORT` (e.g. \"tcp/127.0.0.1:7447\"), or `tls/ADDRESS:PORT` once tls_ca, tls_cert and tls_key are set; hm's mesh carries TCP only"
+                };
+                bail!("[mesh] {key} has {endpoint:?}: {why}");
+            }
+            if mesh.enabled && mesh.tls.is_none() && !is_loopback_endpoint(endpoint) {
                 bail!(
-                    "[mesh] {key} has {endpoint:?}: endpoints are written `tcp/ADDRESS:PORT` (e.g. \"tcp/0.0.0.0:7447\"); hm's mesh carries TCP only"
+                    "[mesh] {key} has {endpoint:?}, which reaches beyond this machine, but the mesh has no TLS: anyone who can reach the port could read and send the hive's messages. \
+                     Run `hm mesh certs HOST...` (one name per host) and add the tls_ca, tls_cert and tls_key lines it prints to [mesh], with endpoints written `tls/ADDRESS:PORT`; \
+                     or keep the mesh on this machine (tcp/127.0.0.1:PORT)"
                 );
             }
         }
     }
+    if mesh.enabled && mesh.multicast && mesh.tls.is_none() {
+        bail!(
+            "[mesh] multicast = true finds hosts beyond this machine, but the mesh has no TLS: run `hm mesh certs HOST...` and add the tls_ca, tls_cert and tls_key lines it prints to [mesh], or set multicast = false"
+        );
+    }
     bounded("", "[mesh] lease_ms", mesh.lease_ms)?;
     bounded("", "[mesh] queue_capacity", mesh.queue_capacity as u64)?;
+    bounded("", "[mesh] forget_after_s", mesh.forget_after_s)?;
     if mesh.enabled && mesh.listen.is_empty() && mesh.connect.is_empty() && !mesh.multicast {
         bail!(
             "[mesh] is enabled but can meet no other host: give it `listen` endpoints (others connect here), `connect` endpoints (it connects there), or `multicast = true`"
@@ -716,6 +805,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "multicast",
             "lease_ms",
             "queue_capacity",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "forget_after_s",
         ],
     ),
     (
@@ -936,12 +1029,23 @@ mod tests {
         assert_eq!(config.mesh, MeshConfig::default());
         assert!(!config.mesh.enabled);
         let config = parse_ok(
-            "[mesh]\nenabled = true\nhost = \"wayne-manor\"\nlisten = [\"tcp/127.0.0.1:7447\"]\nconnect = [\"tcp/10.0.0.2:7447\"]\n",
+            "[mesh]\nenabled = true\nhost = \"wayne-manor\"\nlisten = [\"tls/0.0.0.0:7447\"]\nconnect = [\"tls/10.0.0.2:7447\"]\n\
+             tls_ca = \"config/mesh/ca.pem\"\ntls_cert = \"config/mesh/wayne-manor.pem\"\ntls_key = \"/keys/wayne-manor.key\"\n",
         );
         assert!(config.mesh.enabled);
         assert_eq!(config.mesh.host_name(9476), "wayne-manor");
-        assert_eq!(config.mesh.listen, ["tcp/127.0.0.1:7447"]);
-        assert_eq!(config.mesh.connect, ["tcp/10.0.0.2:7447"]);
+        assert_eq!(config.mesh.listen, ["tls/0.0.0.0:7447"]);
+        assert_eq!(config.mesh.connect, ["tls/10.0.0.2:7447"]);
+        let tls = config.mesh.tls.unwrap();
+        assert_eq!(tls.ca, Path::new("/hives/gotham/config/mesh/ca.pem"));
+        assert_eq!(tls.key, Path::new("/keys/wayne-manor.key"));
+        let local = parse_ok(
+            "[mesh]\nenabled = true\nlisten = [\"tcp/127.0.0.1:7447\"]\nconnect = [\"tcp/[::1]:7448\", \"tcp/localhost:7449\"]\n",
+        );
+        assert!(
+            local.mesh.tls.is_none(),
+            "on this machine alone, TLS is not needed"
+        );
     }
 
     #[test]
@@ -959,6 +1063,33 @@ mod tests {
         assert!(message.contains("can meet no other host"), "{message}");
         let message = parse_err("[mesh]\nhost = \"bat cave\"\nmulticast = true\n");
         assert!(message.contains("not a valid host name"), "{message}");
+        let message = parse_err("[mesh]\nhost = \"manor\\n\"\nmulticast = true\n");
+        assert!(message.contains("not a valid host name"), "{message}");
+        for beyond in [
+            "listen = [\"tcp/0.0.0.0:7447\"]",
+            "connect = [\"tcp/10.0.0.2:7447\"]",
+            "listen = [\"tcp/[::]:7447\"]",
+        ] {
+            let message = parse_err(&format!("[mesh]\nenabled = true\n{beyond}\n"));
+            assert!(message.contains("has no TLS"), "{message}");
+            assert!(message.contains("hm mesh certs HOST..."), "{message}");
+            assert!(
+                message.contains("tls_ca, tls_cert and tls_key"),
+                "{message}"
+            );
+        }
+        let message = parse_err("[mesh]\nenabled = true\nmulticast = true\n");
+        assert!(message.contains("has no TLS"), "{message}");
+        let message = parse_err(
+            "[mesh]\nenabled = true\ntls_ca = \"ca.pem\"\nlisten = [\"tls/0.0.0.0:1\"]\n",
+        );
+        assert!(message.contains("all three"), "{message}");
+        let message = parse_err(
+            "[mesh]\nenabled = true\ntls_ca = \"a\"\ntls_cert = \"b\"\ntls_key = \"c\"\nlisten = [\"tcp/0.0.0.0:1\"]\n",
+        );
+        assert!(message.contains("tls/ADDRESS:PORT"), "{message}");
+        let message = parse_err("[mesh]\nforget_after_s = 0\n");
+        assert!(message.contains("forget_after_s"), "{message}");
         let config = parse_ok("[mesh]\nlisen = []\n");
         assert_eq!(
             config.warnings,

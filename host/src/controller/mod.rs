@@ -41,7 +41,7 @@ use crate::logging::Logs;
 use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::runtime::{Environment, NodeShared, NodeSnapshot, NodeStatus};
 use actor::Command;
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Result, anyhow};
 use arc_swap::ArcSwap;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
@@ -203,10 +203,7 @@ pub struct Controller {
 impl Controller {
     /// A controller for `config`, with nothing started yet.
     pub fn new(config: HiveConfig, selection: Selection, logs: Logs) -> Result<Self> {
-        let scratch = tempfile::Builder::new()
-            .prefix("hm-libraries-")
-            .tempdir()
-            .context("cannot create a temporary folder for loading node libraries")?;
+        let scratch = crate::isolate::scratch_folder()?;
         let env = Arc::new(Environment {
             logs,
             libraries: Libraries::new(scratch.path().to_path_buf()),

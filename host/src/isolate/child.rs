@@ -1,6 +1,8 @@
-//! The isolated node's side: the process `hm __isolated <socket>` runs.
+//! The isolated node's side: the process `hm __isolated` runs.
 //!
-//! It connects to the host, loads the one node it is told to, and runs it with the host's own
+//! Its connection to the host is the socket it was given as its stdin (its end of a socket
+//! pair; stdin is then pointed at `/dev/null`, so a node that reads stdin cannot steal frames).
+//! It loads the one node it is told to, and runs it with the host's own
 //! runtime on a private bus that has no subscribers: what the node's services send leaves
 //! through the bus's outlet to the host, which routes it; what the host delivers goes straight
 //! into the node's queue. Log lines go to the host too, which owns the files and the terminal.
@@ -17,8 +19,8 @@ use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
 use std::io::{self, BufReader, BufWriter};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -55,16 +57,35 @@ impl Outlet for ToHost {
     }
 }
 
-/// Runs one isolated node for the host listening on `socket`; returns when the host says stop
-/// or goes away. Errors are for the host's log (it sees the process end).
-pub fn child_main(socket: &Path) -> Result<()> {
-    let stream = UnixStream::connect(socket)
-        .with_context(|| format!("cannot connect to the host at {}", socket.display()))?;
-    let mut input = wire::Decoder::new(BufReader::with_capacity(64 * 1024, stream.try_clone()?));
+/// Takes the connection to the host from stdin, and points stdin at `/dev/null`.
+fn take_connection() -> Result<UnixStream> {
+    const STARTED_BY_HM: &str = "`hm __isolated` is started by hm itself for a node with `isolate = true`, with its connection as stdin";
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context(STARTED_BY_HM)?;
+    let stream = UnixStream::from(fd);
+    // Not a socket (a terminal, a file): nobody to talk to.
+    stream.local_addr().context(STARTED_BY_HM)?;
+    let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+    rustix::stdio::dup2_stdin(&null).context("cannot point stdin at /dev/null")?;
+    Ok(stream)
+}
+
+/// Runs one isolated node for the host at the other end of stdin; returns when the host says
+/// stop or goes away. Errors are for the host's log (it sees the process end).
+pub fn child_main() -> Result<()> {
+    let stream = take_connection()?;
+    // The host's frames: what it starts with is small; then a delivery is at most a payload.
+    let mut input = wire::Decoder::new(
+        BufReader::with_capacity(64 * 1024, stream.try_clone()?),
+        wire::max_frame(0),
+    );
     let spec: ChildSpec = match input.next()? {
         Some((wire::INIT, mut fields)) => fields.json()?,
         _ => bail!("the host did not say which node to run"),
     };
+    input.set_max_frame(wire::max_frame(spec.max_payload_bytes));
     let (outgoing, to_write) = crossbeam_channel::bounded(WINDOW);
     let (lines, log_lines) = crossbeam_channel::unbounded();
     let env = Arc::new(Environment {
@@ -330,7 +351,11 @@ impl Writer {
     }
 
     fn report(&mut self, out: &mut Encoder) {
-        let snapshot = self.runtime.snapshot();
+        let mut snapshot = self.runtime.snapshot();
+        // The host keeps the payloads itself (it forwards them); a report stays small.
+        for service in &mut snapshot.services {
+            service.last_payload = None;
+        }
         let json = serde_json::to_vec(&snapshot).expect("plain data");
         out.frame(wire::REPORT).raw(&json).end();
     }

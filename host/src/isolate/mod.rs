@@ -1,13 +1,19 @@
 //! Runs a node in a process of its own (`isolate = true`), so that a segfault, an `abort()` or
 //! an out-of-memory kill in its code takes down only that process.
 //!
-//! The process is this same program started as `hm __isolated <socket>` ([`child_main`]): it
+//! The process is this same program started as `hm __isolated` ([`child_main`]): it
 //! loads the node's library and runs it with the host's own runtime, exactly as `hm` would in
 //! process, so the node's author sees no difference. The host side ([`supervise`]) runs on the
 //! node's thread in place of the in-process runtime and speaks the same control language
 //! (built, start, hand over, stop), so the controller treats both kinds alike.
 //!
-//! Between them runs one Unix socket carrying [`wire`] frames. Messages for the node leave the
+//! Between them runs one Unix socket pair carrying [`wire`] frames; the process gets its end
+//! as its stdin, so no other process can connect in its place. The host reads every frame
+//! with a bound tied to `[messages] max_payload_bytes` ([`wire::max_frame`]), and checks that
+//! each payload the process sends is JSON before it goes on the bus (a refused one is counted
+//! as the service's `refused` and logged). The process's folder (its copy of the library) is
+//! `0700`, the copy `0600`, inside the host's scratch folder ([`scratch_folder`]), which a later
+//! host removes if this one was killed. Messages for the node leave the
 //! node's queue (which belongs to the host, as for every node) numbered; the process says how
 //! far it has handled them, and the host keeps each one until then (at most [`WINDOW`]). When
 //! the process dies, the node is shown `crashed`, restarted with backoff, and what it had not
@@ -15,9 +21,11 @@
 //! crashes in a row is dropped as the likely cause, and logged.
 
 mod child;
+mod scratch;
 mod wire;
 
 pub use child::child_main;
+pub use scratch::scratch_folder;
 
 use crate::bus::{Delivery, Subscription};
 use crate::loader::LibraryInfo;
@@ -27,10 +35,13 @@ use crate::runtime::{
 };
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -46,8 +57,6 @@ pub const CHILD_COMMAND: &str = "__isolated";
 /// the host send twice. More wait in the node's queue, under its overflow policy.
 pub const WINDOW: usize = 1024;
 
-/// How long a new process has to connect.
-const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a node's process has to load the library and build the node.
 const BUILD_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a process has to save its state and exit when it hands over.
@@ -201,7 +210,7 @@ struct Process {
     stream: UnixStream,
     events: Receiver<Event>,
     started: Instant,
-    /// The process's folder: its socket, then its copy of the library.
+    /// The process's folder (0700): its copy of the library.
     folder: PathBuf,
 }
 
@@ -226,48 +235,42 @@ impl Process {
             "node-{}",
             PROCESSES.fetch_add(1, Ordering::Relaxed)
         ));
-        let socket = folder.join("socket");
         let what = |e: io::Error| {
             format!(
                 "cannot start a process for isolated node `{}`: {e}",
                 spec.name
             )
         };
-        std::fs::create_dir_all(&folder).map_err(what)?;
-        let listener = UnixListener::bind(&socket).map_err(what)?;
-        listener.set_nonblocking(true).map_err(what)?;
-        let mut child = Command::new(&env.child_exe)
+        // Only this user may enter the folder: the node's library copy is written there.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&folder)
+            .map_err(what)?;
+        // The connection is a socket pair: the process gets its end as its stdin, so nothing
+        // else on the machine can reach it (no path to connect to, nothing to accept).
+        let (stream, theirs) = UnixStream::pair().map_err(what)?;
+        let child = Command::new(&env.child_exe)
             .arg(CHILD_COMMAND)
-            .arg(&socket)
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
             // Its own process group: Ctrl-C in the terminal is for the host, which stops it.
             .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                format!(
+            .spawn();
+        // The `Command` (holding the process's end) is gone: when the process dies, its end
+        // closes and the reader sees the socket close.
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                return Err(format!(
                     "cannot start {} for isolated node `{}`: {e}",
                     env.child_exe.display(),
                     spec.name
-                )
-            })?;
-        let stream = accept(&listener, &mut child, &spec.name);
-        let _ = std::fs::remove_file(&socket);
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&folder);
-                return Err(error);
+                ));
             }
         };
         let (sender, events) = crossbeam_channel::unbounded();
-        let reading = stream.try_clone().map_err(what)?;
-        let reader_shared = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("hm:{}:read", spec.name))
-            .spawn(move || read_process(reading, &reader_shared, &sender))
-            .map_err(what)?;
+        // From here on, dropping `process` kills the child and removes its folder.
         let mut process = Process {
             child,
             stream,
@@ -275,6 +278,13 @@ impl Process {
             started: Instant::now(),
             folder: folder.clone(),
         };
+        let reading = process.stream.try_clone().map_err(what)?;
+        let reader_shared = shared.clone();
+        let max_frame = wire::max_frame(env.max_payload_bytes);
+        std::thread::Builder::new()
+            .name(format!("hm:{}:read", spec.name))
+            .spawn(move || read_process(reading, max_frame, &reader_shared, &sender))
+            .map_err(what)?;
         let init = serde_json::to_string(&ChildSpec::new(spec, env, folder)).expect("plain data");
         let mut out = Encoder::default();
         out.frame(wire::INIT).raw(init.as_bytes()).end();
@@ -337,41 +347,11 @@ impl Process {
     }
 }
 
-/// Waits for the new process to connect; fails if it exits first or takes too long.
-fn accept(listener: &UnixListener, child: &mut Child, node: &str) -> Result<UnixStream, String> {
-    let deadline = Instant::now() + CONNECT_DEADLINE;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream
-                    .set_nonblocking(false)
-                    .map_err(|e| format!("isolated node `{node}`: {e}"))?;
-                return Ok(stream);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(format!("isolated node `{node}`: {e}")),
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "the process for isolated node `{node}` exited before it connected: {}",
-                describe(Some(status))
-            ));
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the process for isolated node `{node}` did not connect within {} s",
-                CONNECT_DEADLINE.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Reads the process's frames until its socket closes: messages its services sent go on the
 /// bus at once, log lines into the node's log, reports into the node's overlay; the rest goes
 /// to the node's thread as [`Event`]s.
-fn read_process(stream: UnixStream, shared: &NodeShared, events: &Sender<Event>) {
-    let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream));
+fn read_process(stream: UnixStream, max_frame: usize, shared: &NodeShared, events: &Sender<Event>) {
+    let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream), max_frame);
     let mut services: HashMap<String, u32> = HashMap::new();
     loop {
         let event = match input.next() {
@@ -416,6 +396,20 @@ fn on_frame(
             let service = fields.str()?;
             let payload = fields.str()?;
             match services.get(service) {
+                // The node's own glue sends JSON only; a process that sends anything else is
+                // not running it (or something in it writes to the socket).
+                Some(&index) if serde_json::from_str::<IgnoredAny>(payload).is_err() => {
+                    let before = shared.count_refused(index);
+                    if (before + 1).is_power_of_two() {
+                        shared.log.write(
+                            LogLevel::Error,
+                            &format!(
+                                "the node's process sent a payload on `{service}` that is not JSON; it was not sent ({} refused so far)",
+                                before + 1
+                            ),
+                        );
+                    }
+                }
                 // Refusals (too large) are logged by `forward`.
                 Some(&index) => drop(shared.forward(index, payload)),
                 None => shared.log.write(

@@ -7,9 +7,23 @@
 
 use std::io::{self, Read, Write};
 
-/// The largest frame either side accepts: a payload at the largest sensible
-/// `max_payload_bytes`, with room to spare. Anything bigger is a corrupt stream.
-const MAX_FRAME: usize = 256 * 1024 * 1024;
+/// Room in a frame beside its payload: the tag, the sequence number, the service, node and
+/// host names, a log line or a status report.
+pub const FRAME_SLACK: usize = 1024 * 1024;
+
+/// The largest frame a side accepts when the payload limit is `max_payload_bytes`: one
+/// payload (or a saved state, allowed at least 16 MiB) with [`FRAME_SLACK`] to spare. A bigger
+/// header means a corrupt or hostile stream.
+pub fn max_frame(max_payload_bytes: usize) -> usize {
+    max_payload_bytes
+        .max(16 * 1024 * 1024)
+        .saturating_add(FRAME_SLACK)
+        .min(u32::MAX as usize)
+}
+
+/// Bytes read at a time into a frame's buffer: a header alone never makes the reader allocate
+/// more than the bytes that actually arrived, plus this.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Host → process: the node to run ([`super::ChildSpec`], JSON).
 pub const INIT: u8 = 1;
@@ -141,14 +155,23 @@ impl Frame<'_> {
 pub struct Decoder<R> {
     input: R,
     buf: Vec<u8>,
+    /// Frames longer than this are refused before anything of them is read.
+    max_frame: usize,
 }
 
 impl<R: Read> Decoder<R> {
-    pub fn new(input: R) -> Self {
+    /// Reads frames of at most `max_frame` bytes (see [`max_frame`]).
+    pub fn new(input: R, max_frame: usize) -> Self {
         Self {
             input,
             buf: Vec::new(),
+            max_frame,
         }
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
     }
 
     /// The next frame's tag and fields; `None` when the stream ends between frames.
@@ -161,11 +184,25 @@ impl<R: Read> Decoder<R> {
         }
         self.input.read_exact(&mut len[1..])?;
         let len = u32::from_le_bytes(len) as usize;
-        if len == 0 || len > MAX_FRAME {
-            return Err(invalid(format!("a frame of {len} bytes")));
+        if len == 0 || len > self.max_frame {
+            return Err(invalid(format!(
+                "a frame of {len} bytes (at most {} are accepted)",
+                self.max_frame
+            )));
         }
-        self.buf.resize(len, 0);
-        self.input.read_exact(&mut self.buf)?;
+        // The buffer grows with what arrives, never by what the header claims.
+        self.buf.clear();
+        while self.buf.len() < len {
+            let have = self.buf.len();
+            let step = (len - have).min(READ_CHUNK);
+            self.buf.resize(have + step, 0);
+            match self.input.read(&mut self.buf[have..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.buf.truncate(have + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(have),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Some((self.buf[0], Fields(&self.buf[1..]))))
     }
 }
@@ -240,7 +277,7 @@ mod tests {
             .str("")
             .end();
         out.frame(STOP).end();
-        let mut input = Decoder::new(out.bytes());
+        let mut input = Decoder::new(out.bytes(), 1 << 20);
         let (tag, mut fields) = input.next().unwrap().unwrap();
         assert_eq!(tag, DELIVER);
         assert_eq!(fields.u64().unwrap(), 7);
@@ -258,21 +295,42 @@ mod tests {
     #[test]
     fn corrupt_streams_are_errors_not_panics() {
         let cut_inside_a_frame: &[u8] = &[9, 0, 0, 0, DELIVER, 1];
-        assert!(Decoder::new(cut_inside_a_frame).next().is_err());
+        assert!(Decoder::new(cut_inside_a_frame, 1 << 20).next().is_err());
         let huge: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(Decoder::new(huge).next().is_err());
+        assert!(Decoder::new(huge, 1 << 20).next().is_err());
         let empty_frame: &[u8] = &[0, 0, 0, 0];
-        assert!(Decoder::new(empty_frame).next().is_err());
+        assert!(Decoder::new(empty_frame, 1 << 20).next().is_err());
         let mut out = Encoder::default();
         out.frame(LOG).u8(3).u32(10).end();
-        let mut input = Decoder::new(out.bytes());
+        let mut input = Decoder::new(out.bytes(), 1 << 20);
         let (_, mut fields) = input.next().unwrap().unwrap();
         fields.u8().unwrap();
         assert!(fields.str().is_err(), "text longer than the frame");
         let mut out = Encoder::default();
         out.frame(LOG).u32(2).u8(0xff).u8(0xfe).end();
-        let mut input = Decoder::new(out.bytes());
+        let mut input = Decoder::new(out.bytes(), 1 << 20);
         let (_, mut fields) = input.next().unwrap().unwrap();
         assert!(fields.str().is_err(), "text that is not UTF-8");
+    }
+
+    #[test]
+    fn a_header_alone_costs_no_more_than_what_arrived() {
+        // A header claiming 200 MB, then 10 bytes and the end of the stream.
+        let mut forged = (200_000_000u32).to_le_bytes().to_vec();
+        forged.extend_from_slice(&[PUBLISH; 10]);
+        let mut input = Decoder::new(forged.as_slice(), 256 * 1024 * 1024);
+        assert!(input.next().is_err(), "cut short");
+        assert!(
+            input.buf.capacity() <= 2 * READ_CHUNK,
+            "allocated {} bytes for 10",
+            input.buf.capacity()
+        );
+        let over = (max_frame(1024) as u32 + 1).to_le_bytes();
+        let error = Decoder::new(over.as_slice(), max_frame(1024))
+            .next()
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("at most"), "{error}");
     }
 }

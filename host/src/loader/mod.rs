@@ -22,6 +22,8 @@ use hivemind::abi::{CallbackError, NodeInit, NodeLib_Ref, NodeParts};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -376,7 +378,13 @@ fn private_copy(path: &Path, bytes: &[u8], scratch: &Path) -> std::io::Result<Pa
         .map(|s| s.to_string_lossy())
         .unwrap_or_default();
     let copy = scratch.join(format!("{stem}-{number}.so"));
-    std::fs::write(&copy, bytes)?;
+    // Readable by this user only, like the scratch folder (see `isolate::scratch_folder`).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&copy)?
+        .write_all(bytes)?;
     Ok(copy)
 }
 

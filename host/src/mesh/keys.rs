@@ -63,6 +63,12 @@ impl Keys {
         format!("{}/view/{}", self.prefix, encode(host))
     }
 
+    /// The host a view key names.
+    pub fn view_host_of(&self, key: &str) -> Option<String> {
+        let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/view/")?;
+        decode(chunk)
+    }
+
     /// Every host's view.
     pub fn all_views(&self) -> String {
         format!("{}/view/*", self.prefix)

@@ -7,9 +7,9 @@
 //! once a second. Messages from other hosts and liveliness changes arrive in Zenoh's callbacks,
 //! which only decode, filter and hand to the bus (which never blocks).
 
-use super::envelope::{Envelope, Seen, VERSION};
+use super::envelope::{Envelope, Seen, VERSION, identity};
 use super::keys::Keys;
-use super::peers::{HostView, Peers, WireNode};
+use super::peers::{HostView, MAX_HOSTS, MAX_TEXT, MAX_VIEW_BYTES, Peers, WireNode};
 use super::{LocalView, MeshSettings, MeshSnapshot};
 use crate::bus::{Bus, Doorbell, Message, Outlet};
 use crate::events::{EventKind, Events};
@@ -67,6 +67,8 @@ struct Shared {
     events: Arc<Events>,
     stopping: AtomicBool,
     warned_same_name: AtomicBool,
+    /// `[mesh] forget_after_s`.
+    forget_after: Duration,
 }
 
 /// A joined mesh.
@@ -90,6 +92,7 @@ impl Link {
         local_view: LocalView,
         events: Arc<Events>,
     ) -> Result<Self> {
+        check_tls_files(&settings)?;
         let config = zenoh_config(&settings)?;
         let session = zenoh::open(config).wait().map_err(|e| {
             anyhow!(
@@ -110,6 +113,7 @@ impl Link {
             events,
             stopping: AtomicBool::new(false),
             warned_same_name: AtomicBool::new(false),
+            forget_after: Duration::from_secs(settings.config.forget_after_s),
         });
         let (wake, woken) = crossbeam_channel::bounded(1);
         let mut link = Link {
@@ -128,12 +132,17 @@ impl Link {
         link.spawn_threads(local_view, woken, settings.config.queue_capacity)?;
         let mesh = &settings.config;
         tracing::info!(
-            "joined the mesh of hive `{}` as host `{}` (listen: {}; connect: {}; multicast {})",
+            "joined the mesh of hive `{}` as host `{}` (listen: {}; connect: {}; multicast {}; {})",
             link.shared.hive,
             link.shared.host,
             list_or(&mesh.listen, "any port"),
             list_or(&mesh.connect, "none"),
-            if mesh.multicast { "on" } else { "off" }
+            if mesh.multicast { "on" } else { "off" },
+            if mesh.tls.is_some() {
+                "mutual TLS with the hive's certificates"
+            } else {
+                "this machine only, no TLS"
+            }
         );
         Ok(link)
     }
@@ -161,12 +170,15 @@ impl Link {
         self.subscribers.push(hosts);
         refresh_own_view(&self.shared, local_view);
         let shared = self.shared.clone();
+        let own_key = keys.view(&self.shared.host);
         let queryable = self
             .session
-            .declare_queryable(keys.view(&self.shared.host))
+            .declare_queryable(own_key.clone())
             .callback(move |query| {
                 let view = shared.own_view.lock().clone();
-                if let Err(error) = query.reply(query.key_expr().clone(), view.to_vec()).wait() {
+                // Answered under this host's own key (not the asker's `view/*`): the asker
+                // checks that a view is the one of the host whose key it came under.
+                if let Err(error) = query.reply(own_key.clone(), view.to_vec()).wait() {
                     tracing::debug!("could not answer a view query: {error}");
                 }
             })
@@ -304,6 +316,18 @@ fn join_until(thread: JoinHandle<()>, deadline: Instant) {
     }
 }
 
+/// Room in Zenoh's largest message beside the payload: the key and the envelope.
+const MESSAGE_SLACK: usize = 64 * 1024;
+
+/// The largest message Zenoh reassembles from a peer: the larger of a payload at the hive's
+/// limit and a view at its limit, plus [`MESSAGE_SLACK`]. A bigger one is dropped by Zenoh as
+/// its fragments arrive, so a peer cannot make this host buffer more.
+fn max_message_size(max_payload_bytes: usize) -> usize {
+    max_payload_bytes
+        .max(MAX_VIEW_BYTES)
+        .saturating_add(MESSAGE_SLACK)
+}
+
 /// The Zenoh configuration of `[mesh]`.
 fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
     let mesh = &settings.config;
@@ -314,12 +338,38 @@ fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
             .map_err(|e| anyhow!("[mesh] cannot set Zenoh's `{key}` to {value}: {e}"))
     };
     set("mode", json("peer"))?;
-    if !mesh.listen.is_empty() {
-        set("listen/endpoints", json(&mesh.listen))?;
-    }
+    let listen = if !mesh.listen.is_empty() {
+        mesh.listen.clone()
+    } else if mesh.tls.is_some() {
+        vec!["tls/0.0.0.0:0".to_owned()]
+    } else {
+        // Zenoh's own default listens on every address: without TLS, this machine only.
+        vec!["tcp/127.0.0.1:0".to_owned()]
+    };
+    set("listen/endpoints", json(&listen))?;
     set("connect/endpoints", json(&mesh.connect))?;
     set("scouting/multicast/enabled", json(mesh.multicast))?;
     set("transport/link/tx/lease", json(mesh.lease_ms))?;
+    set(
+        "transport/link/rx/max_message_size",
+        json(max_message_size(settings.max_payload_bytes)),
+    )?;
+    // Other hosts, and a little room for ones that are reconnecting.
+    set("transport/unicast/max_sessions", json(MAX_HOSTS + 16))?;
+    if let Some(tls) = &mesh.tls {
+        let path = |p: &std::path::Path| json(p.to_string_lossy());
+        // TLS only: a plain TCP peer cannot even start a session.
+        set("transport/link/protocols", json(["tls"]))?;
+        set("transport/link/tls/root_ca_certificate", path(&tls.ca))?;
+        set("transport/link/tls/listen_certificate", path(&tls.cert))?;
+        set("transport/link/tls/listen_private_key", path(&tls.key))?;
+        set("transport/link/tls/connect_certificate", path(&tls.cert))?;
+        set("transport/link/tls/connect_private_key", path(&tls.key))?;
+        // Both ends show a certificate of the hive's CA; that is what makes a host a member
+        // (host names are not DNS names, so they are not checked against addresses).
+        set("transport/link/tls/enable_mtls", json(true))?;
+        set("transport/link/tls/verify_name_on_connect", json(false))?;
+    }
     // A host that comes back is found again within a second.
     set(
         "connect/retry",
@@ -330,6 +380,33 @@ fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
         })),
     )?;
     Ok(config)
+}
+
+/// Checks that the TLS files of `[mesh]` can be read, so a missing one is reported with its
+/// key rather than as a Zenoh error.
+fn check_tls_files(settings: &MeshSettings) -> Result<()> {
+    let Some(tls) = &settings.config.tls else {
+        return Ok(());
+    };
+    for (key, path) in [
+        ("tls_ca", &tls.ca),
+        ("tls_cert", &tls.cert),
+        ("tls_key", &tls.key),
+    ] {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read [mesh] {key} = {} (create the hive's certificates with `hm mesh certs HOST...`)",
+                path.display()
+            )
+        })?;
+        if !text.contains("-----BEGIN ") {
+            anyhow::bail!(
+                "[mesh] {key} = {} is not a PEM file (`hm mesh certs HOST...` writes them)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A plain value as JSON text, for Zenoh's `insert_json5`.
@@ -482,17 +559,44 @@ fn refuse_out(shared: &Shared, message: &Message, error: &str) {
     }
 }
 
-/// A message from another host: check it, let each one in once, hand it to the bus.
+/// The largest envelope accepted (a real one is about 150 bytes).
+const MAX_ENVELOPE_BYTES: usize = 1024;
+
+/// A message from another host: check it, let each one in once, hand it to the bus. Every
+/// check costs at most one pass over what arrived; nothing is kept for a refused message.
 fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
     if sample.kind() != SampleKind::Put {
         return;
     }
     let key = sample.key_expr().as_str();
+    // Zenoh refuses messages beyond `max_message_size` (see `zenoh_config`); this is the
+    // hive's own, smaller limit.
+    let size = sample.payload().len();
+    if size > shared.max_payload_bytes {
+        return refuse_in(
+            shared,
+            key,
+            &format!(
+                "its payload is {size} bytes, over this hive's limit of {} ([messages] max_payload_bytes)",
+                shared.max_payload_bytes
+            ),
+        );
+    }
     let Some(service) = shared.keys.service_of(key) else {
         return refuse_in(shared, key, "its key is not an encoded service name");
     };
+    if !is_service_name(&service) {
+        return refuse_in(
+            shared,
+            key,
+            "its service name is empty, too long or not printable",
+        );
+    }
     let envelope = match sample.attachment() {
-        Some(attachment) => Envelope::parse(&attachment.to_bytes()),
+        Some(attachment) if attachment.len() > MAX_ENVELOPE_BYTES => {
+            Err(format!("its envelope is over {MAX_ENVELOPE_BYTES} bytes"))
+        }
+        Some(attachment) => Envelope::parse(&attachment.to_bytes()).and_then(checked),
         None => Err("it has no envelope (was it sent by hm?)".to_owned()),
     };
     let envelope = match envelope {
@@ -508,31 +612,22 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
             shared.host
         );
     }
-    if !shared
-        .seen
-        .lock()
-        .admit(&envelope.origin, &envelope.host, envelope.seq)
-    {
-        shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    let payload = match sample.payload().try_to_string() {
+    let payload = sample.payload().to_bytes();
+    let payload = match std::str::from_utf8(&payload) {
         Ok(text) => text,
         Err(_) => return refuse_in(shared, key, "its payload is not UTF-8 text"),
     };
-    if payload.len() > shared.max_payload_bytes {
-        return refuse_in(
-            shared,
-            key,
-            &format!(
-                "its payload is {} bytes, over this hive's limit of {} ([messages] max_payload_bytes)",
-                payload.len(),
-                shared.max_payload_bytes
-            ),
-        );
-    }
-    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
+    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload) {
         return refuse_in(shared, key, &format!("its payload is not JSON ({error})"));
+    }
+    let id = identity(&envelope, &service, payload.as_bytes());
+    if !shared
+        .seen
+        .lock()
+        .admit(&envelope.origin, &envelope.host, id)
+    {
+        shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        return;
     }
     shared.counters.received.fetch_add(1, Ordering::Relaxed);
     bus.inject(
@@ -543,11 +638,47 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
     );
 }
 
+/// An envelope whose names are valid as local ones: a host name as in `[mesh] host`, a node
+/// name as in `[nodes.NAME]` (or `api`), an origin of at most 64 letters and digits.
+fn checked(envelope: Envelope) -> Result<Envelope, String> {
+    if !crate::config::is_host_name(&envelope.host) {
+        return Err("its envelope's host is not a valid host name".into());
+    }
+    if envelope.node != "api" && crate::config::check_node_name(&envelope.node).is_err() {
+        return Err("its envelope's node is not a valid node name".into());
+    }
+    let origin = &envelope.origin;
+    if origin.is_empty() || origin.len() > 64 || !origin.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err("its envelope's origin is not a session id".into());
+    }
+    Ok(envelope)
+}
+
+/// A service name as the host takes one from the API: non-empty and printable; and not
+/// longer than a remote text may be.
+fn is_service_name(service: &str) -> bool {
+    !service.is_empty() && service.len() <= MAX_TEXT && !service.chars().any(char::is_control)
+}
+
 fn refuse_in(shared: &Shared, key: &str, reason: &str) {
     let refused = shared.counters.rejected.fetch_add(1, Ordering::Relaxed) + 1;
     if refused.is_power_of_two() {
-        tracing::warn!("refused a message on `{key}` from the mesh ({refused} so far): {reason}");
+        // The key came from the wire: written escaped, it cannot forge a line.
+        tracing::warn!(
+            "refused a message on {:?} from the mesh ({refused} so far): {reason}",
+            cut_for_log(key)
+        );
     }
+}
+
+/// At most 200 bytes of a text from the wire, for a log line.
+fn cut_for_log(text: &str) -> &str {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// A host's token appeared or went away.
@@ -597,6 +728,15 @@ fn watch_views(
     while !shared.stopping.load(Ordering::Acquire) {
         refresh_own_view(shared, local_view);
         ask_views(session, shared);
+        let forgotten = shared.peers.lock().forget_gone(shared.forget_after);
+        for host in forgotten {
+            let message = format!(
+                "host `{host}` is forgotten: it has been gone for {} s ([mesh] forget_after_s)",
+                shared.forget_after.as_secs()
+            );
+            tracing::info!("{message}");
+            shared.events.emit(EventKind::Hive, None, message);
+        }
         match woken.recv_timeout(VIEW_PERIOD) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -623,11 +763,21 @@ fn ask_views(session: &zenoh::Session, shared: &Shared) {
             return;
         }
         let Ok(sample) = reply.result() else { continue };
+        let Some(key_host) = shared.keys.view_host_of(sample.key_expr().as_str()) else {
+            continue;
+        };
+        if sample.payload().len() > MAX_VIEW_BYTES {
+            tracing::debug!(
+                "a view of {} bytes from the mesh is over {MAX_VIEW_BYTES}; ignored",
+                sample.payload().len()
+            );
+            continue;
+        }
         match serde_json::from_slice::<HostView>(&sample.payload().to_bytes()) {
-            Ok(view) if view.v == VERSION => shared.peers.lock().describe(view),
+            Ok(view) if view.v == VERSION => shared.peers.lock().describe(view, &key_host),
             Ok(view) => tracing::debug!(
-                "host `{}` speaks mesh format {} (this hm: {VERSION}); its view is ignored",
-                view.host,
+                "host {:?} speaks mesh format {} (this hm: {VERSION}); its view is ignored",
+                cut_for_log(&view.host),
                 view.v
             ),
             Err(error) => tracing::debug!("a view from the mesh does not parse: {error}"),

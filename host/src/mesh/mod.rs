@@ -59,6 +59,8 @@ pub mod keys;
 pub mod peers;
 
 #[cfg(feature = "mesh")]
+pub mod certs;
+#[cfg(feature = "mesh")]
 mod link;
 
 pub use peers::PeerSnapshot;

@@ -6,14 +6,36 @@
 //! [`NodeStatus::Gone`], until it comes back and describes itself again. Descriptions
 //! ([`HostView`]) are fetched from each host's view queryable, about once a second, so the
 //! counters of remote nodes stay current.
+//!
+//! # Bounds
+//!
+//! What another host says is checked like local input and capped, so that no peer can make
+//! this host keep more than a few megabytes for it: at most [`MAX_HOSTS`] hosts (a new one
+//! pushes out the host gone longest, or is ignored while all are up), host names valid as in
+//! `[mesh] host` (no control characters), views of at most [`MAX_VIEW_BYTES`] bytes, at most
+//! [`MAX_NODES_PER_HOST`] nodes per host with names valid as local node names (others are left
+//! out), at most [`MAX_ENTRIES`] services and subscriptions per node, texts cut at
+//! [`MAX_TEXT`] bytes. A host gone for `[mesh] forget_after_s` is forgotten.
 
 use crate::loader::LibraryInfo;
 use crate::runtime::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+/// Other hosts listed at once.
+pub const MAX_HOSTS: usize = 128;
+/// The largest view accepted from a host, in bytes (a view is refused unread beyond this).
+pub const MAX_VIEW_BYTES: usize = 4 * 1024 * 1024;
+/// Nodes listed per host; the rest of a longer view is left out.
+pub const MAX_NODES_PER_HOST: usize = 1024;
+/// Services, and subscriptions, listed per remote node.
+pub const MAX_ENTRIES: usize = 256;
+/// Bytes kept of a remote text (an error, a path, a name).
+pub const MAX_TEXT: usize = 2048;
 
 /// A host's description of itself, as its view queryable answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,7 +150,20 @@ pub struct PeerSnapshot {
 struct Peer {
     up: bool,
     since: String,
+    /// When its token went (while it is gone).
+    gone_at: Option<Instant>,
     nodes: Vec<WireNode>,
+}
+
+impl Peer {
+    fn new(up: bool) -> Self {
+        Peer {
+            up,
+            since: now(),
+            gone_at: (!up).then(Instant::now),
+            nodes: Vec::new(),
+        }
+    }
 }
 
 /// The other hosts of the hive.
@@ -147,20 +182,21 @@ impl Peers {
         }
     }
 
-    /// `host`'s token appeared: it is up. Returns whether that is news.
+    /// `host`'s token appeared: it is up. Returns whether that is news. A name that is not a
+    /// valid host name, or a new host while [`MAX_HOSTS`] are up, is ignored.
     pub fn up(&mut self, host: &str) -> bool {
-        if host == self.own {
+        if host == self.own || !crate::config::is_host_name(host) || !self.room_for(host) {
             return false;
         }
-        let peer = self.hosts.entry(host.to_owned()).or_insert_with(|| Peer {
-            up: false,
-            since: now(),
-            nodes: Vec::new(),
-        });
+        let peer = self
+            .hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| Peer::new(false));
         if peer.up {
             return false;
         }
         peer.up = true;
+        peer.gone_at = None;
         peer.since = now();
         true
     }
@@ -170,6 +206,7 @@ impl Peers {
         match self.hosts.get_mut(host) {
             Some(peer) if peer.up => {
                 peer.up = false;
+                peer.gone_at = Some(Instant::now());
                 peer.since = now();
                 true
             }
@@ -177,18 +214,59 @@ impl Peers {
         }
     }
 
-    /// A host described itself. A host not known yet is taken as up (it answered); a known
-    /// one keeps its state, so a late answer cannot revive a host that has gone.
-    pub fn describe(&mut self, view: HostView) {
-        if view.host == self.own {
+    /// Whether `host` is listed or can be: when [`MAX_HOSTS`] are listed, the one gone longest
+    /// makes room; if all are up, there is none.
+    fn room_for(&mut self, host: &str) -> bool {
+        if self.hosts.contains_key(host) || self.hosts.len() < MAX_HOSTS {
+            return true;
+        }
+        let oldest = self
+            .hosts
+            .iter()
+            .filter_map(|(name, peer)| Some((peer.gone_at?, name)))
+            .min()
+            .map(|(_, name)| name.clone());
+        match oldest {
+            Some(name) => {
+                self.hosts.remove(&name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A host described itself (`view`, answered under `key_host`'s key). A host not known
+    /// yet is taken as up (it answered); a known one keeps its state, so a late answer cannot
+    /// revive a host that has gone. A view whose host is not the one it answers for, or not
+    /// a valid host name, is ignored; its nodes are checked and capped ([`MAX_NODES_PER_HOST`]).
+    pub fn describe(&mut self, view: HostView, key_host: &str) {
+        if view.host == self.own
+            || view.host != key_host
+            || !crate::config::is_host_name(&view.host)
+            || !self.room_for(&view.host)
+        {
             return;
         }
-        let peer = self.hosts.entry(view.host).or_insert_with(|| Peer {
-            up: true,
-            since: now(),
-            nodes: Vec::new(),
-        });
-        peer.nodes = view.nodes;
+        let nodes = checked_nodes(view.nodes);
+        let peer = self
+            .hosts
+            .entry(view.host)
+            .or_insert_with(|| Peer::new(true));
+        peer.nodes = nodes;
+    }
+
+    /// Forgets the hosts gone for `after` or longer; returns their names.
+    pub fn forget_gone(&mut self, after: Duration) -> Vec<String> {
+        let forgotten: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, peer)| peer.gone_at.is_some_and(|at| at.elapsed() >= after))
+            .map(|(host, _)| host.clone())
+            .collect();
+        for host in &forgotten {
+            self.hosts.remove(host);
+        }
+        forgotten
     }
 
     /// Every node of every other host, by host then name; nodes of gone hosts as
@@ -218,6 +296,69 @@ impl Peers {
                 nodes: peer.nodes.len(),
             })
             .collect()
+    }
+}
+
+/// A remote host's nodes, checked as local ones are: valid node names (others, and second
+/// nodes of one name, are left out), at most [`MAX_NODES_PER_HOST`], each with at most
+/// [`MAX_ENTRIES`] services and subscriptions of printable names, texts cut at [`MAX_TEXT`].
+fn checked_nodes(nodes: Vec<WireNode>) -> Vec<WireNode> {
+    let mut names = BTreeSet::new();
+    let mut kept = Vec::new();
+    for mut node in nodes {
+        if kept.len() >= MAX_NODES_PER_HOST {
+            break;
+        }
+        if crate::config::check_node_name(&node.name).is_err() || !names.insert(node.name.clone()) {
+            continue;
+        }
+        node.services.retain(|s| is_printable_name(&s.name));
+        node.services.truncate(MAX_ENTRIES);
+        for service in &mut node.services {
+            cut_opt(&mut service.error);
+        }
+        node.subscriptions.retain(|s| is_printable_name(&s.pattern));
+        node.subscriptions.truncate(MAX_ENTRIES);
+        cut_opt(&mut node.error);
+        cut_opt(&mut node.last_error);
+        cut_opt(&mut node.loaded_at);
+        if let Some(library) = &mut node.library {
+            for text in [
+                &mut library.crate_name,
+                &mut library.type_name,
+                &mut library.api_version,
+                &mut library.hash,
+            ] {
+                cut(text);
+            }
+            cut_opt(&mut library.modified);
+            if library.path.as_os_str().len() > MAX_TEXT {
+                library.path = PathBuf::new();
+            }
+        }
+        kept.push(node);
+    }
+    kept
+}
+
+/// A service name or pattern as the host takes one: non-empty, printable, not too long.
+fn is_printable_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_TEXT && !name.chars().any(char::is_control)
+}
+
+fn cut(text: &mut String) {
+    if text.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+fn cut_opt(text: &mut Option<String>) {
+    if let Some(text) = text {
+        cut(text);
     }
 }
 
@@ -256,7 +397,7 @@ mod tests {
         let mut peers = Peers::new("manor");
         assert!(peers.up("tower"));
         assert!(!peers.up("tower"), "no news");
-        peers.describe(view("tower", &["robin", "alfred"]));
+        peers.describe(view("tower", &["robin", "alfred"]), "tower");
         assert_eq!(
             listed(&peers),
             vec![
@@ -273,14 +414,14 @@ mod tests {
             ]
         );
         assert_eq!(peers.snapshot()[0].status, "gone");
-        peers.describe(view("tower", &["robin"]));
+        peers.describe(view("tower", &["robin"]), "tower");
         assert_eq!(
             listed(&peers)[0].2,
             NodeStatus::Gone,
             "a late answer revives nothing"
         );
         assert!(peers.up("tower"));
-        peers.describe(view("tower", &["robin"]));
+        peers.describe(view("tower", &["robin"]), "tower");
         assert_eq!(
             listed(&peers),
             vec![("tower".into(), "robin".into(), NodeStatus::Running)]
@@ -291,7 +432,7 @@ mod tests {
     fn this_host_is_never_its_own_peer() {
         let mut peers = Peers::new("manor");
         assert!(!peers.up("manor"));
-        peers.describe(view("manor", &["batman"]));
+        peers.describe(view("manor", &["batman"]), "manor");
         assert!(peers.nodes().is_empty());
         assert!(peers.snapshot().is_empty());
     }
@@ -299,8 +440,57 @@ mod tests {
     #[test]
     fn an_answer_before_the_token_counts_as_up() {
         let mut peers = Peers::new("manor");
-        peers.describe(view("tower", &["robin"]));
+        peers.describe(view("tower", &["robin"]), "tower");
         assert_eq!(listed(&peers)[0].2, NodeStatus::Running);
         assert!(!peers.up("tower"), "already up");
+    }
+
+    #[test]
+    fn what_a_host_says_is_checked_and_capped() {
+        let mut peers = Peers::new("manor");
+        let mut names: Vec<String> = (0..MAX_NODES_PER_HOST + 500)
+            .map(|i| format!("n{i}"))
+            .collect();
+        names.extend([
+            "root".into(),
+            "../etc".into(),
+            "bad name".into(),
+            "n1".into(),
+        ]);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        peers.describe(view("tower", &refs), "tower");
+        let listed = peers.nodes();
+        assert_eq!(listed.len(), MAX_NODES_PER_HOST);
+        assert!(listed.iter().all(|n| n.name.starts_with('n')));
+        peers.describe(view("tower", &["root", "../etc", "x\ny"]), "tower");
+        let names: Vec<String> = peers.nodes().into_iter().map(|n| n.name).collect();
+        assert_eq!(
+            names,
+            ["root"],
+            "valid names only (root is one; its log is not ours)"
+        );
+        peers.describe(view("other", &["a"]), "tower");
+        assert!(
+            peers.snapshot().iter().all(|p| p.host != "other"),
+            "a view must be its own host's"
+        );
+        assert!(!peers.up("evil\nhost"), "control characters are refused");
+        assert!(!peers.up(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn hosts_are_capped_and_gone_ones_forgotten() {
+        let mut peers = Peers::new("manor");
+        for i in 0..MAX_HOSTS {
+            assert!(peers.up(&format!("h{i}")));
+        }
+        assert!(!peers.up("one-too-many"), "all are up: no room");
+        assert!(peers.gone("h7"));
+        assert!(peers.up("one-too-many"), "the gone one made room");
+        assert_eq!(peers.snapshot().len(), MAX_HOSTS);
+        assert!(peers.gone("h3"));
+        assert!(peers.forget_gone(Duration::from_secs(60)).is_empty());
+        assert_eq!(peers.forget_gone(Duration::ZERO), ["h3"]);
+        assert_eq!(peers.snapshot().len(), MAX_HOSTS - 1);
     }
 }

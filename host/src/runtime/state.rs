@@ -133,6 +133,10 @@ pub struct ServiceSnapshot {
     /// The payload it sent last (for a busy service: one of its last 256).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_payload: Option<serde_json::Value>,
+    /// Payloads the host refused to send for it: over `[messages] max_payload_bytes`, or,
+    /// from an isolated node's process, not JSON.
+    #[serde(default)]
+    pub refused: u64,
     /// Why it stopped, if it failed.
     pub error: Option<String>,
 }
@@ -161,6 +165,7 @@ pub struct ServiceStats {
     sent: AtomicU64,
     running: AtomicBool,
     restarts: AtomicU64,
+    refused: AtomicU64,
     last_payload: Mutex<Option<Arc<str>>>,
     /// When the running callback started (see [`clock`]), 0 when none runs.
     pub busy_since: AtomicU64,
@@ -175,6 +180,7 @@ impl ServiceStats {
             sent: AtomicU64::new(0),
             running: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             last_payload: Mutex::new(None),
             busy_since: AtomicU64::new(0),
             error: Mutex::new(None),
@@ -210,6 +216,7 @@ impl ServiceStats {
             sent: self.sent.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             last_payload: self
                 .last_payload
                 .lock()
@@ -399,6 +406,7 @@ impl NodeShared {
             ));
         };
         if payload.len() > self.max_payload_bytes {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
             return Err(self.refuse(SendErrorKind::TooLarge, format!(
                 "service `{}` sent a payload of {} bytes, over the hive's limit of {} bytes ([messages] max_payload_bytes in config/hive.toml); it was not sent",
                 topic.name(),
@@ -414,6 +422,17 @@ impl NodeShared {
         }
         topic.publish(&self.name, payload);
         Ok(())
+    }
+
+    /// Counts a payload of service `service` refused before it reached [`Self::forward`];
+    /// returns how many that service had refused before.
+    pub fn count_refused(&self, service: u32) -> u64 {
+        self.outlets
+            .get()
+            .and_then(|outlets| outlets.get(service as usize))
+            .map_or(0, |(_, stats)| {
+                stats.refused.fetch_add(1, Ordering::Relaxed)
+            })
     }
 
     fn refuse(&self, kind: SendErrorKind, reason: String) -> Refused {
@@ -588,6 +607,7 @@ mod tests {
                 sent: 0,
                 running: true,
                 restarts,
+                refused: 0,
                 last_payload: None,
                 error: None,
             }],

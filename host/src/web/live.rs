@@ -205,12 +205,13 @@ pub(super) fn snapshots(web: &Web) -> Response {
 
 /// `GET /api/nodes/{name}/log`.
 pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Response {
-    let known = web
-        .controller
-        .snapshot()
+    // Only this host's nodes have logs here: a node of another host named `root` (or like a
+    // local one) must not stream this host's file.
+    let hive = web.controller.snapshot();
+    let known = hive
         .nodes
         .iter()
-        .any(|n| n.name == name);
+        .any(|n| n.name == name && n.host == hive.host);
     // Node names are plain (checked by the config), so the path stays in the log folder.
     if !known || crate::config::check_node_name(name).is_err() {
         return api::unknown_node(web, name);

@@ -291,6 +291,7 @@ mod tests {
                         sent: 3,
                         running: true,
                         restarts: 0,
+                        refused: 0,
                         last_payload: None,
                         error: None,
                     }],

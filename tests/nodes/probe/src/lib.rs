@@ -20,6 +20,9 @@
 //! hang_in_constructor_ms = 30000          # the constructor blocks this long (a hanging node)
 //! crash_on_payload = "die"                # the whole process dies on this payload, as
 //! crash_how = "segfault"                   # "segfault" (invalid write), "abort" or "exit"
+//! forge_on_payload = "forge"               # on this payload, write a forged frame to every
+//! forge = "huge_header"                    # socket of the process (an isolated node's link
+//! forge_service = "bat-signal-main"        # to its host): "huge_header" or "not_json"
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
 //! payloads = ["a", 1, { b = 2 }]          # sent in order, then the service stops
@@ -76,6 +79,88 @@ struct Settings {
     crash_on_payload: Option<String>,
     #[serde(default)]
     crash_how: CrashHow,
+    /// On this payload the probe acts as a hostile process: it writes `forge` to its sockets.
+    forge_on_payload: Option<String>,
+    #[serde(default)]
+    forge: Forge,
+    /// The service a forged `not_json` message claims to be from.
+    #[serde(default)]
+    forge_service: String,
+}
+
+/// What a hostile isolated process writes to its host.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Forge {
+    /// A frame header announcing 256 MiB, then a few bytes, then nothing.
+    #[default]
+    HugeHeader,
+    /// A well-formed message whose payload is not JSON.
+    NotJson,
+}
+
+impl Forge {
+    /// The bytes of the forged frame (the host's wire format: length, tag 13 = a publish,
+    /// then the service and the payload as length-prefixed text).
+    fn frame(self, service: &str) -> Vec<u8> {
+        const PUBLISH: u8 = 13;
+        match self {
+            Forge::HugeHeader => {
+                let mut frame = (256u32 << 20).to_le_bytes().to_vec();
+                frame.push(PUBLISH);
+                frame.extend_from_slice(&[b'x'; 16]);
+                frame
+            }
+            Forge::NotJson => {
+                let payload = b"{this is not json";
+                let mut body = vec![PUBLISH];
+                body.extend_from_slice(&(service.len() as u32).to_le_bytes());
+                body.extend_from_slice(service.as_bytes());
+                body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                body.extend_from_slice(payload);
+                let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+                frame.extend_from_slice(&body);
+                frame
+            }
+        }
+    }
+
+    /// Writes the frame to every socket this process holds; returns how many.
+    fn write_to_sockets(self, service: &str) -> usize {
+        use std::os::fd::{FromRawFd, RawFd};
+        let frame = self.frame(service);
+        let mut written = 0;
+        // A socket open under several numbers (a cloned handle) is written to once.
+        let mut seen = std::collections::HashSet::new();
+        for entry in std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let is_socket = std::fs::read_link(entry.path()).is_ok_and(|target| {
+                let target = target.to_string_lossy().into_owned();
+                target.starts_with("socket:") && seen.insert(target)
+            });
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
+                continue;
+            };
+            if !is_socket {
+                continue;
+            }
+            // SAFETY: `fd` is open in this process (just listed) and is not closed here: the
+            // `File` is never dropped. This is the attack under test: code in an isolated
+            // node's process writing to its host's connection behind the runtime's back.
+            let socket = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+            if (&*socket).write_all(&frame).is_ok() {
+                written += 1;
+            }
+        }
+        written
+    }
 }
 
 /// How the probe takes its process down.
@@ -272,6 +357,14 @@ impl Probe {
             self.recorder
                 .record(json!({"event": "crashing", "pid": std::process::id()}));
             self.settings.crash_how.crash();
+        }
+        if text.is_some() && text == self.settings.forge_on_payload.as_deref() {
+            let sockets = self
+                .settings
+                .forge
+                .write_to_sockets(&self.settings.forge_service);
+            self.recorder
+                .record(json!({"event": "forged", "sockets": sockets}));
         }
         if text.is_some() && text == self.settings.hang_on_payload.as_deref() {
             std::thread::sleep(Duration::from_millis(self.settings.hang_ms));
