@@ -117,7 +117,9 @@ members = []
 hivemind = { path = "vendor/hivemind" }
 "#;
 
-const GITIGNORE: &str = "/target\n/logs\n/nodes/*.so\n";
+/// What a hive keeps out of git: builds, logs, installed libraries and the running-hive marker
+/// (`.hm/running.json`, which `hm dev` writes while it runs).
+const GITIGNORE: &str = "/target\n/logs\n/nodes/*.so\n/.hm\n";
 
 /// `config/hive.toml` of a new hive.
 fn hive_toml(name: &str, date: &str) -> String {
@@ -268,7 +270,7 @@ mod tests {
         let gitignore = fs::read_to_string(hive.join(".gitignore")).unwrap();
         assert_eq!(
             gitignore.lines().collect::<Vec<_>>(),
-            ["/target", "/logs", "/nodes/*.so"]
+            ["/target", "/logs", "/nodes/*.so", "/.hm"]
         );
         let readme = fs::read_to_string(hive.join("README.md")).unwrap();
         for needle in [
