@@ -309,8 +309,9 @@ fn write_in_place(hive: &Hive, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-#[test]
-fn huge_numbers_hot_reloaded_are_refused_and_the_reconciler_goes_on() {
+/// A hive of [`pair`] with its config written in place; returns it, the witness's record and
+/// the config text.
+fn ticking_hive() -> (Hive, std::path::PathBuf, String) {
     let hive = Hive::new();
     let witness = hive.file("witness.jsonl");
     let base = format!(
@@ -319,6 +320,12 @@ fn huge_numbers_hot_reloaded_are_refused_and_the_reconciler_goes_on() {
     );
     write_in_place(&hive, &base);
     hive.install("probe");
+    (hive, witness, base)
+}
+
+#[test]
+fn huge_numbers_hot_reloaded_are_refused_and_the_reconciler_goes_on() {
+    let (hive, witness, base) = ticking_hive();
     let running = hive.run(&[]);
     assert!(eventually(WAIT, || received_from(&witness, "ticks").len() >= 2));
     for (key, value) in [
@@ -400,14 +407,7 @@ fn a_config_written_in_two_halves_is_applied_only_whole() {
 #[test]
 fn panics_in_the_reconciler_and_the_control_thread_are_reported_and_survived() {
     for place in ["reconcile", "control"] {
-        let hive = Hive::new();
-        let witness = hive.file("witness.jsonl");
-        let base = format!(
-            "[hive]\nname = \"test-hive\"\nport = 0\n\n{}",
-            pair(&witness)
-        );
-        write_in_place(&hive, &base);
-        hive.install("probe");
+        let (hive, witness, base) = ticking_hive();
         let running = Running::start_with_env(
             hive.path(),
             &["run"],
