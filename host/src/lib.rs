@@ -6,7 +6,9 @@
 //! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
 //! [`reconcile`] applies those changes to the running hive through the controller; [`mesh`]
 //! bridges the bus to the other hosts of the hive over Zenoh; [`isolate`] runs a node in a process
-//! of its own when its config says `isolate = true`.
+//! of its own when its config says `isolate = true`; [`schemas`] keeps the payload types nodes
+//! declared, checks what is published from outside against them and compares publishers with
+//! subscribers.
 
 pub mod build;
 pub mod builds;
@@ -24,6 +26,7 @@ pub mod mesh;
 pub mod reconcile;
 pub mod runtime;
 pub mod scaffold;
+pub mod schemas;
 pub mod watch;
 pub mod web;
 
