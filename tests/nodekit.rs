@@ -90,6 +90,33 @@ fn publisher_and_timer(isolate: bool) {
     let totals: Vec<u64> = seen.iter().map(|t| t["total"].as_u64().unwrap()).collect();
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
 
+    // The timer is counted on /api/nodes like services and subscriptions (an isolated node's
+    // process reports its own every 250 ms).
+    assert!(
+        eventually(WAIT, || running.node("relay")["timers"][0]["runs"]
+            .as_u64()
+            .is_some_and(|runs| runs >= seen.len() as u64)),
+        "{}",
+        running.node("relay")
+    );
+    let node = running.node("relay");
+    let timer = &node["timers"][0];
+    assert_eq!(timer["name"], "tick", "{node}");
+    assert_eq!(timer["period_ms"], 25.0, "{node}");
+    assert_eq!(
+        (timer["failed"].as_u64(), timer["panicked"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(
+        timer["last_run"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "an RFC 3339 time: {node}"
+    );
+    assert_eq!(
+        running.node("sink")["timers"],
+        json!([]),
+        "no timers, an empty list"
+    );
+
     let (status, _took, _running) = running.quit();
     assert!(status.success(), "exit status {status}");
     let after = ticks(&relay).len();
@@ -109,6 +136,38 @@ fn a_publisher_and_a_timer_work_in_process() {
 #[test]
 fn a_publisher_and_a_timer_work_in_an_isolated_node() {
     publisher_and_timer(true);
+}
+
+#[test]
+fn a_timer_that_panics_is_counted_and_keeps_ticking() {
+    let hive = Hive::new();
+    hive.configure(
+        "[nodes.ticker]\nenabled = true\nlibrary = \"probe\"\ntick_ms = 20\ntick_panics = true\n",
+    );
+    hive.install("probe");
+    let running = hive.run(&[]);
+    let panics = || {
+        running.node("ticker")["timers"][0]["panicked"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(WAIT, || panics() >= 3),
+        "{}",
+        running.node("ticker")
+    );
+    let node = running.node("ticker");
+    let timer = &node["timers"][0];
+    assert!(
+        timer["runs"].as_u64().unwrap() >= timer["panicked"].as_u64().unwrap(),
+        "{node}"
+    );
+    assert_eq!(
+        node["status"], "running",
+        "a panicking timer does not stop its node: {node}"
+    );
+    let log = std::fs::read_to_string(hive.path().join("logs/ticker.log")).unwrap();
+    assert!(log.contains("timer `tick` panicked"), "{log}");
 }
 
 #[test]
@@ -219,7 +278,12 @@ fn root_log(hive: &Hive) -> String {
 }
 
 /// `hm send SERVICE JSON` to the running hive: (success, stdout, stderr).
-fn hm_send(hive: &Hive, running: &hivemind_tests::Running, service: &str, json: &str) -> (bool, String, String) {
+fn hm_send(
+    hive: &Hive,
+    running: &hivemind_tests::Running,
+    service: &str,
+    json: &str,
+) -> (bool, String, String) {
     let output = hm_output(hive.path(), &["send", "--url", &running.url, service, json]);
     (
         output.status.success(),
@@ -243,7 +307,10 @@ fn a_declared_type_is_served_as_its_json_schema_and_marked_on_the_topics() {
     assert_eq!(schema["type"], "object", "{schema}");
     assert_eq!(schema["title"], "Reading", "{schema}");
     assert_eq!(schema["required"], json!(["celsius"]), "{schema}");
-    assert_eq!(schema["properties"]["celsius"]["type"], "number", "{schema}");
+    assert_eq!(
+        schema["properties"]["celsius"]["type"], "number",
+        "{schema}"
+    );
     assert_eq!(
         schema["properties"]["celsius"]["description"], "Degrees Celsius.",
         "the doc comments travel: {schema}"
@@ -254,10 +321,16 @@ fn a_declared_type_is_served_as_its_json_schema_and_marked_on_the_topics() {
     assert_eq!(status, 404, "{body}");
     let error: Value = serde_json::from_str(&body).unwrap();
     let error = error["error"].as_str().unwrap();
-    assert!(error.contains("`plain`") && error.contains("declares no payload type"), "{error}");
+    assert!(
+        error.contains("`plain`") && error.contains("declares no payload type"),
+        "{error}"
+    );
     let (status, body) = running.get("/api/topics/nobody%2Fhere/schema");
     assert_eq!(status, 404, "{body}");
-    assert!(body.contains("`nobody/here`") && body.contains("no running node offers it"), "{body}");
+    assert!(
+        body.contains("`nobody/here`") && body.contains("no running node offers it"),
+        "{body}"
+    );
 
     let (_, topics) = running.get("/api/topics");
     let topics: Value = serde_json::from_str(&topics).unwrap();
@@ -331,7 +404,9 @@ fn a_subscriber_that_cannot_accept_a_declared_type_is_warned_about_once_naming_b
     });
     let deadline = std::time::Instant::now() + WAIT;
     let mut found = None;
-    while let Ok(line) = events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+    while let Ok(line) =
+        events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
         if line.starts_with("data:") && line.contains("\"kind\":\"schema\"") {
             found = Some(line);
             break;
@@ -347,7 +422,11 @@ fn a_subscriber_that_cannot_accept_a_declared_type_is_warned_about_once_naming_b
 #[test]
 fn check_schemas_warn_publishes_a_payload_of_the_wrong_type_with_a_warning() {
     let (hive, running) = typed_hive(None);
-    let (status, body) = running.post("/api/publish/readings", r#"{"celsius": 21.5, "room": "hall"}"#, &[]);
+    let (status, body) = running.post(
+        "/api/publish/readings",
+        r#"{"celsius": 21.5, "room": "hall"}"#,
+        &[],
+    );
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("warning"), "{body}");
 
@@ -357,7 +436,9 @@ fn check_schemas_warn_publishes_a_payload_of_the_wrong_type_with_a_warning() {
     assert_eq!(answer["path"], "/celsius", "{answer}");
     let warning = answer["warning"].as_str().unwrap();
     assert!(
-        warning.contains("service `readings`") && warning.contains("node `sensor`") && warning.contains("at `/celsius`"),
+        warning.contains("service `readings`")
+            && warning.contains("node `sensor`")
+            && warning.contains("at `/celsius`"),
         "{warning}"
     );
     assert!(
@@ -370,7 +451,9 @@ fn check_schemas_warn_publishes_a_payload_of_the_wrong_type_with_a_warning() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("Published on `readings`"), "{stdout}");
     assert!(
-        stderr.contains("warning:") && stderr.contains("celsius") && stderr.contains("service `readings`"),
+        stderr.contains("warning:")
+            && stderr.contains("celsius")
+            && stderr.contains("service `readings`"),
         "{stderr}"
     );
 
@@ -394,7 +477,11 @@ fn check_schemas_warn_publishes_a_payload_of_the_wrong_type_with_a_warning() {
 #[test]
 fn check_schemas_refuse_answers_422_naming_the_service_the_path_and_the_reason() {
     let (hive, running) = typed_hive(Some("refuse"));
-    let (status, body) = running.post("/api/publish/readings", r#"{"celsius": 20, "faulty": "no"}"#, &[]);
+    let (status, body) = running.post(
+        "/api/publish/readings",
+        r#"{"celsius": 20, "faulty": "no"}"#,
+        &[],
+    );
     assert_eq!(status, 422, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["service"], "readings");
@@ -403,14 +490,18 @@ fn check_schemas_refuse_answers_422_naming_the_service_the_path_and_the_reason()
     assert!(reason.contains("boolean"), "{reason}");
     let error = answer["error"].as_str().unwrap();
     assert!(
-        error.contains("service `readings`") && error.contains("at `/faulty`") && error.contains("not published"),
+        error.contains("service `readings`")
+            && error.contains("at `/faulty`")
+            && error.contains("not published"),
         "{error}"
     );
 
     let (ok, _, stderr) = hm_send(&hive, &running, "readings", r#""hot""#);
     assert!(!ok, "hm send fails on a refusal");
     assert!(
-        stderr.contains("422") && stderr.contains("service `readings`") && stderr.contains("the payload:"),
+        stderr.contains("422")
+            && stderr.contains("service `readings`")
+            && stderr.contains("the payload:"),
         "{stderr}"
     );
 
@@ -421,7 +512,11 @@ fn check_schemas_refuse_answers_422_naming_the_service_the_path_and_the_reason()
     assert_eq!(status, 200, "{body}");
     assert!(eventually(WAIT, || tapped(&hive).len() == 1));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(tapped(&hive), [json!({ "celsius": 20 })], "the refused ones never went out");
+    assert_eq!(
+        tapped(&hive),
+        [json!({ "celsius": 20 })],
+        "the refused ones never went out"
+    );
 }
 
 #[test]
@@ -433,5 +528,9 @@ fn check_schemas_off_publishes_anything_without_a_word() {
     let (ok, _, stderr) = hm_send(&hive, &running, "readings", "[1, 2]");
     assert!(ok && !stderr.contains("warning"), "{stderr}");
     assert!(eventually(WAIT, || tapped(&hive).len() == 2));
-    assert!(!root_log(&hive).contains("does not match"), "{}", root_log(&hive));
+    assert!(
+        !root_log(&hive).contains("does not match"),
+        "{}",
+        root_log(&hive)
+    );
 }

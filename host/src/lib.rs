@@ -10,30 +10,48 @@
 //! declared, checks what is published from outside against them and compares publishers with
 //! subscribers.
 
-pub mod build;
-pub mod builds;
-pub mod bus;
-pub mod cli;
-pub mod config;
-pub mod controller;
-pub mod events;
-#[doc(hidden)]
-pub mod inject;
-pub mod isolate;
-pub mod loader;
-pub mod logging;
-pub mod mesh;
-pub mod reconcile;
-pub mod runtime;
-pub mod scaffold;
-pub mod schemas;
-pub mod watch;
-pub mod web;
+#![warn(unreachable_pub, missing_docs)]
+
+mod build;
+mod builds;
+mod bus;
+mod cli;
+mod config;
+mod controller;
+mod events;
+mod inject;
+mod isolate;
+mod loader;
+mod logging;
+mod mesh;
+mod reconcile;
+mod runtime;
+mod scaffold;
+mod schemas;
+mod watch;
+mod web;
+
+// The façade: all that the `hm` binary, `hivemind-bench` and the fuzz targets use. Everything
+// else is crate-private (`unreachable_pub` keeps it so).
+
+pub use bus::{
+    Bus, Delivery, Doorbell, Message, Overflow, Pattern, QueueSender, Subscription,
+    SubscriptionStats, Tap, Topic, TopicInfo,
+};
+pub use cli::{Cli, run};
+pub use config::{
+    CONFIG_FILE, HiveConfig, check_node_name, load as load_config, parse as parse_config,
+};
+pub use controller::{Controller, HiveSnapshot, Selection};
+pub use isolate::{CHILD_COMMAND, child_main};
+pub use logging::{LogSettings, Logs};
+pub use runtime::{NodeQueue, NodeSnapshot, NodeStatus};
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/` that the public API does not offer. Not
 /// part of the host's API: no stability promised.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::loader::ElfError;
     pub use crate::loader::elf::check as check_elf;
 
     /// Whether `pattern` matches `service` by its regex alone, without the literal and prefix

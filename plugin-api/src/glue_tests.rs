@@ -419,8 +419,7 @@ fn declared_types_reach_the_host_by_id_as_json_schemas() {
     assert_eq!(reading["properties"]["celsius"]["type"], "number");
     assert_eq!(services[2].as_ref().unwrap()["type"], "integer");
 
-    let subscriptions: Vec<Option<Value>> =
-        parts.schemas.subscriptions.iter().map(text).collect();
+    let subscriptions: Vec<Option<Value>> = parts.schemas.subscriptions.iter().map(text).collect();
     assert_eq!(subscriptions, [Some(reading.clone()), None]);
 
     // `TestNode` shows the same, by name.

@@ -52,6 +52,9 @@ pub struct NodeSnapshot {
     pub services: Vec<ServiceSnapshot>,
     /// Its subscriptions.
     pub subscriptions: Vec<SubscriptionSnapshot>,
+    /// Its timers (none for another host's node).
+    #[serde(default)]
+    pub timers: Vec<TimerSnapshot>,
     /// Whether the config enables it.
     pub enabled: bool,
     /// How many times an instance of it was loaded (the first start counts).
@@ -91,6 +94,7 @@ impl NodeSnapshot {
             library: None,
             services: Vec::new(),
             subscriptions: Vec::new(),
+            timers: Vec::new(),
             enabled: false,
             loads: 0,
             loaded_at: None,
@@ -156,9 +160,92 @@ pub struct SubscriptionSnapshot {
     pub panicked: u64,
 }
 
+/// One timer's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimerSnapshot {
+    /// The timer's name.
+    pub name: String,
+    /// Milliseconds between two ticks.
+    pub period_ms: f64,
+    /// Ticks run (failed and panicked ones included).
+    pub runs: u64,
+    /// Ticks that returned an error.
+    pub failed: u64,
+    /// Ticks that panicked.
+    pub panicked: u64,
+    /// When the last tick ended (RFC 3339), if one has run.
+    pub last_run: Option<String>,
+}
+
+/// One timer's counters, updated by the node's thread as it ticks.
+#[derive(Debug)]
+pub(crate) struct TimerStats {
+    name: String,
+    period: Duration,
+    runs: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    /// When the last tick ended, in nanoseconds since the Unix epoch; 0: none yet.
+    last_run: AtomicU64,
+}
+
+impl TimerStats {
+    pub(crate) fn new(name: &str, period: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            period,
+            runs: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            last_run: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one tick that just ended; returns how many of its ticks have gone wrong so far
+    /// (this one included) when it did.
+    pub(crate) fn ran(&self, failure: Option<bool>) -> u64 {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        self.last_run.store(now, Ordering::Relaxed);
+        match failure {
+            None => 0,
+            Some(panicked) => {
+                let counter = if panicked {
+                    &self.panicked
+                } else {
+                    &self.failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.failed.load(Ordering::Relaxed) + self.panicked.load(Ordering::Relaxed)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> TimerSnapshot {
+        let last = self.last_run.load(Ordering::Relaxed);
+        TimerSnapshot {
+            name: self.name.clone(),
+            period_ms: self.period.as_secs_f64() * 1e3,
+            runs: self.runs.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
+            last_run: (last != 0)
+                .then(|| {
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last))
+                        .ok()?
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .flatten(),
+        }
+    }
+}
+
 /// One service's counters, updated by its thread and by `send`.
 #[derive(Debug)]
-pub struct ServiceStats {
+pub(crate) struct ServiceStats {
     name: String,
     /// Set once, when the instance starts (a publisher has no loop).
     publisher: AtomicBool,
@@ -188,20 +275,20 @@ impl ServiceStats {
     }
 
     /// Counts a restart after a failure.
-    pub fn restarted(&self) {
+    pub(crate) fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks the service a publisher (no loop).
-    pub fn set_publisher(&self) {
+    pub(crate) fn set_publisher(&self) {
         self.publisher.store(true, Ordering::Relaxed);
     }
 
-    pub fn set_running(&self, running: bool) {
+    pub(crate) fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Relaxed);
     }
 
-    pub fn set_error(&self, error: String) {
+    pub(crate) fn set_error(&self, error: String) {
         *self.error.lock() = Some(error);
     }
 
@@ -230,7 +317,7 @@ impl ServiceStats {
 /// What an isolated node's process reports of itself, merged into what the host counts:
 /// the host counts what it sees (messages sent, drops in the queue), the process the rest.
 #[derive(Debug, Clone, Default)]
-pub struct Overlay {
+pub(crate) struct Overlay {
     /// The process's last report, if it has sent one.
     pub report: Option<NodeSnapshot>,
     /// Counters of the processes that died before it, per subscription (delivered, failed,
@@ -246,14 +333,16 @@ pub struct Overlay {
 
 /// Counters kept across an isolated node's processes.
 #[derive(Debug, Clone, Default)]
-pub struct Carried {
+pub(crate) struct Carried {
     subscriptions: Vec<[u64; 3]>,
     restarts: Vec<u64>,
+    /// The timers as the dead processes left them: their runs, failures and panics summed.
+    timers: Vec<TimerSnapshot>,
 }
 
 impl Overlay {
     /// Keeps the dying process's counters for the next one.
-    pub fn carry(&mut self) {
+    pub(crate) fn carry(&mut self) {
         let Some(report) = self.report.take() else {
             return;
         };
@@ -269,6 +358,7 @@ impl Overlay {
         for (sum, s) in restarts.iter_mut().zip(&report.services) {
             *sum += s.restarts;
         }
+        self.carried.timers = add_timers(&self.carried.timers, &report.timers);
     }
 
     /// `host`'s view of the node with what the process said added.
@@ -286,6 +376,7 @@ impl Overlay {
             }
         }
         let carried = &self.carried;
+        host.timers.clone_from(&carried.timers);
         for (index, s) in host.subscriptions.iter_mut().enumerate() {
             let [delivered, failed, panicked] = carried
                 .subscriptions
@@ -319,7 +410,28 @@ impl Overlay {
             s.restarts += theirs.restarts;
             s.error.clone_from(&theirs.error);
         }
+        host.timers = add_timers(&carried.timers, &report.timers);
     }
+}
+
+/// `now` (the running process's timers) with `carried`'s counts added, by position; a timer
+/// only in `carried` (the new process has not reported yet) is kept as it was.
+fn add_timers(carried: &[TimerSnapshot], now: &[TimerSnapshot]) -> Vec<TimerSnapshot> {
+    let mut timers: Vec<TimerSnapshot> = now.to_vec();
+    for (index, old) in carried.iter().enumerate() {
+        match timers.get_mut(index) {
+            Some(t) => {
+                t.runs += old.runs;
+                t.failed += old.failed;
+                t.panicked += old.panicked;
+                if t.last_run.is_none() {
+                    t.last_run.clone_from(&old.last_run);
+                }
+            }
+            None => timers.push(old.clone()),
+        }
+    }
+    timers
 }
 
 struct State {
@@ -328,13 +440,14 @@ struct State {
     library: Option<LibraryInfo>,
     services: Vec<Arc<ServiceStats>>,
     subscriptions: Vec<(String, Arc<SubscriptionStats>)>,
+    timers: Vec<Arc<TimerStats>>,
 }
 
 /// Why a message was not sent: its kind (for the node's code) and the reason (for people).
-pub type Refused = (SendErrorKind, String);
+pub(super) type Refused = (SendErrorKind, String);
 
 /// The state a node's threads share with its host object and the controller.
-pub struct NodeShared {
+pub(crate) struct NodeShared {
     /// The node's name.
     pub name: Arc<str>,
     /// The node's log.
@@ -355,7 +468,7 @@ pub struct NodeShared {
 }
 
 impl NodeShared {
-    pub fn new(
+    pub(crate) fn new(
         name: Arc<str>,
         log: NodeLog,
         max_payload_bytes: usize,
@@ -377,13 +490,14 @@ impl NodeShared {
                 library: None,
                 services: Vec::new(),
                 subscriptions: Vec::new(),
+                timers: Vec::new(),
             }),
             overlay: Mutex::new(None),
         }
     }
 
     /// Publishes a payload on service `service` of this node.
-    pub fn send(&self, service: u32, payload: &str) -> Result<(), Refused> {
+    pub(crate) fn send(&self, service: u32, payload: &str) -> Result<(), Refused> {
         if self.is_stopping() {
             return Err((SendErrorKind::Stopping, "the node is stopping".into()));
         }
@@ -392,7 +506,7 @@ impl NodeShared {
 
     /// Publishes what a service of this node has sent, even while the node stops: an isolated
     /// node's process sent it before it heard of the stop.
-    pub fn forward(&self, service: u32, payload: &str) -> Result<(), Refused> {
+    pub(crate) fn forward(&self, service: u32, payload: &str) -> Result<(), Refused> {
         let Some(outlets) = self.outlets.get() else {
             return Err(self.refuse(
                 SendErrorKind::NotStarted,
@@ -426,7 +540,7 @@ impl NodeShared {
 
     /// Counts a payload of service `service` refused before it reached [`Self::forward`];
     /// returns how many that service had refused before.
-    pub fn count_refused(&self, service: u32) -> u64 {
+    pub(crate) fn count_refused(&self, service: u32) -> u64 {
         self.outlets
             .get()
             .and_then(|outlets| outlets.get(service as usize))
@@ -441,7 +555,7 @@ impl NodeShared {
     }
 
     /// Sleeps up to `duration`, waking early when the node stops; returns whether it still runs.
-    pub fn sleep(&self, duration: Duration) -> bool {
+    pub(crate) fn sleep(&self, duration: Duration) -> bool {
         let deadline = Instant::now().checked_add(duration);
         let mut guard = self.sleepers.lock();
         while !self.is_stopping() {
@@ -458,19 +572,19 @@ impl NodeShared {
     }
 
     /// Whether the node has been asked to stop.
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 
     /// Asks the node to stop and wakes every sleeping service.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         let _guard = self.sleepers.lock();
         self.wake.notify_all();
     }
 
     /// Records the registered services (by id) and subscriptions; returns the services' counters.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         topics: Vec<Arc<Topic>>,
         subscriptions: &[Subscription],
@@ -491,15 +605,20 @@ impl NodeShared {
         stats
     }
 
-    pub fn set_library(&self, info: LibraryInfo) {
+    /// Records the instance's timers' counters, by timer id.
+    pub(crate) fn register_timers(&self, timers: Vec<Arc<TimerStats>>) {
+        self.state.lock().timers = timers;
+    }
+
+    pub(crate) fn set_library(&self, info: LibraryInfo) {
         self.state.lock().library = Some(info);
     }
 
-    pub fn set_running(&self) {
+    pub(crate) fn set_running(&self) {
         self.state.lock().status = NodeStatus::Running;
     }
 
-    pub fn set_stopped(&self) {
+    pub(crate) fn set_stopped(&self) {
         let mut state = self.state.lock();
         if state.status != NodeStatus::Failed {
             state.status = NodeStatus::Stopped;
@@ -507,7 +626,7 @@ impl NodeShared {
     }
 
     /// Marks the node failed, with the error in its log and the host's.
-    pub fn fail(&self, error: &str) {
+    pub(crate) fn fail(&self, error: &str) {
         self.log.write_to_file(LogLevel::Error, error);
         tracing::error!("node `{}` failed: {error}", self.name);
         let mut state = self.state.lock();
@@ -516,7 +635,7 @@ impl NodeShared {
     }
 
     /// What has run for longer than `stuck_after`, if anything.
-    pub fn stuck(&self) -> Option<String> {
+    pub(crate) fn stuck(&self) -> Option<String> {
         let limit = self.faults.stuck_after;
         let running_for = |since: u64| {
             (since != 0)
@@ -543,7 +662,7 @@ impl NodeShared {
         })
     }
 
-    pub fn snapshot(&self) -> NodeSnapshot {
+    pub(crate) fn snapshot(&self) -> NodeSnapshot {
         let mut snapshot = self.own_snapshot();
         if let Some(overlay) = self.overlay.lock().as_ref() {
             overlay.apply(&mut snapshot);
@@ -573,6 +692,7 @@ impl NodeShared {
             last_crash: None,
             build_error: None,
             settings: None,
+            timers: state.timers.iter().map(|t| t.snapshot()).collect(),
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions
@@ -590,7 +710,7 @@ impl NodeShared {
 }
 
 /// Nanoseconds since the host started: a clock that is never 0 and cheap to store atomically.
-pub fn clock() -> u64 {
+pub(super) fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }

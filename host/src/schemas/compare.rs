@@ -12,10 +12,10 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// How many levels of nesting are compared.
-pub const MAX_DEPTH: usize = 16;
+pub(crate) const MAX_DEPTH: usize = 16;
 
 /// How many differences are reported at most.
-pub const MAX_DIFFERENCES: usize = 3;
+pub(crate) const MAX_DIFFERENCES: usize = 3;
 
 /// How many `$ref`s are followed in a row before giving up (a cycle of references).
 const MAX_REF_HOPS: usize = 16;
@@ -23,7 +23,7 @@ const MAX_REF_HOPS: usize = 16;
 /// The differences between what `publisher` may send and what `subscriber` accepts (both JSON
 /// Schema documents); empty when the subscriber can accept everything the publisher declares,
 /// or when the schemas do not say enough to tell.
-pub fn differences(publisher: &Value, subscriber: &Value) -> Vec<String> {
+pub(crate) fn differences(publisher: &Value, subscriber: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut walk = Walk {
         publisher_root: publisher,
@@ -150,23 +150,19 @@ impl<'a> Walk<'a, '_> {
         path: &str,
         depth: usize,
     ) {
-        let empty = serde_json::Map::new();
-        let sent = publisher
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let accepted = subscriber
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let sent = publisher.get("properties").and_then(Value::as_object);
+        let accepted = subscriber.get("properties").and_then(Value::as_object);
+        let sends = |name: &str| sent.is_some_and(|m| m.contains_key(name));
+        let takes = |name: &str| accepted.is_some_and(|m| m.contains_key(name));
         let sent_required = required(publisher);
         // A publisher that lists no properties and allows any says nothing about them.
-        let publisher_silent = sent.is_empty() && publisher.get("additionalProperties").is_none();
+        let publisher_silent = sent.is_none_or(serde_json::Map::is_empty)
+            && publisher.get("additionalProperties").is_none();
         for name in required(subscriber) {
-            if sent_required.contains(name) {
+            if sent_required.contains(&name) {
                 continue;
             }
-            if sent.contains_key(name) {
+            if sends(name) {
                 self.report(format!(
                     "{}: the subscriber requires property `{name}`, which the publisher may leave out",
                     place(path)
@@ -179,15 +175,20 @@ impl<'a> Walk<'a, '_> {
             }
         }
         if subscriber.get("additionalProperties") == Some(&Value::Bool(false)) {
-            for name in sent.keys().filter(|name| !accepted.contains_key(*name)) {
+            for name in sent
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .filter(|k| !takes(k))
+            {
                 self.report(format!(
                     "{}: the publisher sends property `{name}`, which the subscriber refuses (it allows no other properties)",
                     place(path)
                 ));
             }
         }
-        for (name, sent_schema) in sent {
-            if let Some(accepted_schema) = accepted.get(name) {
+        for (name, sent_schema) in sent.into_iter().flatten() {
+            if let Some(accepted_schema) = accepted.and_then(|m| m.get(name)) {
                 self.compare(
                     sent_schema,
                     accepted_schema,
@@ -339,7 +340,9 @@ mod tests {
 
     #[test]
     fn an_integer_fits_a_number_but_not_the_other_way() {
-        assert!(differences(&json!({ "type": "integer" }), &json!({ "type": "number" })).is_empty());
+        assert!(
+            differences(&json!({ "type": "integer" }), &json!({ "type": "number" })).is_empty()
+        );
         assert_eq!(
             differences(&json!({ "type": "number" }), &json!({ "type": "integer" })).len(),
             1
@@ -357,7 +360,10 @@ mod tests {
         );
         let other = json!({ "type": "object", "properties": { "fahrenheit": { "type": "number" } }, "required": ["fahrenheit"] });
         let found = differences(&other, &reading(&["celsius"]));
-        assert!(found[0].contains("`celsius`, which the publisher does not declare"), "{found:?}");
+        assert!(
+            found[0].contains("`celsius`, which the publisher does not declare"),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -376,7 +382,9 @@ mod tests {
         });
         assert_eq!(
             differences(&publisher, &subscriber),
-            ["at `/inner/level`: the publisher sends `string` where the subscriber accepts `integer`"]
+            [
+                "at `/inner/level`: the publisher sends `string` where the subscriber accepts `integer`"
+            ]
         );
     }
 
@@ -408,7 +416,10 @@ mod tests {
             .remove("room");
         subscriber["additionalProperties"] = json!(false);
         let found = differences(&reading(&["celsius"]), &subscriber);
-        assert!(found[0].contains("property `room`, which the subscriber refuses"), "{found:?}");
+        assert!(
+            found[0].contains("property `room`, which the subscriber refuses"),
+            "{found:?}"
+        );
     }
 
     #[test]

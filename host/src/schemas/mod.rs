@@ -16,7 +16,7 @@
 //! When several nodes declare a type for one service, the first by node name is the service's
 //! schema.
 
-pub mod compare;
+pub(crate) mod compare;
 
 use crate::bus::Pattern;
 use hivemind::abi::MAX_SCHEMA_BYTES;
@@ -28,16 +28,16 @@ use std::sync::Arc;
 
 /// How many mismatches are remembered as reported (so that each is reported once); past
 /// this, a mismatch may be reported again.
-pub const MAX_REMEMBERED_MISMATCHES: usize = 10_000;
+pub(crate) const MAX_REMEMBERED_MISMATCHES: usize = 10_000;
 
 /// What one instance declared, by id, as its runtime hands it over: the schema texts of its
 /// services and of its subscriptions (`None`: no type declared).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeclaredTypes {
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DeclaredTypes {
     /// By service id.
-    pub services: Vec<Option<String>>,
+    pub(crate) services: Vec<Option<String>>,
     /// By subscription id.
-    pub subscriptions: Vec<Option<String>>,
+    pub(crate) subscriptions: Vec<Option<String>>,
 }
 
 /// One declared schema: its text, its value and its compiled validator.
@@ -49,27 +49,27 @@ struct Declared {
 
 /// What is wrong with one node's declarations.
 #[derive(Debug, Default)]
-pub struct Declaration {
+pub(crate) struct Declaration {
     /// Schemas that were ignored, and why: one sentence each, naming the node and the service
     /// or subscription.
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
     /// Subscribers that cannot accept what a publisher declares, not reported before.
-    pub mismatches: Vec<Mismatch>,
+    pub(crate) mismatches: Vec<Mismatch>,
 }
 
 /// A subscriber's declared type that cannot accept what a publisher declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
+pub(crate) struct Mismatch {
     /// The subscribing node.
-    pub subscriber: String,
+    pub(crate) subscriber: String,
     /// Its subscription's pattern.
-    pub pattern: String,
+    pub(crate) pattern: String,
     /// The node offering the service.
-    pub publisher: String,
+    pub(crate) publisher: String,
     /// The service.
-    pub service: String,
+    pub(crate) service: String,
     /// What differs, one sentence each (see [`compare::differences`]).
-    pub differences: Vec<String>,
+    pub(crate) differences: Vec<String>,
 }
 
 impl fmt::Display for Mismatch {
@@ -135,19 +135,19 @@ struct Registry {
 
 /// The declared payload types of this host's running nodes.
 #[derive(Default)]
-pub struct Schemas {
+pub(crate) struct Schemas {
     registry: Mutex<Registry>,
 }
 
 impl Schemas {
     /// No declarations.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records what node `node` declared: `services` and `patterns` are its services' names
     /// and its subscriptions' patterns by id, `types` their schemas by the same ids.
-    pub fn declare(
+    pub(crate) fn declare(
         &self,
         node: &str,
         services: &[Arc<str>],
@@ -184,12 +184,12 @@ impl Schemas {
     }
 
     /// Drops what node `node` declared (it stopped).
-    pub fn forget(&self, node: &str) {
+    pub(crate) fn forget(&self, node: &str) {
         self.registry.lock().nodes.remove(node);
     }
 
     /// The schema of `service`, as the node declaring it sent it, with that node's name.
-    pub fn schema(&self, service: &str) -> Option<(String, Arc<str>)> {
+    pub(crate) fn schema(&self, service: &str) -> Option<(String, Arc<str>)> {
         let registry = self.registry.lock();
         registry
             .publisher_of(service)
@@ -197,7 +197,7 @@ impl Schemas {
     }
 
     /// The services that have a declared schema.
-    pub fn typed_services(&self) -> BTreeSet<String> {
+    pub(crate) fn typed_services(&self) -> BTreeSet<String> {
         let registry = self.registry.lock();
         registry
             .nodes
@@ -208,7 +208,7 @@ impl Schemas {
 
     /// Checks `payload`, published on `service` from outside, against the service's declared
     /// schema; a service with none accepts anything.
-    pub fn check(&self, service: &str, payload: &Value) -> Result<(), Violation> {
+    pub(crate) fn check(&self, service: &str, payload: &Value) -> Result<(), Violation> {
         let Some((node, declared)) = ({
             let registry = self.registry.lock();
             registry
@@ -289,8 +289,7 @@ fn compile(text: &str) -> Result<Declared, String> {
             text.len()
         ));
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| format!("it is not JSON ({e})"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("it is not JSON ({e})"))?;
     if !value.is_object() && !value.is_boolean() {
         return Err("it is neither a JSON object nor a boolean".to_owned());
     }
@@ -392,10 +391,16 @@ mod tests {
         );
         let ignored = report.ignored.join("\n");
         assert_eq!(report.ignored.len(), 4, "{ignored}");
-        assert!(ignored.contains("service `a`") && ignored.contains("not JSON"), "{ignored}");
+        assert!(
+            ignored.contains("service `a`") && ignored.contains("not JSON"),
+            "{ignored}"
+        );
         assert!(ignored.contains("neither a JSON object"), "{ignored}");
         assert!(ignored.contains("not a valid JSON Schema"), "{ignored}");
-        assert!(ignored.contains("subscription `d`") && ignored.contains("limit"), "{ignored}");
+        assert!(
+            ignored.contains("subscription `d`") && ignored.contains("limit"),
+            "{ignored}"
+        );
         assert!(schemas.schema("a").is_none());
     }
 
@@ -412,7 +417,10 @@ mod tests {
             schemas.declare(
                 "display",
                 &[],
-                &[Pattern::new("temp*").unwrap(), Pattern::new("other").unwrap()],
+                &[
+                    Pattern::new("temp*").unwrap(),
+                    Pattern::new("other").unwrap(),
+                ],
                 &typed(&[], &[Some(wants_room.clone()), Some(wants_room.clone())]),
             )
         };

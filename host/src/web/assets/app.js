@@ -319,6 +319,7 @@
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
+        (n.timers || []).length ? h('div', {}, h('b', {}, n.timers.length), h('span', {}, 'timers')) : null,
         h('div', {}, h('b', {}, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : rate(r.nodeDelivered.get(nodeKey(n, hive.host)))),
           h('span', {}, n.services.length ? 'sent / s' : 'handled / s'))),
       h('div', { class: 'meta' }, libraryLine(n) || h('span', {}, n.status === 'disabled' ? 'not loaded: disabled in config/hive.toml' : 'no library loaded'), reloadLine(n)),
@@ -410,11 +411,22 @@
             h('td', { class: `num ${sub.failed ? 'bad' : ''}` }, num(sub.failed)), h('td', { class: `num ${sub.panicked ? 'bad' : ''}` }, num(sub.panicked)));
         })))
       : h('p', { class: 'empty' }, 'No subscriptions.');
-    nodeView.body.replaceChildren(
+    // Timers run on the node's own thread, between deliveries (add_timer).
+    const timers = (n.timers || []).length
+      ? h('table', { id: 'timers' }, h('thead', {}, h('tr', {}, h('th', {}, 'Timer'), h('th', { class: 'num' }, 'every'), h('th', { class: 'num' }, 'runs'), h('th', {}, 'last run'), h('th', { class: 'num' }, 'errors'), h('th', { class: 'num' }, 'panics'))),
+        h('tbody', {}, n.timers.map((t) => h('tr', { 'data-timer': t.name },
+          h('td', {}, h('code', {}, t.name)),
+          h('td', { class: 'num' }, t.period_ms >= 1000 ? `${rate(t.period_ms / 1000)} s` : `${rate(t.period_ms)} ms`),
+          h('td', { class: 'num' }, num(t.runs)),
+          h('td', {}, t.last_run ? h('time', { datetime: t.last_run, title: t.last_run }, since(t.last_run) || clock(t.last_run)) : h('span', { class: 'sub' }, 'not yet')),
+          h('td', { class: `num ${t.failed ? 'bad' : ''}` }, num(t.failed)), h('td', { class: `num ${t.panicked ? 'bad' : ''}` }, num(t.panicked))))))
+      : null;
+    nodeView.body.replaceChildren(...[
       h('div', { class: 'cols' }, h('section', { class: 'panel' }, h('h2', {}, 'Services'), services),
         h('section', { class: 'panel' }, h('h2', {}, 'Subscriptions'), subscriptions)),
+      timers ? h('section', { class: 'panel' }, h('h2', {}, 'Timers'), timers) : null,
       h('section', { class: 'panel' }, h('h2', {}, 'Settings ', h('span', { style: 'text-transform:none;letter-spacing:0;color:var(--faint)' }, `[nodes.${n.name}] in config/hive.toml`)),
-        h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2))));
+        h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2)))].filter(Boolean));
   }
 
   function logLine(text, fresh) {

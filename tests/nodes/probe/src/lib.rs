@@ -12,6 +12,7 @@
 //! echo_to = "pong"                         # re-send every received payload on service "pong"
 //! publish_to = "relay"                     # the same, on a publisher (a service with no loop)
 //! tick_ms = 20                             # a timer: records {"event": "tick", "total": n}
+//! tick_panics = true                       # the timer panics on every tick
 //! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
 //! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
 //! hang_ms = 1500
@@ -68,6 +69,9 @@ struct Settings {
     publish_to: Option<String>,
     /// A timer with this period records the number of messages received so far.
     tick_ms: Option<u64>,
+    /// The timer panics on every tick.
+    #[serde(default)]
+    tick_panics: bool,
     /// A subscription blocks this long on every message (a slow subscriber).
     #[serde(default)]
     slow_ms: u64,
@@ -416,6 +420,12 @@ impl Node for Probe {
         if let Some(ms) = self.settings.tick_ms {
             hive.add_timer("tick", Duration::from_millis(ms), |probe: &mut Probe| {
                 probe.ticks += 1;
+                if probe.settings.tick_panics {
+                    panic!(
+                        "the probe was told to panic in its timer (tick {})",
+                        probe.ticks
+                    );
+                }
                 probe.recorder.record(json!({
                     "event": "tick",
                     "tick": probe.ticks,
