@@ -119,7 +119,7 @@ struct BuiltReport {
 
 /// What the process's socket brought, for the node's thread.
 enum Event {
-    Built(BuiltReport),
+    Built(Box<BuiltReport>),
     BuildFailed(String),
     Acked(u64),
     State(Option<String>),
@@ -298,7 +298,7 @@ impl Process {
             return Err(process.died_while("starting"));
         }
         match process.events.recv_timeout(BUILD_DEADLINE) {
-            Ok(Event::Built(report)) => Ok((process, report)),
+            Ok(Event::Built(report)) => Ok((process, *report)),
             Ok(Event::BuildFailed(error)) => {
                 process.stop();
                 Err(error)
@@ -458,7 +458,7 @@ fn on_frame(
                 .enumerate()
                 .map(|(index, name)| (name.clone(), index as u32))
                 .collect();
-            Event::Built(report)
+            Event::Built(Box::new(report))
         }
         wire::BUILD_FAILED => Event::BuildFailed(fields.str()?.to_owned()),
         wire::STATE => Event::State(fields.opt_str()?.map(str::to_owned)),

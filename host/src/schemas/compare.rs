@@ -136,10 +136,11 @@ impl<'a> Walk<'a, '_> {
         if sent.contains("object") && accepted.contains("object") {
             self.compare_objects(publisher, subscriber, path, depth);
         }
-        if sent.contains("array") && accepted.contains("array") {
-            if let (Some(p), Some(s)) = (publisher.get("items"), subscriber.get("items")) {
-                self.compare(p, s, &format!("{path}/*"), depth + 1);
-            }
+        if sent.contains("array")
+            && accepted.contains("array")
+            && let (Some(p), Some(s)) = (publisher.get("items"), subscriber.get("items"))
+        {
+            self.compare(p, s, &format!("{path}/*"), depth + 1);
         }
     }
 
