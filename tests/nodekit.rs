@@ -242,7 +242,8 @@ fn a_node_made_by_create_node_passes_its_own_test_in_a_new_hive() {
     );
 }
 
-/// A hive whose nodes declare payload types: `sensor` publishes `Reading`s on `readings`;
+/// A hive whose nodes declare payload types: `sensor` publishes `Reading`s on `readings` (from
+/// a process of its own: its declarations come through its build report);
 /// `display` takes `RoomReading`s (the room required) from `read*`, which cannot accept every
 /// `Reading`, and offers the untyped publisher `plain`; `tap` takes `Reading`s and records
 /// every message on `readings`. `check_schemas` is left at its default when `None`.
@@ -253,7 +254,7 @@ fn typed_hive(check_schemas: Option<&str>) -> (Hive, hivemind_tests::Running) {
         .unwrap_or_default();
     hive.configure(&format!(
         "{messages}[nodes.sensor]\nenabled = true\nlibrary = \"probe\"\n\
-         publish_to = \"readings\"\npublisher_type = \"reading\"\n\n\
+         isolate = true\npublish_to = \"readings\"\npublisher_type = \"reading\"\n\n\
          [nodes.display]\nenabled = true\nlibrary = \"probe\"\npublish_to = \"plain\"\n\
          typed_subscriptions = [{{ pattern = \"read*\", payload_type = \"room_reading\" }}]\n\n\
          [nodes.tap]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"readings\"]\n\
