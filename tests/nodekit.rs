@@ -249,6 +249,21 @@ fn a_node_made_by_create_node_passes_its_own_test_in_a_new_hive() {
 /// every message on `readings`. `check_schemas` is left at its default when `None`.
 fn typed_hive(check_schemas: Option<&str>) -> (Hive, hivemind_tests::Running) {
     let hive = Hive::new();
+    configure_typed(&hive, check_schemas);
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(
+        eventually(WAIT, || ["sensor", "display", "tap"]
+            .iter()
+            .all(|n| running.node(n)["status"] == "running")),
+        "{}",
+        running.stderr()
+    );
+    (hive, running)
+}
+
+/// Writes [`typed_hive`]'s config with `check_schemas` (its default when `None`).
+fn configure_typed(hive: &Hive, check_schemas: Option<&str>) {
     let messages = check_schemas
         .map(|mode| format!("[messages]\ncheck_schemas = \"{mode}\"\n\n"))
         .unwrap_or_default();
@@ -262,16 +277,6 @@ fn typed_hive(check_schemas: Option<&str>) -> (Hive, hivemind_tests::Running) {
          record = {}\n",
         toml_path(&hive.file("tap.jsonl"))
     ));
-    hive.install("probe");
-    let running = hive.run(&[]);
-    assert!(
-        eventually(WAIT, || ["sensor", "display", "tap"]
-            .iter()
-            .all(|n| running.node(n)["status"] == "running")),
-        "{}",
-        running.stderr()
-    );
-    (hive, running)
 }
 
 fn root_log(hive: &Hive) -> String {
@@ -521,17 +526,29 @@ fn check_schemas_refuse_answers_422_naming_the_service_the_path_and_the_reason()
 }
 
 #[test]
-fn check_schemas_off_publishes_anything_without_a_word() {
-    let (hive, running) = typed_hive(Some("off"));
+fn check_schemas_off_publishes_anything_without_a_word_and_applies_when_saved() {
+    let (hive, running) = typed_hive(Some("refuse"));
+    let bad = r#"{"celsius": "warm"}"#;
+    assert_eq!(running.post("/api/publish/readings", bad, &[]).0, 422);
+    // Saved while the hive runs: no restart needed.
+    configure_typed(&hive, Some("off"));
+    assert!(
+        eventually(WAIT, || running
+            .post("/api/publish/readings", "true", &[])
+            .0
+            == 200),
+        "{}",
+        running.stderr()
+    );
+    assert!(eventually(WAIT, || tapped(&hive).len() == 1));
+    let said = |log: String| log.matches("does not match").count();
+    let before = said(root_log(&hive));
     let (status, body) = running.post("/api/publish/readings", r#"{"celsius": "warm"}"#, &[]);
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("warning"), "{body}");
     let (ok, _, stderr) = hm_send(&hive, &running, "readings", "[1, 2]");
     assert!(ok && !stderr.contains("warning"), "{stderr}");
-    assert!(eventually(WAIT, || tapped(&hive).len() == 2));
-    assert!(
-        !root_log(&hive).contains("does not match"),
-        "{}",
-        root_log(&hive)
-    );
+    assert!(eventually(WAIT, || tapped(&hive).len() == 3));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(said(root_log(&hive)), before, "{}", root_log(&hive));
 }
