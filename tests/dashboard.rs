@@ -245,7 +245,7 @@ document.addEventListener('securitypolicyviolation', (e) => window.cspViolations
 /// A service that declares its payload type gets a form built from its JSON Schema on the
 /// publish page: one field per property, of the property's kind, filling the raw JSON editor
 /// (which stays); what it publishes reaches the subscribers, and nothing breaks the page's
-/// content security policy.
+/// content security policy. A node's page lists its timers with their counts.
 #[test]
 fn the_publish_page_builds_a_form_from_a_declared_schema() {
     let shots = output_dir("dashboard-schema-form");
@@ -253,7 +253,7 @@ fn the_publish_page_builds_a_form_from_a_declared_schema() {
     let tap = hive.file("tap.jsonl");
     hive.configure(&format!(
         "[nodes.sensor]\nenabled = true\nlibrary = \"probe\"\npublish_to = \"readings\"\npublisher_type = \"reading\"\n\n\
-         [nodes.tap]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"readings\"]\npublish_to = \"plain\"\nrecord = {}\n",
+         [nodes.tap]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"readings\"]\npublish_to = \"plain\"\ntick_ms = 100\nrecord = {}\n",
         hivemind_tests::toml_path(&tap)
     ));
     hive.install("probe");
@@ -349,4 +349,24 @@ fn the_publish_page_builds_a_form_from_a_declared_schema() {
         serde_json::json!([]),
         "nothing on the page breaks its content security policy"
     );
+
+    // The tap's timer is counted on its page, and its count goes up without a reload.
+    browser.open(&format!("{}/nodes/tap", running.url));
+    browser.wait_until(
+        "the timer is listed with its runs",
+        WAIT,
+        "const row = document.querySelector('#timers tr[data-timer=tick]'); \
+         return row !== null && Number(row.children[2].textContent.replace(/,/g, '')) > 0;",
+    );
+    let first = browser.eval(
+        "return Number(document.querySelector('#timers tr[data-timer=tick]').children[2].textContent.replace(/,/g, ''));",
+    );
+    browser.wait_until(
+        "the count goes up",
+        WAIT,
+        &format!(
+            "return Number(document.querySelector('#timers tr[data-timer=tick]').children[2].textContent.replace(/,/g, '')) > {first};"
+        ),
+    );
+    browser.screenshot(&shots.join("node-timers.png"));
 }

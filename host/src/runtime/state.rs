@@ -775,6 +775,58 @@ mod tests {
     }
 
     #[test]
+    fn an_isolated_nodes_timers_are_counted_across_its_processes() {
+        let timer = |runs: u64, panicked: u64, last: Option<&str>| TimerSnapshot {
+            name: "tick".into(),
+            period_ms: 25.0,
+            runs,
+            failed: 0,
+            panicked,
+            last_run: last.map(str::to_owned),
+        };
+        let mut report = node(0, 0);
+        report.timers = vec![timer(10, 2, Some("2026-01-01T00:00:00Z"))];
+        let mut overlay = Overlay {
+            report: Some(report),
+            ..Overlay::default()
+        };
+        overlay.carry();
+        overlay.crashed = Some("its process died (SIGABRT)".into());
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(
+            seen.timers,
+            [timer(10, 2, Some("2026-01-01T00:00:00Z"))],
+            "kept while the process is down"
+        );
+
+        overlay.crashed = None;
+        let mut report = node(0, 0);
+        report.timers = vec![timer(3, 0, None)];
+        overlay.report = Some(report);
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(
+            seen.timers,
+            [timer(13, 2, Some("2026-01-01T00:00:00Z"))],
+            "the new process's counts added to the dead one's"
+        );
+    }
+
+    #[test]
+    fn a_timers_counts_and_last_run_are_what_it_did() {
+        let stats = TimerStats::new("tick", Duration::from_millis(20));
+        assert_eq!(stats.snapshot().last_run, None);
+        assert_eq!(stats.ran(None), 0);
+        assert_eq!(stats.ran(Some(true)), 1);
+        assert_eq!(stats.ran(Some(false)), 2);
+        let seen = stats.snapshot();
+        assert_eq!((seen.runs, seen.failed, seen.panicked), (3, 1, 1));
+        assert_eq!(seen.period_ms, 20.0);
+        assert!(seen.last_run.unwrap().ends_with('Z'));
+    }
+
+    #[test]
     fn a_stuck_or_failed_process_shows_through() {
         let mut report = node(0, 0);
         report.status = NodeStatus::Stuck;

@@ -378,19 +378,26 @@ mod tests {
         let long = format!("\"{}\"", "x".repeat(MAX_SCHEMA_BYTES));
         let report = schemas.declare(
             "n",
-            &["a".into(), "b".into(), "c".into()],
+            &["a".into(), "b".into(), "c".into(), "e".into(), "f".into()],
             &[Pattern::new("d").unwrap()],
             &typed(
                 &[
                     Some("{".into()),
                     Some("42".into()),
                     Some(r#"{"type": 12}"#.into()),
+                    // Never fetched: the validator is built without remote references.
+                    Some(r#"{"$ref": "http://127.0.0.1:9/elsewhere.json"}"#.into()),
+                    Some(r#"{"$ref": "file:///etc/passwd"}"#.into()),
                 ],
                 &[Some(long)],
             ),
         );
         let ignored = report.ignored.join("\n");
-        assert_eq!(report.ignored.len(), 4, "{ignored}");
+        assert_eq!(report.ignored.len(), 6, "{ignored}");
+        assert!(
+            ignored.contains("service `e`") && ignored.contains("service `f`"),
+            "{ignored}"
+        );
         assert!(
             ignored.contains("service `a`") && ignored.contains("not JSON"),
             "{ignored}"
