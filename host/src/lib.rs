@@ -1,14 +1,19 @@
 //! The `hm` host: loads node libraries into a hive and carries their messages.
 //!
-//! One way for data to flow: file → [`loader`] → [`runtime`] → [`bus`] → [`runtime`] → node.
-//! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
-//! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
-//! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
-//! [`reconcile`] applies those changes to the running hive through the controller; [`mesh`]
-//! bridges the bus to the other hosts of the hive over Zenoh; [`isolate`] runs a node in a process
-//! of its own when its config says `isolate = true`; [`schemas`] keeps the payload types nodes
-//! declared, checks what is published from outside against them and compares publishers with
+//! One way for data to flow: file → `loader` → `runtime` (the instance seam, with its in-process
+//! driver beside `isolate`, the driver for `isolate = true`) → `bus` → `runtime` → node. The
+//! `controller` owns the bus and the nodes' instances; `web` shows them; `cli` is the `hm`
+//! command; `build` compiles node crates for `hm dev`; `scaffold` writes new hives and nodes;
+//! `logging` writes root.log and each node's log; `watch` sees files change and `reconcile`
+//! applies those changes to the running hive through the controller; `mesh` bridges the bus to
+//! the other hosts of the hive over Zenoh; `schemas` keeps the payload types nodes declared,
+//! checks what is published from outside against them and compares publishers with
 //! subscribers.
+//!
+//! Every module is private. What is public is the façade below: the `hm` command ([`Cli`],
+//! [`run`]), a [`Controller`] with its bus and snapshots for `hivemind-bench`, the config parser
+//! for the fuzz targets, and the entry point of an isolated node's process. `unreachable_pub`
+//! keeps everything else crate-private and `missing_docs` keeps the façade documented.
 
 #![warn(unreachable_pub, missing_docs)]
 
