@@ -76,7 +76,7 @@ fn reads_describe_the_hive() {
     assert_eq!(status, 200);
     assert_eq!(
         json_of(&body),
-        json!([{"service": "ticks", "publishers": ["sender"], "subscribers": ["receiver"]}])
+        json!([{"service": "ticks", "publishers": ["sender"], "subscribers": ["receiver"], "schema": false}])
     );
 
     let (status, body) = running.get("/api/hive");

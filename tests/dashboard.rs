@@ -235,3 +235,138 @@ fn the_dashboard_shows_steers_and_streams_the_example_hive() {
         assert!(size > 10_000, "{name}.png is only {size} bytes");
     }
 }
+
+/// Run before each page's own scripts: every Content-Security-Policy violation is counted.
+const CSP_WATCH: &str = r#"
+window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective));
+"#;
+
+/// A service that declares its payload type gets a form built from its JSON Schema on the
+/// publish page: one field per property, of the property's kind, filling the raw JSON editor
+/// (which stays); what it publishes reaches the subscribers, and nothing breaks the page's
+/// content security policy. A node's page lists its timers with their counts.
+#[test]
+fn the_publish_page_builds_a_form_from_a_declared_schema() {
+    let shots = output_dir("dashboard-schema-form");
+    let hive = Hive::new();
+    let tap = hive.file("tap.jsonl");
+    hive.configure(&format!(
+        "[nodes.sensor]\nenabled = true\nlibrary = \"probe\"\npublish_to = \"readings\"\npublisher_type = \"reading\"\n\n\
+         [nodes.tap]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"readings\"]\npublish_to = \"plain\"\ntick_ms = 100\nrecord = {}\n",
+        hivemind_tests::toml_path(&tap)
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(
+        hivemind_tests::eventually(WAIT, || ["sensor", "tap"]
+            .iter()
+            .all(|n| running.node(n)["status"] == "running")),
+        "{}",
+        running.stderr()
+    );
+    let browser = Browser::start(1360, 860);
+    browser.before_each_page(CSP_WATCH);
+    browser.open(&format!("{}/publish", running.url));
+    browser.wait_until(
+        "the typed service is offered",
+        WAIT,
+        "return document.querySelector('#known-services').textContent.includes('readings');",
+    );
+    browser.click("button.pick[data-service=readings]");
+    browser.wait_until(
+        "the fields of Reading are shown",
+        WAIT,
+        "return document.querySelector('#schema-form[data-service=readings] #field-celsius') !== null;",
+    );
+    let fields = browser.eval(
+        "const f = (id) => document.querySelector(`#field-${id}`); \
+         return { celsius: f('celsius').type, room: f('room').type, faulty: f('faulty').type, \
+           required: f('celsius').required, optional: f('room').required, \
+           hint: f('celsius').parentElement.textContent, \
+           raw: document.querySelector('#payload') !== null };",
+    );
+    assert_eq!(fields["celsius"], "number", "{fields}");
+    assert_eq!(fields["room"], "text", "{fields}");
+    assert_eq!(fields["faulty"], "checkbox", "{fields}");
+    assert_eq!(fields["required"], true, "celsius is required: {fields}");
+    assert_eq!(fields["optional"], false, "room may be left out: {fields}");
+    assert!(
+        fields["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Degrees Celsius."),
+        "the doc comment is the field's hint: {fields}"
+    );
+    assert_eq!(fields["raw"], true, "the raw JSON editor stays");
+
+    // Typing in the fields writes the payload.
+    browser.eval(
+        "const set = (id, v) => { const el = document.querySelector(`#field-${id}`); el.value = v; \
+           el.dispatchEvent(new Event('input', { bubbles: true })); }; \
+         set('celsius', '21.5'); set('room', 'hall'); return true;",
+    );
+    let payload = browser.eval("return JSON.parse(document.querySelector('#payload').value);");
+    assert_eq!(
+        payload,
+        serde_json::json!({ "celsius": 21.5, "room": "hall", "faulty": false })
+    );
+    browser.screenshot(&shots.join("publish-form.png"));
+    browser.click("form.form button[type=submit]");
+    browser.wait_until(
+        "it is published, with no warning",
+        WAIT,
+        "const r = document.querySelector('#publish-result'); \
+         return r.className === 'result ok' && r.textContent.startsWith('published on readings');",
+    );
+    assert!(
+        hivemind_tests::eventually(WAIT, || hivemind_tests::received_from(&tap, "readings")
+            == [serde_json::json!({ "celsius": 21.5, "room": "hall", "faulty": false })]),
+        "{:?}",
+        hivemind_tests::records(&tap)
+    );
+
+    // A payload edited by hand into the wrong type is published with the hive's warning shown.
+    browser
+        .eval("document.querySelector('#payload').value = '{\"celsius\": \"warm\"}'; return true;");
+    browser.click("form.form button[type=submit]");
+    browser.wait_until(
+        "the warning is shown",
+        WAIT,
+        "const r = document.querySelector('#publish-result'); \
+         return r.className === 'result warn' && r.textContent.includes('/celsius');",
+    );
+
+    // A service with no declared type: no generated fields, the raw editor alone.
+    browser.click("button.pick[data-service=plain]");
+    browser.wait_until(
+        "the generated fields are gone",
+        WAIT,
+        "return document.querySelector('#schema-form').childElementCount === 0;",
+    );
+    assert_eq!(
+        browser.eval("return window.cspViolations;"),
+        serde_json::json!([]),
+        "nothing on the page breaks its content security policy"
+    );
+
+    // The tap's timer is counted on its page, and its count goes up without a reload.
+    browser.open(&format!("{}/nodes/tap", running.url));
+    browser.wait_until(
+        "the timer is listed with its runs",
+        WAIT,
+        "const row = document.querySelector('#timers tr[data-timer=tick]'); \
+         return row !== null && Number(row.children[2].textContent.replace(/,/g, '')) > 0;",
+    );
+    let first = browser.eval(
+        "return Number(document.querySelector('#timers tr[data-timer=tick]').children[2].textContent.replace(/,/g, ''));",
+    );
+    browser.wait_until(
+        "the count goes up",
+        WAIT,
+        &format!(
+            "return Number(document.querySelector('#timers tr[data-timer=tick]').children[2].textContent.replace(/,/g, '')) > {first};"
+        ),
+    );
+    browser.screenshot(&shots.join("node-timers.png"));
+}

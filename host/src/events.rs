@@ -38,6 +38,9 @@ pub enum EventKind {
     Build,
     /// Something about the hive itself (config errors, changes that need a restart).
     Hive,
+    /// Declared payload types: a subscriber whose type cannot accept what a publisher declares
+    /// (reported once per pair and difference), or a declared schema the host ignores.
+    Schema,
 }
 
 /// One entry of the feed.

@@ -6,7 +6,9 @@
 //! command; `build` compiles node crates for `hm dev`; `scaffold` writes new hives and nodes;
 //! `logging` writes root.log and each node's log; `watch` sees files change and `reconcile`
 //! applies those changes to the running hive through the controller; `mesh` bridges the bus to
-//! the other hosts of the hive over Zenoh.
+//! the other hosts of the hive over Zenoh; `schemas` keeps the payload types nodes declared,
+//! checks what is published from outside against them and compares publishers with
+//! subscribers.
 //!
 //! Every module is private. What is public is the façade below: the `hm` command ([`Cli`],
 //! [`run`]), a [`Controller`] with its bus and snapshots for `hivemind-bench`, the config parser
@@ -30,6 +32,7 @@ mod mesh;
 mod reconcile;
 mod runtime;
 mod scaffold;
+mod schemas;
 mod watch;
 mod web;
 

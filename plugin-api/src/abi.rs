@@ -11,8 +11,9 @@
 //!   node, with a [`NodeInit`]: the instance name, its settings as JSON text and a [`HostBox`].
 //! - The constructor returns [`NodeParts`]: the node object (subscription deliveries and timer
 //!   ticks), one [`ServiceDecl`] per registered service (a loop's [`ServiceBox`] is stepped on
-//!   its own host thread; a publisher has none), the subscription patterns and the timers.
-//!   Indices into those lists are the ids used on the wire.
+//!   its own host thread; a publisher has none), the subscription patterns, the timers and
+//!   the schemas of declared payload types ([`DeclaredSchemas`]). Indices into those lists are
+//!   the ids used on the wire.
 //! - Timers fire on the node's own thread, between deliveries: [`NodeObject::tick`] is never
 //!   called at the same time as [`NodeObject::deliver`].
 //! - Outcomes cross as stable enums ([`Flow`], [`SendErrorKind`]), never as raw integers or as
@@ -27,7 +28,49 @@
 //!
 //! Any change to a type here changes the layout that the host checks at load time; bump the
 //! crate's minor version with it, so that the refusal names the versions involved. (0.4.0:
-//! stable `Flow` and `SendErrorKind` enums, publishers, timers.)
+//! stable `Flow` and `SendErrorKind` enums, publishers, timers. 0.5.0: [`DeclaredSchemas`],
+//! the JSON Schemas of declared payload types, at the end of [`NodeParts`].)
+
+//!
+//! How `hm` loads a node library and builds its node, in outline:
+//!
+//! ```no_run
+//! use abi_stable::library::RootModule;
+//! use abi_stable::sabi_trait::TD_Opaque;
+//! use abi_stable::std_types::{RResult, RStr};
+//! use hivemind::abi::{Host, HostBox, LogLevel, NodeInit, NodeLib_Ref, SendFailure};
+//!
+//! #[derive(Clone)]
+//! struct Printer;
+//!
+//! impl Host for Printer {
+//!     fn send(&self, service: u32, payload: RStr<'_>) -> RResult<(), SendFailure> {
+//!         println!("service {service}: {payload}");
+//!         RResult::ROk(())
+//!     }
+//!     fn sleep(&self, nanos: u64) -> bool {
+//!         std::thread::sleep(std::time::Duration::from_nanos(nanos));
+//!         true
+//!     }
+//!     fn log(&self, level: LogLevel, message: RStr<'_>) {
+//!         println!("{level:?} {message}");
+//!     }
+//!     fn is_running(&self) -> bool {
+//!         true
+//!     }
+//! }
+//!
+//! // Checks the library's layout against this crate's: a node built against another API
+//! // version is refused here.
+//! let lib = NodeLib_Ref::load_from_file("nodes/libbatsignal.so".as_ref()).unwrap();
+//! let init = NodeInit {
+//!     name: RStr::from_str("batsignal"),
+//!     settings_json: RStr::from_str(r#"{"enabled": true}"#),
+//!     host: HostBox::from_value(Printer, TD_Opaque),
+//! };
+//! let parts = lib.new_node()(init).unwrap();
+//! println!("{} registered {} services", lib.type_name(), parts.services.len());
+//! ```
 
 #![allow(non_camel_case_types, non_local_definitions)] // names made by abi_stable's macros
 
@@ -41,7 +84,15 @@ use abi_stable::{
 
 pub use crate::service::{Flow, SendErrorKind};
 
-/// The root module a node library exports.
+/// The root module a node library exports (see the module's example for loading one).
+///
+/// ```no_run
+/// use abi_stable::library::RootModule;
+/// use hivemind::abi::NodeLib_Ref;
+///
+/// let lib = NodeLib_Ref::load_from_file("nodes/libbatman.so".as_ref()).unwrap();
+/// assert_eq!(lib.crate_name().as_str(), "batman");
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = NodeLib_Ref)))]
@@ -64,6 +115,38 @@ impl RootModule for NodeLib_Ref {
 }
 
 /// What the host hands a node's constructor.
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{RResult, RStr};
+/// use hivemind::abi::{Host, HostBox, LogLevel, SendFailure};
+///
+/// #[derive(Clone)]
+/// struct Quiet;
+///
+/// impl Host for Quiet {
+///     fn send(&self, _service: u32, _payload: RStr<'_>) -> RResult<(), SendFailure> {
+///         RResult::ROk(())
+///     }
+///     fn sleep(&self, _nanos: u64) -> bool {
+///         true
+///     }
+///     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+///     fn is_running(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
+/// use hivemind::abi::NodeInit;
+///
+/// let init = NodeInit {
+///     name: RStr::from_str("batsignal"),
+///     settings_json: RStr::from_str(r#"{"enabled": true, "interval_secs": 5}"#),
+///     host,
+/// };
+/// assert_eq!(init.name.as_str(), "batsignal");
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct NodeInit<'a> {
@@ -76,6 +159,47 @@ pub struct NodeInit<'a> {
 }
 
 /// What a node's constructor returns.
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{ROption, RResult, RStr, RString};
+/// use hivemind::abi::{CallbackError, MessageView, NodeBox, NodeObject};
+///
+/// struct Counter(u32);
+///
+/// impl NodeObject for Counter {
+///     fn deliver(&mut self, _subscription: u32, _message: MessageView<'_>) -> RResult<(), CallbackError> {
+///         self.0 += 1;
+///         RResult::ROk(())
+///     }
+///     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
+///         RResult::ROk(ROption::RSome(self.0.to_string().into()))
+///     }
+///     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError> {
+///         self.0 = state.as_str().parse().unwrap_or(0);
+///         RResult::ROk(())
+///     }
+///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
+/// }
+///
+/// let mut node: NodeBox = NodeBox::from_value(Counter(0), TD_Opaque);
+/// use abi_stable::std_types::RVec;
+/// use hivemind::abi::{DeclaredSchemas, NodeParts};
+///
+/// let parts = NodeParts {
+///     node,
+///     services: RVec::new(),
+///     subscriptions: vec![RString::from("bat-signal-*")].into(),
+///     timers: RVec::new(),
+///     schemas: DeclaredSchemas {
+///         services: RVec::new(),
+///         subscriptions: vec![ROption::RNone].into(), // one per subscription
+///     },
+/// };
+/// assert_eq!(parts.subscriptions.len(), parts.schemas.subscriptions.len());
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct NodeParts {
@@ -87,9 +211,62 @@ pub struct NodeParts {
     pub subscriptions: RVec<RString>,
     /// The node's timers, in registration order (index = timer id).
     pub timers: RVec<TimerDecl>,
+    /// The JSON Schemas of the payload types its services and subscriptions declared (0.5.0).
+    pub schemas: DeclaredSchemas,
 }
 
+/// The payload types a node declared, as JSON Schema documents (JSON text), by id: what a
+/// service sends ([`Services::add_typed_service`](crate::Services::add_typed_service)) and what
+/// a subscription accepts
+/// ([`Subscriptions::add_typed_subscription`](crate::Subscriptions::add_typed_subscription)).
+///
+/// Both lists have one entry per service and per subscription, `RNone` where no type was
+/// declared. The host uses them to check what is published from outside (the HTTP API, `hm
+/// send`) and to compare publishers with subscribers; the message path between nodes never
+/// looks at them. The host ignores (with a warning in root.log) a schema longer than
+/// [`MAX_SCHEMA_BYTES`], or one that is not JSON or not a valid JSON Schema.
+///
+/// ```
+/// use abi_stable::std_types::{ROption, RString};
+/// use hivemind::abi::DeclaredSchemas;
+///
+/// let mut schemas = DeclaredSchemas::default();
+/// schemas.services.push(ROption::RSome(RString::from(r#"{"type": "string"}"#)));
+/// schemas.services.push(ROption::RNone); // a service that declares nothing
+/// assert!(schemas.services[0].is_some());
+/// ```
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Default)]
+pub struct DeclaredSchemas {
+    /// By service id: the schema of what the service sends.
+    pub services: RVec<ROption<RString>>,
+    /// By subscription id: the schema of the payloads the subscription decodes.
+    pub subscriptions: RVec<ROption<RString>>,
+}
+
+/// The longest schema text the host keeps (256 KiB); a declared type's schema is a few KiB.
+///
+/// ```
+/// use hivemind::prelude::*;
+///
+/// #[derive(JsonSchema)]
+/// struct Reading {
+///     celsius: f64,
+/// }
+///
+/// let text = serde_json::to_string(&hivemind::schemars::schema_for!(Reading)).unwrap();
+/// assert!(text.len() < hivemind::abi::MAX_SCHEMA_BYTES);
+/// ```
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
 /// One registered timer: [`NodeObject::tick`] runs it on the node's own thread.
+///
+/// ```
+/// use hivemind::abi::{MIN_TIMER_PERIOD_NANOS, TimerDecl};
+///
+/// let timer = TimerDecl { name: "status".into(), period_nanos: 10_000_000_000 };
+/// assert!(timer.period_nanos >= MIN_TIMER_PERIOD_NANOS);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct TimerDecl {
@@ -102,9 +279,27 @@ pub struct TimerDecl {
 
 /// The shortest timer period the host keeps (1 ms): a shorter one would starve the node's
 /// deliveries.
+///
+/// ```
+/// use hivemind::abi::MIN_TIMER_PERIOD_NANOS;
+/// use std::time::Duration;
+///
+/// let asked = Duration::from_micros(10);
+/// let kept = asked.max(Duration::from_nanos(MIN_TIMER_PERIOD_NANOS));
+/// assert_eq!(kept, Duration::from_millis(1));
+/// ```
 pub const MIN_TIMER_PERIOD_NANOS: u64 = 1_000_000;
 
 /// One registered service.
+///
+/// ```
+/// use abi_stable::std_types::ROption;
+/// use hivemind::abi::ServiceDecl;
+///
+/// // A publisher: a name and no loop.
+/// let decl = ServiceDecl { name: "alerts".into(), runner: ROption::RNone };
+/// assert!(decl.runner.is_none());
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct ServiceDecl {
@@ -116,6 +311,19 @@ pub struct ServiceDecl {
 }
 
 /// A message as a subscription callback sees it; borrowed from the host for one call.
+///
+/// ```
+/// use abi_stable::std_types::RStr;
+/// use hivemind::abi::MessageView;
+///
+/// let view = MessageView {
+///     service: RStr::from_str("bat-signal-main"),
+///     node: RStr::from_str("batsignal"),
+///     payload: RStr::from_str(r#""Batman! We need help!""#),
+///     host: RStr::from_str("gotham-1"),
+/// };
+/// assert_eq!(view.payload.as_str(), r#""Batman! We need help!""#);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct MessageView<'a> {
@@ -130,6 +338,14 @@ pub struct MessageView<'a> {
 }
 
 /// Why a call into node code failed.
+///
+/// ```
+/// use hivemind::abi::CallbackError;
+///
+/// let error = CallbackError { panicked: true, message: "index out of bounds".into() };
+/// let how = if error.panicked { "panicked" } else { "failed" };
+/// assert_eq!(format!("{how}: {}", error.message), "panicked: index out of bounds");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct CallbackError {
@@ -141,6 +357,16 @@ pub struct CallbackError {
 }
 
 /// Why the host refused a message, as [`Host::send`] reports it.
+///
+/// ```
+/// use hivemind::abi::{SendErrorKind, SendFailure};
+///
+/// let failure = SendFailure {
+///     kind: SendErrorKind::Stopping,
+///     message: "node `batsignal` is stopping: the message was not sent".into(),
+/// };
+/// assert_eq!(failure.kind, SendErrorKind::Stopping);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct SendFailure {
@@ -151,6 +377,14 @@ pub struct SendFailure {
 }
 
 /// Log levels a node can write at.
+///
+/// ```
+/// use hivemind::abi::LogLevel;
+///
+/// // Lower is more important: `hm dev -v` shows everything up to `Debug`.
+/// assert!(LogLevel::Error < LogLevel::Warn && LogLevel::Info < LogLevel::Debug);
+/// assert_eq!(LogLevel::from(hivemind::Level::Warn), LogLevel::Warn);
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -165,6 +399,32 @@ pub enum LogLevel {
 }
 
 /// The host's side of a node: implemented by `hm`, called by node code.
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{RResult, RStr};
+/// use hivemind::abi::{Host, HostBox, LogLevel, SendFailure};
+///
+/// #[derive(Clone)]
+/// struct Quiet;
+///
+/// impl Host for Quiet {
+///     fn send(&self, _service: u32, _payload: RStr<'_>) -> RResult<(), SendFailure> {
+///         RResult::ROk(())
+///     }
+///     fn sleep(&self, _nanos: u64) -> bool {
+///         true
+///     }
+///     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+///     fn is_running(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
+/// assert!(host.is_running());
+/// assert!(host.send(0, RStr::from_str("1")).is_ok());
+/// ```
 #[sabi_trait]
 pub trait Host: Clone + Send + Sync + 'static {
     /// Publishes `payload` (JSON text) on the node's service number `service`.
@@ -182,6 +442,41 @@ pub trait Host: Clone + Send + Sync + 'static {
 }
 
 /// A node instance, as the host holds it.
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{ROption, RResult, RStr, RString};
+/// use hivemind::abi::{CallbackError, MessageView, NodeBox, NodeObject};
+///
+/// struct Counter(u32);
+///
+/// impl NodeObject for Counter {
+///     fn deliver(&mut self, _subscription: u32, _message: MessageView<'_>) -> RResult<(), CallbackError> {
+///         self.0 += 1;
+///         RResult::ROk(())
+///     }
+///     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
+///         RResult::ROk(ROption::RSome(self.0.to_string().into()))
+///     }
+///     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError> {
+///         self.0 = state.as_str().parse().unwrap_or(0);
+///         RResult::ROk(())
+///     }
+///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
+/// }
+///
+/// let mut node: NodeBox = NodeBox::from_value(Counter(0), TD_Opaque);
+/// let view = MessageView {
+///     service: RStr::from_str("s"),
+///     node: RStr::from_str("n"),
+///     payload: RStr::from_str("1"),
+///     host: RStr::from_str("h"),
+/// };
+/// assert!(node.deliver(0, view).is_ok());
+/// assert_eq!(node.save_state().unwrap(), ROption::RSome(RString::from("1")));
+/// ```
 #[sabi_trait]
 pub trait NodeObject: Send {
     /// Runs subscription number `subscription`'s callback on `message`.
@@ -203,6 +498,25 @@ pub trait NodeObject: Send {
 }
 
 /// One service's callback, as the host holds it.
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::RResult;
+/// use hivemind::abi::{CallbackError, Flow, ServiceBox, ServiceObject};
+///
+/// struct Thrice(u8);
+///
+/// impl ServiceObject for Thrice {
+///     fn step(&mut self) -> RResult<Flow, CallbackError> {
+///         self.0 += 1;
+///         RResult::ROk(if self.0 == 3 { Flow::Stop } else { Flow::Continue })
+///     }
+/// }
+///
+/// let mut service: ServiceBox = ServiceBox::from_value(Thrice(0), TD_Opaque);
+/// let flows: Vec<Flow> = (0..3).map(|_| service.step().unwrap()).collect();
+/// assert_eq!(flows, [Flow::Continue, Flow::Continue, Flow::Stop]);
+/// ```
 #[sabi_trait]
 pub trait ServiceObject: Send {
     /// Runs the callback once; returns whether to run it again.
@@ -210,9 +524,80 @@ pub trait ServiceObject: Send {
     fn step(&mut self) -> RResult<Flow, CallbackError>;
 }
 
-/// The host, as a node holds it.
+/// The host, as a node holds it (see [`Host`] for one made by hand).
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{RResult, RStr};
+/// use hivemind::abi::{Host, HostBox, LogLevel, SendFailure};
+///
+/// #[derive(Clone)]
+/// struct Quiet;
+///
+/// impl Host for Quiet {
+///     fn send(&self, _service: u32, _payload: RStr<'_>) -> RResult<(), SendFailure> {
+///         RResult::ROk(())
+///     }
+///     fn sleep(&self, _nanos: u64) -> bool {
+///         true
+///     }
+///     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+///     fn is_running(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
+/// let copy = host.clone(); // every service handle holds one
+/// assert!(copy.sleep(1));
+/// ```
 pub type HostBox = Host_TO<RBox<()>>;
-/// A node instance, as the host holds it.
+/// A node instance, as the host holds it (see [`NodeObject`]).
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::{ROption, RResult, RStr, RString};
+/// use hivemind::abi::{CallbackError, MessageView, NodeBox, NodeObject};
+///
+/// struct Counter(u32);
+///
+/// impl NodeObject for Counter {
+///     fn deliver(&mut self, _subscription: u32, _message: MessageView<'_>) -> RResult<(), CallbackError> {
+///         self.0 += 1;
+///         RResult::ROk(())
+///     }
+///     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
+///         RResult::ROk(ROption::RSome(self.0.to_string().into()))
+///     }
+///     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError> {
+///         self.0 = state.as_str().parse().unwrap_or(0);
+///         RResult::ROk(())
+///     }
+///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
+/// }
+///
+/// let mut node: NodeBox = NodeBox::from_value(Counter(0), TD_Opaque);
+/// assert!(node.tick(0).is_ok());
+/// ```
 pub type NodeBox = NodeObject_TO<'static, RBox<()>>;
-/// A service callback, as the host holds it.
+/// A service callback, as the host holds it (see [`ServiceObject`]).
+///
+/// ```
+/// use abi_stable::sabi_trait::TD_Opaque;
+/// use abi_stable::std_types::RResult;
+/// use hivemind::abi::{CallbackError, Flow, ServiceBox, ServiceObject};
+///
+/// struct Once;
+///
+/// impl ServiceObject for Once {
+///     fn step(&mut self) -> RResult<Flow, CallbackError> {
+///         RResult::ROk(Flow::Stop)
+///     }
+/// }
+///
+/// let mut service: ServiceBox = ServiceBox::from_value(Once, TD_Opaque);
+/// assert_eq!(service.step().unwrap(), Flow::Stop);
+/// ```
 pub type ServiceBox = ServiceObject_TO<'static, RBox<()>>;

@@ -9,11 +9,13 @@
 
 use crate::Node;
 use crate::abi::{
-    CallbackError, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeLib, NodeLib_Ref,
-    NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
+    CallbackError, DeclaredSchemas, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeLib,
+    NodeLib_Ref, NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
 };
 use crate::message::Message;
-use crate::node::{Context, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn};
+use crate::node::{
+    Context, ServiceEntry, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn,
+};
 use crate::service::{Flow, Service};
 use abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
@@ -174,10 +176,14 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
     node.subscriptions(&mut subscriptions);
 
     let Subscriptions { registered, timers } = subscriptions;
-    let (patterns, callbacks): (RVec<RString>, Vec<SubscriptionFn<N>>) = registered
-        .into_iter()
-        .map(|(pattern, callback)| (RString::from(pattern), callback))
-        .unzip();
+    let mut patterns = RVec::with_capacity(registered.len());
+    let mut callbacks: Vec<SubscriptionFn<N>> = Vec::with_capacity(registered.len());
+    let mut schemas = DeclaredSchemas::default();
+    for (pattern, callback, schema) in registered {
+        patterns.push(RString::from(pattern));
+        callbacks.push(callback);
+        schemas.subscriptions.push(schema.map(RString::from).into());
+    }
     let (timer_decls, ticks): (RVec<TimerDecl>, Vec<TimerFn<N>>) = timers
         .into_iter()
         .map(|(name, every, callback)| {
@@ -188,10 +194,16 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
             (decl, callback)
         })
         .unzip();
-    let services = services
-        .registered
-        .into_iter()
-        .map(|(service, run)| ServiceDecl {
+    let entries = services.registered;
+    let mut services = RVec::with_capacity(entries.len());
+    for ServiceEntry {
+        service,
+        run,
+        schema,
+    } in entries
+    {
+        schemas.services.push(schema.map(RString::from).into());
+        services.push(ServiceDecl {
             name: service.name().into(),
             runner: match run {
                 Some(run) => ROption::RSome(ServiceBox::from_value(
@@ -200,8 +212,8 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
                 )),
                 None => ROption::RNone,
             },
-        })
-        .collect();
+        });
+    }
     let runner = NodeRunner {
         node,
         callbacks,
@@ -213,6 +225,7 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
         services,
         subscriptions: patterns,
         timers: timer_decls,
+        schemas,
     })
 }
 

@@ -362,3 +362,71 @@ fn refused_sends_carry_a_kind_to_match_on() {
     node.deliver("send", "small").unwrap();
     assert!(node.sent().is_empty(), "nothing is sent once stopping");
 }
+
+/// A payload type with a derived schema.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct Reading {
+    celsius: f64,
+    room: Option<String>,
+}
+
+/// A node declaring types on some of its services and subscriptions, not on others.
+struct Typed;
+
+exported!(Typed);
+
+impl Node for Typed {
+    fn new(_context: &Context) -> Result<Self> {
+        Ok(Typed)
+    }
+
+    fn services(&mut self, hive: &mut Services) {
+        hive.add_publisher("plain");
+        hive.add_typed_publisher::<Reading>("readings");
+        hive.add_typed_service::<u32, _>("counts", |_: &Service| Ok(Flow::Stop));
+    }
+
+    fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+        hive.add_typed_subscription("readings", |_: &mut Self, _: Reading, _: &Message| Ok(()));
+        hive.add_subscription("*", |_: &mut Self, _: &Message| Ok(()));
+    }
+}
+
+#[test]
+fn declared_types_reach_the_host_by_id_as_json_schemas() {
+    let host = crate::testing::recording_host();
+    let init = NodeInit {
+        name: RStr::from_str("typed"),
+        settings_json: RStr::from_str("{}"),
+        host,
+    };
+    let parts = match (root_module::<Typed>().new_node())(init).into_result() {
+        Ok(parts) => parts,
+        Err(error) => panic!("{}", error.message),
+    };
+    let text = |schema: &abi_stable::std_types::ROption<abi_stable::std_types::RString>| {
+        schema
+            .as_ref()
+            .map(|text| serde_json::from_str::<Value>(text.as_str()).unwrap())
+            .into_option()
+    };
+    let services: Vec<Option<Value>> = parts.schemas.services.iter().map(text).collect();
+    assert_eq!(services.len(), 3, "one entry per service, by id");
+    assert_eq!(services[0], None, "an untyped publisher declares nothing");
+    let reading = services[1].clone().unwrap();
+    assert_eq!(reading["type"], "object");
+    assert_eq!(reading["required"], json!(["celsius"]), "{reading}");
+    assert_eq!(reading["properties"]["celsius"]["type"], "number");
+    assert_eq!(services[2].as_ref().unwrap()["type"], "integer");
+
+    let subscriptions: Vec<Option<Value>> = parts.schemas.subscriptions.iter().map(text).collect();
+    assert_eq!(subscriptions, [Some(reading.clone()), None]);
+
+    // `TestNode` shows the same, by name.
+    let node = TestNode::<Typed>::new().unwrap();
+    assert_eq!(node.service_schema("readings"), Some(reading.clone()));
+    assert_eq!(node.service_schema("plain"), None);
+    assert_eq!(node.service_schema("nope"), None);
+    assert_eq!(node.subscription_schema("readings"), Some(reading));
+    assert_eq!(node.subscription_schema("*"), None);
+}

@@ -55,6 +55,14 @@
 //!   [`serde`], and in the prelude). serde's derives name the `serde` crate, so a node crate
 //!   lists `serde` in its `Cargo.toml` (the crate `hm create_node` makes does), or puts
 //!   `#[serde(crate = "hivemind::serde")]` on each derived type.
+//! - A payload type that also derives [`JsonSchema`] (re-exported from [`schemars`]) can be
+//!   declared: [`Services::add_typed_service`] and [`Services::add_typed_publisher`] say what a
+//!   service sends, [`Subscriptions::add_typed_subscription`] what a subscription accepts. The
+//!   host then serves the schema (`GET /api/topics/{service}/schema`), builds the page's
+//!   publish form from it, checks what is published from outside against it, and warns when a
+//!   subscriber cannot accept what a publisher declares. The derive names the `schemars`
+//!   crate as serde's does (`schemars = "1"` in `Cargo.toml`, or
+//!   `#[schemars(crate = "hivemind::schemars")]`).
 //!
 //! The ABI between node and host lives in [`abi`]; node code never needs it. Its types change
 //! only with the crate's minor version (before 1.0), and `hm` loads only libraries built against
@@ -88,28 +96,127 @@ pub use node::{Context, Node, Services, Subscriptions};
 pub use service::{Flow, SendError, SendErrorKind, Service};
 
 /// Any error a callback or constructor may return; `?` converts most errors into it.
+///
+/// ```
+/// fn parse(text: &str) -> Result<u32, hivemind::Error> {
+///     if text.is_empty() {
+///         return Err("empty".into()); // from a string
+///     }
+///     Ok(text.parse()?) // from any std::error::Error
+/// }
+/// assert_eq!(parse("42").unwrap(), 42);
+/// assert_eq!(parse("").unwrap_err().to_string(), "empty");
+/// ```
 pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `Result` with [`Error`] as the default error type.
+///
+/// ```
+/// fn half(n: u32) -> hivemind::Result<u32> {
+///     if n % 2 == 1 {
+///         return Err(format!("{n} is odd").into());
+///     }
+///     Ok(n / 2)
+/// }
+/// assert_eq!(half(4).unwrap(), 2);
+/// assert!(half(3).is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The JSON library payloads and settings go through, re-exported so that node crates need
 /// no dependency of their own for it.
+///
+/// ```
+/// let value = hivemind::serde_json::json!({ "level": 3 });
+/// assert_eq!(value.to_string(), r#"{"level":3}"#);
+/// ```
 pub use serde_json;
 
 /// The serialisation library payloads, settings and state go through, re-exported so that
 /// node code can name it (`#[serde(crate = "hivemind::serde")]`) without a dependency of its own.
+///
+/// ```
+/// use hivemind::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// #[serde(crate = "hivemind::serde")]
+/// struct Settings {
+///     loud: bool,
+/// }
+///
+/// let settings: Settings = hivemind::serde_json::from_str(r#"{"loud": true}"#).unwrap();
+/// assert!(settings.loud);
+/// ```
 pub use serde;
 
 /// Derives for payload, settings and state types (serde's own).
+///
+/// ```
+/// use hivemind::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct Reading {
+///     celsius: f64,
+/// }
+///
+/// let text = hivemind::serde_json::to_string(&Reading { celsius: 20.5 }).unwrap();
+/// assert_eq!(text, r#"{"celsius":20.5}"#);
+/// ```
 pub use serde::{Deserialize, Serialize};
 
+/// The JSON Schema library that declared payload types go through
+/// ([`Services::add_typed_service`], [`Subscriptions::add_typed_subscription`]), re-exported so
+/// that node code can name it (`#[schemars(crate = "hivemind::schemars")]`) without a
+/// dependency of its own.
+///
+/// ```
+/// use hivemind::JsonSchema;
+///
+/// #[derive(JsonSchema)]
+/// #[schemars(crate = "hivemind::schemars")]
+/// struct Level(u8);
+///
+/// let schema = hivemind::schemars::schema_for!(Level);
+/// assert_eq!(schema.as_value()["type"], "integer");
+/// ```
+pub use schemars;
+
+/// The derive (and trait) for declared payload types: `#[derive(JsonSchema)]` next to
+/// `Serialize`/`Deserialize` gives the host the type's JSON Schema.
+///
+/// ```
+/// use hivemind::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, JsonSchema)]
+/// struct Reading {
+///     celsius: f64,
+/// }
+///
+/// let schema = hivemind::schemars::schema_for!(Reading);
+/// assert_eq!(schema.as_value()["required"], json!(["celsius"]));
+/// ```
+pub use schemars::JsonSchema;
+
 /// Everything a node needs, in one import: `use hivemind::prelude::*;`.
+///
+/// ```
+/// use hivemind::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, JsonSchema)]
+/// struct Ping {
+///     n: u32,
+/// }
+///
+/// let value: Value = json!({ "n": 1 });
+/// let ping: Ping = serde_json::from_value(value).unwrap();
+/// assert_eq!(ping.n, 1);
+/// ```
 pub mod prelude {
     pub use crate::{
         Context, Error, Flow, Message, Node, Result, SendError, SendErrorKind, Service, Services,
         Subscriptions, debug, error, info, warn,
     };
+    pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};
 }

@@ -8,6 +8,14 @@ use crate::abi::LogLevel;
 use std::fmt;
 
 /// How important a log line is.
+///
+/// ```
+/// use hivemind::Level;
+/// use hivemind::testing::LogLine;
+///
+/// let line = LogLine { level: Level::Warn, message: "low battery".into() };
+/// assert!(matches!(line.level, Level::Warn | Level::Error));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Something failed.
@@ -68,18 +76,75 @@ macro_rules! info {
 }
 
 /// Logs at warning level to the node's log file.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Watcher;
+///
+/// impl Node for Watcher {
+///     fn new(_context: &Context) -> Result<Self> {
+///         warn!("odd reading {}", 42);
+///         Ok(Watcher)
+///     }
+/// }
+/// hivemind::export_node!(Watcher);
+///
+/// let node = TestNode::<Watcher>::new().unwrap();
+/// assert_eq!(node.logs()[0].level, hivemind::Level::Warn);
+/// assert_eq!(node.logs()[0].message, "odd reading 42");
+/// ```
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)+) => { $crate::__log!($crate::Level::Warn, $($arg)+) };
 }
 
 /// Logs at error level to the node's log file.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Watcher;
+///
+/// impl Node for Watcher {
+///     fn new(_context: &Context) -> Result<Self> {
+///         error!("sensor gone {}", 42);
+///         Ok(Watcher)
+///     }
+/// }
+/// hivemind::export_node!(Watcher);
+///
+/// let node = TestNode::<Watcher>::new().unwrap();
+/// assert_eq!(node.logs()[0].level, hivemind::Level::Error);
+/// assert_eq!(node.logs()[0].message, "sensor gone 42");
+/// ```
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)+) => { $crate::__log!($crate::Level::Error, $($arg)+) };
 }
 
 /// Logs at debug level to the node's log file (written under `hm dev -v`).
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Watcher;
+///
+/// impl Node for Watcher {
+///     fn new(_context: &Context) -> Result<Self> {
+///         debug!("raw value {}", 42);
+///         Ok(Watcher)
+///     }
+/// }
+/// hivemind::export_node!(Watcher);
+///
+/// let node = TestNode::<Watcher>::new().unwrap();
+/// assert_eq!(node.logs()[0].level, hivemind::Level::Debug);
+/// assert_eq!(node.logs()[0].message, "raw value 42");
+/// ```
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)+) => { $crate::__log!($crate::Level::Debug, $($arg)+) };

@@ -3,6 +3,7 @@
 use crate::abi::HostBox;
 use crate::service::{Flow, Service};
 use crate::{Message, Result};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
@@ -10,6 +11,43 @@ use std::time::Duration;
 /// A node: the unit the hive loads, runs, reloads and unloads.
 ///
 /// Implement it on your node's type and export it with [`export_node!`](crate::export_node).
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Doorbell {
+///     rings: u64,
+/// }
+///
+/// impl Node for Doorbell {
+///     fn new(_context: &Context) -> Result<Self> {
+///         Ok(Doorbell { rings: 0 })
+///     }
+///
+///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+///         hive.add_subscription("button", |node: &mut Self, _: &Message| {
+///             node.rings += 1;
+///             Ok(())
+///         });
+///     }
+///
+///     fn save_state(&mut self) -> Result<Option<Value>> {
+///         Ok(Some(json!(self.rings)))
+///     }
+///
+///     fn restore_state(&mut self, state: Value) -> Result<()> {
+///         self.rings = state.as_u64().ok_or("the state is a count")?;
+///         Ok(())
+///     }
+/// }
+/// hivemind::export_node!(Doorbell);
+///
+/// let mut node = TestNode::<Doorbell>::new().unwrap();
+/// node.deliver("button", "press").unwrap();
+/// let mut next = node.reload().unwrap(); // as `hm dev` does when the code changes
+/// assert_eq!(next.save_state().unwrap(), Some(json!(1)));
+/// ```
 pub trait Node: Send + Sized + 'static {
     /// Builds the node. `context` holds its name and its settings from `config/hive.toml`.
     /// An error here is reported by the host and the node is not started.
@@ -43,6 +81,32 @@ pub trait Node: Send + Sized + 'static {
 }
 
 /// What a node is built from: its name and its settings.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Named {
+///     label: String,
+/// }
+///
+/// impl Node for Named {
+///     fn new(context: &Context) -> Result<Self> {
+///         let label = context.settings()["label"].as_str().unwrap_or(context.name());
+///         Ok(Named { label: label.to_owned() })
+///     }
+///
+///     fn save_state(&mut self) -> Result<Option<Value>> {
+///         Ok(Some(json!(self.label)))
+///     }
+/// }
+/// hivemind::export_node!(Named);
+///
+/// let mut plain = TestNode::<Named>::with_settings("porch", json!({ "enabled": true })).unwrap();
+/// assert_eq!(plain.save_state().unwrap(), Some(json!("porch")));
+/// let mut labelled = TestNode::<Named>::with_json(r#"{"label": "front door"}"#).unwrap();
+/// assert_eq!(labelled.save_state().unwrap(), Some(json!("front door")));
+/// ```
 pub struct Context {
     name: String,
     settings: Value,
@@ -54,11 +118,53 @@ impl Context {
     }
 
     /// The node's name in the hive (its key under `[nodes]` in `config/hive.toml`).
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Hello;
+    ///
+    /// impl Node for Hello {
+    ///     fn new(context: &Context) -> Result<Self> {
+    ///         info!("I am {}", context.name());
+    ///         Ok(Hello)
+    ///     }
+    /// }
+    /// hivemind::export_node!(Hello);
+    ///
+    /// let node = TestNode::<Hello>::with_settings("hall-light", json!({})).unwrap();
+    /// assert_eq!(node.logs()[0].message, "I am hall-light");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The node's table from `config/hive.toml` as JSON, `enabled` included.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Dimmer {
+    ///     level: u64,
+    /// }
+    ///
+    /// impl Node for Dimmer {
+    ///     fn new(context: &Context) -> Result<Self> {
+    ///         let level = context.settings()["level"].as_u64().unwrap_or(50);
+    ///         Ok(Dimmer { level })
+    ///     }
+    ///
+    ///     fn save_state(&mut self) -> Result<Option<Value>> {
+    ///         Ok(Some(json!(self.level)))
+    ///     }
+    /// }
+    /// hivemind::export_node!(Dimmer);
+    ///
+    /// let mut node = TestNode::<Dimmer>::with_json(r#"{"level": 80}"#).unwrap();
+    /// assert_eq!(node.save_state().unwrap(), Some(json!(80)));
+    /// ```
     pub fn settings(&self) -> &Value {
         &self.settings
     }
@@ -98,11 +204,54 @@ impl Context {
 
 pub(crate) type ServiceFn = Box<dyn FnMut(&Service) -> Result<Flow> + Send>;
 
-/// Where a node registers its services and publishers.
+/// One registered service or publisher.
+pub(crate) struct ServiceEntry {
+    pub(crate) service: Service,
+    /// `None`: a publisher, which has no loop.
+    pub(crate) run: Option<ServiceFn>,
+    /// The JSON Schema (as JSON text) of the declared payload type, if one was declared.
+    pub(crate) schema: Option<String>,
+}
+
+/// The JSON Schema of `T`, as JSON text.
+pub(crate) fn schema_text<T: JsonSchema + ?Sized>() -> String {
+    serde_json::to_string(&schemars::SchemaGenerator::default().into_root_schema_for::<T>())
+        .unwrap_or_else(|_| "true".to_owned())
+}
+
+/// Where a node registers its services and publishers: [`Node::services`] gets it once.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Station {
+///     alerts: Option<Service>,
+/// }
+///
+/// impl Node for Station {
+///     fn new(_context: &Context) -> Result<Self> {
+///         Ok(Station { alerts: None })
+///     }
+///
+///     fn services(&mut self, hive: &mut Services) {
+///         hive.add_service("weather", |service: &Service| {
+///             service.send("sunny")?;
+///             Ok(Flow::Stop)
+///         });
+///         self.alerts = Some(hive.add_publisher("alerts"));
+///     }
+/// }
+/// hivemind::export_node!(Station);
+///
+/// let node = TestNode::<Station>::new().unwrap();
+/// assert_eq!(node.services(), ["weather", "alerts"]);
+/// assert_eq!(node.publishers(), ["alerts"]);
+/// ```
 pub struct Services {
     host: HostBox,
-    /// In registration order (index = service id); `None`: a publisher, which has no loop.
-    pub(crate) registered: Vec<(Service, Option<ServiceFn>)>,
+    /// In registration order (index = service id).
+    pub(crate) registered: Vec<ServiceEntry>,
 }
 
 impl Services {
@@ -158,7 +307,59 @@ impl Services {
     where
         F: FnMut(&Service) -> Result<Flow> + Send + 'static,
     {
-        self.register(name.into(), Some(Box::new(callback)))
+        self.register(name.into(), Some(Box::new(callback)), None)
+    }
+
+    /// Like [`add_service`](Self::add_service), declaring that the service sends payloads of
+    /// type `T`: the host learns `T`'s JSON Schema (derive it with `#[derive(JsonSchema)]`).
+    ///
+    /// The host serves the schema (`GET /api/topics/{service}/schema`), builds the page's
+    /// publish form from it, checks what is published on this service through the HTTP API or
+    /// `hm send` against it (`[messages] check_schemas`), and warns once when a subscriber's
+    /// declared type cannot accept it. Messages between nodes are not checked (that would slow
+    /// every message down): what the node sends is up to its code, so send `T`.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Serialize, Deserialize, JsonSchema)]
+    /// struct Reading {
+    ///     celsius: f64,
+    /// }
+    ///
+    /// pub struct Sensor;
+    ///
+    /// impl Node for Sensor {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Sensor)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_typed_service::<Reading, _>("sensor-kitchen", |service: &Service| {
+    ///             service.send(&Reading { celsius: 21.5 })?;
+    ///             service.sleep_for(Duration::from_secs(1));
+    ///             Ok(Flow::Continue)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Sensor);
+    ///
+    /// let node = TestNode::<Sensor>::new().unwrap();
+    /// let schema = node.service_schema("sensor-kitchen").unwrap();
+    /// assert_eq!(schema["properties"]["celsius"]["type"], "number");
+    /// ```
+    pub fn add_typed_service<T, F>(&mut self, name: impl Into<String>, callback: F) -> Service
+    where
+        T: JsonSchema + ?Sized,
+        F: FnMut(&Service) -> Result<Flow> + Send + 'static,
+    {
+        self.register(
+            name.into(),
+            Some(Box::new(callback)),
+            Some(schema_text::<T>()),
+        )
     }
 
     /// Adds a publisher named `name`: a service with no loop of its own. Keep the returned
@@ -193,13 +394,62 @@ impl Services {
     /// # hivemind::export_node!(Echo);
     /// ```
     pub fn add_publisher(&mut self, name: impl Into<String>) -> Service {
-        self.register(name.into(), None)
+        self.register(name.into(), None, None)
     }
 
-    fn register(&mut self, name: String, callback: Option<ServiceFn>) -> Service {
+    /// Like [`add_publisher`](Self::add_publisher), declaring that it sends payloads of type
+    /// `T`, as [`add_typed_service`](Self::add_typed_service) does for a service.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// #[derive(Serialize, JsonSchema)]
+    /// struct Report {
+    ///     seen: u64,
+    ///     note: Option<String>,
+    /// }
+    ///
+    /// pub struct Reporter {
+    ///     out: Option<Service>,
+    /// }
+    ///
+    /// impl Node for Reporter {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Reporter { out: None })
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         self.out = Some(hive.add_typed_publisher::<Report>("reports"));
+    ///     }
+    /// }
+    /// hivemind::export_node!(Reporter);
+    ///
+    /// let node = TestNode::<Reporter>::new().unwrap();
+    /// assert_eq!(node.publishers(), ["reports"]);
+    /// // `note` may be left out (it is an `Option`); `seen` may not.
+    /// assert_eq!(node.service_schema("reports").unwrap()["required"], json!(["seen"]));
+    /// ```
+    pub fn add_typed_publisher<T: JsonSchema + ?Sized>(
+        &mut self,
+        name: impl Into<String>,
+    ) -> Service {
+        self.register(name.into(), None, Some(schema_text::<T>()))
+    }
+
+    fn register(
+        &mut self,
+        name: String,
+        run: Option<ServiceFn>,
+        schema: Option<String>,
+    ) -> Service {
         let id = u32::try_from(self.registered.len()).expect("fewer than 2^32 services");
         let service = Service::new(self.host.clone(), id, name);
-        self.registered.push((service.clone(), callback));
+        self.registered.push(ServiceEntry {
+            service: service.clone(),
+            run,
+            schema,
+        });
         service
     }
 }
@@ -212,8 +462,43 @@ const MIN_TIMER_PERIOD: Duration = Duration::from_nanos(crate::abi::MIN_TIMER_PE
 pub(crate) type SubscriptionFn<N> = Box<dyn FnMut(&mut N, &Message<'_>) -> Result<()> + Send>;
 
 /// Where a node registers what runs on its own delivery thread: subscriptions and timers.
+/// [`Node::subscriptions`] gets it once.
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+/// use std::time::Duration;
+///
+/// pub struct Meter {
+///     total: f64,
+/// }
+///
+/// impl Node for Meter {
+///     fn new(_context: &Context) -> Result<Self> {
+///         Ok(Meter { total: 0.0 })
+///     }
+///
+///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+///         hive.add_typed_subscription("usage-*", |node: &mut Self, kwh: f64, _: &Message| {
+///             node.total += kwh;
+///             Ok(())
+///         });
+///         hive.add_timer("report", Duration::from_secs(60), |node: &mut Self| {
+///             info!("{} kWh", node.total);
+///             Ok(())
+///         });
+///     }
+/// }
+/// hivemind::export_node!(Meter);
+///
+/// let mut node = TestNode::<Meter>::new().unwrap();
+/// node.deliver("usage-oven", &1.5).unwrap();
+/// node.tick("report").unwrap();
+/// assert_eq!(node.logs()[0].message, "1.5 kWh");
+/// ```
 pub struct Subscriptions<N> {
-    pub(crate) registered: Vec<(String, SubscriptionFn<N>)>,
+    /// `(pattern, callback, schema of the accepted type as JSON text)`, by subscription id.
+    pub(crate) registered: Vec<(String, SubscriptionFn<N>, Option<String>)>,
     pub(crate) timers: Vec<(String, Duration, TimerFn<N>)>,
 }
 
@@ -318,7 +603,8 @@ impl<N: Node> Subscriptions<N> {
     where
         F: FnMut(&mut N, &Message<'_>) -> Result<()> + Send + 'static,
     {
-        self.registered.push((pattern.into(), Box::new(callback)));
+        self.registered
+            .push((pattern.into(), Box::new(callback), None));
     }
 
     /// Like [`add_subscription`](Self::add_subscription), with the payload decoded into `T`
@@ -326,10 +612,17 @@ impl<N: Node> Subscriptions<N> {
     /// failure of this subscription and logged to the node's log with the service and the
     /// reason, and the subscription keeps receiving.
     ///
+    /// `T` is declared to the host with its JSON Schema (`#[derive(JsonSchema)]`; plain types
+    /// such as `f64`, `String` or `serde_json::Value` have one already): when a service whose
+    /// name matches `pattern` declares a payload type this one cannot accept (another JSON
+    /// type, or a property this one requires that the service may leave out), the host warns
+    /// once, naming both nodes.
+    ///
     /// ```
     /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
     ///
-    /// #[derive(Deserialize)]
+    /// #[derive(Deserialize, JsonSchema)]
     /// struct Reading {
     ///     celsius: f64,
     /// }
@@ -350,16 +643,23 @@ impl<N: Node> Subscriptions<N> {
     ///         });
     ///     }
     /// }
-    /// # hivemind::export_node!(Thermostat);
+    /// hivemind::export_node!(Thermostat);
+    ///
+    /// let mut node = TestNode::<Thermostat>::new().unwrap();
+    /// node.deliver("sensor-hall", &json!({ "celsius": 19.0 })).unwrap();
+    /// assert!(node.deliver("sensor-hall", "warm").is_err());
+    /// assert_eq!(node.subscription_schema("sensor-*").unwrap()["required"], json!(["celsius"]));
     /// ```
     pub fn add_typed_subscription<T, F>(&mut self, pattern: impl Into<String>, mut callback: F)
     where
-        T: DeserializeOwned + 'static,
+        T: DeserializeOwned + JsonSchema + 'static,
         F: FnMut(&mut N, T, &Message<'_>) -> Result<()> + Send + 'static,
     {
-        self.add_subscription(pattern, move |node: &mut N, message: &Message<'_>| {
+        let decode = move |node: &mut N, message: &Message<'_>| {
             let payload = message.decode::<T>()?;
             callback(node, payload, message)
-        });
+        };
+        self.registered
+            .push((pattern.into(), Box::new(decode), Some(schema_text::<T>())));
     }
 }

@@ -14,6 +14,39 @@ use std::time::Duration;
 /// to keep in the node, so that other callbacks can send under this service's name too.
 ///
 /// [`Services::add_service`]: crate::Services::add_service
+///
+/// ```
+/// use hivemind::prelude::*;
+/// use hivemind::testing::TestNode;
+///
+/// pub struct Relay {
+///     out: Option<Service>,
+/// }
+///
+/// impl Node for Relay {
+///     fn new(_context: &Context) -> Result<Self> {
+///         Ok(Relay { out: None })
+///     }
+///
+///     fn services(&mut self, hive: &mut Services) {
+///         // Kept in the node: its subscription sends through it.
+///         self.out = Some(hive.add_publisher("relayed"));
+///     }
+///
+///     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+///         hive.add_subscription("raw", |node: &mut Self, message: &Message| {
+///             let out = node.out.as_ref().ok_or("no publisher")?;
+///             out.send(message.payload())?;
+///             Ok(())
+///         });
+///     }
+/// }
+/// hivemind::export_node!(Relay);
+///
+/// let mut node = TestNode::<Relay>::new().unwrap();
+/// node.deliver("raw", &json!({ "n": 1 })).unwrap();
+/// assert_eq!(node.sent_on("relayed"), [json!({ "n": 1 })]);
+/// ```
 #[derive(Clone)]
 pub struct Service {
     host: HostBox,
@@ -35,6 +68,31 @@ impl Service {
     }
 
     /// The service's name: the topic its messages go out on.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Named;
+    ///
+    /// impl Node for Named {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Named)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_service("hello", |service: &Service| {
+    ///             service.send(&format!("sent on {}", service.name()))?;
+    ///             Ok(Flow::Stop)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Named);
+    ///
+    /// let mut node = TestNode::<Named>::new().unwrap();
+    /// node.run_service("hello").unwrap();
+    /// assert_eq!(node.sent_on("hello"), [json!("sent on hello")]);
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -45,6 +103,37 @@ impl Service {
     /// It returns at once: delivery happens on each subscriber's own thread. The error says why a
     /// message was not accepted (not serialisable, too large, the hive is stopping); the host
     /// also writes it to the node's log, so ignoring it loses nothing silently.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// #[derive(Serialize)]
+    /// struct Alarm {
+    ///     level: u8,
+    /// }
+    ///
+    /// pub struct Panel;
+    ///
+    /// impl Node for Panel {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Panel)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_service("alarm", |service: &Service| {
+    ///             service.send(&Alarm { level: 3 })?; // a struct
+    ///             service.send("and a string")?;      // anything Serialize
+    ///             Ok(Flow::Stop)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Panel);
+    ///
+    /// let mut node = TestNode::<Panel>::new().unwrap();
+    /// node.run_service("alarm").unwrap();
+    /// assert_eq!(node.sent_on("alarm"), [json!({ "level": 3 }), json!("and a string")]);
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), SendError> {
         let json = serde_json::to_string(payload).map_err(|e| SendError {
             kind: SendErrorKind::NotSerializable,
@@ -64,12 +153,73 @@ impl Service {
 
     /// Sleeps for `duration`, or less if the node is stopping. Returns `true` if the node is
     /// still running, `false` if it has been asked to stop (then return from the callback).
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    /// use std::time::Duration;
+    ///
+    /// pub struct Pacer;
+    ///
+    /// impl Node for Pacer {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Pacer)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_service("pace", |service: &Service| {
+    ///             if !service.sleep_for(Duration::from_secs(2)) {
+    ///                 return Ok(Flow::Stop); // the node is stopping
+    ///             }
+    ///             Ok(Flow::Continue)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Pacer);
+    ///
+    /// let mut node = TestNode::<Pacer>::new().unwrap();
+    /// assert_eq!(node.run_service("pace").unwrap(), Flow::Continue);
+    /// node.stop();
+    /// assert_eq!(node.run_service("pace").unwrap(), Flow::Stop);
+    /// assert_eq!(node.sleeps(), [Duration::from_secs(2); 2]);
+    /// ```
     pub fn sleep_for(&self, duration: Duration) -> bool {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         self.host.sleep(nanos)
     }
 
     /// Whether the node is still running.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Busy;
+    ///
+    /// impl Node for Busy {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Busy)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_service("work", |service: &Service| {
+    ///             // A long job checks between steps whether to go on.
+    ///             for _step in 0..3 {
+    ///                 if !service.is_running() {
+    ///                     return Ok(Flow::Stop);
+    ///                 }
+    ///             }
+    ///             Ok(Flow::Continue)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Busy);
+    ///
+    /// let mut node = TestNode::<Busy>::new().unwrap();
+    /// assert_eq!(node.run_service("work").unwrap(), Flow::Continue);
+    /// node.stop();
+    /// assert_eq!(node.run_service("work").unwrap(), Flow::Stop);
+    /// ```
     pub fn is_running(&self) -> bool {
         self.host.is_running()
     }
@@ -104,6 +254,35 @@ pub struct SendError {
 
 impl SendError {
     /// What went wrong, for code to match on.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    /// use hivemind::testing::TestNode;
+    ///
+    /// pub struct Big;
+    ///
+    /// impl Node for Big {
+    ///     fn new(_context: &Context) -> Result<Self> {
+    ///         Ok(Big)
+    ///     }
+    ///
+    ///     fn services(&mut self, hive: &mut Services) {
+    ///         hive.add_service("big", |service: &Service| {
+    ///             match service.send(&"x".repeat(100)) {
+    ///                 Err(e) if e.kind() == SendErrorKind::TooLarge => service.send("too big")?,
+    ///                 other => other?,
+    ///             }
+    ///             Ok(Flow::Stop)
+    ///         });
+    ///     }
+    /// }
+    /// hivemind::export_node!(Big);
+    ///
+    /// let mut node = TestNode::<Big>::new().unwrap();
+    /// node.set_max_payload_bytes(64);
+    /// node.run_service("big").unwrap();
+    /// assert_eq!(node.sent_on("big"), [json!("too big")]);
+    /// ```
     pub fn kind(&self) -> SendErrorKind {
         self.kind
     }
@@ -111,6 +290,19 @@ impl SendError {
 
 /// What kind of failure a [`SendError`] is. It crosses the ABI as this enum; new kinds may come
 /// with a new API version, so match with a `_` arm.
+///
+/// ```
+/// use hivemind::SendErrorKind;
+///
+/// fn worth_retrying(kind: SendErrorKind) -> bool {
+///     match kind {
+///         SendErrorKind::Stopping | SendErrorKind::NotStarted => false,
+///         SendErrorKind::TooLarge | SendErrorKind::NotSerializable => false,
+///         _ => true,
+///     }
+/// }
+/// assert!(!worth_retrying(SendErrorKind::TooLarge));
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

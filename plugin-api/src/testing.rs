@@ -67,8 +67,8 @@
 
 use crate::Level;
 use crate::abi::{
-    CallbackError, Host, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, SendFailure,
-    ServiceBox, TimerDecl,
+    CallbackError, DeclaredSchemas, Host, HostBox, LogLevel, MessageView, NodeBox, NodeInit,
+    NodeParts, SendFailure, ServiceBox, TimerDecl,
 };
 use crate::glue::{NodeExport, mark_under_test, root_module};
 use crate::pattern::Glob;
@@ -85,13 +85,172 @@ use std::time::Duration;
 
 /// The largest payload a test node may send unless told otherwise: the hive's default
 /// `[messages] max_payload_bytes` (1 MiB).
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// let just_over = "x".repeat(DEFAULT_MAX_PAYLOAD_BYTES);
+/// // The JSON text of a string has its quotes: over the limit, refused as in a hive.
+/// let error = node.deliver("in-big", &just_over).unwrap_err();
+/// assert!(error.message().contains("max_payload_bytes"), "{error}");
+/// ```
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// The name messages delivered by a test come from (as [`Message::node`](crate::Message::node)
 /// and [`Message::host`](crate::Message::host)), unless [`TestNode::deliver_from`] says otherwise.
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// node.deliver("in-a", "hi").unwrap();
+/// assert_eq!(node.logs()[0].message, format!("echo hi from {TEST_SENDER}"));
+/// ```
 pub const TEST_SENDER: &str = "test";
 
 /// One message the node sent.
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// node.deliver("in-a", "hi").unwrap();
+/// let sent = &node.sent()[0];
+/// assert_eq!((sent.service.as_str(), sent.json.as_str()), ("out", r#""hi""#));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     /// The service (or publisher) it was sent on.
@@ -102,6 +261,58 @@ pub struct Sent {
 
 impl Sent {
     /// The payload as a JSON value.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(node.sent()[0].payload(), json!("hi"));
+    /// ```
     pub fn payload(&self) -> Value {
         serde_json::from_str(&self.json).unwrap_or(Value::Null)
     }
@@ -109,6 +320,58 @@ impl Sent {
 
 /// One line the node wrote to its log (with [`info!`](crate::info) and the other macros, or
 /// the host's report of a panic or a refused message).
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// node.deliver("in-a", "hi").unwrap();
+/// assert_eq!(node.logs(), [LogLine { level: hivemind::Level::Info, message: "echo hi from test".into() }]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     /// How important it is.
@@ -118,6 +381,59 @@ pub struct LogLine {
 }
 
 /// What kind of failure a [`TestError`] is.
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// assert_eq!(node.deliver("in-a", "fail").unwrap_err().kind(), TestErrorKind::Failed);
+/// assert_eq!(node.deliver("in-a", "panic").unwrap_err().kind(), TestErrorKind::Panicked);
+/// assert_eq!(node.run_service("nope").unwrap_err().kind(), TestErrorKind::Usage);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestErrorKind {
     /// The node's code returned an `Err`.
@@ -130,6 +446,58 @@ pub enum TestErrorKind {
 }
 
 /// Why a call into a [`TestNode`] failed.
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::new().unwrap();
+/// let error: TestError = node.deliver("in-a", "fail").unwrap_err();
+/// assert_eq!(error.to_string(), "subscription `in-*` failed: told to fail");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestError {
     kind: TestErrorKind,
@@ -157,16 +525,173 @@ impl TestError {
     }
 
     /// What kind of failure it is.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.tick("no-such-timer").unwrap_err().kind(), TestErrorKind::Usage);
+    /// ```
     pub fn kind(&self) -> TestErrorKind {
         self.kind
     }
 
     /// Whether the node's code panicked.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// assert!(node.deliver("in-a", "panic").unwrap_err().panicked());
+    /// assert!(!node.deliver("in-a", "fail").unwrap_err().panicked());
+    /// ```
     pub fn panicked(&self) -> bool {
         self.kind == TestErrorKind::Panicked
     }
 
     /// What went wrong: which callback, how, and the node's error or panic message.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// let error = node.deliver("in-a", "panic").unwrap_err();
+    /// assert_eq!(error.message(), "subscription `in-*` panicked: told to panic");
+    /// // The panic's line is in the node's log, as in its log file in a hive.
+    /// assert!(node.logs().iter().any(|l| l.message.starts_with("panicked at ")));
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -305,6 +830,60 @@ pub(crate) fn recording_host() -> HostBox {
 ///
 /// `N` is a node type exported with [`export_node!`](crate::export_node): the test builds it
 /// through that export, as `hm` does.
+///
+/// ```
+/// # use hivemind::prelude::*;
+/// # use hivemind::testing::*;
+/// # use std::time::Duration;
+/// # #[derive(Deserialize)]
+/// # struct Settings { #[serde(default)] loud: bool }
+/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+/// # impl Node for Echo {
+/// #     fn new(context: &Context) -> Result<Self> {
+/// #         let settings: Settings = context.settings_as()?;
+/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+/// #     }
+/// #     fn services(&mut self, hive: &mut Services) {
+/// #         hive.add_service("count", |service: &Service| {
+/// #             service.send(&1)?;
+/// #             service.sleep_for(Duration::from_secs(1));
+/// #             Ok(Flow::Continue)
+/// #         });
+/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+/// #     }
+/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+/// #             if message.payload() == "panic" { panic!("told to panic") }
+/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+/// #             node.seen += 1;
+/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+/// #             let text = if node.loud { text.to_uppercase() } else { text };
+/// #             info!("echo {text} from {}", message.node());
+/// #             node.out.as_ref().unwrap().send(&text)?;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+/// #             node.seen += n;
+/// #             Ok(())
+/// #         });
+/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+/// #             info!("seen {}", node.seen);
+/// #             Ok(())
+/// #         });
+/// #     }
+/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # hivemind::export_node!(Echo);
+/// let mut node = TestNode::<Echo>::with_json(r#"{"loud": true}"#).unwrap();
+/// assert_eq!(node.deliver("in-a", "hi").unwrap(), 1);
+/// assert_eq!(node.sent_on("out"), [json!("HI")]);
+/// let mut next = node.reload().unwrap();
+/// assert_eq!(next.save_state().unwrap(), Some(json!({ "seen": 1 })));
+/// ```
 pub struct TestNode<N: NodeExport> {
     name: String,
     settings: Value,
@@ -314,17 +893,123 @@ pub struct TestNode<N: NodeExport> {
     services: Vec<(String, Option<ServiceBox>)>,
     subscriptions: Vec<(String, Glob)>,
     timers: Vec<TimerDecl>,
+    /// What the node declared, as the host receives it.
+    schemas: DeclaredSchemas,
     _node: PhantomData<fn() -> N>,
 }
 
 impl<N: NodeExport> TestNode<N> {
     /// Builds the node with no settings but `enabled = true`, named after its crate.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.name(), env!("CARGO_PKG_NAME"), "named after its crate");
+    /// ```
     pub fn new() -> Result<Self, TestError> {
         Self::with_settings(N::CRATE_NAME, serde_json::json!({ "enabled": true }))
     }
 
     /// Builds the node with settings given as JSON text (an object), named after its crate.
     /// `enabled` is added as `true` when the object lacks it, as a hive runs only enabled nodes.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::with_json(r#"{"loud": true}"#).unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(node.sent_on("out"), [json!("HI")]);
+    /// assert!(TestNode::<Echo>::with_json("[1]").is_err(), "settings are a table");
+    /// ```
     pub fn with_json(settings: &str) -> Result<Self, TestError> {
         let settings: Value = serde_json::from_str(settings)
             .map_err(|e| TestError::usage(format!("the test's settings are not JSON: {e}")))?;
@@ -337,6 +1022,57 @@ impl<N: NodeExport> TestNode<N> {
     ///
     /// Needs the crate's `toml` feature (`hivemind = { workspace = true, features = ["toml"] }`
     /// under `[dev-dependencies]`).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::with_toml("loud = true\nenabled = true").unwrap();
+    /// assert_eq!(node.subscriptions(), ["in-*", "numbers"]);
+    /// ```
     #[cfg(feature = "toml")]
     pub fn with_toml(settings: &str) -> Result<Self, TestError> {
         let table: toml::Table = settings
@@ -351,6 +1087,57 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Builds the node named `name` (its key under `[nodes]`) with exactly `settings`.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::with_settings("echo-1", json!({ "loud": false })).unwrap();
+    /// assert_eq!(node.name(), "echo-1");
+    /// ```
     pub fn with_settings(name: &str, settings: Value) -> Result<Self, TestError> {
         mark_under_test();
         let recorder = Arc::new(Recorder {
@@ -374,6 +1161,7 @@ impl<N: NodeExport> TestNode<N> {
             services,
             subscriptions,
             timers,
+            schemas,
         } = new_node(init).into_result().map_err(|e| {
             TestError::from_callback(&format!("the constructor of node `{name}`"), &e)
         })?;
@@ -404,16 +1192,243 @@ impl<N: NodeExport> TestNode<N> {
             services,
             subscriptions,
             timers: timers.into_iter().collect(),
+            schemas,
             _node: PhantomData,
         })
     }
 
+    /// The JSON Schema of the payload type the service (or publisher) `name` declared
+    /// ([`Services::add_typed_service`](crate::Services::add_typed_service)), as the host gets
+    /// it; `None` for an unknown name or a service that declared none.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.service_schema("out").unwrap()["type"], "string");
+    /// assert_eq!(node.service_schema("count"), None, "an untyped service");
+    /// ```
+    pub fn service_schema(&self, name: &str) -> Option<Value> {
+        let index = self.services.iter().position(|(n, _)| n == name)?;
+        declared(self.schemas.services.get(index)?)
+    }
+
+    /// The JSON Schema of the payload type the subscription on `pattern` accepts
+    /// ([`Subscriptions::add_typed_subscription`](crate::Subscriptions::add_typed_subscription));
+    /// `None` for an unknown pattern or an untyped subscription. With several subscriptions on
+    /// one pattern, the first typed one.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.subscription_schema("numbers").unwrap()["type"], "integer");
+    /// assert_eq!(node.subscription_schema("in-*"), None);
+    /// ```
+    pub fn subscription_schema(&self, pattern: &str) -> Option<Value> {
+        self.subscriptions
+            .iter()
+            .zip(self.schemas.subscriptions.iter())
+            .filter(|((p, _), _)| p == pattern)
+            .find_map(|(_, schema)| declared(schema))
+    }
+
     /// The node's name.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::with_settings("porch", json!({})).unwrap();
+    /// assert_eq!(node.name(), "porch");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The names of the node's services, publishers included, in registration order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.services(), ["count", "out"]);
+    /// ```
     pub fn services(&self) -> Vec<&str> {
         self.services
             .iter()
@@ -422,6 +1437,57 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// The names of the node's publishers (services with no loop).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.publishers(), ["out"]);
+    /// ```
     pub fn publishers(&self) -> Vec<&str> {
         self.services
             .iter()
@@ -431,6 +1497,57 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// The node's subscription patterns, in registration order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.subscriptions(), ["in-*", "numbers"]);
+    /// ```
     pub fn subscriptions(&self) -> Vec<&str> {
         self.subscriptions
             .iter()
@@ -439,6 +1556,57 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// The node's timers and their periods, in registration order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.timers(), [("tick", Duration::from_secs(5))]);
+    /// ```
     pub fn timers(&self) -> Vec<(&str, Duration)> {
         self.timers
             .iter()
@@ -447,6 +1615,59 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Sets the largest payload the node may send (the hive's `[messages] max_payload_bytes`).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.set_max_payload_bytes(4);
+    /// let error = node.deliver("in-a", "too long").unwrap_err();
+    /// assert!(error.message().contains("over the hive's limit of 4 bytes"), "{error}");
+    /// ```
     pub fn set_max_payload_bytes(&mut self, bytes: usize) {
         self.recorder
             .max_payload_bytes
@@ -459,6 +1680,58 @@ impl<N: NodeExport> TestNode<N> {
     ///
     /// Every matching subscription runs even when one fails, as in a hive; each failure is
     /// logged as the host logs it, and the first is returned.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.deliver("in-a", "hi").unwrap(), 1, "one subscription matched");
+    /// assert_eq!(node.deliver("elsewhere", "hi").unwrap(), 0);
+    /// ```
     pub fn deliver<T: Serialize + ?Sized>(
         &mut self,
         service: &str,
@@ -470,6 +1743,58 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Like [`deliver`](Self::deliver), with the message coming from node `node`.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver_from("keypad", "in-a", "hi").unwrap();
+    /// assert_eq!(node.logs()[0].message, "echo hi from keypad");
+    /// ```
     pub fn deliver_from<T: Serialize + ?Sized>(
         &mut self,
         node: &str,
@@ -483,6 +1808,58 @@ impl<N: NodeExport> TestNode<N> {
 
     /// Like [`deliver`](Self::deliver), with the payload as JSON text, passed on as it is (a
     /// hive only carries valid JSON; this is checked).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver_json("numbers", "41").unwrap();
+    /// assert!(node.deliver_json("numbers", "{not json").is_err());
+    /// ```
     pub fn deliver_json(&mut self, service: &str, json: &str) -> Result<usize, TestError> {
         self.deliver_json_from(TEST_SENDER, service, json)
     }
@@ -527,6 +1904,59 @@ impl<N: NodeExport> TestNode<N> {
 
     /// Runs one iteration of the service named `name` (a `sleep_for` inside returns at once);
     /// returns what it said: run again, or stop.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// assert_eq!(node.run_service("count").unwrap(), Flow::Continue);
+    /// assert_eq!(node.sent_on("count"), [json!(1)]);
+    /// assert!(node.run_service("out").is_err(), "a publisher has no loop");
+    /// ```
     pub fn run_service(&mut self, name: &str) -> Result<Flow, TestError> {
         let node = &self.name;
         let Some((_, runner)) = self.services.iter_mut().find(|(n, _)| n == name) else {
@@ -551,6 +1981,59 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Runs the timer named `name` once, as its period's end would.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("numbers", &3).unwrap();
+    /// node.tick("tick").unwrap();
+    /// assert_eq!(node.logs()[0].message, "seen 3");
+    /// ```
     pub fn tick(&mut self, name: &str) -> Result<(), TestError> {
         let Some(index) = self.timers.iter().position(|t| t.name.as_str() == name) else {
             return Err(TestError::usage(format!(
@@ -566,16 +2049,176 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Every message the node has sent, in order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.run_service("count").unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// let services: Vec<String> = node.sent().into_iter().map(|s| s.service).collect();
+    /// assert_eq!(services, ["count", "out"]);
+    /// ```
     pub fn sent(&self) -> Vec<Sent> {
         self.recorder.record().sent.clone()
     }
 
     /// Every message the node has sent, in order, forgetting them.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(node.take_sent().len(), 1);
+    /// assert!(node.sent().is_empty());
+    /// ```
     pub fn take_sent(&mut self) -> Vec<Sent> {
         std::mem::take(&mut self.recorder.record().sent)
     }
 
     /// The payloads the node has sent on `service`, in order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("in-a", "one").unwrap();
+    /// node.deliver("in-b", "two").unwrap();
+    /// assert_eq!(node.sent_on("out"), [json!("one"), json!("two")]);
+    /// ```
     pub fn sent_on(&self, service: &str) -> Vec<Value> {
         self.recorder
             .record()
@@ -587,16 +2230,173 @@ impl<N: NodeExport> TestNode<N> {
     }
 
     /// Every line the node's log got, in order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(node.logs()[0].message, "echo hi from test");
+    /// ```
     pub fn logs(&self) -> Vec<LogLine> {
         self.recorder.record().logs.clone()
     }
 
     /// Every line the node's log got, in order, forgetting them.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(node.take_logs().len(), 1);
+    /// assert!(node.logs().is_empty());
+    /// ```
     pub fn take_logs(&mut self) -> Vec<LogLine> {
         std::mem::take(&mut self.recorder.record().logs)
     }
 
     /// Every duration the node's services asked to sleep for, in order.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.run_service("count").unwrap(); // returns at once
+    /// assert_eq!(node.sleeps(), [Duration::from_secs(1)]);
+    /// ```
     pub fn sleeps(&self) -> Vec<Duration> {
         self.recorder.record().sleeps.clone()
     }
@@ -604,11 +2404,116 @@ impl<N: NodeExport> TestNode<N> {
     /// Asks the node to stop, as a hive does before a reload or at its end: `sleep_for` and
     /// `is_running` return `false` from now on, and sends fail with
     /// [`SendErrorKind::Stopping`].
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.stop();
+    /// let error = node.run_service("count").unwrap_err();
+    /// assert!(error.message().contains("stopping"), "{error}");
+    /// ```
     pub fn stop(&mut self) {
         self.recorder.running.store(false, Ordering::Relaxed);
     }
 
     /// Calls the node's `save_state`, as a hive does before swapping in new code.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("numbers", &2).unwrap();
+    /// assert_eq!(node.save_state().unwrap(), Some(json!({ "seen": 2 })));
+    /// ```
     pub fn save_state(&mut self) -> Result<Option<Value>, TestError> {
         match self.node.save_state().into_result() {
             Ok(ROption::RSome(state)) => {
@@ -623,6 +2528,59 @@ impl<N: NodeExport> TestNode<N> {
 
     /// Calls the node's `restore_state` with `state`, as a hive does with what the previous
     /// instance saved.
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.restore_state(&json!({ "seen": 7 })).unwrap();
+    /// assert_eq!(node.save_state().unwrap(), Some(json!({ "seen": 7 })));
+    /// assert!(node.restore_state(&json!("garbage")).is_err());
+    /// ```
     pub fn restore_state(&mut self, state: &Value) -> Result<(), TestError> {
         let text = RString::from(state.to_string());
         self.node
@@ -634,12 +2592,118 @@ impl<N: NodeExport> TestNode<N> {
     /// Swaps this instance for a new one with the same name and settings, as `hm dev` does when
     /// the node's code changes: this one is stopped, its `save_state` runs, a new instance is
     /// built and its `restore_state` gets what was saved (when something was).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let mut node = TestNode::<Echo>::new().unwrap();
+    /// node.deliver("numbers", &5).unwrap();
+    /// let mut next = node.reload().unwrap();
+    /// assert_eq!(next.save_state().unwrap(), Some(json!({ "seen": 5 })));
+    /// ```
     pub fn reload(self) -> Result<Self, TestError> {
         let settings = self.settings.clone();
         self.reload_with(settings)
     }
 
     /// Like [`reload`](Self::reload), with new settings (as when `config/hive.toml` changes).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Deserialize)]
+    /// # struct Settings { #[serde(default)] loud: bool }
+    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
+    /// # impl Node for Echo {
+    /// #     fn new(context: &Context) -> Result<Self> {
+    /// #         let settings: Settings = context.settings_as()?;
+    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
+    /// #     }
+    /// #     fn services(&mut self, hive: &mut Services) {
+    /// #         hive.add_service("count", |service: &Service| {
+    /// #             service.send(&1)?;
+    /// #             service.sleep_for(Duration::from_secs(1));
+    /// #             Ok(Flow::Continue)
+    /// #         });
+    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
+    /// #     }
+    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
+    /// #             if message.payload() == "panic" { panic!("told to panic") }
+    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
+    /// #             node.seen += 1;
+    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
+    /// #             let text = if node.loud { text.to_uppercase() } else { text };
+    /// #             info!("echo {text} from {}", message.node());
+    /// #             node.out.as_ref().unwrap().send(&text)?;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
+    /// #             node.seen += n;
+    /// #             Ok(())
+    /// #         });
+    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
+    /// #             info!("seen {}", node.seen);
+    /// #             Ok(())
+    /// #         });
+    /// #     }
+    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
+    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
+    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # hivemind::export_node!(Echo);
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// let mut loud = node.reload_with(json!({ "enabled": true, "loud": true })).unwrap();
+    /// loud.deliver("in-a", "hi").unwrap();
+    /// assert_eq!(loud.sent_on("out"), [json!("HI")]);
+    /// ```
     pub fn reload_with(mut self, settings: Value) -> Result<Self, TestError> {
         self.stop();
         let state = self.save_state()?;
@@ -659,6 +2723,14 @@ impl<N: NodeExport> fmt::Debug for TestNode<N> {
             .field("subscriptions", &self.subscriptions())
             .field("timers", &self.timers())
             .finish_non_exhaustive()
+    }
+}
+
+/// A declared schema as a JSON value (`None`: none declared).
+fn declared(schema: &ROption<RString>) -> Option<Value> {
+    match schema {
+        ROption::RSome(text) => serde_json::from_str(text.as_str()).ok(),
+        ROption::RNone => None,
     }
 }
 

@@ -27,6 +27,10 @@ impl Node for NodeTemplate {
     ///     Ok(Flow::Continue)                       // Flow::Stop ends this service
     /// });
     /// ```
+    ///
+    /// Declare what a service sends with `hive.add_typed_service::<Reading, _>(...)`, where
+    /// `Reading` derives `Serialize` and `JsonSchema`: the hive's page then offers a form for
+    /// it and checks what is published on it from outside (docs/NODES.md, "Typed payloads").
     fn services(&mut self, hive: &mut Services) {
         let _ = hive;
     }

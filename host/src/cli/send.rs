@@ -11,6 +11,8 @@ use std::time::Duration;
 /// Publish a JSON payload on a service of the running hive, as if a node had sent it.
 ///
 /// Every subscription whose pattern matches SERVICE receives it; its sending node is `api`.
+/// When the service declares a payload type, the hive checks the payload against it
+/// ([messages] check_schemas: a warning, or a refusal naming the path and the reason).
 /// The hive is found from config/hive.toml of the hive you are in ([hive] bind and port), or
 /// from --url. Example: hm send bat-signal-main '"Batman! We need help!"'
 #[derive(Debug, Args)]
@@ -165,11 +167,18 @@ pub(super) fn run(args: SendArgs) -> Result<()> {
         );
     }
     let hive = args.target.hive()?;
-    hive.post(
+    let answer = hive.post(
         &format!("/api/publish/{}", percent_encode(&args.service)),
         &payload,
     )?;
     println!("Published on `{}` ({} bytes).", args.service, payload.len());
+    // `[messages] check_schemas = "warn"`: published, but not of the service's declared type.
+    if let Some(warning) = answer["warning"].as_str() {
+        eprintln!(
+            "warning: {warning}\nhelp: GET /api/topics/{}/schema shows the type",
+            percent_encode(&args.service)
+        );
+    }
     Ok(())
 }
 

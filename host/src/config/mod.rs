@@ -24,6 +24,7 @@
 //! max_payload_bytes = 1048576  # largest payload a service may send
 //! queue_capacity = 1024        # messages waiting per subscribing node
 //! spin_us = 0                  # µs a node's thread polls before sleeping
+//! check_schemas = "warn"       # payloads published from outside vs declared types: off/warn/refuse
 //!
 //! [mesh]               # off unless enabled: join other hosts of this hive over Zenoh
 //! enabled = true
@@ -373,6 +374,26 @@ pub struct MessageLimits {
     /// How long a node's thread polls for the next message before it sleeps, in µs (0: it
     /// sleeps at once). Polling trades CPU for latency: a sleeping thread takes tens of µs to wake.
     pub spin_us: u64,
+    /// What publishing from outside (the HTTP API, `hm send`) does with a payload that does
+    /// not match the service's declared payload type.
+    pub check_schemas: CheckSchemas,
+}
+
+/// `[messages] check_schemas`: how a payload published through the HTTP API or `hm send` is
+/// checked against the JSON Schema its service declared. Messages between nodes are never
+/// checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSchemas {
+    /// Not checked.
+    Off,
+    /// Checked; a payload that does not match is published all the same, with a warning in
+    /// the response and in the log.
+    #[default]
+    Warn,
+    /// Checked; a payload that does not match is refused (HTTP 422), naming the service, the
+    /// failing path and the reason.
+    Refuse,
 }
 
 /// One `[nodes.<name>]` table.
@@ -454,6 +475,7 @@ struct RawMessages {
     max_payload_bytes: usize,
     queue_capacity: usize,
     spin_us: u64,
+    check_schemas: CheckSchemas,
 }
 
 impl Default for RawMessages {
@@ -462,6 +484,7 @@ impl Default for RawMessages {
             max_payload_bytes: 1024 * 1024,
             queue_capacity: 1024,
             spin_us: 0,
+            check_schemas: CheckSchemas::Warn,
         }
     }
 }
@@ -622,6 +645,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
             max_payload_bytes: raw.messages.max_payload_bytes,
             queue_capacity: raw.messages.queue_capacity,
             spin_us: raw.messages.spin_us,
+            check_schemas: raw.messages.check_schemas,
         },
         mesh,
         nodes,
@@ -832,7 +856,12 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("log", &["location", "max_bytes", "backups"]),
     (
         "messages",
-        &["max_payload_bytes", "queue_capacity", "spin_us"],
+        &[
+            "max_payload_bytes",
+            "queue_capacity",
+            "spin_us",
+            "check_schemas",
+        ],
     ),
 ];
 
@@ -1096,6 +1125,25 @@ mod tests {
             [
                 "config/hive.toml line 2: unknown key `mesh.lisen` is ignored (did you mean `listen`?)"
             ]
+        );
+    }
+
+    #[test]
+    fn check_schemas_defaults_to_warn_and_a_wrong_value_names_the_choices() {
+        let config = parse_ok("");
+        assert_eq!(config.messages.check_schemas, CheckSchemas::Warn);
+        for (text, mode) in [
+            ("off", CheckSchemas::Off),
+            ("warn", CheckSchemas::Warn),
+            ("refuse", CheckSchemas::Refuse),
+        ] {
+            let config = parse_ok(&format!("[messages]\ncheck_schemas = \"{text}\"\n"));
+            assert_eq!(config.messages.check_schemas, mode);
+        }
+        let error = parse_err("[messages]\ncheck_schemas = \"strict\"\n");
+        assert!(
+            error.contains("check_schemas") && error.contains("refuse"),
+            "{error}"
         );
     }
 

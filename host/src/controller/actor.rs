@@ -296,6 +296,7 @@ impl Actor {
                     let overflow = node_overflow(&self.config, &name);
                     let slot = self.slots.get_mut(&name).expect("spec made the slot");
                     let node: Arc<str> = name.as_str().into();
+                    let patterns = patterns_of(&built);
                     let topics = self.core.bus.register(
                         &node,
                         slot.queue.sender.clone(),
@@ -304,6 +305,8 @@ impl Actor {
                         generation,
                         overflow,
                     );
+                    self.core
+                        .declare_types(&name, &built.services, &patterns, &built.types);
                     slot.generation = generation;
                     ready.push((name, runtime, topics, built.took, built.library.hash));
                 }
@@ -456,6 +459,7 @@ impl Actor {
             }
         };
         let node: Arc<str> = name.into();
+        let patterns = patterns_of(&built);
         let topics = self.core.bus.register(
             &node,
             slot.queue.sender.clone(),
@@ -464,6 +468,8 @@ impl Actor {
             spec.generation,
             overflow,
         );
+        self.core
+            .declare_types(name, &built.services, &patterns, &built.types);
         // Messages routed into a replaced queue precede everything routed into the new one.
         let backlog = old_queue
             .map(|q| q.inbox.try_iter().collect())
@@ -504,6 +510,7 @@ impl Actor {
             return;
         };
         self.core.bus.leave(name);
+        self.core.schemas.forget(name);
         runtime.request_stop();
         let stopped = runtime.join(Instant::now() + STOP_DEADLINE);
         let how = if stopped {
@@ -627,6 +634,7 @@ impl Actor {
         for (name, slot) in &self.slots {
             if let Some(runtime) = slot.phase.runtime() {
                 self.core.bus.leave(name);
+                self.core.schemas.forget(name);
                 runtime.request_stop();
             }
         }
@@ -727,4 +735,13 @@ fn nothing_to_run(config: &HiveConfig) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// The patterns of an instance's subscriptions, by id (what its declared types are matched by).
+fn patterns_of(built: &crate::runtime::Built) -> Vec<crate::bus::Pattern> {
+    built
+        .subscriptions
+        .iter()
+        .map(|s| s.pattern.clone())
+        .collect()
 }

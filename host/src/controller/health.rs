@@ -38,6 +38,7 @@ impl Actor {
                 NodeStatus::Failed => {
                     let reason = snapshot.error.unwrap_or_default();
                     self.core.bus.leave(&name);
+                    self.core.schemas.forget(&name);
                     let Phase::Running(mut runtime) =
                         std::mem::replace(&mut slot.phase, Phase::Failed)
                     else {

@@ -34,12 +34,13 @@ pub use plan::Selection;
 
 use crate::builds::BuildResults;
 use crate::bus::{Bus, TopicInfo};
-use crate::config::HiveConfig;
+use crate::config::{CheckSchemas, HiveConfig};
 use crate::events::{EventKind, Events};
 use crate::loader::{self, Libraries, LoadError};
 use crate::logging::Logs;
 use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::runtime::{Environment, NodeShared, NodeSnapshot, NodeStatus};
+use crate::schemas::{Schemas, Violation};
 use actor::Command;
 use anyhow::{Result, anyhow};
 use arc_swap::ArcSwap;
@@ -94,6 +95,10 @@ pub enum PublishError {
     /// An empty or unprintable service name.
     #[error("{0:?} is not a service name: service names are non-empty and printable")]
     InvalidService(String),
+    /// The payload does not match the service's declared type, and `[messages] check_schemas`
+    /// is `"refuse"`.
+    #[error("{0}")]
+    Mismatch(Violation),
 }
 
 /// The name published messages carry as their sending node.
@@ -168,6 +173,34 @@ pub(crate) struct Core {
     pub(crate) stopping: AtomicBool,
     /// Problems the health check found in the host's own threads.
     pub(crate) problems: Mutex<Vec<String>>,
+    /// The payload types the running nodes declared.
+    pub(crate) schemas: Schemas,
+}
+
+impl Core {
+    /// Records what node `name`'s new instance declared (its services' names and its
+    /// subscriptions' patterns by id, with their schemas), and reports, on the event feed and
+    /// in root.log, the schemas ignored and the mismatches between subscribers and publishers
+    /// not reported before.
+    pub(crate) fn declare_types(
+        &self,
+        name: &str,
+        services: &[Arc<str>],
+        patterns: &[crate::bus::Pattern],
+        types: &crate::schemas::DeclaredTypes,
+    ) {
+        let declaration = self.schemas.declare(name, services, patterns, types);
+        for ignored in declaration.ignored {
+            tracing::warn!("{ignored}");
+            self.events.emit(EventKind::Schema, Some(name), ignored);
+        }
+        for mismatch in declaration.mismatches {
+            let message = mismatch.to_string();
+            tracing::warn!("{message}");
+            self.events
+                .emit(EventKind::Schema, Some(&mismatch.subscriber), message);
+        }
+    }
 }
 
 /// The control thread, once started.
@@ -249,6 +282,7 @@ impl Controller {
                 }),
                 stopping: AtomicBool::new(false),
                 problems: Mutex::new(Vec::new()),
+                schemas: Schemas::new(),
             }),
             max_payload_bytes: config.messages.max_payload_bytes,
             selection: Mutex::new(Some(selection)),
@@ -263,6 +297,11 @@ impl Controller {
     /// The hive's routing table.
     pub fn bus(&self) -> &Arc<Bus> {
         &self.core.bus
+    }
+
+    /// The payload types the running nodes declared.
+    pub(crate) fn schemas(&self) -> &Schemas {
+        &self.core.schemas
     }
 
     /// The hive's event feed.
@@ -471,7 +510,11 @@ impl Controller {
 
     /// Publishes `payload` (JSON text) on `service` as if a service of that name had sent it;
     /// the message's sending node is [`API_NODE`].
-    pub fn publish(&self, service: &str, payload: &str) -> Result<(), PublishError> {
+    ///
+    /// When the service declared a payload type, the payload is checked against its schema as
+    /// `[messages] check_schemas` says: `warn` publishes it and returns what did not match
+    /// (also logged), `refuse` returns [`PublishError::Mismatch`] and publishes nothing.
+    pub fn publish(&self, service: &str, payload: &str) -> Result<Option<Violation>, PublishError> {
         if service.is_empty() || service.chars().any(char::is_control) {
             return Err(PublishError::InvalidService(service.to_owned()));
         }
@@ -484,9 +527,25 @@ impl Controller {
         }
         let value: serde_json::Value =
             serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson(e.to_string()))?;
+        let warning = match self.config().messages.check_schemas {
+            CheckSchemas::Off => None,
+            CheckSchemas::Warn => self.core.schemas.check(service, &value).err(),
+            CheckSchemas::Refuse => {
+                if let Err(violation) = self.core.schemas.check(service, &value) {
+                    tracing::warn!("refused a payload published on `{service}`: {violation}");
+                    return Err(PublishError::Mismatch(violation));
+                }
+                None
+            }
+        };
+        if let Some(violation) = &warning {
+            tracing::warn!(
+                "published on `{service}` all the same ([messages] check_schemas = \"warn\"): {violation}"
+            );
+        }
         let from: Arc<str> = API_NODE.into();
         self.core.bus.publish(service, &from, &value.to_string());
-        Ok(())
+        Ok(warning)
     }
 
     /// The hive as it is now: this host's nodes, then those of the other hosts of the mesh.

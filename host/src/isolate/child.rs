@@ -139,6 +139,7 @@ pub fn child_main() -> Result<()> {
                     .collect(),
                 library: built.library,
                 took_us: built.took.as_micros() as u64,
+                types: built.types,
             };
             send_frame(&outgoing, wire::BUILT, |f| {
                 f.raw(&serde_json::to_vec(&report).expect("plain data"))

@@ -33,6 +33,7 @@ use crate::runtime::{
     BuildError, Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
     compile_subscriptions, count_undelivered,
 };
+use crate::schemas::DeclaredTypes;
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
 use serde::de::IgnoredAny;
@@ -111,11 +112,14 @@ struct BuiltReport {
     patterns: Vec<String>,
     library: LibraryInfo,
     took_us: u64,
+    /// The payload types the node declared.
+    #[serde(default)]
+    types: DeclaredTypes,
 }
 
 /// What the process's socket brought, for the node's thread.
 enum Event {
-    Built(BuiltReport),
+    Built(Box<BuiltReport>),
     BuildFailed(String),
     Acked(u64),
     State(Option<String>),
@@ -163,6 +167,7 @@ pub(crate) fn supervise(
         services: report.services.iter().map(|s| s.as_str().into()).collect(),
         library,
         took: started.elapsed(),
+        types: report.types.clone(),
     }));
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -293,7 +298,7 @@ impl Process {
             return Err(process.died_while("starting"));
         }
         match process.events.recv_timeout(BUILD_DEADLINE) {
-            Ok(Event::Built(report)) => Ok((process, report)),
+            Ok(Event::Built(report)) => Ok((process, *report)),
             Ok(Event::BuildFailed(error)) => {
                 process.stop();
                 Err(error)
@@ -453,7 +458,7 @@ fn on_frame(
                 .enumerate()
                 .map(|(index, name)| (name.clone(), index as u32))
                 .collect();
-            Event::Built(report)
+            Event::Built(Box::new(report))
         }
         wire::BUILD_FAILED => Event::BuildFailed(fields.str()?.to_owned()),
         wire::STATE => Event::State(fields.opt_str()?.map(str::to_owned)),

@@ -119,6 +119,7 @@ impl WireNode {
             }),
             services: self.services.clone(),
             subscriptions: self.subscriptions.clone(),
+            timers: Vec::new(),
             enabled: self.enabled,
             loads: self.loads,
             loaded_at: self.loaded_at.clone(),

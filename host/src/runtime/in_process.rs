@@ -17,8 +17,9 @@ use super::{
 use crate::bus::{Delivery, Inbox, Subscription};
 use crate::loader::NodeLibrary;
 use crate::logging::NodeLog;
+use crate::schemas::DeclaredTypes;
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RStr};
+use abi_stable::std_types::{ROption, RStr, RString};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::{
     HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl, TimerDecl,
@@ -72,6 +73,7 @@ pub(crate) fn drive(
         services: node.service_names.clone(),
         library: library.info().clone(),
         took,
+        types: node.types.clone(),
     }));
     if run(node, &spec, shared, control) {
         // Every object the library made is gone and every thread that ran its code has ended:
@@ -90,6 +92,7 @@ struct BuiltNode {
     service_names: Vec<Arc<str>>,
     subscriptions: Vec<Subscription>,
     timers: Vec<TimerDecl>,
+    types: DeclaredTypes,
 }
 
 fn build(
@@ -108,6 +111,7 @@ fn build(
         services,
         subscriptions,
         timers,
+        schemas,
     } = library
         .new_node(init)
         .into_result()
@@ -120,12 +124,18 @@ fn build(
     let subscriptions = compile_subscriptions(&spec.name, subscriptions.iter().map(|p| p.as_str()))
         .map_err(BuildError::Registration)?;
     let service_names = service_names(&spec.name, &services).map_err(BuildError::Registration)?;
+    let text = |schema: &ROption<RString>| schema.as_ref().map(|t| t.to_string()).into_option();
+    let types = DeclaredTypes {
+        services: schemas.services.iter().map(text).collect(),
+        subscriptions: schemas.subscriptions.iter().map(text).collect(),
+    };
     Ok(BuiltNode {
         object: node,
         services,
         service_names,
         subscriptions,
         timers: timers.into_iter().collect(),
+        types,
     })
 }
 
@@ -172,6 +182,7 @@ fn run(
         service_names: _,
         subscriptions,
         timers,
+        types: _,
     } = node;
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -207,7 +218,7 @@ fn run(
             }
         }
     }
-    let mut timers = Timers::new(&timers, Instant::now());
+    let mut timers = Timers::new(&timers, Instant::now(), shared);
     shared.set_running();
     let mut failed = None;
     for delivery in &backlog {

@@ -38,6 +38,7 @@ use crate::bus::{
 use crate::config::FaultPolicy;
 use crate::loader::{Libraries, LibraryInfo, LoadError};
 use crate::logging::{Logs, NodeLog};
+use crate::schemas::DeclaredTypes;
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
 use std::fmt;
@@ -120,6 +121,8 @@ pub(crate) struct Built {
     pub library: LibraryInfo,
     /// How long loading and building took.
     pub took: Duration,
+    /// The payload types its services and subscriptions declared, by the same indices.
+    pub types: DeclaredTypes,
 }
 
 pub(crate) enum Control {

@@ -52,6 +52,9 @@ pub struct NodeSnapshot {
     pub services: Vec<ServiceSnapshot>,
     /// Its subscriptions.
     pub subscriptions: Vec<SubscriptionSnapshot>,
+    /// Its timers (none for another host's node).
+    #[serde(default)]
+    pub timers: Vec<TimerSnapshot>,
     /// Whether the config enables it.
     pub enabled: bool,
     /// How many times an instance of it was loaded (the first start counts).
@@ -91,6 +94,7 @@ impl NodeSnapshot {
             library: None,
             services: Vec::new(),
             subscriptions: Vec::new(),
+            timers: Vec::new(),
             enabled: false,
             loads: 0,
             loaded_at: None,
@@ -154,6 +158,89 @@ pub struct SubscriptionSnapshot {
     pub failed: u64,
     /// Callbacks that panicked.
     pub panicked: u64,
+}
+
+/// One timer's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimerSnapshot {
+    /// The timer's name.
+    pub name: String,
+    /// Milliseconds between two ticks.
+    pub period_ms: f64,
+    /// Ticks run (failed and panicked ones included).
+    pub runs: u64,
+    /// Ticks that returned an error.
+    pub failed: u64,
+    /// Ticks that panicked.
+    pub panicked: u64,
+    /// When the last tick ended (RFC 3339), if one has run.
+    pub last_run: Option<String>,
+}
+
+/// One timer's counters, updated by the node's thread as it ticks.
+#[derive(Debug)]
+pub(crate) struct TimerStats {
+    name: String,
+    period: Duration,
+    runs: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    /// When the last tick ended, in nanoseconds since the Unix epoch; 0: none yet.
+    last_run: AtomicU64,
+}
+
+impl TimerStats {
+    pub(crate) fn new(name: &str, period: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            period,
+            runs: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            last_run: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one tick that just ended; returns how many of its ticks have gone wrong so far
+    /// (this one included) when it did.
+    pub(crate) fn ran(&self, failure: Option<bool>) -> u64 {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        self.last_run.store(now, Ordering::Relaxed);
+        match failure {
+            None => 0,
+            Some(panicked) => {
+                let counter = if panicked {
+                    &self.panicked
+                } else {
+                    &self.failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.failed.load(Ordering::Relaxed) + self.panicked.load(Ordering::Relaxed)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> TimerSnapshot {
+        let last = self.last_run.load(Ordering::Relaxed);
+        TimerSnapshot {
+            name: self.name.clone(),
+            period_ms: self.period.as_secs_f64() * 1e3,
+            runs: self.runs.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
+            last_run: (last != 0)
+                .then(|| {
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last))
+                        .ok()?
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .flatten(),
+        }
+    }
 }
 
 /// One service's counters, updated by its thread and by `send`.
@@ -249,6 +336,8 @@ pub(crate) struct Overlay {
 pub(crate) struct Carried {
     subscriptions: Vec<[u64; 3]>,
     restarts: Vec<u64>,
+    /// The timers as the dead processes left them: their runs, failures and panics summed.
+    timers: Vec<TimerSnapshot>,
 }
 
 impl Overlay {
@@ -269,6 +358,7 @@ impl Overlay {
         for (sum, s) in restarts.iter_mut().zip(&report.services) {
             *sum += s.restarts;
         }
+        self.carried.timers = add_timers(&self.carried.timers, &report.timers);
     }
 
     /// `host`'s view of the node with what the process said added.
@@ -286,6 +376,7 @@ impl Overlay {
             }
         }
         let carried = &self.carried;
+        host.timers.clone_from(&carried.timers);
         for (index, s) in host.subscriptions.iter_mut().enumerate() {
             let [delivered, failed, panicked] = carried
                 .subscriptions
@@ -319,7 +410,28 @@ impl Overlay {
             s.restarts += theirs.restarts;
             s.error.clone_from(&theirs.error);
         }
+        host.timers = add_timers(&carried.timers, &report.timers);
     }
+}
+
+/// `now` (the running process's timers) with `carried`'s counts added, by position; a timer
+/// only in `carried` (the new process has not reported yet) is kept as it was.
+fn add_timers(carried: &[TimerSnapshot], now: &[TimerSnapshot]) -> Vec<TimerSnapshot> {
+    let mut timers: Vec<TimerSnapshot> = now.to_vec();
+    for (index, old) in carried.iter().enumerate() {
+        match timers.get_mut(index) {
+            Some(t) => {
+                t.runs += old.runs;
+                t.failed += old.failed;
+                t.panicked += old.panicked;
+                if t.last_run.is_none() {
+                    t.last_run.clone_from(&old.last_run);
+                }
+            }
+            None => timers.push(old.clone()),
+        }
+    }
+    timers
 }
 
 struct State {
@@ -328,6 +440,7 @@ struct State {
     library: Option<LibraryInfo>,
     services: Vec<Arc<ServiceStats>>,
     subscriptions: Vec<(String, Arc<SubscriptionStats>)>,
+    timers: Vec<Arc<TimerStats>>,
 }
 
 /// Why a message was not sent: its kind (for the node's code) and the reason (for people).
@@ -377,6 +490,7 @@ impl NodeShared {
                 library: None,
                 services: Vec::new(),
                 subscriptions: Vec::new(),
+                timers: Vec::new(),
             }),
             overlay: Mutex::new(None),
         }
@@ -491,6 +605,11 @@ impl NodeShared {
         stats
     }
 
+    /// Records the instance's timers' counters, by timer id.
+    pub(crate) fn register_timers(&self, timers: Vec<Arc<TimerStats>>) {
+        self.state.lock().timers = timers;
+    }
+
     pub(crate) fn set_library(&self, info: LibraryInfo) {
         self.state.lock().library = Some(info);
     }
@@ -573,6 +692,7 @@ impl NodeShared {
             last_crash: None,
             build_error: None,
             settings: None,
+            timers: state.timers.iter().map(|t| t.snapshot()).collect(),
             services: state.services.iter().map(|s| s.snapshot()).collect(),
             subscriptions: state
                 .subscriptions
@@ -652,6 +772,58 @@ mod tests {
             "carried plus the new process's"
         );
         assert_eq!(seen.services[0].restarts, 1);
+    }
+
+    #[test]
+    fn an_isolated_nodes_timers_are_counted_across_its_processes() {
+        let timer = |runs: u64, panicked: u64, last: Option<&str>| TimerSnapshot {
+            name: "tick".into(),
+            period_ms: 25.0,
+            runs,
+            failed: 0,
+            panicked,
+            last_run: last.map(str::to_owned),
+        };
+        let mut report = node(0, 0);
+        report.timers = vec![timer(10, 2, Some("2026-01-01T00:00:00Z"))];
+        let mut overlay = Overlay {
+            report: Some(report),
+            ..Overlay::default()
+        };
+        overlay.carry();
+        overlay.crashed = Some("its process died (SIGABRT)".into());
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(
+            seen.timers,
+            [timer(10, 2, Some("2026-01-01T00:00:00Z"))],
+            "kept while the process is down"
+        );
+
+        overlay.crashed = None;
+        let mut report = node(0, 0);
+        report.timers = vec![timer(3, 0, None)];
+        overlay.report = Some(report);
+        let mut seen = node(0, 0);
+        overlay.apply(&mut seen);
+        assert_eq!(
+            seen.timers,
+            [timer(13, 2, Some("2026-01-01T00:00:00Z"))],
+            "the new process's counts added to the dead one's"
+        );
+    }
+
+    #[test]
+    fn a_timers_counts_and_last_run_are_what_it_did() {
+        let stats = TimerStats::new("tick", Duration::from_millis(20));
+        assert_eq!(stats.snapshot().last_run, None);
+        assert_eq!(stats.ran(None), 0);
+        assert_eq!(stats.ran(Some(true)), 1);
+        assert_eq!(stats.ran(Some(false)), 2);
+        let seen = stats.snapshot();
+        assert_eq!((seen.runs, seen.failed, seen.panicked), (3, 1, 1));
+        assert_eq!(seen.period_ms, 20.0);
+        assert!(seen.last_run.unwrap().ends_with('Z'));
     }
 
     #[test]

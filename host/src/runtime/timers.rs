@@ -6,8 +6,9 @@
 //! only while the delivery loop runs, so they pause during a hand-over and end with the
 //! instance. A tick's error or panic is logged with the count so far; the timer keeps ticking.
 
-use super::state::{NodeShared, clock};
+use super::state::{NodeShared, TimerStats, clock};
 use hivemind::abi::{LogLevel, MIN_TIMER_PERIOD_NANOS, NodeBox, TimerDecl};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ struct Timer {
     period: Duration,
     /// When it ticks next.
     due: Instant,
-    /// Ticks that failed or panicked so far.
-    failures: u64,
+    /// Its counters, as the page and the API show them.
+    stats: Arc<TimerStats>,
 }
 
 /// An instance's timers, by id.
@@ -27,9 +28,9 @@ pub(super) struct Timers {
 }
 
 impl Timers {
-    /// The timers the node registered, first due one period from `now`. A period below the
-    /// ABI's minimum (1 ms) is raised to it.
-    pub(super) fn new(decls: &[TimerDecl], now: Instant) -> Self {
+    /// The timers the node registered, first due one period from `now`, with their counters
+    /// registered in `shared`. A period below the ABI's minimum (1 ms) is raised to it.
+    pub(super) fn new(decls: &[TimerDecl], now: Instant, shared: &NodeShared) -> Self {
         let timers = decls
             .iter()
             .map(|decl| {
@@ -41,10 +42,11 @@ impl Timers {
                     due: now
                         .checked_add(period)
                         .unwrap_or(now + Duration::from_secs(1 << 32)),
-                    failures: 0,
+                    stats: Arc::new(TimerStats::new(decl.name.as_str(), period)),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        shared.register_timers(timers.iter().map(|t| t.stats.clone()).collect());
         Self { timers }
     }
 
@@ -73,15 +75,16 @@ impl Timers {
             } else {
                 after + timer.period
             };
+            let failures = timer
+                .stats
+                .ran(outcome.as_ref().err().map(|error| error.panicked));
             if let Err(error) = outcome {
-                timer.failures += 1;
                 shared.log.write(
                     LogLevel::Error,
                     &format!(
-                        "timer `{}` {} ({} so far): {}",
+                        "timer `{}` {} ({failures} so far): {}",
                         timer.name,
                         if error.panicked { "panicked" } else { "failed" },
-                        timer.failures,
                         error.message
                     ),
                 );

@@ -69,6 +69,7 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
         }
     }
     if let Some(topics) = value["topics"].as_array_mut() {
+        mark_typed(web, topics);
         for topic in topics {
             hide_taps(topic);
         }
@@ -82,6 +83,18 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
 fn hide_taps(topic: &mut serde_json::Value) {
     if let Some(subscribers) = topic["subscribers"].as_array_mut() {
         subscribers.retain(|s| !s.as_str().is_some_and(|s| s.starts_with(TAP_PREFIX)));
+    }
+}
+
+/// Adds `"schema": true` to each topic whose service declared its payload type (its schema is
+/// at `/api/topics/{service}/schema`), `false` to the others.
+fn mark_typed(web: &Web, topics: &mut [serde_json::Value]) {
+    let typed = web.controller.schemas().typed_services();
+    for topic in topics {
+        let has = topic["service"]
+            .as_str()
+            .is_some_and(|service| typed.contains(service));
+        topic["schema"] = has.into();
     }
 }
 
@@ -137,11 +150,54 @@ pub(super) fn node(web: &Web, name: &str) -> Response {
 pub(super) fn topics(web: &Web) -> Response {
     let mut topics = serde_json::to_value(web.controller.snapshot().topics).unwrap_or_default();
     if let Some(list) = topics.as_array_mut() {
+        mark_typed(web, list);
         for topic in list {
             hide_taps(topic);
         }
     }
     json(StatusCode::OK, &topics)
+}
+
+/// `GET /api/topics/{service}/schema` (`service` percent-encoded): the JSON Schema of the
+/// payload type the service declared, exactly as its node sent it; 404 when it declared none.
+pub(super) fn schema(web: &Web, service: &str) -> Response {
+    let Some(service) = percent_decode(service) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the service name in the path is not valid percent-encoded UTF-8",
+        );
+    };
+    match web.controller.schemas().schema(&service) {
+        Some((node, text)) => {
+            let mut response = Response::new(text.to_string().into());
+            let headers = response.headers_mut();
+            headers.insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("application/schema+json"),
+            );
+            if let Ok(node) = warp::http::HeaderValue::from_str(&node) {
+                headers.insert("x-hive-node", node);
+            }
+            response
+        }
+        None => {
+            let offered = web
+                .controller
+                .snapshot()
+                .topics
+                .iter()
+                .any(|t| t.service == service);
+            let why = if offered {
+                "its node declares no payload type (declare one with add_typed_service or add_typed_publisher; see docs/NODES.md)"
+            } else {
+                "no running node offers it"
+            };
+            error(
+                StatusCode::NOT_FOUND,
+                &format!("service `{service}` has no schema: {why}"),
+            )
+        }
+    }
 }
 
 /// `POST /api/publish/{service}`: the body, if it is JSON within the limit, goes to every
@@ -170,13 +226,36 @@ where
         );
     };
     match web.controller.publish(&service, &text) {
-        Ok(()) => json(
+        Ok(None) => json(
             StatusCode::OK,
             &serde_json::json!({ "published": service, "bytes": text.len() }),
+        ),
+        // `[messages] check_schemas = "warn"`: published, with what did not match.
+        Ok(Some(violation)) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "published": service,
+                "bytes": text.len(),
+                "warning": violation.to_string(),
+                "path": violation.path,
+                "reason": violation.reason,
+            }),
         ),
         Err(e @ PublishError::TooLarge { .. }) => {
             error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
         }
+        // `[messages] check_schemas = "refuse"`.
+        Err(PublishError::Mismatch(violation)) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({
+                "error": format!(
+                    "{violation}; it was not published (fix the payload, or set [messages] check_schemas = \"warn\" in config/hive.toml)"
+                ),
+                "service": violation.service,
+                "path": violation.path,
+                "reason": violation.reason,
+            }),
+        ),
         Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }

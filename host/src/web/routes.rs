@@ -118,6 +118,18 @@ fn reads(web: &Web) -> Route {
         .and(warp::get())
         .and(with(web))
         .map(|w: Web| api::topics(&w));
+    // `/api/topics/{service}/schema`, the service percent-encoded (it may hold `/`).
+    let schema = warp::path("api")
+        .and(warp::path("topics"))
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(with(web))
+        .and_then(|tail: warp::path::Tail, w: Web| async move {
+            match tail.as_str().strip_suffix("/schema") {
+                Some(service) if !service.is_empty() => Ok(api::schema(&w, service)),
+                _ => Err(warp::reject::not_found()),
+            }
+        });
     let mesh = warp::path!("api" / "mesh")
         .and(warp::get())
         .and(with(web))
@@ -141,6 +153,8 @@ fn reads(web: &Web) -> Route {
         .or(node)
         .unify()
         .or(topics)
+        .unify()
+        .or(schema)
         .unify()
         .or(mesh)
         .unify()

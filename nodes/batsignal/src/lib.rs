@@ -30,8 +30,10 @@ impl Node for BatSignal {
 
     fn services(&mut self, hive: &mut Services) {
         let interval = self.interval;
-        hive.add_service("bat-signal-main", move |service: &Service| {
-            // Send a signal to the big man himself (any JSON value will do).
+        // Declared as sending text: the hive's page offers a text field for it, and what is
+        // published on it from outside is checked to be text.
+        hive.add_typed_service::<String, _>("bat-signal-main", move |service: &Service| {
+            // Send a signal to the big man himself.
             service.send("Batman! We need help!")?;
             info!("the bat signal is shining");
             // As lowly city folk, we can do nothing but wait for the next crisis.
@@ -58,6 +60,11 @@ mod tests {
             [json!("Batman! We need help!")]
         );
         assert_eq!(node.sleeps(), [Duration::from_millis(500)]);
+        assert_eq!(
+            node.service_schema("bat-signal-main").unwrap()["type"],
+            "string",
+            "it declares what it sends"
+        );
         assert!(
             node.logs()
                 .iter()

@@ -319,6 +319,7 @@
       h('div', { class: 'facts' },
         h('div', {}, h('b', {}, n.services.length), h('span', {}, 'services')),
         h('div', {}, h('b', {}, n.subscriptions.length), h('span', {}, 'subscriptions')),
+        (n.timers || []).length ? h('div', {}, h('b', {}, n.timers.length), h('span', {}, 'timers')) : null,
         h('div', {}, h('b', {}, n.services.length ? rate(r.nodeSent.get(nodeKey(n, hive.host))) : rate(r.nodeDelivered.get(nodeKey(n, hive.host)))),
           h('span', {}, n.services.length ? 'sent / s' : 'handled / s'))),
       h('div', { class: 'meta' }, libraryLine(n) || h('span', {}, n.status === 'disabled' ? 'not loaded: disabled in config/hive.toml' : 'no library loaded'), reloadLine(n)),
@@ -410,11 +411,22 @@
             h('td', { class: `num ${sub.failed ? 'bad' : ''}` }, num(sub.failed)), h('td', { class: `num ${sub.panicked ? 'bad' : ''}` }, num(sub.panicked)));
         })))
       : h('p', { class: 'empty' }, 'No subscriptions.');
-    nodeView.body.replaceChildren(
+    // Timers run on the node's own thread, between deliveries (add_timer).
+    const timers = (n.timers || []).length
+      ? h('table', { id: 'timers' }, h('thead', {}, h('tr', {}, h('th', {}, 'Timer'), h('th', { class: 'num' }, 'every'), h('th', { class: 'num' }, 'runs'), h('th', {}, 'last run'), h('th', { class: 'num' }, 'errors'), h('th', { class: 'num' }, 'panics'))),
+        h('tbody', {}, n.timers.map((t) => h('tr', { 'data-timer': t.name },
+          h('td', {}, h('code', {}, t.name)),
+          h('td', { class: 'num' }, t.period_ms >= 1000 ? `${rate(t.period_ms / 1000)} s` : `${rate(t.period_ms)} ms`),
+          h('td', { class: 'num' }, num(t.runs)),
+          h('td', {}, t.last_run ? h('time', { datetime: t.last_run, title: t.last_run }, since(t.last_run) || clock(t.last_run)) : h('span', { class: 'sub' }, 'not yet')),
+          h('td', { class: `num ${t.failed ? 'bad' : ''}` }, num(t.failed)), h('td', { class: `num ${t.panicked ? 'bad' : ''}` }, num(t.panicked))))))
+      : null;
+    nodeView.body.replaceChildren(...[
       h('div', { class: 'cols' }, h('section', { class: 'panel' }, h('h2', {}, 'Services'), services),
         h('section', { class: 'panel' }, h('h2', {}, 'Subscriptions'), subscriptions)),
+      timers ? h('section', { class: 'panel' }, h('h2', {}, 'Timers'), timers) : null,
       h('section', { class: 'panel' }, h('h2', {}, 'Settings ', h('span', { style: 'text-transform:none;letter-spacing:0;color:var(--faint)' }, `[nodes.${n.name}] in config/hive.toml`)),
-        h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2))));
+        h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2)))].filter(Boolean));
   }
 
   function logLine(text, fresh) {
@@ -508,8 +520,113 @@
     if (!publishView) publishView = buildPublish();
     publishView.services.replaceChildren(...hive.topics.map((t) => h('option', { value: t.service })));
     publishView.known.replaceChildren(...(hive.topics.length
-      ? ['services offered now: ', ...hive.topics.map((t) => h('button', { type: 'button', class: 'pick', 'data-service': t.service, onclick: () => publishView.pick(t.service) }, t.service))]
+      ? ['services offered now: ', ...hive.topics.map((t) => h('button', { type: 'button', class: 'pick', 'data-service': t.service, onclick: () => publishView.pick(t.service) }, t.service, t.schema ? h('span', { class: 'sub' }, ' · typed') : null))]
       : ['no node offers a service yet: any name works, and reaches the subscriptions whose pattern matches it']));
+    publishView.follow();
+  }
+
+  // ---- the form generated from a service's declared JSON Schema ------------------------
+
+  /** Follows local `$ref`s (`#/$defs/Name`) within the schema document `root`. */
+  function resolveRef(schema, root) {
+    for (let hops = 0; schema && typeof schema === 'object' && typeof schema.$ref === 'string' && hops < 16; hops += 1) {
+      if (!schema.$ref.startsWith('#')) break;
+      let target = root;
+      for (const part of schema.$ref.slice(1).split('/').filter(Boolean)) {
+        const key = decodeURIComponent(part).replace(/~1/g, '/').replace(/~0/g, '~');
+        target = target && typeof target === 'object' ? target[key] : undefined;
+      }
+      if (target === undefined) break;
+      schema = target;
+    }
+    return schema;
+  }
+
+  /** What kind of input a property gets: {kind, nullable, values}. */
+  function fieldKind(schema, root) {
+    schema = resolveRef(schema, root);
+    if (!schema || typeof schema !== 'object') return { kind: 'json', nullable: false };
+    let nullable = false;
+    // `Option<T>` is written `anyOf: [T, {type: null}]` (or `type: [T, "null"]`).
+    const alts = schema.anyOf || schema.oneOf;
+    if (Array.isArray(alts) && !schema.type) {
+      const rest = alts.filter((a) => resolveRef(a, root).type !== 'null');
+      nullable = rest.length < alts.length;
+      if (rest.length === 1) return Object.assign(fieldKind(rest[0], root), nullable ? { nullable } : {});
+      const consts = alts.map((a) => resolveRef(a, root)).filter((a) => a && 'const' in a);
+      if (consts.length === alts.length) return { kind: 'enum', values: consts.map((a) => a.const), nullable: false };
+      return { kind: 'json', nullable };
+    }
+    if (Array.isArray(schema.enum)) return { kind: 'enum', values: schema.enum, nullable: schema.enum.includes(null) };
+    if ('const' in schema) return { kind: 'enum', values: [schema.const], nullable: false };
+    let types = Array.isArray(schema.type) ? schema.type : (schema.type ? [schema.type] : []);
+    if (types.includes('null')) { nullable = true; types = types.filter((t) => t !== 'null'); }
+    const t = types.length === 1 ? types[0] : 'json';
+    const kind = { string: 'string', integer: 'integer', number: 'number', boolean: 'boolean' }[t] || 'json';
+    return { kind, nullable, schema };
+  }
+
+  /** One input for one value of the schema; `read()` gives the value, or undefined to leave it out. */
+  function schemaInput(name, schema, root, required) {
+    const info = fieldKind(schema, root);
+    const id = `field-${name}`;
+    const optional = !required || info.nullable;
+    let input;
+    let read;
+    if (info.kind === 'boolean') {
+      input = h('input', { id, type: 'checkbox', 'data-field': name });
+      read = () => input.checked;
+    } else if (info.kind === 'enum') {
+      input = h('select', { id, 'data-field': name },
+        optional ? h('option', { value: '' }, '(none)') : null,
+        info.values.map((v, i) => h('option', { value: String(i) }, typeof v === 'string' ? v : JSON.stringify(v))));
+      read = () => (input.value === '' ? undefined : info.values[Number(input.value)]);
+    } else if (info.kind === 'integer' || info.kind === 'number') {
+      input = h('input', { id, type: 'number', step: info.kind === 'integer' ? '1' : 'any', 'data-field': name, required: !optional });
+      read = () => (input.value === '' ? undefined : Number(input.value));
+    } else if (info.kind === 'string') {
+      input = h('input', { id, type: 'text', 'data-field': name, required: !optional, autocomplete: 'off', spellcheck: 'false' });
+      read = () => (input.value === '' && optional ? undefined : input.value);
+    } else {
+      input = h('textarea', { id, class: 'json-field', 'data-field': name, spellcheck: 'false', rows: 2 });
+      read = () => {
+        if (input.value.trim() === '') return undefined;
+        try { return JSON.parse(input.value); } catch (_) { throw new Error(`${name}: not JSON`); }
+      };
+    }
+    const described = resolveRef(schema, root) || {};
+    const hint = [info.kind === 'json' ? 'JSON' : info.kind, optional ? 'optional' : 'required', described.description].filter(Boolean).join(' · ');
+    const label = h('label', { class: 'schema-field' }, h('code', {}, name), h('span', { class: 'field-hint' }, hint), input);
+    // A left-out optional value is sent as null where the type allows null and requires the key.
+    const value = () => {
+      const v = read();
+      return v === undefined && required && info.nullable ? null : v;
+    };
+    return { label, input, value };
+  }
+
+  /** The form for `schema`: one field per property of an object, one field for anything else. */
+  function schemaForm(schema, onInput) {
+    const root = schema;
+    const top = resolveRef(schema, root) || {};
+    const props = top.properties && typeof top.properties === 'object' ? top.properties : null;
+    const fields = props
+      ? Object.entries(props).map(([name, sub]) => [name, schemaInput(name, sub, root, (top.required || []).includes(name))])
+      : [[null, schemaInput('value', top, root, true)]];
+    for (const [, f] of fields) {
+      f.input.addEventListener('input', onInput);
+      f.input.addEventListener('change', onInput);
+    }
+    const payload = () => {
+      if (!props) return fields[0][1].value();
+      const out = {};
+      for (const [name, f] of fields) {
+        const v = f.value();
+        if (v !== undefined) out[name] = v;
+      }
+      return out;
+    };
+    return { element: h('div', { class: 'schema-fields' }, fields.map(([, f]) => f.label)), payload };
   }
 
   function buildPublish() {
@@ -521,8 +638,47 @@
     payload.value = '"Batman! We need help!"';
     const result = h('div', { class: 'result', id: 'publish-result' });
     const send = h('button', { class: 'primary', type: 'submit' }, 'Publish');
+    // Filled from the service's schema when it declares one; the raw editor below stays.
+    const generated = h('div', { id: 'schema-form', class: 'schema-form' });
+    let shownFor = null;
+    let typedNow = false;
+    const showSchema = async () => {
+      const name = service.value;
+      const typed = !!(hive && hive.topics.some((t) => t.service === name && t.schema));
+      if (name === shownFor && typed === typedNow) return;
+      shownFor = name;
+      typedNow = typed;
+      generated.replaceChildren();
+      generated.removeAttribute('data-service');
+      if (!typed) return;
+      let schema;
+      try {
+        const response = await fetch(`/api/topics/${encodeURIComponent(name)}/schema`);
+        if (!response.ok || service.value !== name) return;
+        schema = await response.json();
+      } catch (_) { return; }
+      const fill = () => {
+        try {
+          payload.value = JSON.stringify(form.payload(), null, 2);
+          result.className = 'result';
+          result.textContent = '';
+        } catch (err) {
+          result.className = 'result bad';
+          result.textContent = err.message;
+        }
+      };
+      const form = schemaForm(schema, fill);
+      generated.replaceChildren(
+        h('p', { class: 'field-hint' }, `${schema.title || 'the payload'}: fields from the type the service declares; they fill the JSON below, which you may still edit`),
+        form.element);
+      generated.dataset.service = name;
+      fill();
+    };
+    service.addEventListener('change', showSchema);
+    service.addEventListener('input', showSchema);
     const form = h('form', { class: 'form' },
       h('label', {}, 'Service name', h('span', { class: 'field-hint' }, 'the name the message goes out on, as if a service of that name had sent it'), service, known),
+      generated,
       h('label', {}, 'Payload (JSON)', h('span', { class: 'field-hint' }, 'any JSON value: a string needs its quotes, like "Batman! We need help!"'), payload),
       h('div', { class: 'row' }, send, result));
     form.addEventListener('submit', async (e) => {
@@ -535,8 +691,11 @@
       send.disabled = true;
       try {
         const r = await post(`/api/publish/${encodeURIComponent(service.value)}`, payload.value);
-        result.className = r.ok ? 'result ok' : 'result bad';
-        result.textContent = r.ok ? `published on ${service.value} at ${new Date().toLocaleTimeString([], { hour12: false })}` : `${r.status}: ${(r.body && r.body.error) || 'refused'}`;
+        const warning = r.ok && r.body && r.body.warning;
+        result.className = r.ok ? (warning ? 'result warn' : 'result ok') : 'result bad';
+        result.textContent = r.ok
+          ? `published on ${service.value} at ${new Date().toLocaleTimeString([], { hour12: false })}${warning ? `, with a warning: ${warning}` : ''}`
+          : `${r.status}: ${(r.body && r.body.error) || 'refused'}`;
       } catch (err) {
         result.className = 'result bad';
         result.textContent = String(err);
@@ -579,8 +738,10 @@
           watchForm, h('p', { id: 'watch-status' }, count),
           h('div', { class: 'messages' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'service'), h('th', {}, 'from'), h('th', {}, 'payload'))), rows)))));
     watch();
-    const pick = (name) => { service.value = name; service.focus(); };
-    return { services, known, pick };
+    const pick = (name) => { service.value = name; service.focus(); showSchema(); };
+    // A service that starts (or stops) declaring a type while the page is open.
+    const follow = () => { showSchema(); };
+    return { services, known, pick, follow };
   }
 
   const pages = { hive: renderHive, nodes: renderNodes, node: renderNode, topics: renderTopics, publish: renderPublish };

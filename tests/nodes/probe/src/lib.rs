@@ -12,6 +12,7 @@
 //! echo_to = "pong"                         # re-send every received payload on service "pong"
 //! publish_to = "relay"                     # the same, on a publisher (a service with no loop)
 //! tick_ms = 20                             # a timer: records {"event": "tick", "total": n}
+//! tick_panics = true                       # the timer panics on every tick
 //! slow_ms = 20                             # block 20 ms on every message (a slow subscriber)
 //! hang_on_payload = "hang"                 # block hang_ms on this payload (a stuck callback)
 //! hang_ms = 1500
@@ -23,6 +24,9 @@
 //! forge_on_payload = "forge"               # on this payload, write a forged frame to every
 //! forge = "huge_header"                    # socket of the process (an isolated node's link
 //! forge_service = "bat-signal-main"        # to its host): "huge_header" or "not_json"
+//! publisher_type = "reading"               # publish_to declares this payload type
+//! typed_subscriptions = [{ pattern = "readings", payload_type = "room_reading" }]
+//!                                          # typed subscriptions: record what they decode
 //! [[nodes.sender.services]]
 //! name = "bat-signal-main"
 //! payloads = ["a", 1, { b = 2 }]          # sent in order, then the service stops
@@ -34,10 +38,10 @@
 //! sleep_secs = 60.0                        # or: sleep this long once, record how it woke
 //! panic = true                             # or: panic on the first step
 //! busy = true                              # or: loop without ever sleeping
+//! payload_type = "reading"                 # declare this payload type (see `PayloadType`)
 //! ```
 
 use hivemind::prelude::*;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -65,6 +69,9 @@ struct Settings {
     publish_to: Option<String>,
     /// A timer with this period records the number of messages received so far.
     tick_ms: Option<u64>,
+    /// The timer panics on every tick.
+    #[serde(default)]
+    tick_panics: bool,
     /// A subscription blocks this long on every message (a slow subscriber).
     #[serde(default)]
     slow_ms: u64,
@@ -86,6 +93,49 @@ struct Settings {
     /// The service a forged `not_json` message claims to be from.
     #[serde(default)]
     forge_service: String,
+    /// The payload type `publish_to` declares.
+    publisher_type: Option<PayloadType>,
+    /// Subscriptions that decode (and declare) a payload type.
+    #[serde(default)]
+    typed_subscriptions: Vec<TypedSpec>,
+}
+
+/// The payload types the probe can declare, by name in its settings.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum PayloadType {
+    /// [`Reading`].
+    Reading,
+    /// [`RoomReading`].
+    RoomReading,
+    /// A whole number (`u64`).
+    Count,
+}
+
+/// A temperature reading; the room may be left out.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct Reading {
+    /// Degrees Celsius.
+    celsius: f64,
+    /// Where it was taken.
+    room: Option<String>,
+    /// Whether the sensor thinks it is broken.
+    #[serde(default)]
+    faulty: bool,
+}
+
+/// A reading that must name its room: it cannot accept every [`Reading`].
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct RoomReading {
+    celsius: f64,
+    room: String,
+}
+
+/// One typed subscription.
+#[derive(Deserialize, Clone)]
+struct TypedSpec {
+    pattern: String,
+    payload_type: PayloadType,
 }
 
 /// What a hostile isolated process writes to its host.
@@ -212,6 +262,8 @@ struct ServiceSpec {
     /// Loop without ever sleeping or stopping (a busy service).
     #[serde(default)]
     busy: bool,
+    /// Declare this payload type.
+    payload_type: Option<PayloadType>,
 }
 
 /// Which crate this code was built as (`probe`, or `probe2` for the reload tests' second
@@ -289,7 +341,12 @@ impl Node for Probe {
             self.echo = Some(echo);
         }
         if let Some(name) = self.settings.publish_to.clone() {
-            self.publisher = Some(hive.add_publisher(name));
+            self.publisher = Some(match self.settings.publisher_type {
+                None => hive.add_publisher(name),
+                Some(PayloadType::Reading) => hive.add_typed_publisher::<Reading>(name),
+                Some(PayloadType::RoomReading) => hive.add_typed_publisher::<RoomReading>(name),
+                Some(PayloadType::Count) => hive.add_typed_publisher::<u64>(name),
+            });
         }
         for mut spec in self.settings.services.clone() {
             if let Some(json) = spec.payloads_json.take() {
@@ -299,9 +356,17 @@ impl Node for Probe {
             }
             let recorder = self.recorder.clone();
             let mut sent = 0u64;
-            hive.add_service(spec.name.clone(), move |service: &Service| {
-                step(&spec, &mut sent, service, &recorder)
-            });
+            let name = spec.name.clone();
+            let kind = spec.payload_type;
+            let run = move |service: &Service| step(&spec, &mut sent, service, &recorder);
+            match kind {
+                None => hive.add_service(name, run),
+                Some(PayloadType::Reading) => hive.add_typed_service::<Reading, _>(name, run),
+                Some(PayloadType::RoomReading) => {
+                    hive.add_typed_service::<RoomReading, _>(name, run)
+                }
+                Some(PayloadType::Count) => hive.add_typed_service::<u64, _>(name, run),
+            };
         }
     }
 
@@ -329,9 +394,38 @@ impl Node for Probe {
                 move |probe: &mut Probe, message: &Message| probe.receive(index, &pattern, message),
             );
         }
+        for spec in self.settings.typed_subscriptions.clone() {
+            let pattern = spec.pattern.clone();
+            match spec.payload_type {
+                PayloadType::Reading => hive.add_typed_subscription(
+                    pattern,
+                    |probe: &mut Probe, reading: Reading, message: &Message| {
+                        probe.decoded(json!(reading), message)
+                    },
+                ),
+                PayloadType::RoomReading => hive.add_typed_subscription(
+                    pattern,
+                    |probe: &mut Probe, reading: RoomReading, message: &Message| {
+                        probe.decoded(json!(reading), message)
+                    },
+                ),
+                PayloadType::Count => hive.add_typed_subscription(
+                    pattern,
+                    |probe: &mut Probe, count: u64, message: &Message| {
+                        probe.decoded(json!(count), message)
+                    },
+                ),
+            }
+        }
         if let Some(ms) = self.settings.tick_ms {
             hive.add_timer("tick", Duration::from_millis(ms), |probe: &mut Probe| {
                 probe.ticks += 1;
+                if probe.settings.tick_panics {
+                    panic!(
+                        "the probe was told to panic in its timer (tick {})",
+                        probe.ticks
+                    );
+                }
                 probe.recorder.record(json!({
                     "event": "tick",
                     "tick": probe.ticks,
@@ -345,6 +439,17 @@ impl Node for Probe {
 }
 
 impl Probe {
+    /// A typed subscription decoded `value`.
+    fn decoded(&mut self, value: Value, message: &Message) -> Result<()> {
+        self.recorder.record(json!({
+            "event": "decoded",
+            "service": message.service(),
+            "node": message.node(),
+            "value": value,
+        }));
+        Ok(())
+    }
+
     fn receive(&mut self, index: usize, pattern: &str, message: &Message) -> Result<()> {
         let text = message.payload().as_str();
         if text.is_some() && text == self.settings.panic_on_payload.as_deref() {
