@@ -814,15 +814,27 @@ fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing()
     tower.go();
     intruder.go();
     let all: Vec<u64> = (0..count).collect();
+    // On a failure, both members' mesh counters and their own receipts tell which side lost it.
+    let why = |got: Vec<u64>| {
+        format!(
+            "got {got:?}\nmanor's own: {:?}\ntower's own: {:?}\nmanor: {}\ntower: {}\nmanor's stderr:\n{}\ntower's stderr:\n{}",
+            manor.seqs_from("manor"),
+            tower.seqs_from("tower"),
+            mesh_counters(&rm),
+            mesh_counters(&rt),
+            rm.stderr(),
+            rt.stderr()
+        )
+    };
     assert!(
         eventually(WAIT, || manor.seqs_from("tower") == all),
-        "{:?}",
-        manor.seqs_from("tower")
+        "{}",
+        why(manor.seqs_from("tower"))
     );
     assert!(
         eventually(WAIT, || tower.seqs_from("manor") == all),
-        "{:?}",
-        tower.seqs_from("manor")
+        "{}",
+        why(tower.seqs_from("manor"))
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(
