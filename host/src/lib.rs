@@ -22,6 +22,7 @@ pub mod loader;
 pub mod logging;
 pub mod mesh;
 pub mod reconcile;
+pub mod requests;
 pub mod runtime;
 pub mod scaffold;
 pub mod watch;

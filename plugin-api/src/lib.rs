@@ -116,9 +116,9 @@ pub use serde::{Deserialize, Serialize};
 /// Everything a node needs, in one import: `use hivemind::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Asker, Context, Error, Flow, Message, Node, Reply, Request, RequestError, RequestErrorKind,
-        Requests, Result, SendError, SendErrorKind, Service, Services, Subscriptions, debug, error,
-        info, warn,
+        AllReplies, Asker, Context, Error, Flow, Message, Node, Reply, Request, RequestError,
+        RequestErrorKind, Requests, Result, SendError, SendErrorKind, Service, Services,
+        Subscriptions, debug, error, info, warn,
     };
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

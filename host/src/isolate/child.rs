@@ -94,6 +94,10 @@ pub fn child_main() -> Result<()> {
         max_payload_bytes: spec.max_payload_bytes,
         scratch: spec.scratch.clone(),
         child_exe: std::env::current_exe().unwrap_or_default(),
+        router: Arc::new(crate::requests::Router::new(
+            spec.host.as_str().into(),
+            spec.max_payload_bytes,
+        )),
     });
     let processed = Arc::new(AtomicU64::new(0));
     let queue = NodeQueue::new(WINDOW);

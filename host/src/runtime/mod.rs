@@ -18,11 +18,13 @@
 //! to the next wait in it and reach the new one, once and in order. Every call into the library
 //! happens on the threads made here, and they are all joined before the library is closed.
 
+mod answer;
 mod host;
 mod service;
 mod state;
 mod timers;
 
+pub use answer::Asking;
 pub(crate) use state::{NodeShared, Overlay};
 pub use state::{NodeSnapshot, NodeStatus, ServiceKind, ServiceSnapshot, SubscriptionSnapshot};
 
@@ -32,11 +34,14 @@ use crate::bus::{
 use crate::config::FaultPolicy;
 use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
 use crate::logging::{Logs, NodeLog};
+use crate::requests::{Desk, Mailbox, Router};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr};
+use answer::Answering;
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::{
-    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl, TimerDecl,
+    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, RequestDecl, ServiceDecl,
+    TimerDecl,
 };
 use host::NodeHost;
 use service::ServiceThread;
@@ -57,13 +62,23 @@ pub struct NodeQueue {
     pub sender: QueueSender,
     /// Where the node's instance takes them from.
     pub inbox: Inbox,
+    /// The requests waiting for the node (the same doorbell).
+    pub desk: Desk,
+    /// The outcomes of the node's non-blocking asks (the same doorbell).
+    pub mailbox: Mailbox,
 }
 
 impl NodeQueue {
     /// A queue with room for `capacity` messages.
     pub fn new(capacity: usize) -> Self {
         let (sender, inbox) = crate::bus::queue(capacity);
-        Self { sender, inbox }
+        let bell = sender.bell().clone();
+        Self {
+            sender,
+            inbox,
+            desk: Desk::new(bell.clone()),
+            mailbox: Mailbox::new(bell),
+        }
     }
 }
 
@@ -107,6 +122,8 @@ pub struct Environment {
     /// The program an isolated node's process runs: this one, started with
     /// [`crate::isolate::CHILD_COMMAND`].
     pub child_exe: PathBuf,
+    /// The host's request router.
+    pub router: Arc<Router>,
 }
 
 /// What an instance registered, for the controller to put on the bus.
@@ -317,6 +334,11 @@ fn node_thread(
         }
     };
     shared.set_library(library.info().clone());
+    let _ = shared.asking.set(Asking {
+        router: env.router.clone(),
+        mailbox: spec.queue.mailbox.clone(),
+        host: spec.host.clone(),
+    });
     let node = match build(&spec, shared, &library) {
         Ok(node) => node,
         Err(error) => {
@@ -343,7 +365,7 @@ fn node_thread(
         library: library.info().clone(),
         took,
     }));
-    if run(node, &spec, shared, control) {
+    if run(node, &spec, shared, control, &env.router) {
         // Every object the library made is gone and every thread that ran its code has ended:
         // closing it is sound.
         drop(library);
@@ -360,6 +382,7 @@ struct BuiltNode {
     service_names: Vec<Arc<str>>,
     subscriptions: Vec<Subscription>,
     timers: Vec<TimerDecl>,
+    requests: Vec<RequestDecl>,
 }
 
 fn build(
@@ -378,6 +401,7 @@ fn build(
         services,
         subscriptions,
         timers,
+        requests,
     } = library.new_node(init).into_result().map_err(|error| {
         let how = if error.panicked { "panicked" } else { "failed" };
         format!(
@@ -395,6 +419,7 @@ fn build(
         service_names,
         subscriptions,
         timers: timers.into_iter().collect(),
+        requests: requests.into_iter().collect(),
     })
 }
 
@@ -451,6 +476,7 @@ fn run(
     spec: &NodeSpec,
     shared: &Arc<NodeShared>,
     control: &Receiver<Control>,
+    router: &Router,
 ) -> bool {
     let BuiltNode {
         mut object,
@@ -458,6 +484,7 @@ fn run(
         service_names: _,
         subscriptions,
         timers,
+        requests,
     } = node;
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -472,6 +499,18 @@ fn run(
         Ok(Control::Stop) | Err(_) => return true,
     };
     let stats = shared.register(topics, &subscriptions);
+    let answering = Answering::new(
+        &requests,
+        spec.queue.desk.clone(),
+        spec.queue.mailbox.clone(),
+        router.max_payload_bytes(),
+    );
+    router.register(
+        &spec.name,
+        spec.generation,
+        &Answering::registration(&requests),
+        &spec.queue.desk,
+    );
     if let Some(state) = state {
         restore(&mut object, &state, &shared.log);
     }
@@ -511,6 +550,7 @@ fn run(
             shared,
             control,
             &mut timers,
+            &answering,
         ),
     };
     shared.stop();
@@ -522,8 +562,12 @@ fn run(
         Ending::HandOver(reply) => {
             let _ = reply.send(save(&mut object, &shared.log));
         }
-        Ending::Stop => count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log),
+        Ending::Stop => {
+            withdraw(router, spec, shared);
+            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
+        }
         Ending::Failed(reason) => {
+            withdraw(router, spec, shared);
             count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
             shared.fail(&reason);
         }
@@ -544,6 +588,19 @@ fn run(
     false
 }
 
+/// The instance stops for good: it answers nothing more, and the requests waiting for it fail
+/// (`restarted`) at once rather than at their timeouts.
+fn withdraw(router: &Router, spec: &NodeSpec, shared: &NodeShared) {
+    router.withdraw(&spec.name, spec.generation);
+    let failed = spec.queue.desk.drain();
+    if failed > 0 {
+        shared.log.write(
+            LogLevel::Warn,
+            &format!("{failed} queued request(s) were not answered because the node stopped"),
+        );
+    }
+}
+
 /// Deliveries handled between two looks at the control channel while the queue stays busy.
 const BATCH: usize = 256;
 
@@ -559,6 +616,7 @@ fn deliver_until_told(
     shared: &NodeShared,
     control: &Receiver<Control>,
     timers: &mut Timers,
+    answering: &Answering,
 ) -> Ending {
     let inbox = &spec.queue.inbox;
     let bell = spec.queue.sender.bell();
@@ -566,7 +624,12 @@ fn deliver_until_told(
     loop {
         // Timers tick between deliveries, on this thread: in order with the subscriptions.
         timers.tick_due(object, shared);
+        // So do requests and the replies to the node's own asks. A request in hand is
+        // finished before a hand-over; once stopping, the rest wait for the next instance.
         let mut handled = 0;
+        if !shared.is_stopping() {
+            handled += answering.handle(object, shared, BATCH);
+        }
         // Once asked to hand over or stop, take no further message (the next instance will).
         while handled < BATCH && !shared.is_stopping() {
             match inbox.try_recv() {
@@ -588,7 +651,8 @@ fn deliver_until_told(
         }
         // Sleep until a message, a control command or the next timer's deadline.
         bell.sleep_unless_until(timers.next_due(), || {
-            !control.is_empty() || (!shared.is_stopping() && !inbox.is_empty())
+            !control.is_empty()
+                || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
         });
     }
 }

@@ -352,6 +352,8 @@ pub struct NodeShared {
     state: Mutex<State>,
     /// Set for an isolated node: what its process reports.
     pub overlay: Mutex<Option<Overlay>>,
+    /// How the node asks requests; set before its constructor runs.
+    pub asking: OnceLock<super::answer::Asking>,
 }
 
 impl NodeShared {
@@ -379,6 +381,7 @@ impl NodeShared {
                 subscriptions: Vec::new(),
             }),
             overlay: Mutex::new(None),
+            asking: OnceLock::new(),
         }
     }
 
