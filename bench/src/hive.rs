@@ -2,9 +2,9 @@
 //! libraries installed, and the host's controller over it.
 
 use anyhow::{Context as _, Result};
-use hivemind_host::config;
-use hivemind_host::controller::{Controller, Selection};
-use hivemind_host::logging::{LogSettings, Logs};
+use hivemind_host::{CONFIG_FILE, load_config};
+use hivemind_host::{Controller, Selection};
+use hivemind_host::{LogSettings, Logs};
 use std::path::Path;
 use tempfile::TempDir;
 
@@ -20,13 +20,13 @@ pub fn folder(built: &Path, libraries: &[&str], config: &str) -> Result<TempDir>
         std::fs::copy(built.join(&file), root.join("nodes").join(&file))
             .with_context(|| format!("cannot install {file}"))?;
     }
-    std::fs::write(root.join(config::CONFIG_FILE), config)?;
+    std::fs::write(root.join(CONFIG_FILE), config)?;
     Ok(dir)
 }
 
 /// A controller over the hive in `root` (not started), logging into `root/logs`.
 pub fn controller(root: &Path) -> Result<Controller> {
-    let config = config::load(root)?;
+    let config = load_config(root)?;
     let logs = Logs::new(LogSettings {
         dir: root.join("logs"),
         max_bytes: 1 << 20,

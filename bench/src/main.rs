@@ -218,11 +218,11 @@ fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
     if args
         .next()
-        .is_some_and(|a| a == hivemind_host::isolate::CHILD_COMMAND)
+        .is_some_and(|a| a == hivemind_host::CHILD_COMMAND)
     {
         // An isolated node's process, started by the host inside this benchmark (its link to
         // the host is its stdin).
-        return hivemind_host::isolate::child_main();
+        return hivemind_host::child_main();
     }
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some(peers::ZENOH_PEER_COMMAND) {

@@ -5,8 +5,8 @@
 use crate::stats::Spread;
 use crate::{baseline, hive, peers};
 use anyhow::{Context as _, Result, bail};
-use hivemind_host::bus::{Pattern, Tap};
-use hivemind_host::controller::Controller;
+use hivemind_host::Controller;
+use hivemind_host::{Pattern, Tap};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};

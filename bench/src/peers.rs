@@ -469,7 +469,7 @@ pub enum Waiting {
 /// The hand-off alone, 1→1 between two threads with the node's JSON work: messages per second
 /// and the consumer's sleeps (voluntary context switches) per message.
 pub fn handoff(count: u64, wait: Waiting) -> (f64, f64) {
-    use hivemind_host::bus::Doorbell;
+    use hivemind_host::Doorbell;
     let (sender, inbox) = bounded::<Arc<str>>(CAPACITY);
     let (_control_sender, control) = bounded::<()>(1);
     let bell = Arc::new(Doorbell::new());

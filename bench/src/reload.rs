@@ -4,8 +4,8 @@
 use crate::stats::percentile;
 use crate::{hive, system};
 use anyhow::{Context as _, Result, bail};
-use hivemind_host::bus::Pattern;
-use hivemind_host::controller::Controller;
+use hivemind_host::Controller;
+use hivemind_host::Pattern;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
 }
 
 /// Publishes ping `n` and waits for the node's pong.
-fn round_trip(controller: &Controller, pong: &hivemind_host::bus::Tap, n: usize) -> Result<()> {
+fn round_trip(controller: &Controller, pong: &hivemind_host::Tap, n: usize) -> Result<()> {
     controller
         .publish("ping", &n.to_string())
         .map_err(|e| anyhow::anyhow!("{e}"))?;

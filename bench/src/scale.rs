@@ -4,8 +4,8 @@
 use crate::messages::BenchHive;
 use crate::system;
 use anyhow::Result;
-use hivemind_host::bus::{Overflow, Pattern, Subscription, SubscriptionStats};
-use hivemind_host::runtime::NodeQueue;
+use hivemind_host::NodeQueue;
+use hivemind_host::{Overflow, Pattern, Subscription, SubscriptionStats};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use hivemind_host::config::{check_node_name, parse};
+use hivemind_host::{check_node_name, parse_config as parse};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

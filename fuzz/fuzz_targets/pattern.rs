@@ -11,7 +11,7 @@
 
 #![no_main]
 
-use hivemind_host::bus::Pattern;
+use hivemind_host::Pattern;
 use hivemind_host::fuzzing::pattern_matches_by_regex;
 use libfuzzer_sys::fuzz_target;
 

@@ -32,7 +32,7 @@ pub struct NodeCrate {
 impl NodeCrate {
     /// The library's file name once installed: `lib<package with _ for ->.so`.
     pub fn library_file(&self) -> String {
-        format!("lib{}.so", self.lib_name())
+        crate::loader::library_file_name(&self.package)
     }
 
     /// The library target's name, as cargo and rustc call it.
@@ -42,7 +42,7 @@ impl NodeCrate {
 }
 
 /// Every crate directly under `<hive>/nodes/` (folders holding a `Cargo.toml`), sorted.
-pub fn node_crates(hive: &Path) -> Result<Vec<NodeCrate>> {
+pub(crate) fn node_crates(hive: &Path) -> Result<Vec<NodeCrate>> {
     let nodes = hive.join("nodes");
     if !nodes.is_dir() {
         return Ok(Vec::new());
@@ -108,7 +108,7 @@ impl BuildOutcome {
 
 /// Builds `crates` of the hive at `hive` (cargo's progress and the compiler's messages go to
 /// the terminal) and installs each library that built into `<hive>/nodes/`.
-pub fn build_and_install(hive: &Path, crates: &[NodeCrate], release: bool) -> BuildOutcome {
+pub(crate) fn build_and_install(hive: &Path, crates: &[NodeCrate], release: bool) -> BuildOutcome {
     if crates.is_empty() {
         return BuildOutcome::default();
     }
@@ -322,7 +322,7 @@ fn read_message(message: &Value, run: &mut CargoRun) {
 }
 
 /// Copies `source` to `target` through a temporary file and a rename, unless they are equal.
-pub fn install(source: &Path, target: &Path) -> Result<bool> {
+pub(crate) fn install(source: &Path, target: &Path) -> Result<bool> {
     let bytes =
         std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
     if std::fs::read(target).is_ok_and(|current| current == bytes) {

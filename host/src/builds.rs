@@ -133,7 +133,7 @@ fn nodes_of(node_crate: &NodeCrate, config: &HiveConfig) -> Vec<String> {
     let configured: Vec<String> = config
         .nodes
         .iter()
-        .filter(|(_, node)| format!("lib{}.so", node.library.replace('-', "_")) == file)
+        .filter(|(_, node)| crate::loader::library_file_name(&node.library) == file)
         .map(|(name, _)| name.clone())
         .collect();
     if configured.is_empty() {

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
 /// How many past events a new reader gets.
-pub const KEPT: usize = 200;
+pub(crate) const KEPT: usize = 200;
 
 /// What kind of thing happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@
 use crate::config::HiveConfig;
 
 /// The node name that arms an injected panic.
-pub const TRIGGER: &str = "hm-inject-panic";
+pub(crate) const TRIGGER: &str = "hm-inject-panic";
 
 /// Panics if `HM_INJECT_PANIC` names `place` and `config` holds the trigger table.
 pub(crate) fn maybe_panic(place: &str, config: &HiveConfig) {

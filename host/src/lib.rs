@@ -1,37 +1,60 @@
 //! The `hm` host: loads node libraries into a hive and carries their messages.
 //!
-//! One way for data to flow: file → [`loader`] → [`runtime`] → [`bus`] → [`runtime`] → node.
-//! The [`controller`] owns the bus and the nodes' runtimes; [`web`] shows them; [`cli`] is the
-//! `hm` command; [`build`] compiles node crates for `hm dev`; [`scaffold`] writes new hives and
-//! nodes; [`logging`] writes root.log and each node's log; [`watch`] sees files change and
-//! [`reconcile`] applies those changes to the running hive through the controller; [`mesh`]
-//! bridges the bus to the other hosts of the hive over Zenoh; [`isolate`] runs a node in a process
-//! of its own when its config says `isolate = true`.
+//! One way for data to flow: file → `loader` → `runtime` (the instance seam, with its in-process
+//! driver beside `isolate`, the driver for `isolate = true`) → `bus` → `runtime` → node. The
+//! `controller` owns the bus and the nodes' instances; `web` shows them; `cli` is the `hm`
+//! command; `build` compiles node crates for `hm dev`; `scaffold` writes new hives and nodes;
+//! `logging` writes root.log and each node's log; `watch` sees files change and `reconcile`
+//! applies those changes to the running hive through the controller; `mesh` bridges the bus to
+//! the other hosts of the hive over Zenoh.
+//!
+//! Every module is private. What is public is the façade below: the `hm` command ([`Cli`],
+//! [`run`]), a [`Controller`] with its bus and snapshots for `hivemind-bench`, the config parser
+//! for the fuzz targets, and the entry point of an isolated node's process. `unreachable_pub`
+//! keeps everything else crate-private and `missing_docs` keeps the façade documented.
 
-pub mod build;
-pub mod builds;
-pub mod bus;
-pub mod cli;
-pub mod config;
-pub mod controller;
-pub mod events;
-#[doc(hidden)]
-pub mod inject;
-pub mod isolate;
-pub mod loader;
-pub mod logging;
-pub mod mesh;
-pub mod reconcile;
-pub mod requests;
-pub mod runtime;
-pub mod scaffold;
-pub mod watch;
-pub mod web;
+#![warn(unreachable_pub, missing_docs)]
+
+mod build;
+mod builds;
+mod bus;
+mod cli;
+mod config;
+mod controller;
+mod events;
+mod inject;
+mod isolate;
+mod loader;
+mod logging;
+mod mesh;
+mod reconcile;
+mod requests;
+mod runtime;
+mod scaffold;
+mod watch;
+mod web;
+
+// The façade: all that the `hm` binary, `hivemind-bench` and the fuzz targets use. Everything
+// else is crate-private (`unreachable_pub` keeps it so).
+
+pub use bus::{
+    Bus, Delivery, Doorbell, Message, Overflow, Pattern, QueueSender, Subscription,
+    SubscriptionStats, Tap, Topic, TopicInfo,
+};
+pub use cli::{CallFailed, Cli, run};
+pub use config::{
+    CONFIG_FILE, HiveConfig, check_node_name, load as load_config, parse as parse_config,
+};
+pub use controller::{Controller, HiveSnapshot, Selection};
+pub use isolate::{CHILD_COMMAND, child_main};
+pub use logging::{LogSettings, Logs};
+pub use runtime::{NodeQueue, NodeSnapshot, NodeStatus};
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/` that the public API does not offer. Not
 /// part of the host's API: no stability promised.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::loader::ElfError;
     pub use crate::loader::elf::check as check_elf;
 
     /// Whether `pattern` matches `service` by its regex alone, without the literal and prefix

@@ -1,7 +1,7 @@
 //! `hm`: the hivemind command. All the work is in the `hivemind_host` library.
 
 use clap::Parser;
-use hivemind_host::cli::{CallFailed, Cli, run};
+use hivemind_host::{CallFailed, Cli, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -29,17 +29,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long `config/hive.toml` must stay unchanged before a file written in place is applied.
-pub const CONFIG_QUIET: Duration = Duration::from_millis(150);
+pub(crate) const CONFIG_QUIET: Duration = Duration::from_millis(150);
 /// How long a config that keeps changing is waited for before the reconciler reports it.
 const CONFIG_PATIENCE: Duration = Duration::from_secs(10);
 /// The first wait before reading a library again after a failed read.
-pub const FIRST_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest wait between two reads of a library that keeps failing.
-pub const LONGEST_RETRY: Duration = Duration::from_secs(10);
+pub(crate) const LONGEST_RETRY: Duration = Duration::from_secs(10);
 
 /// How `hm dev` rebuilds the hive's nodes when their sources change.
 #[derive(Debug, Clone, Copy)]
-pub struct Rebuild {
+pub(crate) struct Rebuild {
     /// Build with cargo's release profile.
     pub release: bool,
 }
@@ -62,7 +62,7 @@ struct Reconciler {
 }
 
 /// Applies every batch from `changes` until the channel closes.
-pub fn run(
+pub(crate) fn run(
     controller: &Arc<Controller>,
     changes: &Receiver<BTreeSet<Change>>,
     rebuild: Option<Rebuild>,

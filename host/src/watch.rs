@@ -14,13 +14,13 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long the files must stay quiet before a batch goes out.
-pub const QUIET: Duration = Duration::from_millis(40);
+pub(crate) const QUIET: Duration = Duration::from_millis(40);
 /// The longest a batch waits after its first event.
-pub const LONGEST_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const LONGEST_WAIT: Duration = Duration::from_millis(100);
 
 /// One thing that changed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
+pub(crate) enum Change {
     /// `config/hive.toml` was written.
     Config,
     /// A node library `nodes/lib<name>.so` appeared, changed or disappeared.
@@ -30,21 +30,21 @@ pub enum Change {
 }
 
 /// A running watch; dropping it stops it and closes its channel.
-pub struct Watch {
+pub(crate) struct Watch {
     _watcher: notify::RecommendedWatcher,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watch {
     /// The debouncing thread, for whoever watches that it keeps running (once).
-    pub fn thread(&mut self) -> Option<std::thread::JoinHandle<()>> {
+    pub(crate) fn thread(&mut self) -> Option<std::thread::JoinHandle<()>> {
         self.thread.take()
     }
 }
 
 /// Starts watching the hive at `root` (with `sources`, the node crates' sources too); returns
 /// the watch and the channel its batches arrive on.
-pub fn watch(root: &Path, sources: bool) -> Result<(Watch, Receiver<BTreeSet<Change>>)> {
+pub(crate) fn watch(root: &Path, sources: bool) -> Result<(Watch, Receiver<BTreeSet<Change>>)> {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let (events, raw) = crossbeam_channel::unbounded::<notify::Result<Event>>();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -138,7 +138,7 @@ fn classify_event(
 }
 
 /// What a changed path means for the hive, if anything.
-pub fn classify(path: &Path, root: &Path, sources: bool) -> Option<Change> {
+pub(crate) fn classify(path: &Path, root: &Path, sources: bool) -> Option<Change> {
     let relative = path.strip_prefix(root).ok()?;
     let parts: Vec<&str> = relative
         .components()
@@ -149,7 +149,7 @@ pub fn classify(path: &Path, root: &Path, sources: bool) -> Option<Change> {
         .collect();
     match parts.as_slice() {
         ["config", "hive.toml"] => Some(Change::Config),
-        ["nodes", file] if file.starts_with("lib") && file.ends_with(".so") => {
+        ["nodes", file] if crate::loader::is_library_file_name(file) => {
             Some(Change::Library(path.to_path_buf()))
         }
         ["nodes", _crate, rest @ ..] if sources && is_source(rest) => Some(Change::Sources),

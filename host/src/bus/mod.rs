@@ -30,7 +30,7 @@ mod doorbell;
 mod pattern;
 
 pub use doorbell::Doorbell;
-pub use pattern::{Pattern, PatternError};
+pub use pattern::Pattern;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
@@ -120,7 +120,7 @@ impl FromIterator<u32> for Indices {
 }
 
 /// The receiving end of a node's queue, drained by the node's thread.
-pub type Inbox = Receiver<Delivery>;
+pub(crate) type Inbox = Receiver<Delivery>;
 
 /// The sending end of a node's queue: what is put in it rings the node's [`Doorbell`], which
 /// wakes the node's thread only if it sleeps.
@@ -164,7 +164,7 @@ impl QueueSender {
 }
 
 /// Creates a node's queue: the sender goes to [`Bus::join`], the inbox to the node.
-pub fn queue(capacity: usize) -> (QueueSender, Inbox) {
+pub(crate) fn queue(capacity: usize) -> (QueueSender, Inbox) {
     let (sender, inbox) = crossbeam_channel::bounded(capacity);
     let bell = Arc::new(Doorbell::new());
     (QueueSender { sender, bell }, inbox)
@@ -196,7 +196,7 @@ pub struct Subscription {
 
 /// Called after a message was queued for a [`Tap`], so that an async reader can sleep
 /// without a thread of its own blocked on the queue.
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Where a topic's messages go for one subscribing node.
 #[derive(Clone)]
@@ -412,10 +412,10 @@ impl Registry {
 
 /// Told about dropped messages (node, service, drops so far) on the 1st, 2nd, 4th, 8th... drop
 /// for a node: the controller turns these into events for the page.
-pub type DropReport = Arc<dyn Fn(&str, &str, u64) + Send + Sync>;
+pub(crate) type DropReport = Arc<dyn Fn(&str, &str, u64) + Send + Sync>;
 
 /// Topics kept at most for services no local node offers (named by messages from other hosts).
-pub const MAX_KEPT_TOPICS: usize = 16 * 1024;
+pub(crate) const MAX_KEPT_TOPICS: usize = 16 * 1024;
 
 /// The routing table of a hive.
 #[derive(Default)]

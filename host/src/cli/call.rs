@@ -16,7 +16,7 @@ use std::time::Duration;
 /// decode), 6 the responder restarted or is far behind (ask again), 7 too large, 1 anything
 /// else (the hive is not reachable, the key is wrong). Example: hm call alfred/advice '"joker"'
 #[derive(Debug, Args)]
-pub struct CallArgs {
+pub(crate) struct CallArgs {
     /// The request's name.
     name: String,
     /// The arguments: any JSON value (quote it for the shell), `-` to read them from stdin;
@@ -57,7 +57,7 @@ impl CallFailed {
 }
 
 /// Runs `hm call`.
-pub fn run(args: CallArgs) -> Result<()> {
+pub(crate) fn run(args: CallArgs) -> Result<()> {
     let timeout = Duration::from_millis(args.timeout);
     if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
         bail!(

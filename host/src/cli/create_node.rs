@@ -10,7 +10,7 @@ use clap::Args;
 /// Run it anywhere inside the hive. Creates nodes/<name>/ (a Rust crate built as a node
 /// library) and adds [nodes.<name>] to config/hive.toml, disabled until you enable it.
 #[derive(Debug, Args)]
-pub struct CreateNodeArgs {
+pub(super) struct CreateNodeArgs {
     /// The name of this node, e.g. BatSignal (its type) → batsignal (its crate and config key).
     name: String,
     /// Provide additional feedback.
@@ -19,7 +19,7 @@ pub struct CreateNodeArgs {
 }
 
 /// Runs `hm create_node`.
-pub fn run(args: CreateNodeArgs) -> Result<()> {
+pub(super) fn run(args: CreateNodeArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let node = scaffold::create_node(&root, &args.name)?;
     println!("New node `{}` at: {}", node.name, node.dir.display());

@@ -3,7 +3,8 @@
 use super::running;
 use crate::build::BuildOutcome;
 use crate::config::{self, HiveConfig};
-use crate::controller::{Controller, HEALTH_CHECK_EVERY, Selection, library_path};
+use crate::controller::{Controller, HEALTH_CHECK_EVERY, Selection};
+use crate::loader::library_path;
 use crate::reconcile::{self, Rebuild};
 use crate::{build, logging, scaffold, watch, web};
 use anyhow::{Context as _, Result, bail};
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 /// rebuilds it and swaps the new code in; a changed config/hive.toml is applied at once.
 /// Stop with Ctrl-C, SIGTERM, or `q` then Enter.
 #[derive(Debug, Args)]
-pub struct DevArgs {
+pub(super) struct DevArgs {
     #[command(flatten)]
     common: RunArgs,
     /// Build the nodes with cargo's release profile.
@@ -35,7 +36,7 @@ pub struct DevArgs {
 /// replaced in or removed from nodes/ is loaded, reloaded or unloaded, and a changed
 /// config/hive.toml is applied at once. Stop with Ctrl-C, SIGTERM, or `q` then Enter.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// Write debug lines to the log files.
     #[arg(short, long)]
     verbose: bool,
@@ -48,7 +49,7 @@ pub struct RunArgs {
 }
 
 /// `hm dev`.
-pub fn run_dev(args: DevArgs) -> Result<()> {
+pub(super) fn run_dev(args: DevArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let config = config::load(&root)?;
     let crates = build::node_crates(&root)?;
@@ -68,7 +69,7 @@ pub fn run_dev(args: DevArgs) -> Result<()> {
 }
 
 /// `hm run`.
-pub fn run_prod(args: RunArgs) -> Result<()> {
+pub(super) fn run_prod(args: RunArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let config = config::load(&root)?;
     run_hive(config, &args, None)

@@ -6,13 +6,13 @@ use clap::Args;
 
 /// Switch a node on in config/hive.toml (comments kept); a running hive starts it at once.
 #[derive(Debug, Args)]
-pub struct EnableArgs {
+pub(super) struct EnableArgs {
     /// The node's name (its [nodes.<name>] table).
     name: String,
 }
 
 /// Runs `hm enable` (`enabled` true) or `hm disable` (false).
-pub fn run(args: EnableArgs, enabled: bool) -> Result<()> {
+pub(super) fn run(args: EnableArgs, enabled: bool) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let changed = config::set_enabled(&root, &args.name, enabled)?;
     let state = if enabled { "enabled" } else { "disabled" };

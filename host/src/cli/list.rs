@@ -9,7 +9,7 @@ use serde_json::Value;
 ///
 /// The hive is found from config/hive.toml of the hive you are in, or from --url.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(super) struct ListArgs {
     /// Print the JSON of GET /api/nodes instead of a table.
     #[arg(long)]
     json: bool,
@@ -18,7 +18,7 @@ pub struct ListArgs {
 }
 
 /// Runs `hm list`.
-pub fn run(args: ListArgs) -> Result<()> {
+pub(super) fn run(args: ListArgs) -> Result<()> {
     let hive = args.target.hive()?;
     let nodes = hive.get("/api/nodes")?;
     if args.json {

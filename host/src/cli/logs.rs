@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Reads root.log (the host) and <node>.log for each node from the hive's log folder ([log]
 /// location in config/hive.toml), rotated files included; no running hive is needed.
 #[derive(Debug, Args)]
-pub struct LogsArgs {
+pub(super) struct LogsArgs {
     /// Keep printing new lines as they are written (stop with Ctrl-C).
     #[arg(short, long)]
     follow: bool,
@@ -30,7 +30,7 @@ pub struct LogsArgs {
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs `hm logs`.
-pub fn run(args: LogsArgs) -> Result<()> {
+pub(super) fn run(args: LogsArgs) -> Result<()> {
     let root = scaffold::find_hive_root(&std::env::current_dir()?)?;
     let config = config::load(&root)?;
     let dir = config.log.location;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Set up the mesh between hosts: `hm mesh certs HOST...`.
 #[derive(Debug, Args)]
-pub struct MeshArgs {
+pub(super) struct MeshArgs {
     #[command(subcommand)]
     command: MeshCommand,
 }
@@ -29,7 +29,7 @@ enum MeshCommand {
 }
 
 /// Runs `hm mesh`.
-pub fn run(args: MeshArgs) -> Result<()> {
+pub(super) fn run(args: MeshArgs) -> Result<()> {
     match args.command {
         MeshCommand::Certs { hosts, dir } => certs(&hosts, &dir),
     }

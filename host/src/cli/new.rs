@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Creates DIR/NAME/ with config/hive.toml, nodes/, static/, a Cargo workspace for the hive's
 /// node crates, and the hivemind API crate they build against (vendor/hivemind).
 #[derive(Debug, Args)]
-pub struct NewArgs {
+pub(super) struct NewArgs {
     /// The name of the new hive (and of its folder).
     name: String,
     /// The directory to place it in (the current directory by default).
@@ -22,7 +22,7 @@ pub struct NewArgs {
 }
 
 /// Runs `hm new`.
-pub fn run(args: NewArgs) -> Result<()> {
+pub(super) fn run(args: NewArgs) -> Result<()> {
     let dir = match args.dir {
         Some(dir) => dir,
         None => std::env::current_dir()?,

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The hive is found from config/hive.toml of the hive you are in ([hive] bind and port), or
 /// from --url. Example: hm send bat-signal-main '"Batman! We need help!"'
 #[derive(Debug, Args)]
-pub struct SendArgs {
+pub(super) struct SendArgs {
     /// The service name to publish on.
     service: String,
     /// The payload: any JSON value (quote it for the shell), or `-` to read it from stdin.
@@ -185,7 +185,7 @@ impl Hive {
 }
 
 /// Runs `hm send`.
-pub fn run(args: SendArgs) -> Result<()> {
+pub(super) fn run(args: SendArgs) -> Result<()> {
     let payload = if args.json == "-" {
         let mut text = String::new();
         std::io::stdin()

@@ -8,7 +8,7 @@ use toml_edit::DocumentMut;
 
 /// Sets `enabled` in the `[nodes.<name>]` table of the hive at `root`; returns whether the file
 /// changed. The file is replaced at once, so a watcher never reads half of it.
-pub fn set_enabled(root: &Path, name: &str, enabled: bool) -> Result<bool> {
+pub(crate) fn set_enabled(root: &Path, name: &str, enabled: bool) -> Result<bool> {
     let path = root.join(CONFIG_FILE);
     let text = files::read(&path)?;
     let mut config: DocumentMut = text

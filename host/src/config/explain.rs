@@ -77,7 +77,7 @@ fn parse_error(error: &str) -> Option<(Quoted, String)> {
 /// If `error` (a node's constructor error) is serde's "invalid type" about a value of
 /// `[nodes.<node>]` in the hive's `config/hive.toml`, says which setting: its key, the file,
 /// the line, what it is and what the node expects.
-pub fn explain_setting_error(root: &Path, node: &str, error: &str) -> Option<String> {
+pub(crate) fn explain_setting_error(root: &Path, node: &str, error: &str) -> Option<String> {
     let (quoted, expected) = parse_error(error)?;
     let text = std::fs::read_to_string(root.join("config/hive.toml")).ok()?;
     let document = Document::parse(text.as_str()).ok()?;

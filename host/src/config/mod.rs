@@ -49,13 +49,13 @@
 
 mod edit;
 mod explain;
-pub use explain::explain_setting_error;
-pub mod secrets;
+pub(crate) use explain::explain_setting_error;
+pub(crate) mod secrets;
 mod web;
 
-pub use edit::set_enabled;
-pub use secrets::{Secret, check_exposure, check_live_change, redact_settings};
-pub use web::{WebLimits, split_port};
+pub(crate) use edit::set_enabled;
+pub(crate) use secrets::{Secret, check_exposure, check_live_change, redact_settings};
+pub(crate) use web::{WebLimits, split_port};
 
 use crate::bus::Overflow;
 use anyhow::{Context as _, Result, bail};
@@ -68,22 +68,22 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "config/hive.toml";
 
 /// The port the original hivemind's documentation promised.
-pub const DEFAULT_PORT: u16 = 9476;
+pub(crate) const DEFAULT_PORT: u16 = 9476;
 
 /// Live web connections served at once unless `[hive] max_streams` says otherwise: each holds a
 /// file descriptor, and this stays well under the usual limit of 1,024 open files.
-pub const DEFAULT_MAX_STREAMS: usize = 512;
+pub(crate) const DEFAULT_MAX_STREAMS: usize = 512;
 
 /// `[hive] write_timeout_ms` unless set: long enough for a slow link that is still reading.
-pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
+pub(crate) const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
 
 /// `[hive] build_timeout_ms` unless set: how long a node's library load and constructor may take.
-pub const DEFAULT_BUILD_TIMEOUT_MS: u64 = 10_000;
+pub(crate) const DEFAULT_BUILD_TIMEOUT_MS: u64 = 10_000;
 
 /// The bounds of every number `config/hive.toml` may hold, as `(key, least, most, why)`. A value
 /// outside them is refused with the key, the bound and the reason, before anything is applied:
 /// each number sizes something the host allocates or waits on.
-pub const BOUNDS: &[(&str, u64, u64, &str)] = &[
+pub(crate) const BOUNDS: &[(&str, u64, u64, &str)] = &[
     (
         "[hive] max_streams",
         1,
@@ -285,7 +285,7 @@ pub struct MeshTls {
 }
 
 /// `[mesh] forget_after_s` unless set.
-pub const DEFAULT_FORGET_AFTER_S: u64 = 600;
+pub(crate) const DEFAULT_FORGET_AFTER_S: u64 = 600;
 
 impl Default for MeshConfig {
     fn default() -> Self {
@@ -333,13 +333,13 @@ fn is_host_char(c: char) -> bool {
 
 /// Whether `name` is a valid host name: 1 to 64 letters, digits, `-`, `_` and `.` (the rule
 /// for `[mesh] host`, and for every host name that arrives from the mesh).
-pub fn is_host_name(name: &str) -> bool {
+pub(crate) fn is_host_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(is_host_char)
 }
 
 /// Whether a Zenoh endpoint (`tcp/127.0.0.1:7447`) stays on this machine: its address is a
 /// loopback address or `localhost`.
-pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+pub(crate) fn is_loopback_endpoint(endpoint: &str) -> bool {
     let address = endpoint
         .split_once('/')
         .map_or(endpoint, |(_, rest)| rest)

@@ -16,7 +16,7 @@ use super::HiveConfig;
 use std::fmt;
 
 /// What a secret is replaced with wherever the hive shows it.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// The hive key: compared and sent, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl fmt::Display for Secret {
 
 /// Whether a setting's name says it holds a secret: it contains `key`, `token`, `secret` or
 /// `passw` (password, passwd), in any case. Over-matching (`keyboard`) only hides a value.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["key", "token", "secret", "passw"]
         .iter()
@@ -64,7 +64,7 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 /// A node's settings as the API shows them: every value under a secret name replaced.
-pub fn redact_settings(value: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn redact_settings(value: &serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::Object(map) => map
             .iter()
@@ -189,7 +189,7 @@ impl Unclosed {
 /// lines the parser quotes (`2 | key = "..."`) lose their value, and each secret value found
 /// elsewhere in the message is replaced (a value under 4 characters only where it is quoted, as
 /// in ``invalid type: integer `12` ``: anywhere, it would also hit line numbers).
-pub fn redact_source_error(text: &str, message: &str) -> String {
+pub(crate) fn redact_source_error(text: &str, message: &str) -> String {
     let secrets = secret_lines(text);
     if secrets.is_empty() {
         return message.to_owned();
@@ -249,7 +249,7 @@ fn redact_quoted_line(line: &str, secrets: &[(usize, String)]) -> String {
 
 /// Refuses a config that would expose the hive: an empty key, or a bind beyond loopback with
 /// no key. The error says how to fix it and suggests a fresh random key.
-pub fn check_exposure(config: &HiveConfig) -> Result<(), String> {
+pub(crate) fn check_exposure(config: &HiveConfig) -> Result<(), String> {
     if config.key.as_deref() == Some("") {
         return Err(format!(
             "[hive] key in config/hive.toml is empty: set it to a long random string, for example key = \"{}\", or remove it",
@@ -269,7 +269,7 @@ pub fn check_exposure(config: &HiveConfig) -> Result<(), String> {
 /// Whether `new` may replace `old` while the hive runs. The address does not change until `hm`
 /// restarts, so a hive that was bound beyond loopback (or will be) keeps needing a key: a
 /// config that removes or empties it is refused, and the hive keeps the old config (and key).
-pub fn check_live_change(old: &HiveConfig, new: &HiveConfig) -> Result<(), String> {
+pub(crate) fn check_live_change(old: &HiveConfig, new: &HiveConfig) -> Result<(), String> {
     let mut effective = new.clone();
     if !old.bind.is_loopback() {
         effective.bind = old.bind;
@@ -282,12 +282,12 @@ pub fn check_live_change(old: &HiveConfig, new: &HiveConfig) -> Result<(), Strin
 }
 
 /// A random 128-bit key in hex, for an error message to suggest.
-pub fn fresh_key() -> String {
+pub(crate) fn fresh_key() -> String {
     hex(&random_bytes::<16>())
 }
 
 /// `N` random bytes from the kernel (`/dev/urandom`).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     use std::io::Read as _;
     let mut bytes = [0u8; N];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -306,7 +306,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

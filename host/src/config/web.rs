@@ -15,17 +15,17 @@ use anyhow::{Result, bail};
 use std::time::Duration;
 
 /// `[hive] header_timeout_ms` unless set.
-pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+pub(super) const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 /// `[hive] idle_timeout_ms` unless set.
-pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+pub(super) const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// `[hive] max_connections` unless set.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// `[hive] max_connections_per_address` unless set.
-pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+pub(super) const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// `[hive] ws_max_message_bytes` unless set: clients only ever send close, ping and pong.
-pub const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 4096;
+pub(super) const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 4096;
 /// Most names `[hive] hosts` may list.
-pub const MAX_HOSTS: usize = 64;
+pub(super) const MAX_HOSTS: usize = 64;
 
 /// The web server's guard settings (`[hive]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ fn check_host(entry: &str) -> Result<String> {
 }
 
 /// `("name", Some("port"))` from `name:port`; IPv6 addresses keep their brackets.
-pub fn split_port(authority: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_port(authority: &str) -> (&str, Option<&str>) {
     if authority.starts_with('[') {
         return match authority.find(']') {
             Some(end) => {

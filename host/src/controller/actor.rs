@@ -8,11 +8,14 @@
 
 use super::plan::{self, Selection, Step};
 use super::slot::{Phase, Slot};
-use super::{Control, Core, NodeView, Published, STOP_DEADLINE, library_path};
+use super::{Control, Core, NodeView, Published, STOP_DEADLINE};
 use crate::bus::Overflow;
 use crate::config::{self, HiveConfig};
 use crate::events::EventKind;
-use crate::runtime::{BuildOutcome, Built, NodeQueue, NodeRuntime, NodeSpec};
+use crate::loader::library_path;
+use crate::runtime::{
+    self, BuildError, BuildOutcome, Built, Driver, NodeQueue, NodeRuntime, NodeSpec,
+};
 use anyhow::{Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet};
@@ -230,6 +233,17 @@ impl Actor {
         Instant::now() + self.config.build_timeout
     }
 
+    /// Starts an instance of a node with the driver its config asks for: in its own process
+    /// (`isolate = true`) or in this one.
+    fn instance(&self, spec: NodeSpec) -> NodeRuntime {
+        let driver: Driver = if spec.isolate {
+            crate::isolate::supervise
+        } else {
+            runtime::in_process::drive
+        };
+        NodeRuntime::spawn(spec, self.core.env.clone(), driver)
+    }
+
     /// Waits for `runtime` to be built, until `deadline` or the hive stops.
     fn wait_built(&mut self, name: &str, runtime: NodeRuntime, deadline: Instant) -> Waited {
         match runtime.wait_built_until(deadline, &self.wake) {
@@ -238,10 +252,10 @@ impl Actor {
             BuildOutcome::TimedOut => {
                 // It stops by itself once the node's code returns, closing its library then.
                 runtime.request_stop();
-                let ms = self.config.build_timeout.as_millis();
-                let error = format!(
-                    "node `{name}` was not built within {ms} ms ([hive] build_timeout_ms in config/hive.toml): its library load or constructor is still running. The hive goes on without this instance; its thread is reported when it returns, and its library stays loaded until then. Fix the constructor (or raise the setting) and reload"
-                );
+                let error = BuildError::TimedOut {
+                    node: name.into(),
+                    after: self.config.build_timeout,
+                };
                 self.late.push(Late {
                     name: name.to_owned(),
                     since: Instant::now(),
@@ -271,11 +285,7 @@ impl Actor {
             if !slot.is_running() {
                 slot.phase = Phase::Building;
             }
-            building.push((
-                name.clone(),
-                spec.generation,
-                NodeRuntime::spawn(spec, self.core.env.clone()),
-            ));
+            building.push((name.clone(), spec.generation, self.instance(spec)));
         }
         self.publish();
         let deadline = self.build_deadline();
@@ -298,6 +308,7 @@ impl Actor {
                     ready.push((name, runtime, topics, built.took, built.library.hash));
                 }
                 Waited::Failed(error) => {
+                    let error = error.to_string();
                     let error = match config::explain_setting_error(&self.core.root, &name, &error)
                     {
                         Some(setting) => format!("{setting}; fix it and save"),
@@ -400,7 +411,7 @@ impl Actor {
             spec.queue = slot.queue.clone();
             old
         });
-        let candidate = NodeRuntime::spawn(spec.clone(), self.core.env.clone());
+        let candidate = self.instance(spec.clone());
         let deadline = self.build_deadline();
         let (candidate, built) = match self.wait_built(name, candidate, deadline) {
             Waited::Built(candidate, built) => (candidate, *built),
@@ -413,6 +424,7 @@ impl Actor {
                 let Waited::Failed(error) = waited else {
                     bail!("the hive is stopping");
                 };
+                let error = error.to_string();
                 let message = match config::explain_setting_error(&self.core.root, name, &error) {
                     Some(setting) => format!(
                         "{setting}. The previous instance keeps running, with the settings it had; fix the value and save"
@@ -658,7 +670,7 @@ impl Actor {
 /// How a wait for a build ended, for the control thread.
 enum Waited {
     Built(NodeRuntime, Box<Built>),
-    Failed(String),
+    Failed(BuildError),
     Interrupted,
 }
 

@@ -53,17 +53,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long the whole hive gets to stop.
-pub const STOP_DEADLINE: Duration = Duration::from_millis(900);
+pub(crate) const STOP_DEADLINE: Duration = Duration::from_millis(900);
 
 /// How often [`Controller::check_health`] should run.
-pub const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
-
-/// The library file of `library` in a hive's `nodes/` folder: `lib<name>.so`, with `-` as `_`
-/// (cargo's rule for a cdylib's file name). The one place that rule is written.
-pub fn library_path(root: &Path, library: &str) -> PathBuf {
-    root.join("nodes")
-        .join(format!("lib{}.so", library.replace('-', "_")))
-}
+pub(crate) const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The hive as the page and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +98,7 @@ pub enum PublishError {
 }
 
 /// The name published messages carry as their sending node.
-pub const API_NODE: &str = "api";
+pub(crate) const API_NODE: &str = "api";
 
 /// What the control thread publishes after every step, for readers.
 pub(crate) struct Published {
@@ -308,7 +301,7 @@ impl Controller {
     }
 
     /// The hive's request router: who answers which request name; asks them.
-    pub fn router(&self) -> &Arc<Router> {
+    pub(crate) fn router(&self) -> &Arc<Router> {
         &self.core.env.router
     }
 

@@ -14,7 +14,7 @@ use crate::bus::{Bus, Delivery, Indices, Message, Outlet, Overflow};
 use crate::config::FaultPolicy;
 use crate::loader::Libraries;
 use crate::logging::Logs;
-use crate::runtime::{Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
+use crate::runtime::{self, Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
@@ -118,7 +118,7 @@ pub fn child_main() -> Result<()> {
         isolate: false,
         processed: Some(processed.clone()),
     };
-    let runtime = NodeRuntime::spawn(node_spec, env);
+    let runtime = NodeRuntime::spawn(node_spec, env, runtime::in_process::drive);
     let built = runtime.wait_built();
     let writer = Writer {
         stream: BufWriter::with_capacity(64 * 1024, stream),
@@ -159,7 +159,7 @@ pub fn child_main() -> Result<()> {
             )
         }
         Err(error) => {
-            send_frame(&outgoing, wire::BUILD_FAILED, |f| f.str(&error));
+            send_frame(&outgoing, wire::BUILD_FAILED, |f| f.str(&error.to_string()));
             let _ = outgoing.send(Outgoing::Exit);
             let _ = writing.join();
             return Ok(());

@@ -25,12 +25,12 @@ mod scratch;
 mod wire;
 
 pub use child::child_main;
-pub use scratch::scratch_folder;
+pub(crate) use scratch::scratch_folder;
 
 use crate::bus::{Delivery, Subscription};
 use crate::loader::LibraryInfo;
 use crate::runtime::{
-    Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
+    BuildError, Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
     compile_subscriptions, count_undelivered,
 };
 use crossbeam_channel::{Receiver, Sender};
@@ -55,7 +55,7 @@ pub const CHILD_COMMAND: &str = "__isolated";
 
 /// Messages sent to a node's process and not yet handled by it, at most: what a crash can make
 /// the host send twice. More wait in the node's queue, under its overflow policy.
-pub const WINDOW: usize = 1024;
+pub(crate) const WINDOW: usize = 1024;
 
 /// How long a node's process has to load the library and build the node.
 const BUILD_DEADLINE: Duration = Duration::from_secs(60);
@@ -125,14 +125,15 @@ enum Event {
     Gone,
 }
 
-/// Runs an isolated node's instance: the host side of [`crate::runtime::NodeRuntime`] for a
-/// node with `isolate = true`. Takes the same control messages and gives the same results.
+/// The isolated [`Driver`](crate::runtime::Driver): the host side of an instance of a node with
+/// `isolate = true`. Takes the same control messages and gives the same results as the
+/// in-process driver.
 pub(crate) fn supervise(
     spec: NodeSpec,
     env: &Environment,
     shared: &Arc<NodeShared>,
     control: &Receiver<Control>,
-    built: Sender<Result<Built, String>>,
+    built: Sender<Result<Built, BuildError>>,
 ) {
     *shared.overlay.lock() = Some(Overlay::default());
     let started = Instant::now();
@@ -140,7 +141,7 @@ pub(crate) fn supervise(
         Ok(launched) => launched,
         Err(error) => {
             shared.fail(&error);
-            let _ = built.send(Err(error));
+            let _ = built.send(Err(BuildError::Process(error)));
             return;
         }
     };
@@ -150,7 +151,7 @@ pub(crate) fn supervise(
             Err(error) => {
                 drop(process);
                 shared.fail(&error);
-                let _ = built.send(Err(error));
+                let _ = built.send(Err(BuildError::Registration(error)));
                 return;
             }
         };

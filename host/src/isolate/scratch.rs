@@ -14,10 +14,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// The start of every scratch folder's name; the owner's pid and `-` follow.
-pub const PREFIX: &str = "hm-scratch-";
+pub(super) const PREFIX: &str = "hm-scratch-";
 
 /// Creates this host's scratch folder, after removing those that killed hosts left.
-pub fn scratch_folder() -> Result<tempfile::TempDir> {
+pub(crate) fn scratch_folder() -> Result<tempfile::TempDir> {
     let folder = tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .permissions(Permissions::from_mode(0o700))

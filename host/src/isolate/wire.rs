@@ -9,12 +9,12 @@ use std::io::{self, Read, Write};
 
 /// Room in a frame beside its payload: the tag, the sequence number, the service, node and
 /// host names, a log line or a status report.
-pub const FRAME_SLACK: usize = 1024 * 1024;
+pub(super) const FRAME_SLACK: usize = 1024 * 1024;
 
 /// The largest frame a side accepts when the payload limit is `max_payload_bytes`: one
 /// payload (or a saved state, allowed at least 16 MiB) with [`FRAME_SLACK`] to spare. A bigger
 /// header means a corrupt or hostile stream.
-pub fn max_frame(max_payload_bytes: usize) -> usize {
+pub(super) fn max_frame(max_payload_bytes: usize) -> usize {
     max_payload_bytes
         .max(16 * 1024 * 1024)
         .saturating_add(FRAME_SLACK)
@@ -26,39 +26,39 @@ pub fn max_frame(max_payload_bytes: usize) -> usize {
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Host → process: the node to run ([`super::ChildSpec`], JSON).
-pub const INIT: u8 = 1;
+pub(super) const INIT: u8 = 1;
 /// Host → process: start the services and deliveries, with the saved state if any.
-pub const START: u8 = 2;
+pub(super) const START: u8 = 2;
 /// Host → process: one message for the node's subscriptions.
-pub const DELIVER: u8 = 3;
+pub(super) const DELIVER: u8 = 3;
 /// Host → process: finish what was delivered, save the state, reply [`STATE`], exit.
-pub const HAND_OVER: u8 = 4;
+pub(super) const HAND_OVER: u8 = 4;
 /// Host → process: stop and exit.
-pub const STOP: u8 = 5;
+pub(super) const STOP: u8 = 5;
 /// Process → host: the node is built ([`super::BuiltReport`], JSON).
-pub const BUILT: u8 = 11;
+pub(super) const BUILT: u8 = 11;
 /// Process → host: the node could not be built; the text says why.
-pub const BUILD_FAILED: u8 = 12;
+pub(super) const BUILD_FAILED: u8 = 12;
 /// Process → host: a service sent a message.
-pub const PUBLISH: u8 = 13;
+pub(super) const PUBLISH: u8 = 13;
 /// Process → host: the node has handled every delivery up to this sequence number.
-pub const ACK: u8 = 14;
+pub(super) const ACK: u8 = 14;
 /// Process → host: a line for the node's log.
-pub const LOG: u8 = 15;
+pub(super) const LOG: u8 = 15;
 /// Process → host: the node's status and counters (a `NodeSnapshot`, JSON).
-pub const REPORT: u8 = 16;
+pub(super) const REPORT: u8 = 16;
 /// Process → host: the state saved for the next instance (reply to [`HAND_OVER`]).
-pub const STATE: u8 = 17;
+pub(super) const STATE: u8 = 17;
 
 /// Appends frames to a buffer, to be written in one go.
 #[derive(Default)]
-pub struct Encoder {
+pub(super) struct Encoder {
     buf: Vec<u8>,
 }
 
 impl Encoder {
     /// Starts a frame with `tag`; finish it with [`Frame::end`].
-    pub fn frame(&mut self, tag: u8) -> Frame<'_> {
+    pub(super) fn frame(&mut self, tag: u8) -> Frame<'_> {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.push(tag);
@@ -69,32 +69,32 @@ impl Encoder {
     }
 
     /// The encoded bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Bytes encoded and not yet taken.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.buf.len()
     }
 
     /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
     /// Appends frames encoded elsewhere.
-    pub fn append(&mut self, frames: &[u8]) {
+    pub(super) fn append(&mut self, frames: &[u8]) {
         self.buf.extend_from_slice(frames);
     }
 
     /// Forgets the first `n` bytes (written out).
-    pub fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         self.buf.drain(..n);
     }
 
     /// Writes everything out and empties the buffer.
-    pub fn write_all(&mut self, out: &mut impl Write) -> io::Result<()> {
+    pub(super) fn write_all(&mut self, out: &mut impl Write) -> io::Result<()> {
         out.write_all(&self.buf)?;
         out.flush()?;
         self.buf.clear();
@@ -103,28 +103,28 @@ impl Encoder {
 }
 
 /// One frame being encoded.
-pub struct Frame<'a> {
+pub(super) struct Frame<'a> {
     buf: &'a mut Vec<u8>,
     start: usize,
 }
 
 impl Frame<'_> {
-    pub fn u8(self, value: u8) -> Self {
+    pub(super) fn u8(self, value: u8) -> Self {
         self.buf.push(value);
         self
     }
 
-    pub fn u32(self, value: u32) -> Self {
+    pub(super) fn u32(self, value: u32) -> Self {
         self.buf.extend_from_slice(&value.to_le_bytes());
         self
     }
 
-    pub fn u64(self, value: u64) -> Self {
+    pub(super) fn u64(self, value: u64) -> Self {
         self.buf.extend_from_slice(&value.to_le_bytes());
         self
     }
 
-    pub fn str(self, value: &str) -> Self {
+    pub(super) fn str(self, value: &str) -> Self {
         let len = u32::try_from(value.len()).expect("text over 4 GiB");
         self.buf.extend_from_slice(&len.to_le_bytes());
         self.buf.extend_from_slice(value.as_bytes());
@@ -132,12 +132,12 @@ impl Frame<'_> {
     }
 
     /// The rest of the frame, as it is (a JSON document; see [`Fields::json`]).
-    pub fn raw(self, bytes: &[u8]) -> Self {
+    pub(super) fn raw(self, bytes: &[u8]) -> Self {
         self.buf.extend_from_slice(bytes);
         self
     }
 
-    pub fn opt_str(self, value: Option<&str>) -> Self {
+    pub(super) fn opt_str(self, value: Option<&str>) -> Self {
         match value {
             Some(text) => self.u8(1).str(text),
             None => self.u8(0),
@@ -145,14 +145,14 @@ impl Frame<'_> {
     }
 
     /// Writes the frame's length.
-    pub fn end(self) {
+    pub(super) fn end(self) {
         let len = u32::try_from(self.buf.len() - self.start - 4).expect("frame over 4 GiB");
         self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
     }
 }
 
 /// Reads frames from a stream into one reused buffer.
-pub struct Decoder<R> {
+pub(super) struct Decoder<R> {
     input: R,
     buf: Vec<u8>,
     /// Frames longer than this are refused before anything of them is read.
@@ -161,7 +161,7 @@ pub struct Decoder<R> {
 
 impl<R: Read> Decoder<R> {
     /// Reads frames of at most `max_frame` bytes (see [`max_frame`]).
-    pub fn new(input: R, max_frame: usize) -> Self {
+    pub(super) fn new(input: R, max_frame: usize) -> Self {
         Self {
             input,
             buf: Vec::new(),
@@ -170,12 +170,12 @@ impl<R: Read> Decoder<R> {
     }
 
     /// Changes the largest frame accepted from now on.
-    pub fn set_max_frame(&mut self, max_frame: usize) {
+    pub(super) fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;
     }
 
     /// The next frame's tag and fields; `None` when the stream ends between frames.
-    pub fn next(&mut self) -> io::Result<Option<(u8, Fields<'_>)>> {
+    pub(super) fn next(&mut self) -> io::Result<Option<(u8, Fields<'_>)>> {
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len[..1]) {
             Ok(()) => {}
@@ -208,7 +208,7 @@ impl<R: Read> Decoder<R> {
 }
 
 /// The fields of one frame, read in order.
-pub struct Fields<'a>(&'a [u8]);
+pub(super) struct Fields<'a>(&'a [u8]);
 
 impl<'a> Fields<'a> {
     fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
@@ -220,26 +220,26 @@ impl<'a> Fields<'a> {
         Ok(head)
     }
 
-    pub fn u8(&mut self) -> io::Result<u8> {
+    pub(super) fn u8(&mut self) -> io::Result<u8> {
         Ok(self.take(1)?[0])
     }
 
-    pub fn u32(&mut self) -> io::Result<u32> {
+    pub(super) fn u32(&mut self) -> io::Result<u32> {
         let bytes = self.take(4)?;
         Ok(u32::from_le_bytes(bytes.try_into().expect("took 4")))
     }
 
-    pub fn u64(&mut self) -> io::Result<u64> {
+    pub(super) fn u64(&mut self) -> io::Result<u64> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(bytes.try_into().expect("took 8")))
     }
 
-    pub fn str(&mut self) -> io::Result<&'a str> {
+    pub(super) fn str(&mut self) -> io::Result<&'a str> {
         let len = self.u32()? as usize;
         std::str::from_utf8(self.take(len)?).map_err(|e| invalid(format!("text: {e}")))
     }
 
-    pub fn opt_str(&mut self) -> io::Result<Option<&'a str>> {
+    pub(super) fn opt_str(&mut self) -> io::Result<Option<&'a str>> {
         match self.u8()? {
             0 => Ok(None),
             _ => self.str().map(Some),
@@ -247,7 +247,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The rest as one JSON document.
-    pub fn json<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
+    pub(super) fn json<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
         let rest = std::mem::take(&mut self.0);
         serde_json::from_slice(rest).map_err(|e| invalid(format!("JSON: {e}")))
     }

@@ -32,17 +32,27 @@ use time::format_description::well_known::Rfc3339;
 
 /// The largest library file the host reads, in bytes. A node library built in debug is tens of
 /// MB; a file beyond this is refused before it is read (a link to `/dev/zero` is not read).
-pub const MAX_LIBRARY_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_LIBRARY_BYTES: u64 = 512 << 20;
 
-/// The hivemind API version this host speaks (the `hivemind` crate's version).
-pub fn host_api_version() -> String {
-    <NodeLib_Ref as RootModule>::VERSION_STRINGS
-        .version
-        .to_string()
+/// The naming rule for node libraries, kept here alone: the library `bat-signal` (a node's
+/// `library` setting, or a node crate's package name) is the file `nodes/libbat_signal.so`,
+/// `-` written `_` as cargo writes it.
+pub(crate) fn library_file_name(library: &str) -> String {
+    format!("lib{}.so", library.replace('-', "_"))
+}
+
+/// Whether `file`, a name in `nodes/`, is named like a node library.
+pub(crate) fn is_library_file_name(file: &str) -> bool {
+    file.len() > "lib.so".len() && file.starts_with("lib") && file.ends_with(".so")
+}
+
+/// The file of the library `library` in the hive at `root`.
+pub(crate) fn library_path(root: &Path, library: &str) -> PathBuf {
+    root.join("nodes").join(library_file_name(library))
 }
 
 /// A loaded, checked node library.
-pub struct NodeLibrary {
+pub(crate) struct NodeLibrary {
     module: NodeLib_Ref,
     info: LibraryInfo,
     library: Option<libloading::Library>,
@@ -174,14 +184,8 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl NodeLibrary {
-    /// Loads `path` through a private copy in `scratch`, after checking that it is a complete
-    /// node library built against this host's API.
-    pub fn open(path: &Path, scratch: &Path) -> Result<Self, LoadError> {
-        let bytes = read_library(path)?;
-        Self::open_bytes(path, &bytes, scratch)
-    }
-
-    /// [`NodeLibrary::open`] for a file already read into `bytes`.
+    /// Loads `path`, already read (by [`read_library`]) into `bytes`, through a private copy in
+    /// `scratch`, after checking that it is a complete node library built against this host's API.
     fn open_bytes(path: &Path, bytes: &[u8], scratch: &Path) -> Result<Self, LoadError> {
         let fail = |kind: LoadErrorKind| LoadError {
             path: path.to_path_buf(),
@@ -217,12 +221,12 @@ impl NodeLibrary {
     }
 
     /// What the library says about itself.
-    pub fn info(&self) -> &LibraryInfo {
+    pub(crate) fn info(&self) -> &LibraryInfo {
         &self.info
     }
 
     /// Calls the library's node constructor. Call it on the node's own thread.
-    pub fn new_node(&self, init: NodeInit<'_>) -> RResult<NodeParts, CallbackError> {
+    pub(crate) fn new_node(&self, init: NodeInit<'_>) -> RResult<NodeParts, CallbackError> {
         (self.module.new_node())(init)
     }
 }
@@ -250,7 +254,7 @@ impl Drop for NodeLibrary {
 /// folder is refused unread) of at most [`MAX_LIBRARY_BYTES`]. The file is opened non-blocking
 /// and checked again through the open descriptor, so a file swapped for a FIFO between the two
 /// looks cannot hang the reader.
-pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let fail = |kind| LoadError {
@@ -284,7 +288,7 @@ pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
 
 /// Whether a library path names a file at all, for the watcher: `false` only when neither the
 /// path nor a link at it exists (a dangling or looping link is a bad file, not a removal).
-pub fn library_exists(path: &Path) -> bool {
+pub(crate) fn library_exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
@@ -332,14 +336,14 @@ fn classify_error(path: &Path, error: &std::io::Error) -> LoadErrorKind {
 /// The libraries loaded now, so that nodes running the same file with the same content share
 /// one loaded copy (a hive of a thousand nodes built from one crate maps it once). A library
 /// closes when the last node using it lets go; a new content gets a new copy.
-pub struct Libraries {
+pub(crate) struct Libraries {
     scratch: PathBuf,
     loaded: Mutex<HashMap<(PathBuf, String), Weak<NodeLibrary>>>,
 }
 
 impl Libraries {
     /// Loads private copies into `scratch`.
-    pub fn new(scratch: PathBuf) -> Self {
+    pub(crate) fn new(scratch: PathBuf) -> Self {
         Self {
             scratch,
             loaded: Mutex::new(HashMap::new()),
@@ -348,7 +352,7 @@ impl Libraries {
 
     /// The loaded library for `path`'s current content: shared if some node already runs it,
     /// loaded (and checked) otherwise.
-    pub fn open(&self, path: &Path) -> Result<Arc<NodeLibrary>, LoadError> {
+    pub(crate) fn open(&self, path: &Path) -> Result<Arc<NodeLibrary>, LoadError> {
         let bytes = read_library(path)?;
         let key = (path.to_path_buf(), content_hash(&bytes));
         let mut loaded = self.loaded.lock();
@@ -363,7 +367,7 @@ impl Libraries {
 }
 
 /// The content hash of a library file, as [`LibraryInfo::hash`] gives it.
-pub fn content_hash(bytes: &[u8]) -> String {
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
@@ -527,7 +531,7 @@ fn describe(difference: &AbiInstability) -> String {
 }
 
 /// Whether `path` is still mapped into this process.
-pub fn is_mapped(path: &Path) -> bool {
+pub(crate) fn is_mapped(path: &Path) -> bool {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return false;
     };

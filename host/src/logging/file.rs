@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// created then. The size starts from the file's length when it is opened, so a restarted host keeps
 /// counting where the previous one stopped.
 #[derive(Debug)]
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     backups: u32,
@@ -29,7 +29,7 @@ struct OpenFile {
 impl RotatingFile {
     /// A log at `path` holding at most `max_bytes` per file (`0`: no limit) and `backups` old
     /// files (`0`: truncate and start over when full).
-    pub fn new(path: impl Into<PathBuf>, max_bytes: u64, backups: u32) -> Self {
+    pub(crate) fn new(path: impl Into<PathBuf>, max_bytes: u64, backups: u32) -> Self {
         RotatingFile {
             path: path.into(),
             max_bytes,
@@ -39,7 +39,7 @@ impl RotatingFile {
     }
 
     /// The current file's path (`name.log`).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -48,7 +48,7 @@ impl RotatingFile {
     /// Rotates first if the line would push the file past the size limit; a line longer than the
     /// limit still goes whole into a fresh file. If rotating fails the line is appended to the
     /// current file anyway and the rotation error is returned.
-    pub fn write(&mut self, line: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, line: &[u8]) -> Result<()> {
         let len = line.len() as u64;
         let mut rotate_error = None;
         let size = self.open_file()?.size;

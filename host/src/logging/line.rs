@@ -15,14 +15,14 @@ use time::{OffsetDateTime, UtcOffset};
 use tracing::Level;
 
 /// Width of `2026-11-28T02:42:44.123456Z  INFO `: where the message starts.
-pub const HEADER_WIDTH: usize = 34;
+pub(crate) const HEADER_WIDTH: usize = 34;
 
 /// What continuation lines in a file start with: blanks up to the message column.
-pub const INDENT: &str = "                                  ";
+pub(crate) const INDENT: &str = "                                  ";
 const _: () = assert!(INDENT.len() == HEADER_WIDTH);
 
 /// The level as written in a record: right-aligned in 5 columns.
-pub fn level_label(level: Level) -> &'static str {
+pub(crate) fn level_label(level: Level) -> &'static str {
     match level {
         Level::ERROR => "ERROR",
         Level::WARN => " WARN",
@@ -33,7 +33,7 @@ pub fn level_label(level: Level) -> &'static str {
 }
 
 /// Writes a record's header (timestamp, level, one space); the message follows through [`Body`].
-pub fn write_header(
+pub(crate) fn write_header(
     out: &mut (impl Write + ?Sized),
     at: OffsetDateTime,
     level: Level,
@@ -54,7 +54,7 @@ pub fn write_header(
 }
 
 /// Appends one whole record, ending in a newline, to `out`.
-pub fn format_line(out: &mut String, at: OffsetDateTime, level: Level, message: &str) {
+pub(crate) fn format_line(out: &mut String, at: OffsetDateTime, level: Level, message: &str) {
     // Writing to a `String` cannot fail.
     let _ = write_header(out, at, level);
     let mut body = Body::new(out, INDENT);
@@ -65,7 +65,7 @@ pub fn format_line(out: &mut String, at: OffsetDateTime, level: Level, message: 
 /// Writes a message so that every line after the first starts with `indent`.
 ///
 /// `\n`, `\r\n` and `\r` all break lines; trailing line breaks are dropped.
-pub struct Body<'a, W: Write + ?Sized> {
+pub(crate) struct Body<'a, W: Write + ?Sized> {
     out: &'a mut W,
     indent: &'a str,
     /// Line breaks seen but not yet written (held back so trailing ones can be dropped).
@@ -74,7 +74,7 @@ pub struct Body<'a, W: Write + ?Sized> {
 }
 
 impl<'a, W: Write + ?Sized> Body<'a, W> {
-    pub fn new(out: &'a mut W, indent: &'a str) -> Self {
+    pub(crate) fn new(out: &'a mut W, indent: &'a str) -> Self {
         Body {
             out,
             indent,
@@ -84,7 +84,7 @@ impl<'a, W: Write + ?Sized> Body<'a, W> {
     }
 
     /// Ends the record with its newline.
-    pub fn finish(self) -> fmt::Result {
+    pub(crate) fn finish(self) -> fmt::Result {
         self.out.write_char('\n')
     }
 
@@ -119,7 +119,7 @@ impl<W: Write + ?Sized> Write for Body<'_, W> {
 
 /// `message` with continuation lines indented by `indent`, for one-off lines such as the
 /// terminal's.
-pub struct Indented<'a>(pub &'a str, pub &'a str);
+pub(crate) struct Indented<'a>(pub &'a str, pub &'a str);
 
 impl fmt::Display for Indented<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -15,10 +15,10 @@
 //! lines at WARN and up.
 
 mod file;
-pub mod line;
+pub(crate) mod line;
 mod root;
 
-pub use file::RotatingFile;
+pub(crate) use file::RotatingFile;
 
 use anyhow::{Context, Result};
 use file::SharedFile;
@@ -50,13 +50,13 @@ pub struct LogSettings {
 }
 
 /// The name of the host's own log: `<dir>/root.log`.
-pub const ROOT: &str = "root";
+pub(crate) const ROOT: &str = "root";
 
 /// Installs the global `tracing` subscriber: host events go to the terminal (stderr) and to
 /// root.log. Returns the handle nodes' logs are made from. Call once per process.
 ///
 /// A `RUST_LOG` that does not parse is ignored with a warning; the default filter is used instead.
-pub fn init(settings: LogSettings) -> Result<Logs> {
+pub(crate) fn init(settings: LogSettings) -> Result<Logs> {
     let verbose = settings.verbose;
     let logs = Logs::new(settings);
     let (terminal_filter, bad_rust_log) = terminal_filter(verbose);
@@ -123,7 +123,7 @@ struct LogsInner {
 }
 
 /// Takes a node's log lines in a process that does not own the log files.
-pub type LineSink = crossbeam_channel::Sender<(LogLevel, String)>;
+pub(crate) type LineSink = crossbeam_channel::Sender<(LogLevel, String)>;
 
 impl Logs {
     /// Logs in `settings.dir` without installing any subscriber (for tests and tools; [`init`]
@@ -299,5 +299,7 @@ fn tracing_level(level: LogLevel) -> Level {
     }
 }
 
+#[cfg(test)]
+mod init_tests;
 #[cfg(test)]
 mod tests;

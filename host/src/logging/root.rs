@@ -28,7 +28,7 @@ where
 
 /// Formats an event as one record: `<time>  INFO span{k=v}: message key=value …`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RootFormat;
+pub(super) struct RootFormat;
 
 impl<S> FormatEvent<S, RootFields> for RootFormat
 where
@@ -73,7 +73,7 @@ where
 /// Formats fields as `message key=value key2="text"` (values in their `Debug` form, the message
 /// bare), for events and for span fields alike.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RootFields;
+pub(super) struct RootFields;
 
 impl<'w> FormatFields<'w> for RootFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
@@ -129,7 +129,7 @@ impl Visit for FieldWriter<'_> {
 
 /// Hands each formatted event to root.log's file as one write.
 #[derive(Debug, Clone)]
-pub struct RootWriter(pub(crate) SharedFile);
+pub(super) struct RootWriter(pub(crate) SharedFile);
 
 impl<'a> MakeWriter<'a> for RootWriter {
     type Writer = RootLine<'a>;
@@ -141,7 +141,7 @@ impl<'a> MakeWriter<'a> for RootWriter {
 
 /// One event's bytes on their way to root.log.
 #[derive(Debug)]
-pub struct RootLine<'a>(&'a SharedFile);
+pub(super) struct RootLine<'a>(&'a SharedFile);
 
 impl io::Write for RootLine<'_> {
     /// Takes the whole buffer (the fmt layer writes one record per call); failures are reported

@@ -27,7 +27,7 @@ const VALID_FOR: Duration = Duration::days(3650);
 /// Creates (or reuses) the CA in `dir` and a certificate for each of `hosts`; `shown` is how
 /// the folder is written in the config lines (relative to the hive's folder). Returns what to
 /// tell the user.
-pub fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String> {
+pub(crate) fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String> {
     if hosts.is_empty() {
         bail!("name the hosts to make certificates for: `hm mesh certs manor tower`");
     }

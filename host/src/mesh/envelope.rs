@@ -27,11 +27,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// The envelope's format version.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The sender's side of a message on the mesh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// The format version ([`VERSION`]).
     pub v: u32,
     /// The sending host's name.
@@ -46,12 +46,12 @@ pub struct Envelope {
 
 impl Envelope {
     /// The attachment bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an envelope always serialises")
     }
 
     /// Reads an attachment; says why it is not an envelope of this version.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
         let envelope: Envelope = serde_json::from_slice(bytes)
             .map_err(|e| format!("its attachment is not a hivemind envelope ({e})"))?;
         if envelope.v != VERSION {
@@ -66,14 +66,14 @@ impl Envelope {
 
 /// Messages remembered per origin: a second copy that arrives after this many newer messages of
 /// the same origin is let in again. Copies by a second path arrive milliseconds apart.
-pub const RECENT_PER_ORIGIN: usize = 4096;
+pub(crate) const RECENT_PER_ORIGIN: usize = 4096;
 
 /// Origins remembered at once (about 100 KiB each when full): a host restarted many times,
 /// or a peer inventing origins, pushes the oldest out.
-pub const MAX_ORIGINS: usize = 256;
+pub(crate) const MAX_ORIGINS: usize = 256;
 
 /// The identity of one message: a hash of everything that makes it that message.
-pub fn identity(envelope: &Envelope, service: &str, payload: &[u8]) -> u64 {
+pub(crate) fn identity(envelope: &Envelope, service: &str, payload: &[u8]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for part in [
         envelope.origin.as_bytes(),
@@ -91,7 +91,7 @@ pub fn identity(envelope: &Envelope, service: &str, payload: &[u8]) -> u64 {
 
 /// The recent messages of each origin (see the module's filter).
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     origins: HashMap<String, Recent>,
     /// Counts admissions: when each origin was last heard of, for eviction.
     clock: u64,
@@ -109,7 +109,7 @@ struct Recent {
 impl Seen {
     /// Whether the message `id` ([`identity`]) from `origin` (on `host`) is new; records it
     /// if so.
-    pub fn admit(&mut self, origin: &str, host: &str, id: u64) -> bool {
+    pub(crate) fn admit(&mut self, origin: &str, host: &str, id: u64) -> bool {
         self.clock += 1;
         if !self.origins.contains_key(origin) {
             if self.origins.len() >= MAX_ORIGINS
@@ -146,22 +146,19 @@ impl Seen {
     }
 
     /// Forgets the origins of `host` (it has gone; if it comes back, it is a new origin).
-    pub fn forget_host(&mut self, host: &str) {
+    pub(crate) fn forget_host(&mut self, host: &str) {
         self.origins.retain(|_, recent| recent.host != host);
     }
 
     /// How many origins are remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.origins.len()
     }
 
-    /// Whether no origin is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.origins.is_empty()
-    }
-
     /// Identities remembered in all.
-    pub fn remembered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
         self.origins.values().map(|recent| recent.order.len()).sum()
     }
 }

@@ -13,70 +13,70 @@
 
 /// The keys of one hive.
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(crate) struct Keys {
     prefix: String,
 }
 
 impl Keys {
     /// The key space of hive `hive`.
-    pub fn new(hive: &str) -> Self {
+    pub(crate) fn new(hive: &str) -> Self {
         Self {
             prefix: format!("hivemind/{}", encode(hive)),
         }
     }
 
     /// Where messages of `service` are published.
-    pub fn message(&self, service: &str) -> String {
+    pub(crate) fn message(&self, service: &str) -> String {
         format!("{}/msg/{}", self.prefix, encode(service))
     }
 
     /// Every service's messages.
-    pub fn all_messages(&self) -> String {
+    pub(crate) fn all_messages(&self) -> String {
         format!("{}/msg/*", self.prefix)
     }
 
     /// The service a message key was published under; `None` for a key outside this hive's
     /// messages or one that is not an encoded name.
-    pub fn service_of(&self, key: &str) -> Option<String> {
+    pub(crate) fn service_of(&self, key: &str) -> Option<String> {
         let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/msg/")?;
         decode(chunk)
     }
 
     /// `host`'s liveliness token.
-    pub fn host(&self, host: &str) -> String {
+    pub(crate) fn host(&self, host: &str) -> String {
         format!("{}/host/{}", self.prefix, encode(host))
     }
 
     /// Every host's liveliness token.
-    pub fn all_hosts(&self) -> String {
+    pub(crate) fn all_hosts(&self) -> String {
         format!("{}/host/*", self.prefix)
     }
 
     /// The host a liveliness token names.
-    pub fn host_of(&self, key: &str) -> Option<String> {
+    pub(crate) fn host_of(&self, key: &str) -> Option<String> {
         let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/host/")?;
         decode(chunk)
     }
 
     /// `host`'s view queryable.
-    pub fn view(&self, host: &str) -> String {
+    pub(crate) fn view(&self, host: &str) -> String {
         format!("{}/view/{}", self.prefix, encode(host))
     }
 
     /// The host a view key names.
-    pub fn view_host_of(&self, key: &str) -> Option<String> {
+    pub(crate) fn view_host_of(&self, key: &str) -> Option<String> {
         let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/view/")?;
         decode(chunk)
     }
 
     /// Every host's view.
-    pub fn all_views(&self) -> String {
+    pub(crate) fn all_views(&self) -> String {
         format!("{}/view/*", self.prefix)
     }
 }
 
 /// `name` as one key chunk (see the module's rules).
-pub fn encode(name: &str) -> String {
+pub(crate) fn encode(name: &str) -> String {
     let mut chunk = String::with_capacity(name.len());
     for byte in name.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -89,7 +89,7 @@ pub fn encode(name: &str) -> String {
 }
 
 /// The name a chunk made by [`encode`] stands for; `None` if it is not one.
-pub fn decode(chunk: &str) -> Option<String> {
+pub(crate) fn decode(chunk: &str) -> Option<String> {
     let bytes = chunk.as_bytes();
     let mut name = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -72,7 +72,7 @@ struct Shared {
 }
 
 /// A joined mesh.
-pub struct Link {
+pub(super) struct Link {
     session: zenoh::Session,
     bus: Arc<Bus>,
     shared: Arc<Shared>,
@@ -86,7 +86,7 @@ pub struct Link {
 
 impl Link {
     /// Opens the session and joins: see [`super::Mesh::start`].
-    pub fn start(
+    pub(super) fn start(
         settings: MeshSettings,
         bus: Arc<Bus>,
         local_view: LocalView,
@@ -226,12 +226,12 @@ impl Link {
     }
 
     /// Every node of the other hosts.
-    pub fn remote_nodes(&self) -> Vec<NodeSnapshot> {
+    pub(super) fn remote_nodes(&self) -> Vec<NodeSnapshot> {
         self.shared.peers.lock().nodes()
     }
 
     /// The mesh as this host sees it.
-    pub fn snapshot(&self) -> MeshSnapshot {
+    pub(super) fn snapshot(&self) -> MeshSnapshot {
         let counters = &self.shared.counters;
         MeshSnapshot {
             hive: self.shared.hive.clone(),
@@ -248,7 +248,7 @@ impl Link {
     }
 
     /// Leaves the mesh: sends what is queued (briefly), withdraws this host, closes the session.
-    pub fn stop(mut self) {
+    pub(super) fn stop(mut self) {
         self.bus.set_outlet(None);
         if let Some(out) = self.out.take() {
             join_until(out, Instant::now() + DRAIN_DEADLINE);

@@ -54,16 +54,21 @@
 //! `host`; when a host's token goes, because it stopped or its links were silent for
 //! `lease_ms`, its nodes are shown as `gone` until it comes back ([`peers`]).
 
-pub mod envelope;
-pub mod keys;
-pub mod peers;
+// The wire formats and the peer table are plain code, built and unit-tested with or without the
+// `mesh` feature; only the Zenoh side uses them, so without it they are unused.
+#[cfg_attr(not(feature = "mesh"), allow(dead_code))]
+pub(crate) mod envelope;
+#[cfg_attr(not(feature = "mesh"), allow(dead_code))]
+pub(crate) mod keys;
+#[cfg_attr(not(feature = "mesh"), allow(dead_code))]
+pub(crate) mod peers;
 
 #[cfg(feature = "mesh")]
-pub mod certs;
+pub(crate) mod certs;
 #[cfg(feature = "mesh")]
 mod link;
 
-pub use peers::PeerSnapshot;
+pub(crate) use peers::PeerSnapshot;
 
 use crate::bus::Bus;
 use crate::config::MeshConfig;
@@ -75,7 +80,8 @@ use std::sync::Arc;
 
 /// What the mesh needs to know of its host.
 #[derive(Debug, Clone)]
-pub struct MeshSettings {
+#[cfg_attr(not(feature = "mesh"), allow(dead_code))]
+pub(crate) struct MeshSettings {
     /// The hive's name: hosts join the mesh of their hive only.
     pub hive: String,
     /// This host's name.
@@ -88,7 +94,7 @@ pub struct MeshSettings {
 
 /// Describes this host's own nodes, for the other hosts (called about once a second, on the
 /// mesh's own thread).
-pub type LocalView = Box<dyn Fn() -> Vec<NodeSnapshot> + Send + Sync>;
+pub(crate) type LocalView = Box<dyn Fn() -> Vec<NodeSnapshot> + Send + Sync>;
 
 /// The mesh as this host sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +122,7 @@ pub struct MeshSnapshot {
 }
 
 /// This host's place in the mesh; [`Mesh::stop`] leaves it.
-pub struct Mesh(Inner);
+pub(crate) struct Mesh(Inner);
 
 #[cfg(feature = "mesh")]
 type Inner = link::Link;
@@ -130,7 +136,7 @@ impl Mesh {
     /// configured endpoints, announces this host, and from then on sends every message sent on
     /// `bus` to the other hosts and injects theirs. Host changes go to `events`.
     #[cfg(feature = "mesh")]
-    pub fn start(
+    pub(crate) fn start(
         settings: MeshSettings,
         bus: Arc<Bus>,
         local_view: LocalView,
@@ -141,7 +147,7 @@ impl Mesh {
 
     /// Without the `mesh` feature: says how to get it.
     #[cfg(not(feature = "mesh"))]
-    pub fn start(
+    pub(crate) fn start(
         _settings: MeshSettings,
         _bus: Arc<Bus>,
         _local_view: LocalView,
@@ -154,7 +160,7 @@ impl Mesh {
 
     /// Every node of the other hosts, with its host; nodes of hosts that have gone are
     /// [`crate::runtime::NodeStatus::Gone`].
-    pub fn remote_nodes(&self) -> Vec<NodeSnapshot> {
+    pub(crate) fn remote_nodes(&self) -> Vec<NodeSnapshot> {
         #[cfg(feature = "mesh")]
         return self.0.remote_nodes();
         #[cfg(not(feature = "mesh"))]
@@ -162,7 +168,7 @@ impl Mesh {
     }
 
     /// The mesh as this host sees it.
-    pub fn snapshot(&self) -> MeshSnapshot {
+    pub(crate) fn snapshot(&self) -> MeshSnapshot {
         #[cfg(feature = "mesh")]
         return self.0.snapshot();
         #[cfg(not(feature = "mesh"))]
@@ -170,7 +176,7 @@ impl Mesh {
     }
 
     /// Leaves the mesh: the other hosts see this one gone at once.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         #[cfg(feature = "mesh")]
         self.0.stop();
         #[cfg(not(feature = "mesh"))]

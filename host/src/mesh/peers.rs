@@ -27,19 +27,19 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Other hosts listed at once.
-pub const MAX_HOSTS: usize = 128;
+pub(crate) const MAX_HOSTS: usize = 128;
 /// The largest view accepted from a host, in bytes (a view is refused unread beyond this).
-pub const MAX_VIEW_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_VIEW_BYTES: usize = 4 * 1024 * 1024;
 /// Nodes listed per host; the rest of a longer view is left out.
-pub const MAX_NODES_PER_HOST: usize = 1024;
+pub(crate) const MAX_NODES_PER_HOST: usize = 1024;
 /// Services, and subscriptions, listed per remote node.
-pub const MAX_ENTRIES: usize = 256;
+pub(crate) const MAX_ENTRIES: usize = 256;
 /// Bytes kept of a remote text (an error, a path, a name).
-pub const MAX_TEXT: usize = 2048;
+pub(crate) const MAX_TEXT: usize = 2048;
 
 /// A host's description of itself, as its view queryable answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostView {
+pub(crate) struct HostView {
     /// The envelope format version the host speaks.
     pub v: u32,
     /// The host's name.
@@ -52,7 +52,7 @@ pub struct HostView {
 
 /// One node as it travels in a [`HostView`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireNode {
+pub(crate) struct WireNode {
     name: String,
     status: NodeStatus,
     error: Option<String>,
@@ -168,14 +168,14 @@ impl Peer {
 
 /// The other hosts of the hive.
 #[derive(Debug)]
-pub struct Peers {
+pub(crate) struct Peers {
     own: String,
     hosts: BTreeMap<String, Peer>,
 }
 
 impl Peers {
     /// No other host yet; `own` is this host's name, which is never listed.
-    pub fn new(own: &str) -> Self {
+    pub(crate) fn new(own: &str) -> Self {
         Self {
             own: own.to_owned(),
             hosts: BTreeMap::new(),
@@ -184,7 +184,7 @@ impl Peers {
 
     /// `host`'s token appeared: it is up. Returns whether that is news. A name that is not a
     /// valid host name, or a new host while [`MAX_HOSTS`] are up, is ignored.
-    pub fn up(&mut self, host: &str) -> bool {
+    pub(crate) fn up(&mut self, host: &str) -> bool {
         if host == self.own || !crate::config::is_host_name(host) || !self.room_for(host) {
             return false;
         }
@@ -202,7 +202,7 @@ impl Peers {
     }
 
     /// `host`'s token went away: it is gone. Returns whether that is news.
-    pub fn gone(&mut self, host: &str) -> bool {
+    pub(crate) fn gone(&mut self, host: &str) -> bool {
         match self.hosts.get_mut(host) {
             Some(peer) if peer.up => {
                 peer.up = false;
@@ -239,7 +239,7 @@ impl Peers {
     /// yet is taken as up (it answered); a known one keeps its state, so a late answer cannot
     /// revive a host that has gone. A view whose host is not the one it answers for, or not
     /// a valid host name, is ignored; its nodes are checked and capped ([`MAX_NODES_PER_HOST`]).
-    pub fn describe(&mut self, view: HostView, key_host: &str) {
+    pub(crate) fn describe(&mut self, view: HostView, key_host: &str) {
         if view.host == self.own
             || view.host != key_host
             || !crate::config::is_host_name(&view.host)
@@ -256,7 +256,7 @@ impl Peers {
     }
 
     /// Forgets the hosts gone for `after` or longer; returns their names.
-    pub fn forget_gone(&mut self, after: Duration) -> Vec<String> {
+    pub(crate) fn forget_gone(&mut self, after: Duration) -> Vec<String> {
         let forgotten: Vec<String> = self
             .hosts
             .iter()
@@ -271,7 +271,7 @@ impl Peers {
 
     /// Every node of every other host, by host then name; nodes of gone hosts as
     /// [`NodeStatus::Gone`].
-    pub fn nodes(&self) -> Vec<NodeSnapshot> {
+    pub(crate) fn nodes(&self) -> Vec<NodeSnapshot> {
         let mut nodes = Vec::new();
         for (host, peer) in &self.hosts {
             let mut mine: Vec<NodeSnapshot> = peer
@@ -286,7 +286,7 @@ impl Peers {
     }
 
     /// Every other host.
-    pub fn snapshot(&self) -> Vec<PeerSnapshot> {
+    pub(crate) fn snapshot(&self) -> Vec<PeerSnapshot> {
         self.hosts
             .iter()
             .map(|(host, peer)| PeerSnapshot {

@@ -21,7 +21,7 @@
 
 mod stats;
 
-pub use stats::{LATENCY_BUCKETS, NameStats};
+pub(crate) use stats::{LATENCY_BUCKETS, NameStats};
 
 use crate::bus::Doorbell;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -33,18 +33,18 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// The longest timeout a request may have (60 s): longer ones are shortened to it.
-pub const MAX_TIMEOUT: Duration = hivemind::request::MAX_TIMEOUT;
+pub(crate) const MAX_TIMEOUT: Duration = hivemind::request::MAX_TIMEOUT;
 /// The timeout of a request that names none (5 s).
-pub const DEFAULT_TIMEOUT: Duration = hivemind::request::DEFAULT_TIMEOUT;
+pub(crate) const DEFAULT_TIMEOUT: Duration = hivemind::request::DEFAULT_TIMEOUT;
 /// The shortest timeout (1 ms): shorter ones are raised to it.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// How many requests may wait on one node's desk (beyond that: [`FailureKind::Busy`]).
-pub const DESK_CAPACITY: usize = 1024;
+pub(crate) const DESK_CAPACITY: usize = 1024;
 
-pub use hivemind::abi::RequestErrorKind as FailureKind;
+pub(crate) use hivemind::abi::RequestErrorKind as FailureKind;
 
 /// The stable name of a failure kind, as the HTTP API, `hm call` and `/metrics` show it.
-pub fn kind_name(kind: FailureKind) -> &'static str {
+pub(crate) fn kind_name(kind: FailureKind) -> &'static str {
     match kind {
         FailureKind::NoResponder => "no_responder",
         FailureKind::Timeout => "timeout",
@@ -62,12 +62,12 @@ pub fn kind_name(kind: FailureKind) -> &'static str {
 }
 
 /// The kind named `name` (see [`kind_name`]); `None` for a name it does not know.
-pub fn kind_from_name(name: &str) -> Option<FailureKind> {
+pub(crate) fn kind_from_name(name: &str) -> Option<FailureKind> {
     ALL_KINDS.iter().copied().find(|k| kind_name(*k) == name)
 }
 
 /// Every failure kind, in a fixed order (for `/metrics`).
-pub const ALL_KINDS: [FailureKind; 11] = [
+pub(crate) const ALL_KINDS: [FailureKind; 11] = [
     FailureKind::NoResponder,
     FailureKind::Timeout,
     FailureKind::HandlerError,
@@ -83,18 +83,18 @@ pub const ALL_KINDS: [FailureKind; 11] = [
 
 /// Why a request (or one responder's part of it) got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// What went wrong.
     #[serde(serialize_with = "serialize_kind")]
-    pub kind: FailureKind,
+    pub(crate) kind: FailureKind,
     /// For people: names the request and the fix.
-    pub message: String,
+    pub(crate) message: String,
     /// The responder involved, if one was.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub(crate) node: Option<String>,
     /// Its host.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 fn serialize_kind<S: serde::Serializer>(kind: &FailureKind, s: S) -> Result<S::Ok, S::Error> {
@@ -103,7 +103,7 @@ fn serialize_kind<S: serde::Serializer>(kind: &FailureKind, s: S) -> Result<S::O
 
 impl Failure {
     /// A failure with no responder involved.
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -113,7 +113,7 @@ impl Failure {
     }
 
     /// The same, naming the responder.
-    pub fn of(mut self, node: &str, host: &str) -> Self {
+    pub(crate) fn of(mut self, node: &str, host: &str) -> Self {
         self.node = Some(node.to_owned());
         self.host = Some(host.to_owned());
         self
@@ -122,51 +122,51 @@ impl Failure {
 
 /// One responder's reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The node that answered.
-    pub node: String,
+    pub(crate) node: String,
     /// Its host.
-    pub host: String,
+    pub(crate) host: String,
     /// The reply, as JSON text.
-    pub json: String,
+    pub(crate) json: String,
 }
 
 /// One responder's outcome.
-pub type Part = Result<Answer, Failure>;
+pub(crate) type Part = Result<Answer, Failure>;
 
 /// A whole request's outcome: every asked responder's part, or why nobody was asked.
-pub type Outcome = Result<Vec<Part>, Failure>;
+pub(crate) type Outcome = Result<Vec<Part>, Failure>;
 
 /// A request to route.
 #[derive(Debug, Clone)]
-pub struct Ask {
+pub(crate) struct Ask {
     /// The request's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The arguments, as JSON text (already checked to be JSON).
-    pub args: String,
+    pub(crate) args: String,
     /// Who asks: a node's name, `api` or `cli`.
-    pub from_node: Arc<str>,
+    pub(crate) from_node: Arc<str>,
     /// The asker's host.
-    pub from_host: Arc<str>,
+    pub(crate) from_host: Arc<str>,
     /// How long to wait at most (bounded to [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`]).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Ask every responder, not one.
-    pub all: bool,
+    pub(crate) all: bool,
 }
 
 /// A request on its way to (or in the hands of) a responder. Dropped unanswered, it fails the
 /// request: [`FailureKind::Restarted`], or [`FailureKind::Timeout`] once past its deadline.
-pub struct Job {
+pub(crate) struct Job {
     /// The request's name.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// The arguments, as JSON text.
-    pub args: Arc<str>,
+    pub(crate) args: Arc<str>,
     /// Who asked.
-    pub from_node: Arc<str>,
+    pub(crate) from_node: Arc<str>,
     /// The asker's host.
-    pub from_host: Arc<str>,
+    pub(crate) from_host: Arc<str>,
     /// The responder it was routed to, and its host.
-    pub node: Arc<str>,
+    pub(crate) node: Arc<str>,
     host: Arc<str>,
     deadline: Instant,
     slot: Option<Arc<Slot>>,
@@ -174,17 +174,17 @@ pub struct Job {
 
 impl Job {
     /// Whether its asker has stopped waiting (the handler need not run).
-    pub fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         Instant::now() >= self.deadline
     }
 
     /// How long its asker still waits.
-    pub fn left(&self) -> Duration {
+    pub(crate) fn left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// Answers it with `json` (the reply) or `failure`.
-    pub fn answer(mut self, result: Result<String, Failure>) {
+    pub(crate) fn answer(mut self, result: Result<String, Failure>) {
         let part = match result {
             Ok(json) => Ok(Answer {
                 node: self.node.to_string(),
@@ -292,16 +292,16 @@ impl Gather {
 /// A node's queue of requests, with the doorbell of its delivery thread. Belongs to the node,
 /// not to an instance (see the module's contract).
 #[derive(Clone)]
-pub struct Desk {
+pub(crate) struct Desk {
     sender: Sender<Job>,
     /// Where the node's delivery thread takes its requests from.
-    pub inbox: Receiver<Job>,
+    pub(crate) inbox: Receiver<Job>,
     bell: Arc<Doorbell>,
 }
 
 impl Desk {
     /// A desk whose arrivals ring `bell`.
-    pub fn new(bell: Arc<Doorbell>) -> Self {
+    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
         let (sender, inbox) = crossbeam_channel::bounded(DESK_CAPACITY);
         Self {
             sender,
@@ -311,7 +311,7 @@ impl Desk {
     }
 
     /// Fails everything queued ([`FailureKind::Restarted`]): the node has stopped for good.
-    pub fn drain(&self) -> usize {
+    pub(crate) fn drain(&self) -> usize {
         self.inbox.try_iter().count()
     }
 }
@@ -319,16 +319,16 @@ impl Desk {
 /// Where the outcomes of a node's non-blocking asks go: its delivery thread hands them to the
 /// node's reply callbacks. Belongs to the node, like its [`Desk`].
 #[derive(Clone)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     sender: Sender<(u64, Outcome)>,
     /// Where the node's delivery thread takes the outcomes from.
-    pub inbox: Receiver<(u64, Outcome)>,
+    pub(crate) inbox: Receiver<(u64, Outcome)>,
     bell: Arc<Doorbell>,
 }
 
 impl Mailbox {
     /// A mailbox whose arrivals ring `bell`.
-    pub fn new(bell: Arc<Doorbell>) -> Self {
+    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
         let (sender, inbox) = crossbeam_channel::unbounded();
         Self {
             sender,
@@ -338,7 +338,7 @@ impl Mailbox {
     }
 
     /// Puts `outcome` in it for the ask `token`.
-    pub fn post(&self, token: u64, outcome: Outcome) {
+    pub(crate) fn post(&self, token: u64, outcome: Outcome) {
         let _ = self.sender.send((token, outcome));
         self.bell.ring();
     }
@@ -355,7 +355,7 @@ struct Responder {
 
 /// Responders on other hosts: the mesh. The router asks it when no node here answers (or, for
 /// [`Ask::all`], as well as those here).
-pub trait Remote: Send + Sync {
+pub(crate) trait Remote: Send + Sync {
     /// The responders elsewhere for `name`: (node, host) pairs.
     fn responders(&self, name: &str) -> Vec<(String, String)>;
     /// Asks `host`'s node `node`; must call `done` exactly once, by `ask`'s deadline or after.
@@ -364,29 +364,29 @@ pub trait Remote: Send + Sync {
 
 /// One responder as the page and the API list it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ResponderInfo {
+pub(crate) struct ResponderInfo {
     /// The node.
-    pub node: String,
+    pub(crate) node: String,
     /// Its host.
-    pub host: String,
+    pub(crate) host: String,
 }
 
 /// One request name as the page and the API list it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RequestInfo {
+pub(crate) struct RequestInfo {
     /// The name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its help line (the first responder's).
-    pub help: String,
+    pub(crate) help: String,
     /// Who answers it, this host's nodes first.
-    pub responders: Vec<ResponderInfo>,
+    pub(crate) responders: Vec<ResponderInfo>,
     /// Its counters, as asked from this host.
     #[serde(flatten)]
-    pub stats: stats::StatsSnapshot,
+    pub(crate) stats: stats::StatsSnapshot,
 }
 
 /// The hive's request router (one per host).
-pub struct Router {
+pub(crate) struct Router {
     host: RwLock<Arc<str>>,
     max_payload_bytes: usize,
     responders: RwLock<BTreeMap<String, Vec<Responder>>>,
@@ -398,7 +398,7 @@ pub struct Router {
 
 impl Router {
     /// A router for host `host`, refusing arguments and replies over `max_payload_bytes`.
-    pub fn new(host: Arc<str>, max_payload_bytes: usize) -> Self {
+    pub(crate) fn new(host: Arc<str>, max_payload_bytes: usize) -> Self {
         Self {
             host: RwLock::new(host),
             max_payload_bytes,
@@ -411,33 +411,33 @@ impl Router {
     }
 
     /// This host's name.
-    pub fn host(&self) -> Arc<str> {
+    pub(crate) fn host(&self) -> Arc<str> {
         self.host.read().clone()
     }
 
     /// Renames this host (before anything asks).
-    pub fn set_host(&self, host: Arc<str>) {
+    pub(crate) fn set_host(&self, host: Arc<str>) {
         *self.host.write() = host;
     }
 
     /// The largest arguments or reply, in bytes.
-    pub fn max_payload_bytes(&self) -> usize {
+    pub(crate) fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes
     }
 
     /// Sets (or clears) the responders elsewhere.
-    pub fn set_remote(&self, remote: Option<Arc<dyn Remote>>) {
+    pub(crate) fn set_remote(&self, remote: Option<Arc<dyn Remote>>) {
         *self.remote.write() = remote;
     }
 
     /// A fresh token for a node's non-blocking ask.
-    pub fn token(&self) -> u64 {
+    pub(crate) fn token(&self) -> u64 {
         self.tokens.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Makes instance `generation` of `node` the responder of `names` (name, help), replacing
     /// what any instance of it registered before.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         node: &Arc<str>,
         generation: u64,
@@ -461,7 +461,7 @@ impl Router {
 
     /// Instance `generation` of `node` stopped for good: it answers nothing any more. (A later
     /// instance's registration stays.)
-    pub fn withdraw(&self, node: &str, generation: u64) {
+    pub(crate) fn withdraw(&self, node: &str, generation: u64) {
         let mut responders = self.responders.write();
         for list in responders.values_mut() {
             list.retain(|r| !(&*r.node == node && r.generation == generation));
@@ -470,7 +470,7 @@ impl Router {
     }
 
     /// The request names a node of this host answers.
-    pub fn names_of(&self, node: &str) -> Vec<String> {
+    pub(crate) fn names_of(&self, node: &str) -> Vec<String> {
         self.responders
             .read()
             .iter()
@@ -480,7 +480,7 @@ impl Router {
     }
 
     /// Every request name known here, with its responders and counters.
-    pub fn list(&self) -> Vec<RequestInfo> {
+    pub(crate) fn list(&self) -> Vec<RequestInfo> {
         let remote = self.remote.read().clone();
         let host = self.host();
         let responders = self.responders.read();
@@ -518,7 +518,7 @@ impl Router {
     }
 
     /// Every name's counters, for `/metrics`.
-    pub fn stats(&self) -> Vec<(String, stats::StatsSnapshot)> {
+    pub(crate) fn stats(&self) -> Vec<(String, stats::StatsSnapshot)> {
         self.stats
             .lock()
             .iter()
@@ -535,7 +535,7 @@ impl Router {
     }
 
     /// Routes `ask`; `done` gets its outcome exactly once (see the module's contract).
-    pub fn ask(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+    pub(crate) fn ask(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
         ask.timeout = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         let started = Instant::now();
         let deadline = started + ask.timeout;
@@ -658,7 +658,7 @@ impl Router {
     }
 
     /// [`Router::ask`], waiting for the outcome.
-    pub fn ask_blocking(&self, ask: Ask) -> Outcome {
+    pub(crate) fn ask_blocking(&self, ask: Ask) -> Outcome {
         let (sender, receiver) = crossbeam_channel::bounded(1);
         let name = ask.name.clone();
         let limit = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT) + Duration::from_secs(1);

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The latency histogram's upper bounds, in seconds (then `+Inf`).
-pub const LATENCY_BUCKETS: [f64; 12] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 60.0,
 ];
 
 /// One request name's counters.
 #[derive(Debug)]
-pub struct NameStats {
+pub(crate) struct NameStats {
     asked: AtomicU64,
     replies: AtomicU64,
     errors: [AtomicU64; ALL_KINDS.len()],
@@ -37,27 +37,27 @@ impl Default for NameStats {
 
 /// A name's counters at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct StatsSnapshot {
+pub(crate) struct StatsSnapshot {
     /// Requests asked from this host.
-    pub asked: u64,
+    pub(crate) asked: u64,
     /// Replies received (one per responder for `request_all`).
-    pub replies: u64,
+    pub(crate) replies: u64,
     /// Failures by kind (`timeout`, `handler_error`, ...); only kinds that happened.
-    pub errors: BTreeMap<&'static str, u64>,
+    pub(crate) errors: BTreeMap<&'static str, u64>,
     /// Failures of every kind.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Requests per latency bucket: `(upper bound in seconds, count)`, cumulative, the last
     /// bound being `+Inf` (as `null`).
-    pub latency: Vec<(Option<f64>, u64)>,
+    pub(crate) latency: Vec<(Option<f64>, u64)>,
     /// The sum of every request's latency, in seconds.
-    pub latency_sum_seconds: f64,
+    pub(crate) latency_sum_seconds: f64,
     /// The mean latency in milliseconds (0 with nothing asked).
-    pub mean_ms: f64,
+    pub(crate) mean_ms: f64,
 }
 
 impl NameStats {
     /// Counts one request's outcome, which took `took`.
-    pub fn record(&self, outcome: &Outcome, took: Duration) {
+    pub(crate) fn record(&self, outcome: &Outcome, took: Duration) {
         self.asked.fetch_add(1, Ordering::Relaxed);
         let count = |kind| {
             if let Some(i) = ALL_KINDS.iter().position(|k| *k == kind) {
@@ -90,7 +90,7 @@ impl NameStats {
     }
 
     /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let asked = self.asked.load(Ordering::Relaxed);
         let mut errors = BTreeMap::new();
         for (kind, counter) in ALL_KINDS.iter().zip(&self.errors) {

@@ -20,18 +20,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// What a node needs to ask: set on its shared state once it is built.
-pub struct Asking {
+pub(crate) struct Asking {
     /// The host's router.
-    pub router: Arc<Router>,
+    pub(crate) router: Arc<Router>,
     /// Where the outcomes of its non-blocking asks go.
-    pub mailbox: Mailbox,
+    pub(crate) mailbox: Mailbox,
     /// This host's name (the asker's host).
-    pub host: Arc<str>,
+    pub(crate) host: Arc<str>,
 }
 
 impl Asking {
     /// Asks `name` for node `node`, waiting for the outcome.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         node: &Arc<str>,
         name: &str,
@@ -45,7 +45,7 @@ impl Asking {
 
     /// Asks `name` for node `node` without waiting: the outcome goes to its mailbox under the
     /// returned token.
-    pub fn ask_later(
+    pub(crate) fn ask_later(
         &self,
         node: &Arc<str>,
         name: &str,
@@ -75,7 +75,7 @@ impl Asking {
 }
 
 /// An instance's requests: the names it answers (by id) and its node's desk and mailbox.
-pub struct Answering {
+pub(crate) struct Answering {
     names: Vec<String>,
     desk: Desk,
     mailbox: Mailbox,
@@ -84,7 +84,7 @@ pub struct Answering {
 
 impl Answering {
     /// The requests `decls` of an instance whose node has `desk` and `mailbox`.
-    pub fn new(
+    pub(crate) fn new(
         decls: &[RequestDecl],
         desk: Desk,
         mailbox: Mailbox,
@@ -99,7 +99,7 @@ impl Answering {
     }
 
     /// The names and help lines, for the router.
-    pub fn registration(decls: &[RequestDecl]) -> Vec<(String, String)> {
+    pub(crate) fn registration(decls: &[RequestDecl]) -> Vec<(String, String)> {
         decls
             .iter()
             .map(|d| (d.name.as_str().to_owned(), d.help.as_str().to_owned()))
@@ -107,13 +107,13 @@ impl Answering {
     }
 
     /// Whether requests or replies wait.
-    pub fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         !self.desk.inbox.is_empty() || !self.mailbox.inbox.is_empty()
     }
 
     /// Handles up to `limit` waiting requests and replies; returns how many it handled. Takes
     /// none once the node is asked to stop (a hand-over: the next instance takes them).
-    pub fn handle(&self, object: &mut NodeBox, shared: &NodeShared, limit: usize) -> usize {
+    pub(crate) fn handle(&self, object: &mut NodeBox, shared: &NodeShared, limit: usize) -> usize {
         let mut count = 0;
         while count < limit && !shared.is_stopping() {
             if let Ok((token, outcome)) = self.mailbox.inbox.try_recv() {
@@ -206,7 +206,7 @@ impl Answering {
 }
 
 /// A failure as the ABI carries it, copied into the host's own memory.
-pub fn failure_from_abi(failure: RequestFailure) -> Failure {
+pub(crate) fn failure_from_abi(failure: RequestFailure) -> Failure {
     let some = |text: &RString| Some(text.as_str().to_owned()).filter(|t| !t.is_empty());
     Failure {
         kind: failure.kind,
@@ -226,7 +226,7 @@ fn failure_to_abi(failure: &Failure) -> RequestFailure {
 }
 
 /// An outcome as the ABI carries it to a node.
-pub fn outcomes_to_abi(outcome: &Outcome) -> RequestOutcomes {
+pub(crate) fn outcomes_to_abi(outcome: &Outcome) -> RequestOutcomes {
     match outcome {
         Ok(parts) => RResult::ROk(
             parts

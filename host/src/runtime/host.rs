@@ -10,12 +10,12 @@ use std::time::Duration;
 
 /// The `Host` object a node holds; one per node, cloned into each of its services.
 #[derive(Clone)]
-pub struct NodeHost {
+pub(super) struct NodeHost {
     shared: Arc<NodeShared>,
 }
 
 impl NodeHost {
-    pub fn new(shared: Arc<NodeShared>) -> Self {
+    pub(super) fn new(shared: Arc<NodeShared>) -> Self {
         Self { shared }
     }
 }

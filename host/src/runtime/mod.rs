@@ -1,56 +1,54 @@
-//! Runs one instance of a node: loads its library, builds it, delivers its subscriptions'
-//! messages on the node's own thread, runs each of its services on a thread of its own, and
-//! takes it all down again in the order that lets the library be closed for real.
+//! The instance seam: what the controller sees of one instance of a node, whichever way it runs.
 //!
-//! This is the seam between the controller and a node:
+//! Two drivers sit behind it and the controller picks one per node: [`in_process`] (the
+//! node's library loaded into the host) and [`crate::isolate`] (`isolate = true`: the node in a
+//! process of its own). This module imports neither's internals from the other: `isolate` uses the
+//! seam, and its child process runs the in-process driver; `runtime` never imports `isolate`.
 //!
-//! 1. [`NodeRuntime::spawn`] loads and builds the instance on its thread; [`NodeRuntime::wait_built`]
-//!    returns what it registered (or why it failed). Nothing runs yet.
+//! The contract, the same for both drivers:
+//!
+//! 1. [`NodeRuntime::spawn`] starts the driver on a thread of its own and returns at once;
+//!    [`NodeRuntime::wait_built_until`] returns what the instance registered, or a typed
+//!    [`BuildError`] saying why it could not be built. Nothing runs yet.
 //! 2. The controller puts the registrations on the bus, then [`NodeRuntime::start`] hands the
 //!    instance its topics (and a previous instance's saved state): it restores the state,
 //!    starts its services and drains the node's queue.
-//! 3. [`NodeRuntime::hand_over`] (a reload) stops the services, saves the state and stops
+//! 3. [`NodeRuntime::hand_over_until`] (a reload) stops the services, saves the state and stops
 //!    draining, leaving the queue to the next instance; [`NodeRuntime::request_stop`] (an
 //!    unload) does the same but drains what is queued as dropped. Either way the instance then
 //!    drops everything the library made and closes it.
 //!
 //! The queue belongs to the node, not to an instance: messages sent while one instance hands over
 //! to the next wait in it and reach the new one, once and in order. Every call into the library
-//! happens on the threads made here, and they are all joined before the library is closed.
+//! happens on the threads a driver made, and they are all joined before the library is closed.
 
 mod answer;
 mod host;
+pub(crate) mod in_process;
 mod service;
 mod state;
 mod timers;
 
-pub use answer::Asking;
+pub(crate) use answer::{Answering, Asking};
 pub(crate) use state::{NodeShared, Overlay};
-pub use state::{NodeSnapshot, NodeStatus, ServiceKind, ServiceSnapshot, SubscriptionSnapshot};
+pub use state::{NodeSnapshot, NodeStatus};
+pub(crate) use state::{ServiceSnapshot, SubscriptionSnapshot};
 
 use crate::bus::{
     Delivery, Doorbell, Inbox, Pattern, QueueSender, Subscription, SubscriptionStats, Topic,
 };
 use crate::config::FaultPolicy;
-use crate::loader::{Libraries, LibraryInfo, NodeLibrary};
+use crate::loader::{Libraries, LibraryInfo, LoadError};
 use crate::logging::{Logs, NodeLog};
 use crate::requests::{Desk, Mailbox, Router};
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RStr};
-use answer::Answering;
 use crossbeam_channel::{Receiver, Sender};
-use hivemind::abi::{
-    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, RequestDecl, ServiceDecl,
-    TimerDecl,
-};
-use host::NodeHost;
-use service::ServiceThread;
+use hivemind::abi::LogLevel;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use timers::Timers;
 
 /// How long services get to return after being told to stop.
 pub(crate) const SERVICE_STOP_DEADLINE: Duration = Duration::from_millis(800);
@@ -63,9 +61,9 @@ pub struct NodeQueue {
     /// Where the node's instance takes them from.
     pub inbox: Inbox,
     /// The requests waiting for the node (the same doorbell).
-    pub desk: Desk,
+    pub(crate) desk: Desk,
     /// The outcomes of the node's non-blocking asks (the same doorbell).
-    pub mailbox: Mailbox,
+    pub(crate) mailbox: Mailbox,
 }
 
 impl NodeQueue {
@@ -84,7 +82,7 @@ impl NodeQueue {
 
 /// What the runtime needs to start an instance of a node.
 #[derive(Clone)]
-pub struct NodeSpec {
+pub(crate) struct NodeSpec {
     /// The node's name in the hive.
     pub name: Arc<str>,
     /// The library file to load.
@@ -102,7 +100,8 @@ pub struct NodeSpec {
     pub faults: FaultPolicy,
     /// This host's name, which messages sent here carry.
     pub host: Arc<str>,
-    /// Run the node in a process of its own (`isolate = true`), see [`crate::isolate`].
+    /// Run the node in a process of its own (`isolate = true`, see [`crate::isolate`]): the
+    /// controller picks the driver by it.
     pub isolate: bool,
     /// Counts the deliveries the node has finished with, when someone needs to know (an
     /// isolated node's process, to tell the host what it may forget).
@@ -110,7 +109,7 @@ pub struct NodeSpec {
 }
 
 /// What every node of a hive shares.
-pub struct Environment {
+pub(crate) struct Environment {
     /// Where node logs go.
     pub logs: Logs,
     /// The loaded node libraries.
@@ -119,15 +118,15 @@ pub struct Environment {
     pub max_payload_bytes: usize,
     /// A private folder for the host's own files (isolated nodes' sockets).
     pub scratch: PathBuf,
-    /// The program an isolated node's process runs: this one, started with
-    /// [`crate::isolate::CHILD_COMMAND`].
+    /// The program an isolated node's process runs (this one, started with its hidden
+    /// child command).
     pub child_exe: PathBuf,
     /// The host's request router.
     pub router: Arc<Router>,
 }
 
 /// What an instance registered, for the controller to put on the bus.
-pub struct Built {
+pub(crate) struct Built {
     /// Its subscriptions, by index.
     pub subscriptions: Vec<Subscription>,
     /// Its services' names, by index.
@@ -150,14 +149,79 @@ pub(crate) enum Control {
 
 /// A running instance did not hand its state over by the deadline.
 #[derive(Debug)]
-pub struct HandOverTimedOut;
+pub(crate) struct HandOverTimedOut;
+
+/// Why an instance could not be built. Shown to users as it displays: each case names the node
+/// or file and what to do.
+#[derive(Debug)]
+pub(crate) enum BuildError {
+    /// The library could not be opened or failed its checks.
+    Library(LoadError),
+    /// The node's constructor returned an error or panicked.
+    Constructor {
+        /// The node's name in the hive.
+        node: Arc<str>,
+        /// Whether it panicked (rather than returned an error).
+        panicked: bool,
+        /// What it said.
+        message: String,
+    },
+    /// The node registered something the host refuses (a bad pattern, a bad or repeated
+    /// service name); the text names the node and the thing.
+    Registration(String),
+    /// An isolated node's process could not be started, died while building, or reported that
+    /// the node failed to build there; the text says which.
+    Process(String),
+    /// Not built within `[hive] build_timeout_ms`: the build goes on in the background.
+    TimedOut {
+        /// The node's name in the hive.
+        node: Arc<str>,
+        /// The deadline it missed.
+        after: Duration,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Library(error) => write!(f, "{error}\nhelp: {}", error.help()),
+            Self::Constructor {
+                node,
+                panicked,
+                message,
+            } => {
+                let how = if *panicked { "panicked" } else { "failed" };
+                write!(f, "the constructor of node `{node}` {how}: {message}")
+            }
+            Self::Registration(text) | Self::Process(text) => f.write_str(text),
+            Self::TimedOut { node, after } => write!(
+                f,
+                "node `{node}` was not built within {} ms ([hive] build_timeout_ms in config/hive.toml): its library load or constructor is still running. The hive goes on without this instance; its thread is reported when it returns, and its library stays loaded until then. Fix the constructor (or raise the setting) and reload",
+                after.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A driver runs one instance on the thread [`NodeRuntime::spawn`] made for it, keeping the
+/// contract in this module's documentation: it sends what the instance built (or why not) on
+/// `built` exactly once, then obeys `control`, reporting through `shared`.
+pub(crate) type Driver = fn(
+    spec: NodeSpec,
+    env: &Environment,
+    shared: &Arc<NodeShared>,
+    control: &Receiver<Control>,
+    built: Sender<Result<Built, BuildError>>,
+);
 
 /// How waiting for an instance to be built ended.
-pub enum BuildOutcome {
+pub(crate) enum BuildOutcome {
     /// Built: what it registered.
     Built(Built),
     /// It failed: why.
-    Failed(String),
+    Failed(BuildError),
     /// The deadline passed first; it may still finish.
     TimedOut,
     /// The hive is stopping.
@@ -165,18 +229,18 @@ pub enum BuildOutcome {
 }
 
 /// One running (or failed) instance of a node.
-pub struct NodeRuntime {
+pub(crate) struct NodeRuntime {
     shared: Arc<NodeShared>,
     control: Sender<Control>,
     /// The queue's doorbell: rung after each command, so a sleeping node thread sees it.
     bell: Arc<Doorbell>,
-    built: Receiver<Result<Built, String>>,
+    built: Receiver<Result<Built, BuildError>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl NodeRuntime {
-    /// Starts loading and building an instance on a thread of its own; returns at once.
-    pub fn spawn(spec: NodeSpec, env: Arc<Environment>) -> Self {
+    /// Starts `driver` on a thread of its own to load and build an instance; returns at once.
+    pub(crate) fn spawn(spec: NodeSpec, env: Arc<Environment>, driver: Driver) -> Self {
         let log = env.logs.node(&spec.name);
         let shared = Arc::new(NodeShared::new(
             spec.name.clone(),
@@ -190,19 +254,7 @@ impl NodeRuntime {
         let bell = spec.queue.sender.bell().clone();
         let thread = std::thread::Builder::new()
             .name(format!("hm:{}", spec.name))
-            .spawn(move || {
-                if spec.isolate {
-                    crate::isolate::supervise(
-                        spec,
-                        &env,
-                        &thread_shared,
-                        &control_inbox,
-                        built_sender,
-                    );
-                } else {
-                    node_thread(spec, &env, &thread_shared, &control_inbox, built_sender);
-                }
-            })
+            .spawn(move || driver(spec, &env, &thread_shared, &control_inbox, built_sender))
             .expect("the OS refused to start a thread");
         Self {
             shared,
@@ -214,21 +266,34 @@ impl NodeRuntime {
     }
 
     /// Waits until the instance is built (what it registered) or has failed (why).
-    pub fn wait_built(&self) -> Result<Built, String> {
-        self.built
-            .recv()
-            .unwrap_or_else(|_| Err(self.shared.snapshot().error.unwrap_or_default()))
+    pub(crate) fn wait_built(&self) -> Result<Built, BuildError> {
+        self.built.recv().unwrap_or_else(|_| Err(self.vanished()))
+    }
+
+    /// The error for a driver that ended without saying how its build went.
+    fn vanished(&self) -> BuildError {
+        let said = self.shared.snapshot().error;
+        BuildError::Process(said.unwrap_or_else(|| {
+            format!(
+                "the instance of node `{}` ended before it was built",
+                self.shared.name
+            )
+        }))
     }
 
     /// [`NodeRuntime::wait_built`] until `deadline`, or until `interrupt` receives (the hive is
     /// stopping). An instance that times out or is interrupted is still building: its thread
     /// keeps its library mapped until the node's code returns.
-    pub fn wait_built_until(&self, deadline: Instant, interrupt: &Receiver<()>) -> BuildOutcome {
+    pub(crate) fn wait_built_until(
+        &self,
+        deadline: Instant,
+        interrupt: &Receiver<()>,
+    ) -> BuildOutcome {
         crossbeam_channel::select! {
             recv(self.built) -> built => match built {
                 Ok(Ok(built)) => BuildOutcome::Built(built),
                 Ok(Err(error)) => BuildOutcome::Failed(error),
-                Err(_) => BuildOutcome::Failed(self.shared.snapshot().error.unwrap_or_default()),
+                Err(_) => BuildOutcome::Failed(self.vanished()),
             },
             recv(interrupt) -> _ => BuildOutcome::Interrupted,
             default(deadline.saturating_duration_since(Instant::now())) => BuildOutcome::TimedOut,
@@ -237,14 +302,19 @@ impl NodeRuntime {
 
     /// Whether the instance's thread has ended (it returned from the node's code and closed
     /// its library).
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Starts the instance: it takes `topics` for its services, restores `state`, starts its
     /// services, delivers `backlog` (messages left in a previous queue), then drains the node's
     /// queue.
-    pub fn start(&self, topics: Vec<Arc<Topic>>, state: Option<String>, backlog: Vec<Delivery>) {
+    pub(crate) fn start(
+        &self,
+        topics: Vec<Arc<Topic>>,
+        state: Option<String>,
+        backlog: Vec<Delivery>,
+    ) {
         let _ = self.control.send(Control::Start {
             topics,
             state,
@@ -255,7 +325,7 @@ impl NodeRuntime {
 
     /// Stops the services, saves the node's state and stops draining the queue, which stays
     /// for the next instance; returns the saved state. The instance then closes its library.
-    pub fn hand_over(&self) -> Option<String> {
+    pub(crate) fn hand_over(&self) -> Option<String> {
         self.hand_over_until(Instant::now() + Duration::from_secs(3600))
             .unwrap_or_default()
     }
@@ -263,7 +333,10 @@ impl NodeRuntime {
     /// [`NodeRuntime::hand_over`], waiting for the node's `save_state` until `deadline` at most:
     /// An error if it did not answer by then (a callback is stuck); the instance then stops,
     /// without handing anything over, once its code returns.
-    pub fn hand_over_until(&self, deadline: Instant) -> Result<Option<String>, HandOverTimedOut> {
+    pub(crate) fn hand_over_until(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<String>, HandOverTimedOut> {
         let (reply, saved) = crossbeam_channel::bounded(1);
         self.shared.stop();
         if self.control.send(Control::HandOver(reply)).is_err() {
@@ -280,14 +353,14 @@ impl NodeRuntime {
     /// Asks the instance to stop for good: every `sleep_for` wakes, every service loop ends
     /// after its current step, and what is still queued is counted as dropped. Returns at once;
     /// see [`NodeRuntime::join`].
-    pub fn request_stop(&self) {
+    pub(crate) fn request_stop(&self) {
         self.shared.stop();
         let _ = self.control.send(Control::Stop);
         self.bell.ring();
     }
 
     /// Waits until `deadline` for the instance's threads to end; returns whether they did.
-    pub fn join(&mut self, deadline: Instant) -> bool {
+    pub(crate) fn join(&mut self, deadline: Instant) -> bool {
         let Some(thread) = self.thread.take() else {
             return true;
         };
@@ -304,7 +377,7 @@ impl NodeRuntime {
     }
 
     /// The instance's current state and counters.
-    pub fn snapshot(&self) -> NodeSnapshot {
+    pub(crate) fn snapshot(&self) -> NodeSnapshot {
         self.shared.snapshot()
     }
 
@@ -314,115 +387,7 @@ impl NodeRuntime {
     }
 }
 
-/// The instance's own thread: it loads the library, builds the node, delivers messages and
-/// tears everything down again.
-fn node_thread(
-    spec: NodeSpec,
-    env: &Environment,
-    shared: &Arc<NodeShared>,
-    control: &Receiver<Control>,
-    built: Sender<Result<Built, String>>,
-) {
-    let started = Instant::now();
-    let library = match env.libraries.open(&spec.library) {
-        Ok(library) => library,
-        Err(error) => {
-            let message = format!("{error}\nhelp: {}", error.help());
-            shared.fail(&message);
-            let _ = built.send(Err(message));
-            return;
-        }
-    };
-    shared.set_library(library.info().clone());
-    let _ = shared.asking.set(Asking {
-        router: env.router.clone(),
-        mailbox: spec.queue.mailbox.clone(),
-        host: spec.host.clone(),
-    });
-    let node = match build(&spec, shared, &library) {
-        Ok(node) => node,
-        Err(error) => {
-            shared.fail(&error);
-            let _ = built.send(Err(error));
-            return;
-        }
-    };
-    let took = started.elapsed();
-    shared.log.write(
-        LogLevel::Info,
-        &format!(
-            "loaded {} ({}, hivemind API {}, {}) in {:.1} ms",
-            library.info().path.display(),
-            library.info().type_name,
-            library.info().api_version,
-            library.info().hash,
-            took.as_secs_f64() * 1e3
-        ),
-    );
-    let _ = built.send(Ok(Built {
-        subscriptions: node.subscriptions.clone(),
-        services: node.service_names.clone(),
-        library: library.info().clone(),
-        took,
-    }));
-    if run(node, &spec, shared, control, &env.router) {
-        // Every object the library made is gone and every thread that ran its code has ended:
-        // closing it is sound.
-        drop(library);
-    } else {
-        // A service thread still runs the library's code: it must stay mapped.
-        std::mem::forget(library);
-    }
-}
-
-/// A built instance, not yet started.
-struct BuiltNode {
-    object: NodeBox,
-    services: Vec<ServiceDecl>,
-    service_names: Vec<Arc<str>>,
-    subscriptions: Vec<Subscription>,
-    timers: Vec<TimerDecl>,
-    requests: Vec<RequestDecl>,
-}
-
-fn build(
-    spec: &NodeSpec,
-    shared: &Arc<NodeShared>,
-    library: &NodeLibrary,
-) -> Result<BuiltNode, String> {
-    let host = HostBox::from_value(NodeHost::new(shared.clone()), TD_Opaque);
-    let init = NodeInit {
-        name: RStr::from_str(&spec.name),
-        settings_json: RStr::from_str(&spec.settings_json),
-        host,
-    };
-    let NodeParts {
-        node,
-        services,
-        subscriptions,
-        timers,
-        requests,
-    } = library.new_node(init).into_result().map_err(|error| {
-        let how = if error.panicked { "panicked" } else { "failed" };
-        format!(
-            "the constructor of node `{}` {how}: {}",
-            spec.name, error.message
-        )
-    })?;
-    let services: Vec<ServiceDecl> = services.into_iter().collect();
-    let subscriptions =
-        compile_subscriptions(&spec.name, subscriptions.iter().map(|p| p.as_str()))?;
-    let service_names = service_names(&spec.name, &services)?;
-    Ok(BuiltNode {
-        object: node,
-        services,
-        service_names,
-        subscriptions,
-        timers: timers.into_iter().collect(),
-        requests: requests.into_iter().collect(),
-    })
-}
-
+/// Checks the subscription patterns a node registered (either driver), in registration order.
 pub(crate) fn compile_subscriptions<'a>(
     node: &str,
     patterns: impl Iterator<Item = &'a str>,
@@ -440,366 +405,17 @@ pub(crate) fn compile_subscriptions<'a>(
         .collect()
 }
 
-fn service_names(node: &str, services: &[ServiceDecl]) -> Result<Vec<Arc<str>>, String> {
-    let mut names: Vec<Arc<str>> = Vec::with_capacity(services.len());
-    for service in services {
-        let name = service.name.as_str();
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(format!(
-                "node `{node}` registered a service named {name:?}: service names must be non-empty and printable"
-            ));
-        }
-        if names.iter().any(|n| &**n == name) {
-            return Err(format!(
-                "node `{node}` registered the service `{name}` twice: service names are unique within a node"
-            ));
-        }
-        names.push(name.into());
-    }
-    Ok(names)
-}
-
-/// How an instance's run ended.
-enum Ending {
-    /// Handed over to a next instance: the queue is left as it is.
-    HandOver(Sender<Option<String>>),
-    /// Stopped for good: what is queued is dropped and counted.
-    Stop,
-    /// The node failed (too many panics): it stops like `Stop`, marked failed with the reason.
-    Failed(String),
-}
-
-/// Waits for the start, delivers messages until told to hand over or stop, then stops the
-/// services. Returns whether every service thread ended (so the library may be closed).
-fn run(
-    node: BuiltNode,
-    spec: &NodeSpec,
-    shared: &Arc<NodeShared>,
-    control: &Receiver<Control>,
-    router: &Router,
-) -> bool {
-    let BuiltNode {
-        mut object,
-        services,
-        service_names: _,
-        subscriptions,
-        timers,
-        requests,
-    } = node;
-    let (topics, state, backlog) = match control.recv() {
-        Ok(Control::Start {
-            topics,
-            state,
-            backlog,
-        }) => (topics, state, backlog),
-        Ok(Control::HandOver(reply)) => {
-            let _ = reply.send(None);
-            return true;
-        }
-        Ok(Control::Stop) | Err(_) => return true,
-    };
-    let stats = shared.register(topics, &subscriptions);
-    let answering = Answering::new(
-        &requests,
-        spec.queue.desk.clone(),
-        spec.queue.mailbox.clone(),
-        router.max_payload_bytes(),
-    );
-    router.register(
-        &spec.name,
-        spec.generation,
-        &Answering::registration(&requests),
-        &spec.queue.desk,
-    );
-    if let Some(state) = state {
-        restore(&mut object, &state, &shared.log);
-    }
-    let mut publishers = Vec::new();
-    let mut threads: Vec<ServiceThread> = Vec::new();
-    for (decl, stats) in services.into_iter().zip(stats) {
-        match decl.runner.into_option() {
-            Some(runner) => threads.push(ServiceThread::spawn(
-                decl.name.into_string(),
-                runner,
-                stats,
-                shared.clone(),
-            )),
-            None => {
-                // A publisher has no loop: it "runs" while the instance does.
-                stats.set_publisher();
-                stats.set_running(true);
-                publishers.push(stats);
-            }
-        }
-    }
-    let mut timers = Timers::new(&timers, Instant::now());
-    shared.set_running();
-    let mut failed = None;
-    for delivery in &backlog {
-        if let Err(reason) = deliver(&mut object, delivery, spec, &subscriptions, shared) {
-            failed = Some(reason);
-            break;
-        }
-    }
-    let ending = match failed {
-        Some(reason) => Ending::Failed(reason),
-        None => deliver_until_told(
-            &mut object,
-            spec,
-            &subscriptions,
-            shared,
-            control,
-            &mut timers,
-            &answering,
-        ),
-    };
-    shared.stop();
-    for stats in &publishers {
-        stats.set_running(false);
-    }
-    let stuck = service::join_all(threads, Instant::now() + SERVICE_STOP_DEADLINE);
-    match ending {
-        Ending::HandOver(reply) => {
-            let _ = reply.send(save(&mut object, &shared.log));
-        }
-        Ending::Stop => {
-            withdraw(router, spec, shared);
-            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
-        }
-        Ending::Failed(reason) => {
-            withdraw(router, spec, shared);
-            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
-            shared.fail(&reason);
-        }
-    }
-    drop(object);
-    shared.set_stopped();
-    if stuck.is_empty() {
-        return true;
-    }
-    shared.log.write(
-        LogLevel::Error,
-        &format!(
-            "service(s) {} did not return within {} ms of the stop; the node's library stays loaded",
-            stuck.join(", "),
-            SERVICE_STOP_DEADLINE.as_millis()
-        ),
-    );
-    false
-}
-
-/// The instance stops for good: it answers nothing more, and the requests waiting for it fail
-/// (`restarted`) at once rather than at their timeouts.
-fn withdraw(router: &Router, spec: &NodeSpec, shared: &NodeShared) {
+/// An instance stops for good: it answers nothing more, and the requests waiting for it fail
+/// (`restarted`) at once rather than at their timeouts. Either driver.
+pub(crate) fn withdraw(router: &Router, spec: &NodeSpec, log: &NodeLog) {
     router.withdraw(&spec.name, spec.generation);
     let failed = spec.queue.desk.drain();
     if failed > 0 {
-        shared.log.write(
+        log.write(
             LogLevel::Warn,
             &format!("{failed} queued request(s) were not answered because the node stopped"),
         );
     }
-}
-
-/// Deliveries handled between two looks at the control channel while the queue stays busy.
-const BATCH: usize = 256;
-
-/// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
-/// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
-/// [`Doorbell`](crate::bus::Doorbell) at once (after `spin`, if the node asked for one), and
-/// the first message or command that arrives wakes it: no spinning or yielding in between, so
-/// how fast messages go does not depend on how the scheduler treats a thread that yields.
-fn deliver_until_told(
-    object: &mut NodeBox,
-    spec: &NodeSpec,
-    subscriptions: &[Subscription],
-    shared: &NodeShared,
-    control: &Receiver<Control>,
-    timers: &mut Timers,
-    answering: &Answering,
-) -> Ending {
-    let inbox = &spec.queue.inbox;
-    let bell = spec.queue.sender.bell();
-    bell.attach();
-    loop {
-        // Timers tick between deliveries, on this thread: in order with the subscriptions.
-        timers.tick_due(object, shared);
-        // So do requests and the replies to the node's own asks. A request in hand is
-        // finished before a hand-over; once stopping, the rest wait for the next instance.
-        let mut handled = 0;
-        if !shared.is_stopping() {
-            handled += answering.handle(object, shared, BATCH);
-        }
-        // Once asked to hand over or stop, take no further message (the next instance will).
-        while handled < BATCH && !shared.is_stopping() {
-            match inbox.try_recv() {
-                Ok(delivery) => {
-                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
-                        return Ending::Failed(reason);
-                    }
-                    handled += 1;
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => break,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ending::Stop,
-            }
-        }
-        if let Some(ending) = ending(control.try_recv()) {
-            return ending;
-        }
-        if handled > 0 || spin_for(inbox, spec.spin) {
-            continue;
-        }
-        // Sleep until a message, a control command or the next timer's deadline.
-        bell.sleep_unless_until(timers.next_due(), || {
-            !control.is_empty()
-                || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
-        });
-    }
-}
-
-/// Polls `inbox` for up to `spin`; returns whether a message is waiting.
-fn spin_for(inbox: &Inbox, spin: Duration) -> bool {
-    if spin.is_zero() {
-        return false;
-    }
-    let until = Instant::now() + spin;
-    while Instant::now() < until {
-        if !inbox.is_empty() {
-            return true;
-        }
-        std::hint::spin_loop();
-    }
-    false
-}
-
-/// What a control message means for the delivery loop (`None`: carry on).
-fn ending(command: Result<Control, crossbeam_channel::TryRecvError>) -> Option<Ending> {
-    match command {
-        Ok(Control::HandOver(reply)) => Some(Ending::HandOver(reply)),
-        Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
-            Some(Ending::Stop)
-        }
-        Ok(Control::Start { .. }) | Err(crossbeam_channel::TryRecvError::Empty) => None,
-    }
-}
-
-fn restore(object: &mut NodeBox, state: &str, log: &NodeLog) {
-    match object.restore_state(RStr::from_str(state)).into_result() {
-        Ok(()) => log.write(
-            LogLevel::Debug,
-            "restored the state of the previous instance",
-        ),
-        Err(error) => log.write(
-            LogLevel::Error,
-            &format!(
-                "restore_state {}: {}; the node runs on with the state `new` gave it",
-                if error.panicked { "panicked" } else { "failed" },
-                error.message
-            ),
-        ),
-    }
-}
-
-fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
-    match object.save_state().into_result() {
-        // Copied out: the string was made by the library, which is about to close.
-        Ok(ROption::RSome(state)) => Some(state.as_str().to_owned()),
-        Ok(ROption::RNone) => None,
-        Err(error) => {
-            log.write(
-                LogLevel::Error,
-                &format!(
-                    "save_state {}: {}; the next instance starts afresh",
-                    if error.panicked { "panicked" } else { "failed" },
-                    error.message
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// Runs the matching subscriptions' callbacks on one delivery. Fails (with the reason) once the
-/// node's subscription callbacks have panicked `max_subscription_panics` times.
-fn deliver(
-    object: &mut NodeBox,
-    delivery: &Delivery,
-    spec: &NodeSpec,
-    subscriptions: &[Subscription],
-    shared: &NodeShared,
-) -> Result<(), String> {
-    let log = &shared.log;
-    let message = &delivery.message;
-    let view = MessageView {
-        service: RStr::from_str(&message.service),
-        node: RStr::from_str(&message.node),
-        payload: RStr::from_str(&message.payload),
-        host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
-    };
-    // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
-    // than the route keeps inline: match against our own patterns.
-    let rematched: Vec<u32>;
-    let indices: &[u32] = match delivery.subscriptions.get() {
-        Some(indices) if delivery.generation == spec.generation => indices,
-        _ => {
-            rematched = subscriptions
-                .iter()
-                .filter(|s| s.pattern.matches(&message.service))
-                .map(|s| s.index)
-                .collect();
-            &rematched
-        }
-    };
-    for &index in indices {
-        let subscription = &subscriptions[index as usize];
-        shared.busy_since.store(state::clock(), Ordering::Relaxed);
-        let outcome = object.deliver(index, view).into_result();
-        shared.busy_since.store(0, Ordering::Relaxed);
-        match outcome {
-            Ok(()) => {
-                subscription.stats.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => {
-                let (counter, how) = if error.panicked {
-                    (&subscription.stats.panicked, "panicked")
-                } else {
-                    (&subscription.stats.failed, "failed")
-                };
-                let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                log.write(
-                    LogLevel::Error,
-                    &format!(
-                        "subscription `{}` {how} on a message from `{}` ({count} so far): {}",
-                        subscription.pattern.as_str(),
-                        message.service,
-                        error.message
-                    ),
-                );
-                if error.panicked {
-                    check_panic_limit(subscriptions, shared)?;
-                }
-            }
-        }
-    }
-    if let Some(processed) = &spec.processed {
-        processed.fetch_add(1, Ordering::Release);
-    }
-    Ok(())
-}
-
-fn check_panic_limit(subscriptions: &[Subscription], shared: &NodeShared) -> Result<(), String> {
-    let limit = shared.faults.max_subscription_panics;
-    let panics: u64 = subscriptions
-        .iter()
-        .map(|s| s.stats.panicked.load(Ordering::Relaxed))
-        .sum();
-    if limit > 0 && panics >= limit {
-        return Err(format!(
-            "node `{}` failed: its subscription callbacks panicked {panics} times (max_subscription_panics = {limit}); it was unloaded. Fix it and reload, or raise the limit in config/hive.toml",
-            shared.name
-        ));
-    }
-    Ok(())
 }
 
 /// Messages still queued when a node stops for good are counted as dropped and reported.

@@ -8,14 +8,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running service's thread.
-pub struct ServiceThread {
+pub(super) struct ServiceThread {
     name: String,
     thread: JoinHandle<()>,
 }
 
 impl ServiceThread {
     /// Starts stepping the callback of service `name` on a new thread.
-    pub fn spawn(
+    pub(super) fn spawn(
         name: String,
         runner: ServiceBox,
         stats: Arc<ServiceStats>,
@@ -80,7 +80,7 @@ fn run(name: &str, mut runner: ServiceBox, stats: &ServiceStats, shared: &NodeSh
 }
 
 /// Joins every thread that ends before `deadline`; returns the names of those that did not.
-pub fn join_all(threads: Vec<ServiceThread>, deadline: Instant) -> Vec<String> {
+pub(super) fn join_all(threads: Vec<ServiceThread>, deadline: Instant) -> Vec<String> {
     while threads.iter().any(|t| !t.thread.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -158,7 +158,7 @@ pub struct SubscriptionSnapshot {
 
 /// One service's counters, updated by its thread and by `send`.
 #[derive(Debug)]
-pub struct ServiceStats {
+pub(crate) struct ServiceStats {
     name: String,
     /// Set once, when the instance starts (a publisher has no loop).
     publisher: AtomicBool,
@@ -188,20 +188,20 @@ impl ServiceStats {
     }
 
     /// Counts a restart after a failure.
-    pub fn restarted(&self) {
+    pub(crate) fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks the service a publisher (no loop).
-    pub fn set_publisher(&self) {
+    pub(crate) fn set_publisher(&self) {
         self.publisher.store(true, Ordering::Relaxed);
     }
 
-    pub fn set_running(&self, running: bool) {
+    pub(crate) fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Relaxed);
     }
 
-    pub fn set_error(&self, error: String) {
+    pub(crate) fn set_error(&self, error: String) {
         *self.error.lock() = Some(error);
     }
 
@@ -230,7 +230,7 @@ impl ServiceStats {
 /// What an isolated node's process reports of itself, merged into what the host counts:
 /// the host counts what it sees (messages sent, drops in the queue), the process the rest.
 #[derive(Debug, Clone, Default)]
-pub struct Overlay {
+pub(crate) struct Overlay {
     /// The process's last report, if it has sent one.
     pub report: Option<NodeSnapshot>,
     /// Counters of the processes that died before it, per subscription (delivered, failed,
@@ -246,14 +246,14 @@ pub struct Overlay {
 
 /// Counters kept across an isolated node's processes.
 #[derive(Debug, Clone, Default)]
-pub struct Carried {
+pub(crate) struct Carried {
     subscriptions: Vec<[u64; 3]>,
     restarts: Vec<u64>,
 }
 
 impl Overlay {
     /// Keeps the dying process's counters for the next one.
-    pub fn carry(&mut self) {
+    pub(crate) fn carry(&mut self) {
         let Some(report) = self.report.take() else {
             return;
         };
@@ -331,10 +331,10 @@ struct State {
 }
 
 /// Why a message was not sent: its kind (for the node's code) and the reason (for people).
-pub type Refused = (SendErrorKind, String);
+pub(super) type Refused = (SendErrorKind, String);
 
 /// The state a node's threads share with its host object and the controller.
-pub struct NodeShared {
+pub(crate) struct NodeShared {
     /// The node's name.
     pub name: Arc<str>,
     /// The node's log.
@@ -357,7 +357,7 @@ pub struct NodeShared {
 }
 
 impl NodeShared {
-    pub fn new(
+    pub(crate) fn new(
         name: Arc<str>,
         log: NodeLog,
         max_payload_bytes: usize,
@@ -386,7 +386,7 @@ impl NodeShared {
     }
 
     /// Publishes a payload on service `service` of this node.
-    pub fn send(&self, service: u32, payload: &str) -> Result<(), Refused> {
+    pub(crate) fn send(&self, service: u32, payload: &str) -> Result<(), Refused> {
         if self.is_stopping() {
             return Err((SendErrorKind::Stopping, "the node is stopping".into()));
         }
@@ -395,7 +395,7 @@ impl NodeShared {
 
     /// Publishes what a service of this node has sent, even while the node stops: an isolated
     /// node's process sent it before it heard of the stop.
-    pub fn forward(&self, service: u32, payload: &str) -> Result<(), Refused> {
+    pub(crate) fn forward(&self, service: u32, payload: &str) -> Result<(), Refused> {
         let Some(outlets) = self.outlets.get() else {
             return Err(self.refuse(
                 SendErrorKind::NotStarted,
@@ -429,7 +429,7 @@ impl NodeShared {
 
     /// Counts a payload of service `service` refused before it reached [`Self::forward`];
     /// returns how many that service had refused before.
-    pub fn count_refused(&self, service: u32) -> u64 {
+    pub(crate) fn count_refused(&self, service: u32) -> u64 {
         self.outlets
             .get()
             .and_then(|outlets| outlets.get(service as usize))
@@ -444,7 +444,7 @@ impl NodeShared {
     }
 
     /// Sleeps up to `duration`, waking early when the node stops; returns whether it still runs.
-    pub fn sleep(&self, duration: Duration) -> bool {
+    pub(crate) fn sleep(&self, duration: Duration) -> bool {
         let deadline = Instant::now().checked_add(duration);
         let mut guard = self.sleepers.lock();
         while !self.is_stopping() {
@@ -461,19 +461,19 @@ impl NodeShared {
     }
 
     /// Whether the node has been asked to stop.
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 
     /// Asks the node to stop and wakes every sleeping service.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         let _guard = self.sleepers.lock();
         self.wake.notify_all();
     }
 
     /// Records the registered services (by id) and subscriptions; returns the services' counters.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         topics: Vec<Arc<Topic>>,
         subscriptions: &[Subscription],
@@ -494,15 +494,15 @@ impl NodeShared {
         stats
     }
 
-    pub fn set_library(&self, info: LibraryInfo) {
+    pub(crate) fn set_library(&self, info: LibraryInfo) {
         self.state.lock().library = Some(info);
     }
 
-    pub fn set_running(&self) {
+    pub(crate) fn set_running(&self) {
         self.state.lock().status = NodeStatus::Running;
     }
 
-    pub fn set_stopped(&self) {
+    pub(crate) fn set_stopped(&self) {
         let mut state = self.state.lock();
         if state.status != NodeStatus::Failed {
             state.status = NodeStatus::Stopped;
@@ -510,7 +510,7 @@ impl NodeShared {
     }
 
     /// Marks the node failed, with the error in its log and the host's.
-    pub fn fail(&self, error: &str) {
+    pub(crate) fn fail(&self, error: &str) {
         self.log.write_to_file(LogLevel::Error, error);
         tracing::error!("node `{}` failed: {error}", self.name);
         let mut state = self.state.lock();
@@ -519,7 +519,7 @@ impl NodeShared {
     }
 
     /// What has run for longer than `stuck_after`, if anything.
-    pub fn stuck(&self) -> Option<String> {
+    pub(crate) fn stuck(&self) -> Option<String> {
         let limit = self.faults.stuck_after;
         let running_for = |since: u64| {
             (since != 0)
@@ -546,7 +546,7 @@ impl NodeShared {
         })
     }
 
-    pub fn snapshot(&self) -> NodeSnapshot {
+    pub(crate) fn snapshot(&self) -> NodeSnapshot {
         let mut snapshot = self.own_snapshot();
         if let Some(overlay) = self.overlay.lock().as_ref() {
             overlay.apply(&mut snapshot);
@@ -593,7 +593,7 @@ impl NodeShared {
 }
 
 /// Nanoseconds since the host started: a clock that is never 0 and cheap to store atomically.
-pub fn clock() -> u64 {
+pub(super) fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }

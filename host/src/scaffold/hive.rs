@@ -22,7 +22,7 @@ const VENDOR_DIR: &str = "vendor/hivemind";
 ///
 /// Refuses an empty `name`, one with a path separator or a control character, and a
 /// `<dir>/<name>` that exists and is not an empty folder; it then writes nothing.
-pub fn new_hive(name: &str, dir: &Path) -> Result<PathBuf> {
+pub(crate) fn new_hive(name: &str, dir: &Path) -> Result<PathBuf> {
     check_hive_name(name)?;
     let dir = std::path::absolute(dir)
         .with_context(|| format!("could not make `{}` an absolute path", dir.display()))?;
@@ -207,7 +207,7 @@ logs are in `logs/`.
 /// Walks up from `start` to the first directory holding `config/hive.toml` (like cargo finds Cargo.toml).
 ///
 /// `start` is canonicalized first, so the returned root is absolute and free of symlinks.
-pub fn find_hive_root(start: &Path) -> Result<PathBuf> {
+pub(crate) fn find_hive_root(start: &Path) -> Result<PathBuf> {
     let start = fs::canonicalize(start)
         .with_context(|| format!("could not find the folder `{}`", start.display()))?;
     for dir in start.ancestors() {

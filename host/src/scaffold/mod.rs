@@ -22,5 +22,5 @@ mod hive;
 mod names;
 mod node;
 
-pub use hive::{find_hive_root, new_hive};
-pub use node::{NewNode, create_node};
+pub(crate) use hive::{find_hive_root, new_hive};
+pub(crate) use node::create_node;

@@ -11,7 +11,7 @@ use toml_edit::{Array, DocumentMut, Item, RawString, Table, Value};
 
 /// A node crate that [`create_node`] made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewNode {
+pub(crate) struct NewNode {
     /// Crate, folder, `[nodes.NAME]` table and log name, e.g. `batsignal`.
     pub name: String,
     /// The node's Rust type, e.g. `BatSignal`.
@@ -27,7 +27,7 @@ pub struct NewNode {
 /// `nodes/<name>/{Cargo.toml,src/lib.rs}`, then adds `"nodes/<name>"` to the workspace members
 /// in `Cargo.toml` and a disabled `[nodes.<name>]` table to `config/hive.toml`, keeping their
 /// comments. Refuses a node that exists; a failed step leaves the hive as it was.
-pub fn create_node(hive_root: &Path, name: &str) -> Result<NewNode> {
+pub(crate) fn create_node(hive_root: &Path, name: &str) -> Result<NewNode> {
     let names = node_names(name)?;
     let node = names.name;
 

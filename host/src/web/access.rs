@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use warp::http::{HeaderMap, Method, StatusCode, header, request::Parts};
 
 /// The header that carries the hive key.
-pub const KEY_HEADER: &str = "x-hive-key";
+pub(crate) const KEY_HEADER: &str = "x-hive-key";
 
 /// The cookie that carries a browser's session.
 pub(super) const SESSION_COOKIE: &str = "hive-session";
@@ -79,7 +79,7 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Whether the hive listens beyond loopback.
-    pub fn beyond_loopback(&self) -> bool {
+    pub(super) fn beyond_loopback(&self) -> bool {
         !self.listener.ip().is_loopback()
     }
 }

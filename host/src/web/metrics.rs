@@ -28,7 +28,7 @@ pub(super) struct NodeEvents {
 impl EventCounters {
     /// Counts the events already in `events`, then follows new ones on a task of its own.
     /// Must be called inside the tokio runtime.
-    pub fn follow(events: &Arc<Events>) -> Arc<Self> {
+    pub(super) fn follow(events: &Arc<Events>) -> Arc<Self> {
         let counters = Arc::new(Self::default());
         let mut live = events.subscribe();
         // Events emitted between `subscribe` and `recent` show up in both: skip them once.

@@ -44,7 +44,7 @@ mod routes;
 mod server;
 pub(crate) mod tail;
 
-pub use access::KEY_HEADER;
+pub(crate) use access::KEY_HEADER;
 
 use crate::controller::Controller;
 use anyhow::{Context as _, Result};
@@ -54,12 +54,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Refuses to serve beyond loopback without a hive key; says how to set one.
-pub fn check_exposure(config: &crate::config::HiveConfig) -> Result<()> {
+pub(crate) fn check_exposure(config: &crate::config::HiveConfig) -> Result<()> {
     crate::config::check_exposure(config).map_err(anyhow::Error::msg)
 }
 
 /// Binds the hive's address, or says clearly why it cannot.
-pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
+pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(address).await.with_context(|| {
         format!(
             "cannot listen on {address}: is another hive running there? Stop it, or change [hive] port in config/hive.toml (0 picks a free port)"
@@ -68,7 +68,7 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves the dashboard and the API on `listener` until `shutdown` completes.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     controller: Arc<Controller>,
     shutdown: impl Future<Output = ()> + Send + 'static,

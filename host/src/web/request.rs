@@ -23,10 +23,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// The asker's name for requests from the HTTP API.
-pub const API_ASKER: &str = "api";
+pub(crate) const API_ASKER: &str = "api";
 /// The asker's name for requests from `hm call` (which adds `client=cli` to the query; no
 /// other name can be claimed, so an HTTP client never passes for a node).
-pub const CLI_ASKER: &str = "cli";
+pub(crate) const CLI_ASKER: &str = "cli";
 
 /// The HTTP status of a failure kind.
 pub(super) fn status_of(kind: FailureKind) -> StatusCode {

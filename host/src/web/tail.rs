@@ -29,7 +29,7 @@ struct Open {
 
 impl LogTail {
     /// Starts following `path`; returns it with the file's last `count` lines.
-    pub fn start(path: PathBuf, count: usize) -> (Self, Vec<String>) {
+    pub(crate) fn start(path: PathBuf, count: usize) -> (Self, Vec<String>) {
         let mut tail = Self {
             path,
             open: None,
@@ -53,7 +53,7 @@ impl LogTail {
     }
 
     /// Starts following `path`; returns it with every line the file has now.
-    pub fn whole(path: PathBuf) -> (Self, Vec<String>) {
+    pub(crate) fn whole(path: PathBuf) -> (Self, Vec<String>) {
         let mut tail = Self {
             path,
             open: None,
@@ -65,7 +65,7 @@ impl LogTail {
     }
 
     /// The complete lines written since the last call.
-    pub fn poll(&mut self) -> Vec<String> {
+    pub(crate) fn poll(&mut self) -> Vec<String> {
         let current = std::fs::metadata(&self.path).ok();
         let mut lines = Vec::new();
         match (&self.open, &current) {

@@ -1,8 +1,9 @@
 //! `logging::init` installs a process-wide subscriber, so it is exercised in a child process:
-//! the test re-runs this binary with `HM_LOGGING_CHILD` set and checks its stderr and files.
+//! the test re-runs this unit-test binary with `HM_LOGGING_CHILD` set, running only [`child`],
+//! and checks its stderr and files.
 
+use crate::logging::{self, LogSettings};
 use hivemind::abi::LogLevel;
-use hivemind_host::logging::{self, LogSettings};
 use std::path::Path;
 use std::process::Command;
 
@@ -46,7 +47,12 @@ fn init_routes_host_and_node_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("logs");
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "logging::init_tests::child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, &dir)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")

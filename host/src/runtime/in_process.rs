@@ -1,0 +1,486 @@
+//! The in-process driver of the instance seam ([`super`]): the node's library is loaded into the
+//! host and its code runs on threads made here: one delivery thread (subscriptions and timers, in
+//! order) and one thread per service ([`super::service`]). The library's calls back into the host
+//! go through [`super::host::NodeHost`].
+//!
+//! Guarantees: every call into the library happens on these threads, and they are all joined
+//! before the library is closed; a thread that does not end keeps the library mapped for good.
+
+use super::host::NodeHost;
+use super::service::{self, ServiceThread};
+use super::state;
+use super::timers::Timers;
+use super::{
+    Answering, Asking, BuildError, Built, Control, Environment, NodeShared, NodeSpec,
+    SERVICE_STOP_DEADLINE, compile_subscriptions, count_undelivered, withdraw,
+};
+use crate::bus::{Delivery, Inbox, Subscription};
+use crate::loader::NodeLibrary;
+use crate::logging::NodeLog;
+use crate::requests::Router;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RStr};
+use crossbeam_channel::{Receiver, Sender};
+use hivemind::abi::{
+    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, RequestDecl, ServiceDecl,
+    TimerDecl,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The in-process [`Driver`](super::Driver), on the instance's own thread: it loads the library,
+/// builds the node, delivers messages and tears everything down again.
+pub(crate) fn drive(
+    spec: NodeSpec,
+    env: &Environment,
+    shared: &Arc<NodeShared>,
+    control: &Receiver<Control>,
+    built: Sender<Result<Built, BuildError>>,
+) {
+    let started = Instant::now();
+    let library = match env.libraries.open(&spec.library) {
+        Ok(library) => library,
+        Err(error) => {
+            let error = BuildError::Library(error);
+            shared.fail(&error.to_string());
+            let _ = built.send(Err(error));
+            return;
+        }
+    };
+    shared.set_library(library.info().clone());
+    let _ = shared.asking.set(Asking {
+        router: env.router.clone(),
+        mailbox: spec.queue.mailbox.clone(),
+        host: spec.host.clone(),
+    });
+    let node = match build(&spec, shared, &library) {
+        Ok(node) => node,
+        Err(error) => {
+            shared.fail(&error.to_string());
+            let _ = built.send(Err(error));
+            return;
+        }
+    };
+    let took = started.elapsed();
+    shared.log.write(
+        LogLevel::Info,
+        &format!(
+            "loaded {} ({}, hivemind API {}, {}) in {:.1} ms",
+            library.info().path.display(),
+            library.info().type_name,
+            library.info().api_version,
+            library.info().hash,
+            took.as_secs_f64() * 1e3
+        ),
+    );
+    let _ = built.send(Ok(Built {
+        subscriptions: node.subscriptions.clone(),
+        services: node.service_names.clone(),
+        library: library.info().clone(),
+        took,
+    }));
+    if run(node, &spec, shared, control, &env.router) {
+        // Every object the library made is gone and every thread that ran its code has ended:
+        // closing it is sound.
+        drop(library);
+    } else {
+        // A service thread still runs the library's code: it must stay mapped.
+        std::mem::forget(library);
+    }
+}
+
+/// A built instance, not yet started.
+struct BuiltNode {
+    object: NodeBox,
+    services: Vec<ServiceDecl>,
+    service_names: Vec<Arc<str>>,
+    subscriptions: Vec<Subscription>,
+    timers: Vec<TimerDecl>,
+    requests: Vec<RequestDecl>,
+}
+
+fn build(
+    spec: &NodeSpec,
+    shared: &Arc<NodeShared>,
+    library: &NodeLibrary,
+) -> Result<BuiltNode, BuildError> {
+    let host = HostBox::from_value(NodeHost::new(shared.clone()), TD_Opaque);
+    let init = NodeInit {
+        name: RStr::from_str(&spec.name),
+        settings_json: RStr::from_str(&spec.settings_json),
+        host,
+    };
+    let NodeParts {
+        node,
+        services,
+        subscriptions,
+        timers,
+        requests,
+    } = library
+        .new_node(init)
+        .into_result()
+        .map_err(|error| BuildError::Constructor {
+            node: spec.name.clone(),
+            panicked: error.panicked,
+            message: error.message.into_string(),
+        })?;
+    let services: Vec<ServiceDecl> = services.into_iter().collect();
+    let subscriptions = compile_subscriptions(&spec.name, subscriptions.iter().map(|p| p.as_str()))
+        .map_err(BuildError::Registration)?;
+    let service_names = service_names(&spec.name, &services).map_err(BuildError::Registration)?;
+    Ok(BuiltNode {
+        object: node,
+        services,
+        service_names,
+        subscriptions,
+        timers: timers.into_iter().collect(),
+        requests: requests.into_iter().collect(),
+    })
+}
+
+fn service_names(node: &str, services: &[ServiceDecl]) -> Result<Vec<Arc<str>>, String> {
+    let mut names: Vec<Arc<str>> = Vec::with_capacity(services.len());
+    for service in services {
+        let name = service.name.as_str();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(format!(
+                "node `{node}` registered a service named {name:?}: service names must be non-empty and printable"
+            ));
+        }
+        if names.iter().any(|n| &**n == name) {
+            return Err(format!(
+                "node `{node}` registered the service `{name}` twice: service names are unique within a node"
+            ));
+        }
+        names.push(name.into());
+    }
+    Ok(names)
+}
+
+/// How an instance's run ended.
+enum Ending {
+    /// Handed over to a next instance: the queue is left as it is.
+    HandOver(Sender<Option<String>>),
+    /// Stopped for good: what is queued is dropped and counted.
+    Stop,
+    /// The node failed (too many panics): it stops like `Stop`, marked failed with the reason.
+    Failed(String),
+}
+
+/// Waits for the start, delivers messages until told to hand over or stop, then stops the
+/// services. Returns whether every service thread ended (so the library may be closed).
+fn run(
+    node: BuiltNode,
+    spec: &NodeSpec,
+    shared: &Arc<NodeShared>,
+    control: &Receiver<Control>,
+    router: &Router,
+) -> bool {
+    let BuiltNode {
+        mut object,
+        services,
+        service_names: _,
+        subscriptions,
+        timers,
+        requests,
+    } = node;
+    let (topics, state, backlog) = match control.recv() {
+        Ok(Control::Start {
+            topics,
+            state,
+            backlog,
+        }) => (topics, state, backlog),
+        Ok(Control::HandOver(reply)) => {
+            let _ = reply.send(None);
+            return true;
+        }
+        Ok(Control::Stop) | Err(_) => return true,
+    };
+    let stats = shared.register(topics, &subscriptions);
+    let answering = Answering::new(
+        &requests,
+        spec.queue.desk.clone(),
+        spec.queue.mailbox.clone(),
+        router.max_payload_bytes(),
+    );
+    router.register(
+        &spec.name,
+        spec.generation,
+        &Answering::registration(&requests),
+        &spec.queue.desk,
+    );
+    if let Some(state) = state {
+        restore(&mut object, &state, &shared.log);
+    }
+    let mut publishers = Vec::new();
+    let mut threads: Vec<ServiceThread> = Vec::new();
+    for (decl, stats) in services.into_iter().zip(stats) {
+        match decl.runner.into_option() {
+            Some(runner) => threads.push(ServiceThread::spawn(
+                decl.name.into_string(),
+                runner,
+                stats,
+                shared.clone(),
+            )),
+            None => {
+                // A publisher has no loop: it "runs" while the instance does.
+                stats.set_publisher();
+                stats.set_running(true);
+                publishers.push(stats);
+            }
+        }
+    }
+    let mut timers = Timers::new(&timers, Instant::now());
+    shared.set_running();
+    let mut failed = None;
+    for delivery in &backlog {
+        if let Err(reason) = deliver(&mut object, delivery, spec, &subscriptions, shared) {
+            failed = Some(reason);
+            break;
+        }
+    }
+    let ending = match failed {
+        Some(reason) => Ending::Failed(reason),
+        None => deliver_until_told(
+            &mut object,
+            spec,
+            &subscriptions,
+            shared,
+            control,
+            &mut timers,
+            &answering,
+        ),
+    };
+    shared.stop();
+    for stats in &publishers {
+        stats.set_running(false);
+    }
+    let stuck = service::join_all(threads, Instant::now() + SERVICE_STOP_DEADLINE);
+    match ending {
+        Ending::HandOver(reply) => {
+            let _ = reply.send(save(&mut object, &shared.log));
+        }
+        Ending::Stop => {
+            withdraw(router, spec, &shared.log);
+            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
+        }
+        Ending::Failed(reason) => {
+            withdraw(router, spec, &shared.log);
+            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
+            shared.fail(&reason);
+        }
+    }
+    drop(object);
+    shared.set_stopped();
+    if stuck.is_empty() {
+        return true;
+    }
+    shared.log.write(
+        LogLevel::Error,
+        &format!(
+            "service(s) {} did not return within {} ms of the stop; the node's library stays loaded",
+            stuck.join(", "),
+            SERVICE_STOP_DEADLINE.as_millis()
+        ),
+    );
+    false
+}
+
+/// Deliveries handled between two looks at the control channel while the queue stays busy.
+const BATCH: usize = 256;
+
+/// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
+/// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
+/// [`Doorbell`](crate::bus::Doorbell) at once (after `spin`, if the node asked for one), and
+/// the first message or command that arrives wakes it: no spinning or yielding in between, so
+/// how fast messages go does not depend on how the scheduler treats a thread that yields.
+fn deliver_until_told(
+    object: &mut NodeBox,
+    spec: &NodeSpec,
+    subscriptions: &[Subscription],
+    shared: &NodeShared,
+    control: &Receiver<Control>,
+    timers: &mut Timers,
+    answering: &Answering,
+) -> Ending {
+    let inbox = &spec.queue.inbox;
+    let bell = spec.queue.sender.bell();
+    bell.attach();
+    loop {
+        // Timers tick between deliveries, on this thread: in order with the subscriptions.
+        timers.tick_due(object, shared);
+        // So do requests and the replies to the node's own asks. A request in hand is
+        // finished before a hand-over; once stopping, the rest wait for the next instance.
+        let mut handled = answering.handle(object, shared, BATCH);
+        // Once asked to hand over or stop, take no further message (the next instance will).
+        while handled < BATCH && !shared.is_stopping() {
+            match inbox.try_recv() {
+                Ok(delivery) => {
+                    if let Err(reason) = deliver(object, &delivery, spec, subscriptions, shared) {
+                        return Ending::Failed(reason);
+                    }
+                    handled += 1;
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ending::Stop,
+            }
+        }
+        if let Some(ending) = ending(control.try_recv()) {
+            return ending;
+        }
+        if handled > 0 || spin_for(inbox, spec.spin) {
+            continue;
+        }
+        // Sleep until a message, a control command or the next timer's deadline.
+        bell.sleep_unless_until(timers.next_due(), || {
+            !control.is_empty()
+                || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
+        });
+    }
+}
+
+/// Polls `inbox` for up to `spin`; returns whether a message is waiting.
+fn spin_for(inbox: &Inbox, spin: Duration) -> bool {
+    if spin.is_zero() {
+        return false;
+    }
+    let until = Instant::now() + spin;
+    while Instant::now() < until {
+        if !inbox.is_empty() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+/// What a control message means for the delivery loop (`None`: carry on).
+fn ending(command: Result<Control, crossbeam_channel::TryRecvError>) -> Option<Ending> {
+    match command {
+        Ok(Control::HandOver(reply)) => Some(Ending::HandOver(reply)),
+        Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            Some(Ending::Stop)
+        }
+        Ok(Control::Start { .. }) | Err(crossbeam_channel::TryRecvError::Empty) => None,
+    }
+}
+
+fn restore(object: &mut NodeBox, state: &str, log: &NodeLog) {
+    match object.restore_state(RStr::from_str(state)).into_result() {
+        Ok(()) => log.write(
+            LogLevel::Debug,
+            "restored the state of the previous instance",
+        ),
+        Err(error) => log.write(
+            LogLevel::Error,
+            &format!(
+                "restore_state {}: {}; the node runs on with the state `new` gave it",
+                if error.panicked { "panicked" } else { "failed" },
+                error.message
+            ),
+        ),
+    }
+}
+
+fn save(object: &mut NodeBox, log: &NodeLog) -> Option<String> {
+    match object.save_state().into_result() {
+        // Copied out: the string was made by the library, which is about to close.
+        Ok(ROption::RSome(state)) => Some(state.as_str().to_owned()),
+        Ok(ROption::RNone) => None,
+        Err(error) => {
+            log.write(
+                LogLevel::Error,
+                &format!(
+                    "save_state {}: {}; the next instance starts afresh",
+                    if error.panicked { "panicked" } else { "failed" },
+                    error.message
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Runs the matching subscriptions' callbacks on one delivery. Fails (with the reason) once the
+/// node's subscription callbacks have panicked `max_subscription_panics` times.
+fn deliver(
+    object: &mut NodeBox,
+    delivery: &Delivery,
+    spec: &NodeSpec,
+    subscriptions: &[Subscription],
+    shared: &NodeShared,
+) -> Result<(), String> {
+    let log = &shared.log;
+    let message = &delivery.message;
+    let view = MessageView {
+        service: RStr::from_str(&message.service),
+        node: RStr::from_str(&message.node),
+        payload: RStr::from_str(&message.payload),
+        host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
+    };
+    // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
+    // than the route keeps inline: match against our own patterns.
+    let rematched: Vec<u32>;
+    let indices: &[u32] = match delivery.subscriptions.get() {
+        Some(indices) if delivery.generation == spec.generation => indices,
+        _ => {
+            rematched = subscriptions
+                .iter()
+                .filter(|s| s.pattern.matches(&message.service))
+                .map(|s| s.index)
+                .collect();
+            &rematched
+        }
+    };
+    for &index in indices {
+        let subscription = &subscriptions[index as usize];
+        shared.busy_since.store(state::clock(), Ordering::Relaxed);
+        let outcome = object.deliver(index, view).into_result();
+        shared.busy_since.store(0, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => {
+                subscription.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                let (counter, how) = if error.panicked {
+                    (&subscription.stats.panicked, "panicked")
+                } else {
+                    (&subscription.stats.failed, "failed")
+                };
+                let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                log.write(
+                    LogLevel::Error,
+                    &format!(
+                        "subscription `{}` {how} on a message from `{}` ({count} so far): {}",
+                        subscription.pattern.as_str(),
+                        message.service,
+                        error.message
+                    ),
+                );
+                if error.panicked {
+                    check_panic_limit(subscriptions, shared)?;
+                }
+            }
+        }
+    }
+    if let Some(processed) = &spec.processed {
+        processed.fetch_add(1, Ordering::Release);
+    }
+    Ok(())
+}
+
+fn check_panic_limit(subscriptions: &[Subscription], shared: &NodeShared) -> Result<(), String> {
+    let limit = shared.faults.max_subscription_panics;
+    let panics: u64 = subscriptions
+        .iter()
+        .map(|s| s.stats.panicked.load(Ordering::Relaxed))
+        .sum();
+    if limit > 0 && panics >= limit {
+        return Err(format!(
+            "node `{}` failed: its subscription callbacks panicked {panics} times (max_subscription_panics = {limit}); it was unloaded. Fix it and reload, or raise the limit in config/hive.toml",
+            shared.name
+        ));
+    }
+    Ok(())
+}
