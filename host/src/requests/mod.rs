@@ -26,7 +26,7 @@ pub(crate) use stats::{LATENCY_BUCKETS, NameStats};
 use crate::bus::Doorbell;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex, RwLock};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -82,10 +82,13 @@ pub(crate) const ALL_KINDS: [FailureKind; 11] = [
 ];
 
 /// Why a request (or one responder's part of it) got no reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Failure {
     /// What went wrong.
-    #[serde(serialize_with = "serialize_kind")]
+    #[serde(
+        serialize_with = "serialize_kind",
+        deserialize_with = "deserialize_kind"
+    )]
     pub(crate) kind: FailureKind,
     /// For people: names the request and the fix.
     pub(crate) message: String,
@@ -99,6 +102,12 @@ pub(crate) struct Failure {
 
 fn serialize_kind<S: serde::Serializer>(kind: &FailureKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(kind_name(*kind))
+}
+
+fn deserialize_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FailureKind, D::Error> {
+    let name = String::deserialize(d)?;
+    // A kind this host does not know (a newer peer's) reads as the handler's error.
+    Ok(kind_from_name(&name).unwrap_or(FailureKind::HandlerError))
 }
 
 impl Failure {
@@ -121,7 +130,7 @@ impl Failure {
 }
 
 /// One responder's reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Answer {
     /// The node that answered.
     pub(crate) node: String,
@@ -362,6 +371,13 @@ pub(crate) trait Remote: Send + Sync {
     fn ask(&self, ask: &Ask, node: &str, host: &str, done: Box<dyn FnOnce(Part) + Send>);
 }
 
+/// Where every request goes when this router is not the hive's own: an isolated node's
+/// process hands its node's asks to its host. Must call `done` exactly once.
+pub(crate) trait Upstream: Send + Sync {
+    /// Asks `ask` of the host.
+    fn ask(&self, ask: Ask, done: Box<dyn FnOnce(Outcome) + Send>);
+}
+
 /// One responder as the page and the API list it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ResponderInfo {
@@ -393,6 +409,7 @@ pub(crate) struct Router {
     stats: Mutex<BTreeMap<String, Arc<NameStats>>>,
     deadlines: Arc<Deadlines>,
     remote: RwLock<Option<Arc<dyn Remote>>>,
+    upstream: RwLock<Option<Arc<dyn Upstream>>>,
     tokens: AtomicU64,
 }
 
@@ -406,6 +423,7 @@ impl Router {
             stats: Mutex::new(BTreeMap::new()),
             deadlines: Deadlines::start(),
             remote: RwLock::new(None),
+            upstream: RwLock::new(None),
             tokens: AtomicU64::new(0),
         }
     }
@@ -423,6 +441,11 @@ impl Router {
     /// The largest arguments or reply, in bytes.
     pub(crate) fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes
+    }
+
+    /// Sends every ask to `upstream` from now on (an isolated node's process).
+    pub(crate) fn set_upstream(&self, upstream: Arc<dyn Upstream>) {
+        *self.upstream.write() = Some(upstream);
     }
 
     /// Sets (or clears) the responders elsewhere.
@@ -470,6 +493,7 @@ impl Router {
     }
 
     /// The request names a node of this host answers.
+    #[cfg(test)]
     pub(crate) fn names_of(&self, node: &str) -> Vec<String> {
         self.responders
             .read()
@@ -534,8 +558,18 @@ impl Router {
             .clone()
     }
 
-    /// Routes `ask`; `done` gets its outcome exactly once (see the module's contract).
-    pub(crate) fn ask(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+    /// Routes `ask` (upstream, if there is one); `done` gets its outcome exactly once (see the
+    /// module's contract).
+    pub(crate) fn ask(&self, ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+        let upstream = self.upstream.read().clone();
+        match upstream {
+            Some(upstream) => upstream.ask(ask, Box::new(done)),
+            None => self.route(ask, done),
+        }
+    }
+
+    /// Routes `ask` to this router's own responders (and the mesh's).
+    pub(crate) fn route(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
         ask.timeout = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         let started = Instant::now();
         let deadline = started + ask.timeout;

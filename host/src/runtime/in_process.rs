@@ -79,6 +79,7 @@ pub(crate) fn drive(
         services: node.service_names.clone(),
         library: library.info().clone(),
         took,
+        requests: Answering::registration(&node.requests),
     }));
     if run(node, &spec, shared, control, &env.router) {
         // Every object the library made is gone and every thread that ran its code has ended:

@@ -135,6 +135,8 @@ pub(crate) struct Built {
     pub library: LibraryInfo,
     /// How long loading and building took.
     pub took: Duration,
+    /// The request names it answers, with their help lines, by index.
+    pub requests: Vec<(String, String)>,
 }
 
 pub(crate) enum Control {
