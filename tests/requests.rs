@@ -619,3 +619,47 @@ fn an_isolated_node_answers_and_asks_and_its_crash_fails_the_request_in_hand() {
     assert!(back.is_some(), "{}", running.stderr());
     assert_eq!(running.node("alfred")["crashes"], 1);
 }
+
+#[test]
+fn the_requests_page_lists_the_names_and_its_form_asks_one() {
+    use hivemind_tests::browser::Browser;
+    let shots = hivemind_tests::output_dir("requests");
+    let hive = Hive::new();
+    hive.configure(&oracle("alfred", ""));
+    hive.install("oracle");
+    let running = hive.run(&[]);
+    wait_for_responder(&running, "alfred/echo", "alfred");
+    // Counted before the page opens: it shows them.
+    assert_eq!(ask(&running, "alfred/fail", &json!(null), "").0, 502);
+    let browser = Browser::start(1360, 860);
+    browser.open(&format!("{}/requests", running.url));
+    browser.wait_until(
+        "the table lists alfred's names, with help and responder",
+        WAIT,
+        "const row = document.querySelector('tr[data-request=\"alfred/echo\"]'); \
+         const fail = document.querySelector('tr[data-request=\"alfred/fail\"]'); \
+         return row !== null && row.textContent.includes('the arguments, as they are') \
+           && row.textContent.includes('alfred') && fail.textContent.includes('handler_error');",
+    );
+    browser.click("tr[data-request=\"alfred/echo\"] button.pick");
+    browser.eval(
+        "document.querySelector('#request-args').value = '{\"from\": \"the page\"}'; return true;",
+    );
+    browser.click("form.form button[type=submit]");
+    browser.wait_until(
+        "the reply is shown",
+        WAIT,
+        "return document.querySelector('#request-result').className.includes('ok') \
+         && document.querySelector('#request-reply').textContent.includes('the page');",
+    );
+    browser.eval("document.querySelector('#request-name').value = 'nobody/home'; return true;");
+    browser.click("form.form button[type=submit]");
+    browser.wait_until(
+        "a failure is shown with its status and kind",
+        WAIT,
+        "return document.querySelector('#request-result').textContent.startsWith('404 no_responder');",
+    );
+    browser.screenshot(&shots.join("requests.png"));
+    let size = std::fs::metadata(shots.join("requests.png")).unwrap().len();
+    assert!(size > 10_000, "requests.png is only {size} bytes");
+}

@@ -12,8 +12,9 @@
 //! - **Known at once.** No responder, arguments over `[messages] max_payload_bytes`, a full
 //!   desk: `done` runs before `ask` returns.
 //! - **This host first.** A plain request goes to one responder: the first node of this host
-//!   that registered the name; a responder elsewhere (the mesh, through [`Remote`]) only when
-//!   none here does. [`Ask::all`] asks every responder, here and elsewhere.
+//!   that registered the name; a responder elsewhere (through [`Remote`]) only when none here
+//!   does. [`Ask::all`] asks every responder, here and elsewhere. (No [`Remote`] is wired yet:
+//!   the mesh does not carry requests; see docs/ROADMAP.md, issue 16.)
 //! - **Desks outlive instances.** A node's [`Desk`] belongs to the node, like its message queue:
 //!   requests queued while it is reloaded wait there and reach the new instance; a request in
 //!   hand is finished by the old one before it hands over.
@@ -21,7 +22,7 @@
 
 mod stats;
 
-pub(crate) use stats::{LATENCY_BUCKETS, NameStats};
+use stats::NameStats;
 
 use crate::bus::Doorbell;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -448,7 +449,9 @@ impl Router {
         *self.upstream.write() = Some(upstream);
     }
 
-    /// Sets (or clears) the responders elsewhere.
+    /// Sets (or clears) the responders elsewhere. Only the unit tests set one so far: the
+    /// mesh's side is not written (docs/ROADMAP.md, issue 16).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn set_remote(&self, remote: Option<Arc<dyn Remote>>) {
         *self.remote.write() = remote;
     }

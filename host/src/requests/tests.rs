@@ -113,3 +113,62 @@ fn a_later_instance_keeps_its_names_when_an_earlier_one_withdraws() {
     assert!(router.names_of("a").is_empty());
     assert_eq!(kind_from_name("restarted"), Some(FailureKind::Restarted));
 }
+
+/// A responder elsewhere that answers at once with its own name.
+struct Elsewhere;
+
+impl Remote for Elsewhere {
+    fn responders(&self, name: &str) -> Vec<(String, String)> {
+        if name == "x" || name == "far" {
+            vec![("remote-node".into(), "other-host".into())]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn ask(&self, _ask: &Ask, node: &str, host: &str, done: Box<dyn FnOnce(Part) + Send>) {
+        done(Ok(Answer {
+            node: node.into(),
+            host: host.into(),
+            json: "\"far away\"".into(),
+        }));
+    }
+}
+
+#[test]
+fn this_hosts_responder_is_preferred_and_all_asks_everywhere() {
+    let router = router();
+    router.set_remote(Some(Arc::new(Elsewhere)));
+    let desk = desk();
+    router.register(&"a".into(), 1, &names(&["x"]), &desk);
+    let (sender, outcomes) = crossbeam_channel::unbounded();
+    let send = sender.clone();
+    router.ask(ask("x", false), move |o| send.send(o).unwrap());
+    desk.inbox.try_recv().unwrap().answer(Ok("1".into()));
+    let parts = outcomes.recv().unwrap().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        parts[0].as_ref().unwrap().host,
+        "here",
+        "the local node answers"
+    );
+
+    let far = router.ask_blocking(ask("far", false)).unwrap();
+    assert_eq!(
+        far[0].as_ref().unwrap().node,
+        "remote-node",
+        "none here: the one elsewhere"
+    );
+
+    router.ask(ask("x", true), move |o| sender.send(o).unwrap());
+    desk.inbox.try_recv().unwrap().answer(Ok("1".into()));
+    let parts = outcomes.recv().unwrap().unwrap();
+    let hosts: Vec<&str> = parts
+        .iter()
+        .map(|p| p.as_ref().unwrap().host.as_str())
+        .collect();
+    assert_eq!(hosts, ["here", "other-host"]);
+    let listed = router.list();
+    let x = listed.iter().find(|r| r.name == "x").unwrap();
+    assert_eq!(x.responders.len(), 2);
+}

@@ -186,6 +186,14 @@ mod tests {
     }
 
     #[test]
+    fn the_requests_page_is_in_the_navigation_and_has_no_inline_script() {
+        let page = render("gotham", &Page::Requests, "{}");
+        assert!(page.contains(r#"<a href="/requests" aria-current="page">Requests</a>"#));
+        assert!(page.contains(r#"data-page="requests""#));
+        assert_eq!(page.matches("<script").count(), 2, "{page}");
+    }
+
+    #[test]
     fn the_embedded_hive_cannot_close_its_script() {
         let json = serde_json::json!({"error": "</script><script>alert(1)</script> & more"});
         let page = render("gotham", &Page::Hive, &json.to_string());

@@ -11,8 +11,7 @@
 use super::Web;
 use super::api::{error, json, percent_decode, read_limited};
 use crate::requests::{
-    Ask, DEFAULT_TIMEOUT, Failure, FailureKind, LATENCY_BUCKETS, MAX_TIMEOUT, MIN_TIMEOUT, Part,
-    kind_name,
+    Ask, DEFAULT_TIMEOUT, Failure, FailureKind, MAX_TIMEOUT, MIN_TIMEOUT, Part, kind_name,
 };
 use futures_util::Stream;
 use serde_json::{Value, json};
@@ -242,12 +241,6 @@ pub(super) fn metrics(web: &Web) -> String {
             s.asked
         );
     }
-    debug_assert_eq!(
-        LATENCY_BUCKETS.len() + 1,
-        stats
-            .first()
-            .map_or(LATENCY_BUCKETS.len() + 1, |(_, s)| s.latency.len())
-    );
     out
 }
 
