@@ -587,10 +587,11 @@ impl<N: NodeExport> TestNode<N> {
                 format!("node `{}` does not answer request `{name}`", self.name),
             ));
         };
+        let host = RStr::from_str(TEST_SENDER);
         let view = RequestView {
             name: RStr::from_str(name),
             node: RStr::from_str(node),
-            host: RStr::from_str(TEST_SENDER),
+            host,
             args: RStr::from_str(&json),
         };
         let index = u32::try_from(index).unwrap_or(u32::MAX);

@@ -609,12 +609,12 @@
     const all = h('input', { id: 'request-all', type: 'checkbox' });
     const send = h('button', { class: 'primary', type: 'submit' }, 'Ask');
     const result = h('div', { class: 'result', id: 'request-result' });
-    const reply = h('pre', { class: 'payload', id: 'request-reply' });
+    const reply = h('pre', { class: 'reply', id: 'request-reply' });
     const form = h('form', { class: 'form' },
       h('label', {}, 'Request name', h('span', { class: 'field-hint' }, 'a name some node answers (the table lists them)'), name),
       h('label', {}, 'Arguments (JSON)', h('span', { class: 'field-hint' }, 'any JSON value: a string needs its quotes'), args),
       h('label', {}, 'Timeout (ms)', timeout),
-      h('label', { class: 'row' }, all, 'ask every node that answers it'),
+      h('label', { class: 'check' }, all, 'ask every node that answers it'),
       h('div', { class: 'row' }, send, result), reply);
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -646,7 +646,7 @@
       h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Requests'), h('p', { class: 'sub' }, 'Every request name the hive answers, who answers it, and how asking went; ask one by hand.'))),
       h('div', { class: 'cols' },
         h('section', { class: 'panel' }, h('h2', {}, 'Names'),
-          h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Answered by'), h('th', {}, 'Help'), h('th', {}, 'Asked'), h('th', {}, 'Errors'), h('th', {}, 'Mean latency'))), rows), empty),
+          h('div', { class: 'requests-table' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Answered by'), h('th', {}, 'Help'), h('th', {}, 'Asked'), h('th', {}, 'Errors'), h('th', {}, 'Mean latency'))), rows)), empty),
         h('section', { class: 'panel' }, h('h2', {}, 'Ask'), form, names)));
     const pick = (n) => { name.value = n; name.focus(); };
     return { names, rows, empty, pick };
