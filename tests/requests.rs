@@ -599,7 +599,8 @@ fn an_isolated_node_answers_and_asks_and_its_crash_fails_the_request_in_hand() {
     assert_eq!(asked[0]["outcome"]["reply"]["asker"], "bruce", "{asked:?}");
     assert_eq!(asked[1]["outcome"]["reply"], 3);
 
-    // The process dies with the request in hand: the asker hears at once, not at its timeout.
+    // The process segfaults with the request in hand: the asker hears at once, not at its
+    // timeout.
     let asked = Instant::now();
     let (status, body) = ask(&running, "alfred/crash", &json!(null), "?timeout_ms=20000");
     assert_eq!(
@@ -617,7 +618,14 @@ fn an_isolated_node_answers_and_asks_and_its_crash_fails_the_request_in_hand() {
         (ask(r, "alfred/echo", &json!(7), "").0 == 200).then_some(())
     });
     assert!(back.is_some(), "{}", running.stderr());
-    assert_eq!(running.node("alfred")["crashes"], 1);
+    let node = running.node("alfred");
+    assert_eq!(node["crashes"], 1, "{node}");
+    assert!(
+        node["last_crash"]
+            .as_str()
+            .is_some_and(|c| c.contains("SIGSEGV")),
+        "{node}"
+    );
 }
 
 #[test]

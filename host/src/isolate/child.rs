@@ -14,7 +14,7 @@ use crate::bus::{Bus, Delivery, Indices, Message, Outlet, Overflow};
 use crate::config::FaultPolicy;
 use crate::loader::Libraries;
 use crate::logging::Logs;
-use crate::requests::{Ask, Outcome as RequestOutcome, Router, Upstream};
+use crate::requests::{Ask, Done, Outcome as RequestOutcome, Router, Upstream};
 use crate::runtime::{self, Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
@@ -63,12 +63,12 @@ impl Outlet for ToHost {
 /// frame), whose router always answers (an `ASKED` frame), by the ask's timeout at the latest.
 struct ToHostRouter {
     outgoing: Sender<Outgoing>,
-    waiting: parking_lot::Mutex<HashMap<u64, Box<dyn FnOnce(RequestOutcome) + Send>>>,
+    waiting: parking_lot::Mutex<HashMap<u64, Done>>,
     tokens: AtomicU64,
 }
 
 impl Upstream for ToHostRouter {
-    fn ask(&self, ask: Ask, done: Box<dyn FnOnce(RequestOutcome) + Send>) {
+    fn ask(&self, ask: Ask, done: Done) {
         let token = self.tokens.fetch_add(1, Ordering::Relaxed) + 1;
         self.waiting.lock().insert(token, done);
         send_frame(&self.outgoing, wire::ASK, |f| {

@@ -248,7 +248,8 @@ impl Slot {
     }
 }
 
-type Done = Box<dyn FnOnce(Outcome) + Send>;
+/// What gets a request's outcome, once.
+pub(crate) type Done = Box<dyn FnOnce(Outcome) + Send>;
 
 /// Collects the parts of one request; calls `done` once all are in.
 struct Gather {
@@ -376,7 +377,7 @@ pub(crate) trait Remote: Send + Sync {
 /// process hands its node's asks to its host. Must call `done` exactly once.
 pub(crate) trait Upstream: Send + Sync {
     /// Asks `ask` of the host.
-    fn ask(&self, ask: Ask, done: Box<dyn FnOnce(Outcome) + Send>);
+    fn ask(&self, ask: Ask, done: Done);
 }
 
 /// One responder as the page and the API list it.

@@ -14,7 +14,7 @@
 //! #   PREFIX/sleep   {"ms": n}: blocks n ms, then "slept"
 //! #   PREFIX/whoami  {"node", "asker", "asker_host", "generation"}
 //! #   PREFIX/big     n: a string of n bytes              PREFIX/count the requests it answered
-//! #   PREFIX/crash   the process aborts (for isolate = true)
+//! #   PREFIX/crash   the process dies of a segfault (for isolate = true)
 //! generation = 1                     # shown by whoami: tells instances apart across reloads
 //! # Its subscriptions ask: a message on `ask-async` with {"name", "args", "timeout_ms", "all"}
 //! # asks with an Asker (the reply is recorded as {"event": "reply", ...}); one on
@@ -287,8 +287,13 @@ impl Node for Oracle {
         );
         hive.add_request(
             format!("{p}/crash"),
-            "the process aborts",
-            |_: &mut Self, _: &Request| -> Result<()> { std::process::abort() },
+            "the process dies (SIGSEGV)",
+            |_: &mut Self, _: &Request| -> Result<()> {
+                // SAFETY: none: this is the fault under test. The write through a null pointer
+                // is meant to kill the process with SIGSEGV, as a real bug in a node would.
+                unsafe { std::ptr::null_mut::<u64>().write_volatile(0xdead) };
+                unreachable!("a null write returned")
+            },
         );
         if self.shared {
             hive.add_request(
