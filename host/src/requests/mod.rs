@@ -472,6 +472,20 @@ impl Router {
         desk: &Desk,
     ) {
         let mut responders = self.responders.write();
+        // A new desk (the node's queue was replaced): what waits on the old one moves over, in
+        // order, under the write lock, so no ask puts anything on the old one meanwhile.
+        let old = responders
+            .values()
+            .flatten()
+            .find(|r| r.node == *node)
+            .map(|r| r.desk.clone());
+        if let Some(old) = old.filter(|old| !old.sender.same_channel(&desk.sender)) {
+            for job in old.inbox.try_iter() {
+                // Full: the job is dropped, which fails it (`busy` would be a lie: `restarted`).
+                let _ = desk.sender.try_send(job);
+            }
+            desk.bell.ring();
+        }
         for list in responders.values_mut() {
             list.retain(|r| r.node != *node);
         }

@@ -172,3 +172,30 @@ fn this_hosts_responder_is_preferred_and_all_asks_everywhere() {
     let x = listed.iter().find(|r| r.name == "x").unwrap();
     assert_eq!(x.responders.len(), 2);
 }
+
+#[test]
+fn requests_waiting_on_a_replaced_desk_move_to_the_new_one_in_order() {
+    let router = router();
+    let (old, new) = (desk(), desk());
+    router.register(&"a".into(), 1, &names(&["x"]), &old);
+    let (sender, outcomes) = crossbeam_channel::unbounded();
+    for n in 0..3 {
+        let sender = sender.clone();
+        let mut asked = ask("x", false);
+        asked.args = n.to_string();
+        router.ask(asked, move |o| sender.send(o).unwrap());
+    }
+    router.register(&"a".into(), 2, &names(&["x"]), &new);
+    assert!(old.inbox.is_empty());
+    let args: Vec<String> = new
+        .inbox
+        .try_iter()
+        .map(|job| {
+            let args = job.args.to_string();
+            job.answer(Ok(args.clone()));
+            args
+        })
+        .collect();
+    assert_eq!(args, ["0", "1", "2"]);
+    assert_eq!(outcomes.try_iter().count(), 3);
+}
