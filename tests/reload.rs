@@ -3,9 +3,10 @@
 //! (no message lost, state handed over, bad versions refused, other nodes untouched, libraries
 //! really unloaded).
 
+use hivemind_tests::browser::Browser;
 use hivemind_tests::{
-    Hive, Running, assert_every_seq_once_in_order, built, eventually, hm_output, received_from,
-    records, toml_path,
+    Hive, Running, assert_every_seq_once_in_order, built, eventually, hm_output, output_dir,
+    received_from, records, toml_path,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -445,6 +446,19 @@ fn dev_rebuilds_an_edited_node_and_keeps_it_running_through_a_broken_build() {
         "the compiler's errors, with their place: {robin}"
     );
     assert_eq!(failure["running_last_good"], true);
+    // The node's page, in headless Chromium: the panel says what runs and shows the compiler's
+    // errors with their place.
+    let browser = Browser::start(1280, 900);
+    browser.open(&format!("http://{}/nodes/robin", running.address()));
+    browser.wait_until(
+        "the node page shows its build-error panel",
+        WAIT,
+        "const p = document.getElementById('build-error'); \
+         return !!p && p.textContent.includes('source does not build, running the last good version') \
+         && p.querySelector('pre.error').textContent.includes('src/lib.rs');",
+    );
+    browser.screenshot(&output_dir("reload").join("build-error-panel.png"));
+    drop(browser);
     let lines_before = running.stdout().matches("Holy hot reload").count();
     assert!(
         running
