@@ -647,7 +647,8 @@ fn the_requests_page_lists_the_names_and_its_form_asks_one() {
         "const row = document.querySelector('tr[data-request=\"alfred/echo\"]'); \
          const fail = document.querySelector('tr[data-request=\"alfred/fail\"]'); \
          return row !== null && row.textContent.includes('the arguments, as they are') \
-           && row.textContent.includes('alfred') && fail.textContent.includes('handler_error');",
+           && row.textContent.includes('alfred') && fail.textContent.includes('handler_error') \
+           && fail.textContent.includes('p50 ≤') && fail.textContent.includes('p99 ≤');",
     );
     browser.click("tr[data-request=\"alfred/echo\"] button.pick");
     browser.eval(

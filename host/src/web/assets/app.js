@@ -590,13 +590,23 @@
     const list = hive.requests || [];
     requestsView.names.replaceChildren(...list.map((r) => h('option', { value: r.name })));
     const errors = (r) => Object.entries(r.errors || {}).map(([kind, n]) => `${kind} ${n}`).join(', ');
+    // A quantile from the cumulative histogram: the upper bound of the first bucket holding it.
+    const clean = (x) => Number(x.toPrecision(6));
+    const bound = (seconds) => (seconds === null ? '> 60 s' : seconds < 0.001 ? `≤ ${clean(seconds * 1e6)} µs` : seconds < 1 ? `≤ ${clean(seconds * 1e3)} ms` : `≤ ${seconds} s`);
+    const quantile = (r, q) => {
+      const hit = (r.latency || []).find(([, count]) => count >= q * r.asked);
+      return hit ? bound(hit[0]) : '–';
+    };
+    const latency = (r) => (r.asked
+      ? [h('div', {}, `p50 ${quantile(r, 0.5)}`), h('div', {}, `p99 ${quantile(r, 0.99)}`), h('div', { class: 'sub' }, `mean ${r.mean_ms.toFixed(2)} ms`)]
+      : '–');
     requestsView.rows.replaceChildren(...list.map((r) => h('tr', { 'data-request': r.name },
       h('td', {}, h('button', { type: 'button', class: 'pick', onclick: () => requestsView.pick(r.name) }, r.name)),
       h('td', {}, r.responders.length ? r.responders.map((p, i) => [i ? ', ' : '', p.host === hive.host ? h('a', { href: nodeUrl(p.node) }, p.node) : `${p.node}@${p.host}`]) : h('span', { class: 'sub' }, 'nobody')),
       h('td', { class: 'sub' }, r.help || ''),
       h('td', { class: 'num' }, String(r.asked)),
-      h('td', { class: 'num' }, r.failed ? h('span', { class: 'bad', title: errors(r) }, `${r.failed} (${errors(r)})`) : '0'),
-      h('td', { class: 'num' }, r.asked ? `${r.mean_ms.toFixed(2)} ms` : '–'))));
+      h('td', { class: 'num' }, r.failed ? [h('span', { class: 'bad' }, String(r.failed)), h('div', { class: 'sub' }, errors(r))] : '0'),
+      h('td', { class: 'num' }, latency(r)))));
     requestsView.empty.hidden = list.length > 0;
   }
 
@@ -646,7 +656,7 @@
       h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Requests'), h('p', { class: 'sub' }, 'Every request name the hive answers, who answers it, and how asking went; ask one by hand.'))),
       h('div', { class: 'cols' },
         h('section', { class: 'panel' }, h('h2', {}, 'Names'),
-          h('div', { class: 'requests-table' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Answered by'), h('th', {}, 'Help'), h('th', {}, 'Asked'), h('th', {}, 'Errors'), h('th', {}, 'Mean latency'))), rows)), empty),
+          h('div', { class: 'requests-table' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Answered by'), h('th', {}, 'Help'), h('th', {}, 'Asked'), h('th', {}, 'Errors'), h('th', {}, 'Latency'))), rows)), empty),
         h('section', { class: 'panel' }, h('h2', {}, 'Ask'), form, names)));
     const pick = (n) => { name.value = n; name.focus(); };
     return { names, rows, empty, pick };
