@@ -1,8 +1,9 @@
 //! The README's tutorial, step by step in the README's order, as a newcomer follows it:
 //! `hm new gotham`, `hm dev` on the empty hive, `hm create_node BatSignal`, the README's code,
 //! `hm enable batsignal` and `hm dev` (its logs), then `hm create_node batman` and `hm enable
-//! batman` while `hm dev` runs; each step's promised output is checked. Also the repository's
-//! own example hive.
+//! batman` while `hm dev` runs; then `hm create_node alfred`, his code, `hm enable alfred`,
+//! `hm call`, and Batman's new code that asks Alfred and acts on the reply; each step's
+//! promised output is checked. Also the repository's own example hive.
 
 use hivemind_tests::{Running, built, eventually, hm_output, repo_root};
 use std::path::Path;
@@ -95,8 +96,8 @@ fn the_readme_tutorial_works_step_by_step_as_written() {
     let files = readme_tutorial_files();
     assert_eq!(
         files.len(),
-        2,
-        "the README shows the BatSignal and Batman code"
+        4,
+        "the README shows the BatSignal, Batman, Alfred and Batman-asks-Alfred code"
     );
     let code = |path: &str| {
         files
@@ -182,6 +183,47 @@ fn the_readme_tutorial_works_step_by_step_as_written() {
         gotham.join("logs/batman.log").is_file(),
         "logs/batman.log is missing"
     );
+
+    // Ask a question: Alfred answers requests; `hm call` asks him; Batman asks him on every
+    // signal and acts on the reply.
+    hm_ok(&gotham, &["create_node", "alfred"]);
+    std::fs::write(
+        gotham.join("nodes/alfred/src/lib.rs"),
+        code("nodes/alfred/src/lib.rs"),
+    )
+    .unwrap();
+    hm_ok(&gotham, &["enable", "alfred"]);
+    wait_to_see(&running, "node `alfred` loaded", Duration::from_secs(180));
+    let answered = running.wait_for(Duration::from_secs(60), |_| {
+        let output = hm_output(&gotham, &["call", "alfred/advice", "\"penguin\""]);
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.success() && said.contains("An umbrella would be wise, sir."))
+            .then_some(said)
+    });
+    assert!(
+        answered.is_some_and(|said| said.contains("\"times_asked\":")),
+        "hm call prints Alfred's reply\n{}",
+        running.stderr()
+    );
+    let asking_batman = files
+        .iter()
+        .rfind(|(p, _)| p == "nodes/batman/src/lib.rs")
+        .map(|(_, code)| code.clone())
+        .unwrap();
+    assert_ne!(asking_batman, code("nodes/batman/src/lib.rs"));
+    std::fs::write(gotham.join("nodes/batman/src/lib.rs"), asking_batman).unwrap();
+    wait_to_see(
+        &running,
+        "Alfred says: Take the Batmobile, sir. Batman has saved the day!",
+        Duration::from_secs(180),
+    );
+    let (status, page) = running.get("/requests");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("alfred/advice"),
+        "the requests page lists it:\n{page}"
+    );
+
     let (status, took, _running) = running.quit();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(2), "stopping took {took:?}");

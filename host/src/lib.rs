@@ -30,6 +30,7 @@ mod loader;
 mod logging;
 mod mesh;
 mod reconcile;
+mod requests;
 mod runtime;
 mod scaffold;
 mod schemas;
@@ -43,7 +44,7 @@ pub use bus::{
     Bus, Delivery, Doorbell, Message, Overflow, Pattern, QueueSender, Subscription,
     SubscriptionStats, Tap, Topic, TopicInfo,
 };
-pub use cli::{Cli, run};
+pub use cli::{CallFailed, Cli, run};
 pub use config::{
     CONFIG_FILE, HiveConfig, check_node_name, load as load_config, parse as parse_config,
 };

@@ -29,8 +29,9 @@
 //! Any change to a type here changes the layout that the host checks at load time; bump the
 //! crate's minor version with it, so that the refusal names the versions involved. (0.4.0:
 //! stable `Flow` and `SendErrorKind` enums, publishers, timers. 0.5.0: [`DeclaredSchemas`],
-//! the JSON Schemas of declared payload types, at the end of [`NodeParts`].)
-
+//! the JSON Schemas of declared payload types, and the [`RequestDecl`]s, at the end of
+//! [`NodeParts`]; [`Host::request`] and [`Host::ask`] at the end of [`Host`],
+//! [`NodeObject::answer`] and [`NodeObject::replied`] at the end of [`NodeObject`].)
 //!
 //! How `hm` loads a node library and builds its node, in outline:
 //!
@@ -58,6 +59,12 @@
 //!     fn is_running(&self) -> bool {
 //!         true
 //!     }
+//!     fn request(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> hivemind::abi::RequestOutcomes {
+//!         abi_stable::std_types::RResult::ROk(abi_stable::std_types::RVec::new())
+//!     }
+//!     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
+//!         0
+//!     }
 //! }
 //!
 //! // Checks the library's layout against this crate's: a node built against another API
@@ -71,6 +78,19 @@
 //! let parts = lib.new_node()(init).unwrap();
 //! println!("{} registered {} services", lib.type_name(), parts.services.len());
 //! ```
+//!
+//! # Requests (0.5.0)
+//!
+//! - A node declares the request names it answers ([`NodeParts::requests`]); the host calls
+//!   [`NodeObject::answer`] on the node's own thread, between deliveries, with a
+//!   [`RequestView`]; the reply is JSON text, a failure a [`RequestFailure`].
+//! - A node asks through [`Host::request`] (blocking: from a service thread only; the node's
+//!   glue refuses it on the delivery thread) or [`Host::ask`], which returns a token at once;
+//!   the outcome comes back later through [`NodeObject::replied`] with that token, on the
+//!   node's own thread, exactly once for every token (a timeout included).
+//! - Either way the outcome is a [`RequestOutcomes`]: the call's own failure, or one
+//!   [`RequestOutcome`] per responder asked (one for a plain request; every responder's for
+//!   `all = true`).
 
 #![allow(non_camel_case_types, non_local_definitions)] // names made by abi_stable's macros
 
@@ -135,6 +155,12 @@ impl RootModule for NodeLib_Ref {
 ///     fn is_running(&self) -> bool {
 ///         true
 ///     }
+///     fn request(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> hivemind::abi::RequestOutcomes {
+///         abi_stable::std_types::RResult::ROk(abi_stable::std_types::RVec::new())
+///     }
+///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
+///         0
+///     }
 /// }
 ///
 /// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
@@ -182,6 +208,12 @@ pub struct NodeInit<'a> {
 ///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
 ///         RResult::ROk(())
 ///     }
+///     fn answer(&mut self, _request: u32, _view: hivemind::abi::RequestView<'_>) -> RResult<abi_stable::std_types::RString, hivemind::abi::RequestFailure> {
+///         RResult::ROk("null".into())
+///     }
+///     fn replied(&mut self, _token: u64, _outcome: hivemind::abi::RequestOutcomes) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
 /// }
 ///
 /// let mut node: NodeBox = NodeBox::from_value(Counter(0), TD_Opaque);
@@ -197,6 +229,7 @@ pub struct NodeInit<'a> {
 ///         services: RVec::new(),
 ///         subscriptions: vec![ROption::RNone].into(), // one per subscription
 ///     },
+///     requests: RVec::new(),
 /// };
 /// assert_eq!(parts.subscriptions.len(), parts.schemas.subscriptions.len());
 /// ```
@@ -213,6 +246,8 @@ pub struct NodeParts {
     pub timers: RVec<TimerDecl>,
     /// The JSON Schemas of the payload types its services and subscriptions declared (0.5.0).
     pub schemas: DeclaredSchemas,
+    /// The request names the node answers, in registration order (index = request id). (0.5.0)
+    pub requests: RVec<RequestDecl>,
 }
 
 /// The payload types a node declared, as JSON Schema documents (JSON text), by id: what a
@@ -258,6 +293,95 @@ pub struct DeclaredSchemas {
 /// assert!(text.len() < hivemind::abi::MAX_SCHEMA_BYTES);
 /// ```
 pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+/// One request name a node answers: [`NodeObject::answer`] runs its handler. (0.5.0)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct RequestDecl {
+    /// The request's name (`battery/level`).
+    pub name: RString,
+    /// One line for people: what it answers (shown by the page and `/api/requests`).
+    pub help: RString,
+}
+
+/// A request as a handler sees it; borrowed from the host for one call. (0.5.0)
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// The request's name.
+    pub name: RStr<'a>,
+    /// The node that asked (`api` for the HTTP API, `cli` for `hm call`).
+    pub node: RStr<'a>,
+    /// The host the asker runs on.
+    pub host: RStr<'a>,
+    /// The arguments, as JSON text.
+    pub args: RStr<'a>,
+}
+
+/// What kind of failure a request met. It crosses the ABI as this enum; new kinds may come
+/// with a new API version, so match with a `_` arm. (0.5.0)
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestErrorKind {
+    /// No node answers that name (known at once, not after the timeout).
+    NoResponder = 1,
+    /// No reply came before the caller's timeout.
+    Timeout = 2,
+    /// The handler returned an error (its message).
+    HandlerError = 3,
+    /// The handler panicked (its message); the node keeps running.
+    Panicked = 4,
+    /// The answering node was reloaded, crashed or was disabled with the request in hand or
+    /// queued, and the request was not answered. Asking again reaches the new instance.
+    Restarted = 5,
+    /// The arguments or the reply are larger than the hive's `[messages] max_payload_bytes`.
+    TooLarge = 6,
+    /// A blocking request from the node's delivery thread (a subscription, timer, request
+    /// handler or reply callback), which would stall it: use the non-blocking `Asker` there.
+    WouldBlock = 7,
+    /// The arguments do not decode into the handler's type.
+    InvalidArgs = 8,
+    /// The arguments are not serialisable as JSON.
+    NotSerializable = 9,
+    /// The asking node or the hive is stopping.
+    Stopping = 10,
+    /// The responder's queue of requests is full: it is far behind.
+    Busy = 11,
+}
+
+/// Why a request failed, as the host or a handler reports it. (0.5.0)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct RequestFailure {
+    /// What went wrong, for code to match on.
+    pub kind: RequestErrorKind,
+    /// What went wrong, for a person: names the request and the fix.
+    pub message: RString,
+    /// The node that failed to answer (empty when no node was involved).
+    pub node: RString,
+    /// Its host (empty when no node was involved).
+    pub host: RString,
+}
+
+/// A reply, as it reaches the node that asked. (0.5.0)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct ReplyData {
+    /// The node that answered.
+    pub node: RString,
+    /// The host it runs on.
+    pub host: RString,
+    /// The reply, as JSON text.
+    pub json: RString,
+}
+
+/// One responder's outcome. (0.5.0)
+pub type RequestOutcome = RResult<ReplyData, RequestFailure>;
+
+/// A whole request's outcome: the call's own failure (no responder, too large, refused), or one
+/// outcome per responder asked. (0.5.0)
+pub type RequestOutcomes = RResult<RVec<RequestOutcome>, RequestFailure>;
 
 /// One registered timer: [`NodeObject::tick`] runs it on the node's own thread.
 ///
@@ -419,6 +543,12 @@ pub enum LogLevel {
 ///     fn is_running(&self) -> bool {
 ///         true
 ///     }
+///     fn request(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> hivemind::abi::RequestOutcomes {
+///         abi_stable::std_types::RResult::ROk(abi_stable::std_types::RVec::new())
+///     }
+///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
+///         0
+///     }
 /// }
 ///
 /// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
@@ -437,8 +567,24 @@ pub trait Host: Clone + Send + Sync + 'static {
     fn log(&self, level: LogLevel, message: RStr<'_>);
 
     /// Whether the node is still running (false once it has been asked to stop).
-    #[sabi(last_prefix_field)]
     fn is_running(&self) -> bool;
+
+    /// Asks request `name` with `args` (JSON text) and waits up to `timeout_nanos` for the
+    /// outcome: one responder's (the host's own nodes first), or every responder's with `all`.
+    /// Blocks the calling thread; the node's glue never calls it on the delivery thread. (0.5.0)
+    fn request(
+        &self,
+        name: RStr<'_>,
+        args: RStr<'_>,
+        timeout_nanos: u64,
+        all: bool,
+    ) -> RequestOutcomes;
+
+    /// Like [`Host::request`] without waiting: returns a token at once, and the outcome comes
+    /// back through [`NodeObject::replied`] with it, on the node's own thread, exactly once
+    /// (a failure of the call itself included). (0.5.0)
+    #[sabi(last_prefix_field)]
+    fn ask(&self, name: RStr<'_>, args: RStr<'_>, timeout_nanos: u64, all: bool) -> u64;
 }
 
 /// A node instance, as the host holds it.
@@ -463,6 +609,12 @@ pub trait Host: Clone + Send + Sync + 'static {
 ///         RResult::ROk(())
 ///     }
 ///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
+///     fn answer(&mut self, _request: u32, _view: hivemind::abi::RequestView<'_>) -> RResult<abi_stable::std_types::RString, hivemind::abi::RequestFailure> {
+///         RResult::ROk("null".into())
+///     }
+///     fn replied(&mut self, _token: u64, _outcome: hivemind::abi::RequestOutcomes) -> RResult<(), CallbackError> {
 ///         RResult::ROk(())
 ///     }
 /// }
@@ -493,8 +645,16 @@ pub trait NodeObject: Send {
     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError>;
 
     /// Runs timer number `timer`'s callback once.
-    #[sabi(last_prefix_field)]
     fn tick(&mut self, timer: u32) -> RResult<(), CallbackError>;
+
+    /// Runs the handler of request number `request` (index into [`NodeParts::requests`]);
+    /// returns the reply as JSON text, or why there is none. (0.5.0)
+    fn answer(&mut self, request: u32, view: RequestView<'_>) -> RResult<RString, RequestFailure>;
+
+    /// Runs the callback waiting for the outcome of the [`Host::ask`] that returned `token`.
+    /// An unknown token (an ask of a previous instance) is ignored. (0.5.0)
+    #[sabi(last_prefix_field)]
+    fn replied(&mut self, token: u64, outcome: RequestOutcomes) -> RResult<(), CallbackError>;
 }
 
 /// One service's callback, as the host holds it.
@@ -545,6 +705,12 @@ pub trait ServiceObject: Send {
 ///     fn is_running(&self) -> bool {
 ///         true
 ///     }
+///     fn request(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> hivemind::abi::RequestOutcomes {
+///         abi_stable::std_types::RResult::ROk(abi_stable::std_types::RVec::new())
+///     }
+///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
+///         0
+///     }
 /// }
 ///
 /// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
@@ -574,6 +740,12 @@ pub type HostBox = Host_TO<RBox<()>>;
 ///         RResult::ROk(())
 ///     }
 ///     fn tick(&mut self, _timer: u32) -> RResult<(), CallbackError> {
+///         RResult::ROk(())
+///     }
+///     fn answer(&mut self, _request: u32, _view: hivemind::abi::RequestView<'_>) -> RResult<abi_stable::std_types::RString, hivemind::abi::RequestFailure> {
+///         RResult::ROk("null".into())
+///     }
+///     fn replied(&mut self, _token: u64, _outcome: hivemind::abi::RequestOutcomes) -> RResult<(), CallbackError> {
 ///         RResult::ROk(())
 ///     }
 /// }

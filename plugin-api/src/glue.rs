@@ -4,18 +4,20 @@
 //! Rules this module keeps, so that the host can unload a library for real:
 //! - every entry point catches panics before they reach the boundary;
 //! - the library's panic hook prints no backtrace (a symbolised backtrace pins memory for good);
-//! - the only thread-local is a `const` `Cell` of a raw pointer, which has no destructor and so
-//!   never pins the library to a host thread.
+//! - the only thread-locals are `const` `Cell`s (a raw pointer, a flag), which have no
+//!   destructor and so never pin the library to a host thread.
 
 use crate::Node;
 use crate::abi::{
     CallbackError, DeclaredSchemas, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeLib,
-    NodeLib_Ref, NodeObject, NodeParts, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
+    NodeLib_Ref, NodeObject, NodeParts, RequestDecl, RequestErrorKind, RequestFailure,
+    RequestOutcomes, RequestView, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
 };
 use crate::message::Message;
 use crate::node::{
     Context, ServiceEntry, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn,
 };
+use crate::request::{self, HandlerFn, Request, Requests, Waiting};
 use crate::service::{Flow, Service};
 use abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
@@ -69,24 +71,45 @@ pub const fn lib_header<N: NodeExport>() -> LibHeader {
 thread_local! {
     /// The host of the node whose code runs on this thread right now (null outside callbacks).
     static CURRENT_HOST: Cell<*const HostBox> = const { Cell::new(std::ptr::null()) };
+    /// Whether the code running on this thread is a node's delivery-thread callback (a
+    /// subscription, timer, request handler or reply callback), where nothing may block.
+    static ON_DELIVERY_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks `host` as the current node's host for the duration of one entry call.
 struct HostScope {
     previous: *const HostBox,
+    was_delivering: bool,
 }
 
 impl HostScope {
     fn enter(host: &HostBox) -> Self {
         let previous = CURRENT_HOST.with(|current| current.replace(host));
-        Self { previous }
+        let was_delivering = ON_DELIVERY_THREAD.with(Cell::get);
+        Self {
+            previous,
+            was_delivering,
+        }
+    }
+
+    /// Like [`HostScope::enter`], for a call on the node's delivery thread.
+    fn deliver(host: &HostBox) -> Self {
+        let scope = Self::enter(host);
+        ON_DELIVERY_THREAD.with(|flag| flag.set(true));
+        scope
     }
 }
 
 impl Drop for HostScope {
     fn drop(&mut self) {
         CURRENT_HOST.with(|current| current.set(self.previous));
+        ON_DELIVERY_THREAD.with(|flag| flag.set(self.was_delivering));
     }
+}
+
+/// Whether this thread runs a node's delivery-thread callback right now.
+pub(crate) fn on_delivery_thread() -> bool {
+    ON_DELIVERY_THREAD.with(Cell::get)
 }
 
 /// Logs through the host of the node running on this thread; false if there is none.
@@ -174,6 +197,23 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
     node.services(&mut services);
     let mut subscriptions = Subscriptions::new();
     node.subscriptions(&mut subscriptions);
+    let mut requests = Requests::new(init.host.clone());
+    node.requests(&mut requests);
+    let Requests {
+        registered: handlers,
+        waiting,
+        ..
+    } = requests;
+    let (request_decls, handlers): (RVec<RequestDecl>, Vec<HandlerFn<N>>) = handlers
+        .into_iter()
+        .map(|(name, help, handler)| {
+            let decl = RequestDecl {
+                name: name.into(),
+                help: help.into(),
+            };
+            (decl, handler)
+        })
+        .unzip();
 
     let Subscriptions { registered, timers } = subscriptions;
     let mut patterns = RVec::with_capacity(registered.len());
@@ -219,6 +259,8 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
         callbacks,
         ticks,
         host: init.host.clone(),
+        handlers,
+        waiting,
     };
     Ok(NodeParts {
         node: NodeBox::from_value(runner, TD_Opaque),
@@ -226,20 +268,62 @@ fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
         subscriptions: patterns,
         timers: timer_decls,
         schemas,
+        requests: request_decls,
     })
 }
 
-/// A node instance with its subscription and timer callbacks, driven by the host's node thread.
+/// A node instance with its subscription, timer and request callbacks, driven by the host's
+/// node thread.
 struct NodeRunner<N> {
     node: N,
     callbacks: Vec<SubscriptionFn<N>>,
     ticks: Vec<TimerFn<N>>,
     host: HostBox,
+    handlers: Vec<HandlerFn<N>>,
+    waiting: std::sync::Arc<Waiting<N>>,
 }
 
 impl<N: Node> NodeObject for NodeRunner<N> {
+    fn answer(&mut self, index: u32, view: RequestView<'_>) -> RResult<RString, RequestFailure> {
+        let _scope = HostScope::deliver(&self.host);
+        let Self { node, handlers, .. } = self;
+        let name = view.name.as_str();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let handler = handlers.get_mut(index as usize).ok_or_else(|| {
+                request::failure(
+                    RequestErrorKind::NoResponder,
+                    format!("this node has no request number {index} (`{name}`)"),
+                )
+            })?;
+            let request = Request::new(
+                name,
+                view.node.as_str(),
+                view.host.as_str(),
+                view.args.as_str(),
+            );
+            handler(node, &request).map(RString::from)
+        }));
+        match outcome {
+            Ok(Ok(reply)) => RResult::ROk(reply),
+            Ok(Err(failure)) => RResult::RErr(failure),
+            Err(payload) => RResult::RErr(request::failure(
+                RequestErrorKind::Panicked,
+                panic_text(payload.as_ref()),
+            )),
+        }
+    }
+
+    fn replied(&mut self, token: u64, outcome: RequestOutcomes) -> RResult<(), CallbackError> {
+        let _scope = HostScope::deliver(&self.host);
+        let Some(callback) = self.waiting.take(token) else {
+            return RResult::ROk(());
+        };
+        let node = &mut self.node;
+        contain(|| callback(node, outcome).map_err(|error| error.to_string()))
+    }
+
     fn tick(&mut self, timer: u32) -> RResult<(), CallbackError> {
-        let _scope = HostScope::enter(&self.host);
+        let _scope = HostScope::deliver(&self.host);
         let Self { node, ticks, .. } = self;
         contain(|| {
             let tick = ticks
@@ -250,7 +334,7 @@ impl<N: Node> NodeObject for NodeRunner<N> {
     }
 
     fn save_state(&mut self) -> RResult<ROption<RString>, CallbackError> {
-        let _scope = HostScope::enter(&self.host);
+        let _scope = HostScope::deliver(&self.host);
         let node = &mut self.node;
         contain(|| match node.save_state() {
             Ok(Some(state)) => Ok(ROption::RSome(state.to_string().into())),
@@ -260,7 +344,7 @@ impl<N: Node> NodeObject for NodeRunner<N> {
     }
 
     fn restore_state(&mut self, state: RStr<'_>) -> RResult<(), CallbackError> {
-        let _scope = HostScope::enter(&self.host);
+        let _scope = HostScope::deliver(&self.host);
         let node = &mut self.node;
         contain(|| {
             let state = serde_json::from_str(state.as_str())
@@ -274,7 +358,7 @@ impl<N: Node> NodeObject for NodeRunner<N> {
         subscription: u32,
         message: MessageView<'_>,
     ) -> RResult<(), CallbackError> {
-        let _scope = HostScope::enter(&self.host);
+        let _scope = HostScope::deliver(&self.host);
         let Self {
             node, callbacks, ..
         } = self;

@@ -392,6 +392,85 @@ impl Node for Typed {
     }
 }
 
+/// A node that asks from its delivery thread (blocking, refused; and with an `Asker`) and from
+/// a service, and answers one request that panics on demand.
+struct Asking {
+    out: Option<Service>,
+    ask: Option<Asker<Self>>,
+    heard: Vec<String>,
+}
+
+exported!(Asking);
+
+impl Node for Asking {
+    fn new(_context: &Context) -> Result<Self> {
+        Ok(Asking {
+            out: None,
+            ask: None,
+            heard: Vec::new(),
+        })
+    }
+
+    fn services(&mut self, hive: &mut Services) {
+        hive.add_service("poll", |service: &Service| {
+            let reply =
+                service.request("level", &json!({"of": "battery"}), Duration::from_secs(2))?;
+            service.send(&reply.value())?;
+            Ok(Flow::Stop)
+        });
+        self.out = Some(hive.add_publisher("out"));
+    }
+
+    fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+        hive.add_subscription("blocking", |node: &mut Self, _: &Message| {
+            let out = node.out.as_ref().ok_or("no publisher")?;
+            match out.request("level", &(), Duration::from_secs(1)) {
+                Err(error) => node.heard.push(format!("{:?}", error.kind())),
+                Ok(reply) => node.heard.push(reply.json().to_owned()),
+            }
+            Ok(())
+        });
+        hive.add_subscription("asking", |node: &mut Self, _: &Message| {
+            let ask = node.ask.as_ref().ok_or("no asker")?;
+            ask.ask(
+                "level",
+                &1,
+                Duration::from_millis(300),
+                |node: &mut Self, reply| {
+                    match reply {
+                        Ok(reply) => {
+                            node.heard
+                                .push(format!("{} from {}", reply.json(), reply.node()))
+                        }
+                        Err(error) => node.heard.push(format!("{:?}", error.kind())),
+                    }
+                    Ok(())
+                },
+            );
+            Ok(())
+        });
+    }
+
+    fn requests(&mut self, hive: &mut Requests<Self>) {
+        self.ask = Some(hive.asker());
+        hive.add_request(
+            "heard",
+            "what it heard",
+            |node: &mut Self, request: &Request| {
+                if request.args() == &json!("panic") {
+                    panic!("asked to panic");
+                }
+                Ok(node.heard.clone())
+            },
+        );
+        hive.add_typed_request(
+            "add",
+            "adds two numbers",
+            |_: &mut Self, (a, b): (i64, i64), _: &Request| Ok(a + b),
+        );
+    }
+}
+
 #[test]
 fn declared_types_reach_the_host_by_id_as_json_schemas() {
     let host = crate::testing::recording_host();
@@ -429,4 +508,66 @@ fn declared_types_reach_the_host_by_id_as_json_schemas() {
     assert_eq!(node.service_schema("nope"), None);
     assert_eq!(node.subscription_schema("readings"), Some(reading));
     assert_eq!(node.subscription_schema("*"), None);
+}
+
+#[test]
+fn a_blocking_request_from_the_delivery_thread_is_refused_and_an_asker_gets_its_reply_later() {
+    let mut node = TestNode::<Asking>::new().unwrap();
+    assert_eq!(
+        node.requests(),
+        [("heard", "what it heard"), ("add", "adds two numbers")]
+    );
+    node.reply_to("level", &json!(42));
+    node.deliver("blocking", &()).unwrap();
+    assert!(
+        node.asked().is_empty(),
+        "a refused request never reaches the host"
+    );
+    node.deliver("asking", &()).unwrap();
+    assert_eq!(node.request("heard", &()).unwrap(), json!(["WouldBlock"]));
+    assert_eq!(node.deliver_replies().unwrap(), 1);
+    assert_eq!(
+        node.request("heard", &()).unwrap(),
+        json!(["WouldBlock", "42 from test"])
+    );
+    assert_eq!(node.asked()[0].timeout, Duration::from_millis(300));
+
+    node.fail_to("level", RequestErrorKind::Timeout, "too slow");
+    node.deliver("asking", &()).unwrap();
+    node.deliver_replies().unwrap();
+    assert_eq!(node.request("heard", &()).unwrap()[2], json!("Timeout"));
+
+    let error = node.run_service("poll").unwrap_err();
+    assert!(error.message().contains("too slow"), "{error}");
+    node.reply_to("level", &json!(7));
+    assert_eq!(node.run_service("poll").unwrap(), Flow::Stop);
+    assert_eq!(node.sent_on("poll"), [json!(7)]);
+    assert_eq!(
+        node.asked().last().unwrap().args(),
+        json!({"of": "battery"})
+    );
+}
+
+#[test]
+fn request_handlers_fail_with_their_kind() {
+    let mut node = TestNode::<Asking>::new().unwrap();
+    let error = node.request("heard", &"panic").unwrap_err();
+    assert_eq!(error.kind(), RequestErrorKind::Panicked);
+    assert!(error.message().contains("asked to panic"), "{error}");
+    assert_eq!(node.request("add", &(2, 3)).unwrap(), json!(5));
+    let error = node.request("add", &"two").unwrap_err();
+    assert_eq!(error.kind(), RequestErrorKind::InvalidArgs);
+    assert!(
+        error
+            .message()
+            .contains("the arguments of request `add` do not decode"),
+        "{error}"
+    );
+    let error = node.request("nothing", &()).unwrap_err();
+    assert_eq!(error.kind(), RequestErrorKind::NoResponder);
+    node.set_max_payload_bytes(3);
+    assert_eq!(
+        node.request("add", &(2000, 3000)).unwrap_err().kind(),
+        RequestErrorKind::TooLarge
+    );
 }

@@ -50,6 +50,11 @@
 //!   [`Node::restore_state`] before the new one receives anything. Messages sent to the node
 //!   meanwhile wait in its queue and are delivered, in order, to the new instance.
 //!
+//! - A node answers named **requests** ([`Requests::add_request`], in [`Node::requests`]) on
+//!   its delivery thread, in order with its subscriptions, and asks other nodes: blocking from
+//!   a service ([`Service::request`]), or with an [`Asker`] from anywhere, the reply then
+//!   arriving later as a callback with `&mut self`. Every request ends in exactly one reply or
+//!   [`RequestError`], at its timeout at the latest. See [`request`].
 //! - [`testing`] runs a node in a plain `cargo test`, through the same glue the host drives.
 //! - Payload and settings types derive [`Serialize`] and [`Deserialize`] (re-exported from
 //!   [`serde`], and in the prelude). serde's derives name the `serde` crate, so a node crate
@@ -80,6 +85,7 @@ mod log;
 mod message;
 mod node;
 mod pattern;
+pub mod request;
 mod service;
 pub mod testing;
 
@@ -93,6 +99,9 @@ mod nodes_guide {}
 pub use log::Level;
 pub use message::{Message, PayloadError};
 pub use node::{Context, Node, Services, Subscriptions};
+pub use request::{
+    AllReplies, Asker, DecodeError, Reply, Request, RequestError, RequestErrorKind, Requests,
+};
 pub use service::{Flow, SendError, SendErrorKind, Service};
 
 /// Any error a callback or constructor may return; `?` converts most errors into it.
@@ -213,7 +222,8 @@ pub use schemars::JsonSchema;
 /// ```
 pub mod prelude {
     pub use crate::{
-        Context, Error, Flow, Message, Node, Result, SendError, SendErrorKind, Service, Services,
+        AllReplies, Asker, Context, Error, Flow, Message, Node, Reply, Request, RequestError,
+        RequestErrorKind, Requests, Result, SendError, SendErrorKind, Service, Services,
         Subscriptions, debug, error, info, warn,
     };
     pub use schemars::JsonSchema;

@@ -2,7 +2,7 @@
 
 use crate::abi::HostBox;
 use crate::service::{Flow, Service};
-use crate::{Message, Result};
+use crate::{Message, Requests, Result};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -61,6 +61,13 @@ pub trait Node: Send + Sized + 'static {
     /// Registers the node's subscriptions with [`Subscriptions::add_subscription`]. Called once,
     /// after `services`.
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
+        let _ = hive;
+    }
+
+    /// Registers the requests the node answers with [`Requests::add_request`], and takes its
+    /// [`Asker`](crate::Asker) with [`Requests::asker`] if it asks from its delivery thread.
+    /// Called once, after `subscriptions`.
+    fn requests(&mut self, hive: &mut Requests<Self>) {
         let _ = hive;
     }
 

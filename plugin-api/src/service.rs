@@ -1,6 +1,7 @@
 //! Services: the handle a service callback sends through, and what its callback returns.
 
 use crate::abi::HostBox;
+use crate::request::{self, AllReplies, Reply, RequestError};
 use abi_stable::StableAbi;
 use abi_stable::std_types::RStr;
 use serde::Serialize;
@@ -222,6 +223,79 @@ impl Service {
     /// ```
     pub fn is_running(&self) -> bool {
         self.host.is_running()
+    }
+
+    /// Asks request `name` with `args` and waits for the reply, `timeout` at most (shortened
+    /// to [`MAX_TIMEOUT`](crate::request::MAX_TIMEOUT)). A node of this host answers if one
+    /// can; otherwise one on another host of the mesh.
+    ///
+    /// It blocks, so it is for service loops only: called from the node's delivery thread (a
+    /// subscription, timer, request handler or reply callback) it fails at once with
+    /// [`RequestErrorKind::WouldBlock`](crate::RequestErrorKind::WouldBlock) instead of
+    /// stalling the node; use an [`Asker`](crate::Asker) there.
+    ///
+    /// ```no_run
+    /// use hivemind::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// fn poll(service: &Service) -> Result<Flow> {
+    ///     match service.request("battery/level", &(), Duration::from_secs(1)) {
+    ///         Ok(reply) => info!("{}% left (said {})", reply.decode::<u8>()?, reply.node()),
+    ///         Err(error) if error.kind() == RequestErrorKind::NoResponder => {}
+    ///         Err(error) => warn!("{error}"),
+    ///     }
+    ///     service.sleep_for(Duration::from_secs(10));
+    ///     Ok(Flow::Continue)
+    /// }
+    /// # let _ = poll;
+    /// ```
+    pub fn request<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &T,
+        timeout: Duration,
+    ) -> Result<Reply, RequestError> {
+        let args = self.blocking_args(name, args)?;
+        let outcomes = self.host.request(
+            RStr::from_str(name),
+            RStr::from_str(&args),
+            request::nanos(timeout),
+            false,
+        );
+        request::single(outcomes, name)
+    }
+
+    /// Like [`request`](Self::request), of every node that answers `name` (on every host):
+    /// waits until all have answered or `timeout` has passed, and returns each one's reply or
+    /// error (a [`Timeout`](crate::RequestErrorKind::Timeout) for those that had not answered
+    /// by then). The outer error says why nobody was asked.
+    pub fn request_all<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &T,
+        timeout: Duration,
+    ) -> AllReplies {
+        let args = self.blocking_args(name, args)?;
+        let outcomes = self.host.request(
+            RStr::from_str(name),
+            RStr::from_str(&args),
+            request::nanos(timeout),
+            true,
+        );
+        request::all(outcomes, name)
+    }
+
+    fn blocking_args<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &T,
+    ) -> Result<String, RequestError> {
+        if crate::glue::on_delivery_thread() {
+            let error = request::would_block(name);
+            crate::glue::log_to_current_node(crate::abi::LogLevel::Error, error.message());
+            return Err(error);
+        }
+        request::args_json(name, args)
     }
 }
 

@@ -15,10 +15,17 @@
 //! - a [`reload`](TestNode::reload) hands the state over as `hm dev` does when new code is
 //!   swapped in: `save_state` on the old instance, `restore_state` on the new one, as JSON text.
 //!
+//! - requests: [`request`](TestNode::request) calls the node's request handlers as a hive's
+//!   asker would; what the node itself asks is answered from canned replies
+//!   ([`reply_to`](TestNode::reply_to), [`fail_to`](TestNode::fail_to)), or fails with
+//!   [`NoResponder`](RequestErrorKind::NoResponder) as in a hive where nobody answers, and a
+//!   blocking request from a delivery-thread callback is refused as in a hive.
+//!
 //! What differs, on purpose: nothing runs by itself. A service's loop runs one iteration per
 //! [`run_service`](TestNode::run_service), a timer ticks on [`tick`](TestNode::tick), and
 //! `sleep_for` returns at once (still running, unless the node was stopped) with the duration
-//! recorded in [`sleeps`](TestNode::sleeps).
+//! recorded in [`sleeps`](TestNode::sleeps). The replies to an [`Asker`](crate::Asker)'s asks
+//! wait until [`deliver_replies`](TestNode::deliver_replies).
 //!
 //! ```
 //! use hivemind::prelude::*;
@@ -68,15 +75,18 @@
 use crate::Level;
 use crate::abi::{
     CallbackError, DeclaredSchemas, Host, HostBox, LogLevel, MessageView, NodeBox, NodeInit,
-    NodeParts, SendFailure, ServiceBox, TimerDecl,
+    NodeParts, ReplyData, RequestDecl, RequestErrorKind, RequestFailure, RequestOutcomes,
+    RequestView, SendFailure, ServiceBox, TimerDecl,
 };
 use crate::glue::{NodeExport, mark_under_test, root_module};
 use crate::pattern::Glob;
+use crate::request::{RequestError, args_json};
 use crate::service::{Flow, SendErrorKind};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -705,12 +715,82 @@ impl fmt::Display for TestError {
 
 impl std::error::Error for TestError {}
 
+/// One request the node asked (with [`Service::request`](crate::Service::request) or an
+/// [`Asker`](crate::Asker)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// The request's name.
+    pub name: String,
+    /// The arguments as JSON text.
+    pub json: String,
+    /// The timeout it was asked with.
+    pub timeout: Duration,
+    /// Whether it asked every responder (`request_all`, `ask_all`).
+    pub all: bool,
+}
+
+impl Asked {
+    /// The arguments as a JSON value.
+    pub fn args(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+/// What a test answers a request name the node asks with.
+#[derive(Clone)]
+enum Canned {
+    Reply(String),
+    Fail(RequestErrorKind, String),
+}
+
 /// What the recording host keeps.
 #[derive(Default)]
 struct Record {
     sent: Vec<Sent>,
     logs: Vec<LogLine>,
     sleeps: Vec<Duration>,
+    asked: Vec<Asked>,
+    canned: HashMap<String, Canned>,
+    /// Outcomes of asks, waiting for [`TestNode::deliver_replies`].
+    replies: Vec<(u64, RequestOutcomes)>,
+    next_token: u64,
+}
+
+impl Record {
+    /// Answers a request the node asked, from the canned replies.
+    fn answer(&mut self, name: &str, args: &str, timeout: u64, all: bool) -> RequestOutcomes {
+        self.asked.push(Asked {
+            name: name.to_owned(),
+            json: args.to_owned(),
+            timeout: Duration::from_nanos(timeout),
+            all,
+        });
+        let outcome = match self.canned.get(name) {
+            None => {
+                return RResult::RErr(RequestFailure {
+                    kind: RequestErrorKind::NoResponder,
+                    message: format!(
+                        "no node answers request `{name}` (the test gave no reply_to for it)"
+                    )
+                    .into(),
+                    node: RString::new(),
+                    host: RString::new(),
+                });
+            }
+            Some(Canned::Reply(json)) => RResult::ROk(ReplyData {
+                node: TEST_SENDER.into(),
+                host: TEST_SENDER.into(),
+                json: json.as_str().into(),
+            }),
+            Some(Canned::Fail(kind, message)) => RResult::RErr(RequestFailure {
+                kind: *kind,
+                message: message.as_str().into(),
+                node: TEST_SENDER.into(),
+                host: TEST_SENDER.into(),
+            }),
+        };
+        RResult::ROk(RVec::from(vec![outcome]))
+    }
 }
 
 /// The recording host's state, shared by the node's [`HostBox`] clones and the [`TestNode`].
@@ -811,6 +891,27 @@ impl Host for TestHost {
     fn is_running(&self) -> bool {
         self.0.running.load(Ordering::Relaxed)
     }
+
+    fn request(
+        &self,
+        name: RStr<'_>,
+        args: RStr<'_>,
+        timeout_nanos: u64,
+        all: bool,
+    ) -> RequestOutcomes {
+        self.0
+            .record()
+            .answer(name.as_str(), args.as_str(), timeout_nanos, all)
+    }
+
+    fn ask(&self, name: RStr<'_>, args: RStr<'_>, timeout_nanos: u64, all: bool) -> u64 {
+        let mut record = self.0.record();
+        let outcome = record.answer(name.as_str(), args.as_str(), timeout_nanos, all);
+        record.next_token += 1;
+        let token = record.next_token;
+        record.replies.push((token, outcome));
+        token
+    }
 }
 
 /// A recording host with nothing recorded yet, for the crate's own tests of the glue.
@@ -895,6 +996,7 @@ pub struct TestNode<N: NodeExport> {
     timers: Vec<TimerDecl>,
     /// What the node declared, as the host receives it.
     schemas: DeclaredSchemas,
+    requests: Vec<RequestDecl>,
     _node: PhantomData<fn() -> N>,
 }
 
@@ -1162,6 +1264,7 @@ impl<N: NodeExport> TestNode<N> {
             subscriptions,
             timers,
             schemas,
+            requests,
         } = new_node(init).into_result().map_err(|e| {
             TestError::from_callback(&format!("the constructor of node `{name}`"), &e)
         })?;
@@ -1193,6 +1296,7 @@ impl<N: NodeExport> TestNode<N> {
             subscriptions,
             timers: timers.into_iter().collect(),
             schemas,
+            requests: requests.into_iter().collect(),
             _node: PhantomData,
         })
     }
@@ -1612,6 +1716,126 @@ impl<N: NodeExport> TestNode<N> {
             .iter()
             .map(|t| (t.name.as_str(), Duration::from_nanos(t.period_nanos)))
             .collect()
+    }
+
+    /// The request names the node answers and their help lines, in registration order.
+    pub fn requests(&self) -> Vec<(&str, &str)> {
+        self.requests
+            .iter()
+            .map(|r| (r.name.as_str(), r.help.as_str()))
+            .collect()
+    }
+
+    /// Asks the node's handler of request `name` with `args`, as the node [`TEST_SENDER`]
+    /// would, and returns the reply as JSON. The errors are those the asker would get in a
+    /// hive: [`HandlerError`](RequestErrorKind::HandlerError) and
+    /// [`Panicked`](RequestErrorKind::Panicked) with the handler's message,
+    /// [`InvalidArgs`](RequestErrorKind::InvalidArgs) for arguments that do not decode,
+    /// [`NoResponder`](RequestErrorKind::NoResponder) for a name the node does not answer,
+    /// [`TooLarge`](RequestErrorKind::TooLarge) for a reply over `max_payload_bytes`.
+    pub fn request<T: Serialize + ?Sized>(
+        &mut self,
+        name: &str,
+        args: &T,
+    ) -> Result<Value, RequestError> {
+        self.request_from(TEST_SENDER, name, args)
+    }
+
+    /// Like [`request`](Self::request), asked by node `node`.
+    pub fn request_from<T: Serialize + ?Sized>(
+        &mut self,
+        node: &str,
+        name: &str,
+        args: &T,
+    ) -> Result<Value, RequestError> {
+        let json = args_json(name, args)?;
+        let Some(index) = self.requests.iter().position(|r| r.name.as_str() == name) else {
+            return Err(RequestError::new(
+                RequestErrorKind::NoResponder,
+                format!("node `{}` does not answer request `{name}`", self.name),
+            ));
+        };
+        let host = RStr::from_str(TEST_SENDER);
+        let view = RequestView {
+            name: RStr::from_str(name),
+            node: RStr::from_str(node),
+            host,
+            args: RStr::from_str(&json),
+        };
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        match self.node.answer(index, view).into_result() {
+            Ok(reply) => {
+                let limit = self.recorder.max_payload_bytes.load(Ordering::Relaxed);
+                if reply.len() > limit {
+                    return Err(RequestError::new(
+                        RequestErrorKind::TooLarge,
+                        format!(
+                            "the reply of node `{}` to request `{name}` is {} bytes, over the hive's limit of {limit} bytes ([messages] max_payload_bytes)",
+                            self.name,
+                            reply.len()
+                        ),
+                    ));
+                }
+                Ok(serde_json::from_str(reply.as_str()).unwrap_or(Value::Null))
+            }
+            Err(failure) => {
+                let error = RequestError::from_failure(failure);
+                self.recorder.log(
+                    Level::Error,
+                    format!("request `{name}` failed: {}", error.message()),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// Answers every request named `name` that the node asks from now on with `reply`.
+    pub fn reply_to<T: Serialize + ?Sized>(&mut self, name: &str, reply: &T) {
+        let json = serde_json::to_string(reply).unwrap_or_else(|_| "null".to_owned());
+        self.recorder
+            .record()
+            .canned
+            .insert(name.to_owned(), Canned::Reply(json));
+    }
+
+    /// Fails every request named `name` that the node asks from now on, with `kind` and
+    /// `message` (to test how the node takes a timeout, a restart, a handler's error).
+    pub fn fail_to(&mut self, name: &str, kind: RequestErrorKind, message: &str) {
+        self.recorder
+            .record()
+            .canned
+            .insert(name.to_owned(), Canned::Fail(kind, message.to_owned()));
+    }
+
+    /// Every request the node has asked, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.recorder.record().asked.clone()
+    }
+
+    /// Runs the reply callbacks of the node's [`Asker`](crate::Asker) asks so far, in the order
+    /// asked, as the node's delivery thread would; returns how many ran. The first callback's
+    /// error is returned (the others still run).
+    pub fn deliver_replies(&mut self) -> Result<usize, TestError> {
+        let mut ran = 0;
+        let mut first_error = None;
+        loop {
+            let replies = std::mem::take(&mut self.recorder.record().replies);
+            if replies.is_empty() {
+                break;
+            }
+            for (token, outcome) in replies {
+                ran += 1;
+                if let RResult::RErr(error) = self.node.replied(token, outcome) {
+                    let error = TestError::from_callback("a reply callback", &error);
+                    self.recorder.log(Level::Error, error.message.clone());
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(ran),
+        }
     }
 
     /// Sets the largest payload the node may send (the hive's `[messages] max_payload_bytes`).

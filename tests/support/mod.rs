@@ -37,7 +37,7 @@ pub fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         say(&format!(
-            "building hm and the nodes the tests load (probe, probe2, batsignal, batman) with cargo, dev profile; \
+            "building hm and the nodes the tests load (probe, probe2, oracle, batsignal, batman) with cargo, dev profile; \
              a first build takes minutes, then seconds ({})",
             std::env::current_exe()
                 .ok()
@@ -58,6 +58,8 @@ pub fn built() -> &'static Path {
                 "batsignal",
                 "-p",
                 "batman",
+                "-p",
+                "oracle",
             ])
             .status()
             .expect("cargo runs");

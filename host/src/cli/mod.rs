@@ -1,5 +1,6 @@
 //! The `hm` command line: one module per subcommand, each with its help beside its code.
 
+mod call;
 mod create_node;
 mod dev;
 mod enable;
@@ -9,6 +10,8 @@ mod mesh;
 mod new;
 mod running;
 mod send;
+
+pub use call::CallFailed;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,6 +35,7 @@ enum Command {
     /// Switch a node off in config/hive.toml (comments kept); a running hive stops it at once.
     Disable(enable::EnableArgs),
     Send(send::SendArgs),
+    Call(call::CallArgs),
     List(list::ListArgs),
     Logs(logs::LogsArgs),
     Mesh(mesh::MeshArgs),
@@ -50,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Enable(args) => enable::run(args, true),
         Command::Disable(args) => enable::run(args, false),
         Command::Send(args) => send::run(args),
+        Command::Call(args) => call::run(args),
         Command::List(args) => list::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Mesh(args) => mesh::run(args),

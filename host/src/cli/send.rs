@@ -101,6 +101,42 @@ impl Target {
 }
 
 impl Hive {
+    /// The same hive, waiting up to `limit` for an answer (a request's timeout, and more).
+    pub(super) fn waiting(mut self, limit: Duration) -> Self {
+        self.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(limit))
+            .build()
+            .into();
+        self
+    }
+
+    /// POSTs `body` (JSON text) to `path`, with the key if any; returns the status and the
+    /// JSON answer whatever the status (an error only if the hive is not reachable).
+    pub(super) fn post_status(&self, path: &str, body: &str) -> Result<(u16, serde_json::Value)> {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json");
+        if let Some(key) = &self.key {
+            request = request.header(web::KEY_HEADER, key);
+        }
+        let mut response = request.send(body).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the hive at {}: {e}\nhelp: is it running (hm dev or hm run)? Pass its address with --url if it runs elsewhere",
+                self.url
+            )
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("cannot read the hive's answer from {}", self.url))?;
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| serde_json::json!({ "error": text.trim() }));
+        Ok((status, value))
+    }
+
     /// GETs `path` and returns the JSON answer, or an error that says what went wrong.
     pub(super) fn get(&self, path: &str) -> Result<serde_json::Value> {
         // Beyond loopback, reads need the key too.
@@ -183,7 +219,7 @@ pub(super) fn run(args: SendArgs) -> Result<()> {
 }
 
 /// Percent-encodes everything but unreserved URL characters.
-fn percent_encode(text: &str) -> String {
+pub(super) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -247,7 +247,7 @@ impl Actor {
     /// Waits for `runtime` to be built, until `deadline` or the hive stops.
     fn wait_built(&mut self, name: &str, runtime: NodeRuntime, deadline: Instant) -> Waited {
         match runtime.wait_built_until(deadline, &self.wake) {
-            BuildOutcome::Built(built) => Waited::Built(runtime, Box::new(built)),
+            BuildOutcome::Built(built) => Waited::Built(runtime, built),
             BuildOutcome::Failed(error) => Waited::Failed(error),
             BuildOutcome::TimedOut => {
                 // It stops by itself once the node's code returns, closing its library then.

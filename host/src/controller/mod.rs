@@ -39,6 +39,7 @@ use crate::events::{EventKind, Events};
 use crate::loader::{self, Libraries, LoadError};
 use crate::logging::Logs;
 use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
+use crate::requests::Router;
 use crate::runtime::{Environment, NodeShared, NodeSnapshot, NodeStatus};
 use crate::schemas::{Schemas, Violation};
 use actor::Command;
@@ -230,6 +231,8 @@ impl Controller {
     /// A controller for `config`, with nothing started yet.
     pub fn new(config: HiveConfig, selection: Selection, logs: Logs) -> Result<Self> {
         let scratch = crate::isolate::scratch_folder()?;
+        let host: Arc<str> = config.mesh.host_name(config.port).into();
+        let router = Arc::new(Router::new(host.clone(), config.messages.max_payload_bytes));
         let env = Arc::new(Environment {
             logs,
             libraries: Libraries::new(scratch.path().to_path_buf()),
@@ -237,6 +240,7 @@ impl Controller {
             scratch: scratch.path().to_path_buf(),
             // The running program itself, even if its file was replaced since it started.
             child_exe: PathBuf::from("/proc/self/exe"),
+            router,
         });
         let events = Arc::new(Events::default());
         let reporting = events.clone();
@@ -251,7 +255,6 @@ impl Controller {
                 );
             },
         )));
-        let host: Arc<str> = config.mesh.host_name(config.port).into();
         let nodes = config
             .nodes
             .iter()
@@ -331,8 +334,14 @@ impl Controller {
             && let Some(core) = Arc::get_mut(&mut self.core)
         {
             core.host = host.into();
+            core.env.router.set_host(core.host.clone());
         }
         self
+    }
+
+    /// The hive's request router: who answers which request name; asks them.
+    pub(crate) fn router(&self) -> &Arc<Router> {
+        &self.core.env.router
     }
 
     /// This host's name: `[mesh] host`, or the machine's name and the port.

@@ -14,10 +14,12 @@ use crate::bus::{Bus, Delivery, Indices, Message, Outlet, Overflow};
 use crate::config::FaultPolicy;
 use crate::loader::Libraries;
 use crate::logging::Logs;
+use crate::requests::{Ask, Done, Outcome as RequestOutcome, Router, Upstream};
 use crate::runtime::{self, Environment, NodeQueue, NodeRuntime, NodeSpec, NodeStatus};
 use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
+use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -54,6 +56,38 @@ impl Outlet for ToHost {
             message.service.clone(),
             message.payload.clone(),
         ));
+    }
+}
+
+/// The process's way to the host's router: every ask of its node goes to the host (an `ASK`
+/// frame), whose router always answers (an `ASKED` frame), by the ask's timeout at the latest.
+struct ToHostRouter {
+    outgoing: Sender<Outgoing>,
+    waiting: parking_lot::Mutex<HashMap<u64, Done>>,
+    tokens: AtomicU64,
+}
+
+impl Upstream for ToHostRouter {
+    fn ask(&self, ask: Ask, done: Done) {
+        let token = self.tokens.fetch_add(1, Ordering::Relaxed) + 1;
+        self.waiting.lock().insert(token, done);
+        send_frame(&self.outgoing, wire::ASK, |f| {
+            f.u64(token)
+                .u64(ask.timeout.as_millis() as u64)
+                .u8(u8::from(ask.all))
+                .str(&ask.name)
+                .str(&ask.args)
+        });
+    }
+}
+
+impl ToHostRouter {
+    /// The host answered ask `token`.
+    fn answered(&self, token: u64, outcome: RequestOutcome) {
+        let done = self.waiting.lock().remove(&token);
+        if let Some(done) = done {
+            done(outcome);
+        }
     }
 }
 
@@ -94,7 +128,18 @@ pub fn child_main() -> Result<()> {
         max_payload_bytes: spec.max_payload_bytes,
         scratch: spec.scratch.clone(),
         child_exe: std::env::current_exe().unwrap_or_default(),
+        router: Arc::new(Router::new(
+            spec.host.as_str().into(),
+            spec.max_payload_bytes,
+        )),
     });
+    let upstream = Arc::new(ToHostRouter {
+        outgoing: outgoing.clone(),
+        waiting: parking_lot::Mutex::new(HashMap::new()),
+        tokens: AtomicU64::new(0),
+    });
+    env.router.set_upstream(upstream.clone());
+    let router = env.router.clone();
     let processed = Arc::new(AtomicU64::new(0));
     let queue = NodeQueue::new(WINDOW);
     let name: Arc<str> = spec.name.as_str().into();
@@ -140,6 +185,7 @@ pub fn child_main() -> Result<()> {
                 library: built.library,
                 took_us: built.took.as_micros() as u64,
                 types: built.types,
+                requests: built.requests.clone(),
             };
             send_frame(&outgoing, wire::BUILT, |f| {
                 f.raw(&serde_json::to_vec(&report).expect("plain data"))
@@ -198,6 +244,35 @@ pub fn child_main() -> Result<()> {
                 if writer_sleeps.swap(false, Ordering::SeqCst) {
                     let _ = outgoing.send(Outgoing::Nudge);
                 }
+            }
+            wire::REQUEST => {
+                let id = fields.u64()?;
+                let timeout = Duration::from_millis(fields.u64()?);
+                let ask = Ask {
+                    name: fields.str()?.to_owned(),
+                    from_node: fields.str()?.into(),
+                    from_host: fields.str()?.into(),
+                    args: fields.str()?.to_owned(),
+                    timeout,
+                    all: false,
+                };
+                let answers = outgoing.clone();
+                // To this process's own node (registered with its router when it started).
+                router.route(ask, move |outcome| {
+                    let part = match outcome {
+                        Ok(parts) => parts.into_iter().next(),
+                        Err(failure) => Some(Err(failure)),
+                    };
+                    if let Some(part) = part {
+                        let json = serde_json::to_vec(&part).expect("plain data");
+                        send_frame(&answers, wire::ANSWER, |f| f.u64(id).raw(&json));
+                    }
+                });
+            }
+            wire::ASKED => {
+                let token = fields.u64()?;
+                let outcome: RequestOutcome = fields.json()?;
+                upstream.answered(token, outcome);
             }
             wire::START => {
                 let state = fields.opt_str()?.map(str::to_owned);

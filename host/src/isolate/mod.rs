@@ -29,9 +29,10 @@ pub(crate) use scratch::scratch_folder;
 
 use crate::bus::{Delivery, Subscription};
 use crate::loader::LibraryInfo;
+use crate::requests::{Answer, Ask, Failure, Job, Outcome as RequestOutcome, Part, Router};
 use crate::runtime::{
     BuildError, Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
-    compile_subscriptions, count_undelivered,
+    compile_subscriptions, count_undelivered, withdraw,
 };
 use crate::schemas::DeclaredTypes;
 use crossbeam_channel::{Receiver, Sender};
@@ -115,6 +116,9 @@ struct BuiltReport {
     /// The payload types the node declared.
     #[serde(default)]
     types: DeclaredTypes,
+    /// The request names it answers, with their help lines.
+    #[serde(default)]
+    requests: Vec<(String, String)>,
 }
 
 /// What the process's socket brought, for the node's thread.
@@ -125,8 +129,29 @@ enum Event {
     State(Option<String>),
     /// The node failed inside the process (too many panics); the text says why.
     Failed(String),
+    /// The answer to the request sent with this id.
+    Answered(u64, Part),
     /// The socket closed: the process exited or died.
     Gone,
+}
+
+/// What the reader thread needs to carry the process's asks to the host's router; the
+/// outcomes go to the node's thread, which writes them to the process.
+#[derive(Clone)]
+struct Relay {
+    router: Arc<Router>,
+    node: Arc<str>,
+    host: Arc<str>,
+    outcomes: Sender<(u64, RequestOutcome)>,
+}
+
+impl Relay {
+    fn ask(&self, token: u64, ask: Ask) {
+        let outcomes = self.outcomes.clone();
+        self.router.ask(ask, move |outcome| {
+            let _ = outcomes.send((token, outcome));
+        });
+    }
 }
 
 /// The isolated [`Driver`](crate::runtime::Driver): the host side of an instance of a node with
@@ -141,7 +166,14 @@ pub(crate) fn supervise(
 ) {
     *shared.overlay.lock() = Some(Overlay::default());
     let started = Instant::now();
-    let (process, report) = match Process::launch(&spec, env, shared) {
+    let (outcomes, asked) = crossbeam_channel::unbounded();
+    let relay = Relay {
+        router: env.router.clone(),
+        node: spec.name.clone(),
+        host: spec.host.clone(),
+        outcomes,
+    };
+    let (process, report) = match Process::launch(&spec, env, shared, &relay) {
         Ok(launched) => launched,
         Err(error) => {
             shared.fail(&error);
@@ -168,6 +200,7 @@ pub(crate) fn supervise(
         library,
         took: started.elapsed(),
         types: report.types.clone(),
+        requests: report.requests.clone(),
     }));
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -186,7 +219,17 @@ pub(crate) fn supervise(
         }
     };
     shared.register(topics, &subscriptions);
+    env.router.register(
+        &spec.name,
+        spec.generation,
+        &report.requests,
+        &spec.queue.desk,
+    );
     let mut pump = Pump {
+        relay,
+        asked,
+        in_flight: None,
+        next_request: 1,
         spec: &spec,
         env,
         shared,
@@ -235,6 +278,7 @@ impl Process {
         spec: &NodeSpec,
         env: &Environment,
         shared: &Arc<NodeShared>,
+        relay: &Relay,
     ) -> Result<(Self, BuiltReport), String> {
         static PROCESSES: AtomicU64 = AtomicU64::new(0);
         let folder = env.scratch.join(format!(
@@ -287,9 +331,10 @@ impl Process {
         let reading = process.stream.try_clone().map_err(what)?;
         let reader_shared = shared.clone();
         let max_frame = wire::max_frame(env.max_payload_bytes);
+        let relay = relay.clone();
         std::thread::Builder::new()
             .name(format!("hm:{}:read", spec.name))
-            .spawn(move || read_process(reading, max_frame, &reader_shared, &sender))
+            .spawn(move || read_process(reading, max_frame, &reader_shared, &sender, &relay))
             .map_err(what)?;
         let init = serde_json::to_string(&ChildSpec::new(spec, env, folder)).expect("plain data");
         let mut out = Encoder::default();
@@ -356,13 +401,19 @@ impl Process {
 /// Reads the process's frames until its socket closes: messages its services sent go on the
 /// bus at once, log lines into the node's log, reports into the node's overlay; the rest goes
 /// to the node's thread as [`Event`]s.
-fn read_process(stream: UnixStream, max_frame: usize, shared: &NodeShared, events: &Sender<Event>) {
+fn read_process(
+    stream: UnixStream,
+    max_frame: usize,
+    shared: &NodeShared,
+    events: &Sender<Event>,
+    relay: &Relay,
+) {
     let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream), max_frame);
     let mut services: HashMap<String, u32> = HashMap::new();
     loop {
         let event = match input.next() {
             Ok(Some((tag, mut fields))) => {
-                match on_frame(tag, &mut fields, shared, &mut services) {
+                match on_frame(tag, &mut fields, shared, &mut services, relay) {
                     Ok(Some(event)) => event,
                     Ok(None) => continue,
                     Err(error) => {
@@ -396,8 +447,40 @@ fn on_frame(
     fields: &mut wire::Fields<'_>,
     shared: &NodeShared,
     services: &mut HashMap<String, u32>,
+    relay: &Relay,
 ) -> io::Result<Option<Event>> {
     Ok(Some(match tag {
+        wire::ANSWER => {
+            let id = fields.u64()?;
+            let part: Part = fields.json()?;
+            Event::Answered(id, part)
+        }
+        wire::ASK => {
+            let token = fields.u64()?;
+            let timeout = Duration::from_millis(fields.u64()?);
+            let all = fields.u8()? != 0;
+            let name = fields.str()?.to_owned();
+            let args = fields.str()?;
+            // The node's glue sends JSON only; anything else is refused like a publish.
+            let ask = Ask {
+                name,
+                args: if serde_json::from_str::<IgnoredAny>(args).is_ok() {
+                    args.to_owned()
+                } else {
+                    shared.log.write(
+                        LogLevel::Error,
+                        "the node's process asked with arguments that are not JSON; sent as null",
+                    );
+                    "null".to_owned()
+                },
+                from_node: relay.node.clone(),
+                from_host: relay.host.clone(),
+                timeout,
+                all,
+            };
+            relay.ask(token, ask);
+            return Ok(None);
+        }
         wire::PUBLISH => {
             let service = fields.str()?;
             let payload = fields.str()?;
@@ -482,6 +565,14 @@ enum Outcome {
 /// Moves an isolated node's messages from its queue to its process, and restarts the process
 /// when it dies.
 struct Pump<'a> {
+    /// Carries the process's asks to the host's router.
+    relay: Relay,
+    /// The outcomes of the process's asks, to write to it.
+    asked: Receiver<(u64, RequestOutcome)>,
+    /// The request the process holds (one at a time, so that the rest wait in the node's desk
+    /// for whichever instance comes next), with its id.
+    in_flight: Option<(u64, Job)>,
+    next_request: u64,
     spec: &'a NodeSpec,
     env: &'a Environment,
     shared: &'a Arc<NodeShared>,
@@ -516,8 +607,12 @@ impl Pump<'_> {
     /// Moves messages until the instance is done or its process dies.
     fn pump(&mut self) -> Outcome {
         let inbox = &self.spec.queue.inbox;
+        let desk = &self.spec.queue.desk.inbox;
         let never = crossbeam_channel::never();
+        let never_job = crossbeam_channel::never();
         loop {
+            self.take_request();
+            self.write_asked();
             while self.unacked.len() < WINDOW && self.outbox.len() < WRITE_BATCH {
                 match inbox.try_recv() {
                     Ok(delivery) => self.send(delivery),
@@ -552,9 +647,20 @@ impl Pump<'_> {
             } else {
                 Duration::from_millis(1)
             };
+            let jobs = if self.in_flight.is_none() {
+                desk
+            } else {
+                &never_job
+            };
             crossbeam_channel::select! {
                 recv(waiting) -> delivery => if let Ok(delivery) = delivery {
                     self.send(delivery);
+                },
+                recv(jobs) -> job => if let Ok(job) = job {
+                    self.send_request(job);
+                },
+                recv(self.asked) -> outcome => if let Ok((token, outcome)) = outcome {
+                    self.encode_asked(token, &outcome);
                 },
                 recv(self.process.events) -> event => {
                     if let Some(outcome) = self.on_event(event.unwrap_or(Event::Gone)) {
@@ -568,6 +674,62 @@ impl Pump<'_> {
                 },
                 default(patience) => {}
             }
+        }
+    }
+
+    /// Sends the next request on the desk to the process, if it holds none.
+    fn take_request(&mut self) {
+        if self.in_flight.is_none()
+            && let Ok(job) = self.spec.queue.desk.inbox.try_recv()
+        {
+            self.send_request(job);
+        }
+    }
+
+    fn send_request(&mut self, job: Job) {
+        if job.expired() {
+            return;
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        self.outbox
+            .frame(wire::REQUEST)
+            .u64(id)
+            .u64(job.left().as_millis().max(1) as u64)
+            .str(&job.name)
+            .str(&job.from_node)
+            .str(&job.from_host)
+            .str(&job.args)
+            .end();
+        self.in_flight = Some((id, job));
+    }
+
+    /// Writes the outcomes of the process's asks that have come.
+    fn write_asked(&mut self) {
+        while let Ok((token, outcome)) = self.asked.try_recv() {
+            self.encode_asked(token, &outcome);
+        }
+    }
+
+    fn encode_asked(&mut self, token: u64, outcome: &RequestOutcome) {
+        let json = serde_json::to_vec(outcome).expect("plain data");
+        self.outbox.frame(wire::ASKED).u64(token).raw(&json).end();
+    }
+
+    /// The process answered request `id`.
+    fn answered(&mut self, id: u64, part: Part) {
+        match self.in_flight.take() {
+            Some((held, job)) if held == id => job.answer(match part {
+                Ok(Answer { json, .. }) if serde_json::from_str::<IgnoredAny>(&json).is_ok() => {
+                    Ok(json)
+                }
+                Ok(_) => Err(Failure::new(
+                    crate::requests::FailureKind::HandlerError,
+                    "the node's process sent a reply that is not JSON",
+                )),
+                Err(failure) => Err(failure),
+            }),
+            other => self.in_flight = other,
         }
     }
 
@@ -617,6 +779,10 @@ impl Pump<'_> {
                 self.finish(true);
                 Some(Outcome::Done)
             }
+            Event::Answered(id, part) => {
+                self.answered(id, part);
+                None
+            }
             Event::Gone => Some(Outcome::Crashed),
             Event::Built(_) | Event::BuildFailed(_) | Event::State(_) => None,
         }
@@ -639,6 +805,18 @@ impl Pump<'_> {
     /// Lets the process finish what it was sent, save its state and exit; returns the state.
     fn hand_over(&mut self) -> Option<String> {
         let deadline = Instant::now() + HAND_OVER_DEADLINE;
+        // The request in hand is finished first; the queued ones stay for the next instance.
+        let _ = self.flush();
+        while self.in_flight.is_some()
+            && let Some(left) = deadline.checked_duration_since(Instant::now())
+        {
+            match self.process.events.recv_timeout(left) {
+                Ok(Event::Gone) | Err(_) => break,
+                Ok(event) => {
+                    self.on_event(event);
+                }
+            }
+        }
         while !self.outbox.is_empty() && Instant::now() < deadline {
             if self.flush().is_err() {
                 break;
@@ -677,12 +855,16 @@ impl Pump<'_> {
                 Event::Acked(upto) => {
                     self.on_event(Event::Acked(upto));
                 }
+                Event::Answered(id, part) => self.answered(id, part),
                 Event::Gone => break,
                 _ => {}
             }
         }
         self.drop_unacked("were not handled before the node's process ended");
+        // Unanswered, it fails its asker (`restarted`).
+        self.in_flight = None;
         if all {
+            withdraw(&self.relay.router, self.spec, &self.shared.log);
             count_undelivered(
                 &self.spec.queue.inbox,
                 &self.subscriptions,
@@ -700,6 +882,8 @@ impl Pump<'_> {
             self.crashes_in_a_row = 0;
         }
         self.outbox = Encoder::default();
+        // The request in hand died with the process: its asker hears it now (`restarted`).
+        self.in_flight = None;
         self.drop_suspect();
         let crashes = {
             let mut overlay = self.shared.overlay.lock();
@@ -733,7 +917,7 @@ impl Pump<'_> {
             if !self.wait(delay) {
                 return false;
             }
-            match Process::launch(self.spec, self.env, self.shared) {
+            match Process::launch(self.spec, self.env, self.shared, &self.relay) {
                 Ok((process, report)) => {
                     if report.services != self.report.services
                         || report.patterns != self.report.patterns
@@ -824,6 +1008,7 @@ impl Pump<'_> {
                 self.drop_unacked(
                     "in hand when the node's process died were dropped: the node stopped",
                 );
+                withdraw(&self.relay.router, self.spec, &self.shared.log);
                 count_undelivered(
                     &self.spec.queue.inbox,
                     &self.subscriptions,

@@ -35,6 +35,11 @@ pub(super) const DELIVER: u8 = 3;
 pub(super) const HAND_OVER: u8 = 4;
 /// Host → process: stop and exit.
 pub(super) const STOP: u8 = 5;
+/// Host → process: a request for the node: id, timeout left (ms), name, asker, asker's host,
+/// arguments (JSON text).
+pub(super) const REQUEST: u8 = 6;
+/// Host → process: the outcome of the node's ask: its token and the outcome (JSON).
+pub(super) const ASKED: u8 = 7;
 /// Process → host: the node is built ([`super::BuiltReport`], JSON).
 pub(super) const BUILT: u8 = 11;
 /// Process → host: the node could not be built; the text says why.
@@ -49,6 +54,10 @@ pub(super) const LOG: u8 = 15;
 pub(super) const REPORT: u8 = 16;
 /// Process → host: the state saved for the next instance (reply to [`HAND_OVER`]).
 pub(super) const STATE: u8 = 17;
+/// Process → host: the answer to a [`REQUEST`]: its id and the outcome (JSON).
+pub(super) const ANSWER: u8 = 18;
+/// Process → host: the node asks: its token, timeout (ms), whether of all, name, arguments.
+pub(super) const ASK: u8 = 19;
 
 /// Appends frames to a buffer, to be written in one go.
 #[derive(Default)]

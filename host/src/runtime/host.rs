@@ -1,8 +1,10 @@
 //! The host side of the ABI: what a node's code calls back into.
 
+use super::answer::outcomes_to_abi;
 use super::state::NodeShared;
+use crate::requests::{Failure, FailureKind};
 use abi_stable::std_types::{RResult, RStr};
-use hivemind::abi::{Host, LogLevel, SendFailure};
+use hivemind::abi::{Host, LogLevel, RequestOutcomes, SendFailure};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,4 +42,53 @@ impl Host for NodeHost {
     fn is_running(&self) -> bool {
         !self.shared.is_stopping()
     }
+
+    fn request(
+        &self,
+        name: RStr<'_>,
+        args: RStr<'_>,
+        timeout_nanos: u64,
+        all: bool,
+    ) -> RequestOutcomes {
+        let outcome = match self.shared.asking.get() {
+            _ if self.shared.is_stopping() => Err(stopping(name.as_str())),
+            Some(asking) => asking.request(
+                &self.shared.name,
+                name.as_str(),
+                args.as_str(),
+                Duration::from_nanos(timeout_nanos),
+                all,
+            ),
+            None => Err(not_started(name.as_str())),
+        };
+        outcomes_to_abi(&outcome)
+    }
+
+    fn ask(&self, name: RStr<'_>, args: RStr<'_>, timeout_nanos: u64, all: bool) -> u64 {
+        match self.shared.asking.get() {
+            Some(asking) => asking.ask_later(
+                &self.shared.name,
+                name.as_str(),
+                args.as_str(),
+                Duration::from_nanos(timeout_nanos),
+                all,
+            ),
+            // Not built yet: nothing can deliver the outcome; the callback never runs.
+            None => 0,
+        }
+    }
+}
+
+fn stopping(name: &str) -> Failure {
+    Failure::new(
+        FailureKind::Stopping,
+        format!("request `{name}` was not asked: the node is stopping"),
+    )
+}
+
+fn not_started(name: &str) -> Failure {
+    Failure::new(
+        FailureKind::Stopping,
+        format!("request `{name}` was not asked: the node has not started"),
+    )
 }

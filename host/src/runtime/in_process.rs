@@ -11,18 +11,20 @@ use super::service::{self, ServiceThread};
 use super::state;
 use super::timers::Timers;
 use super::{
-    BuildError, Built, Control, Environment, NodeShared, NodeSpec, SERVICE_STOP_DEADLINE,
-    compile_subscriptions, count_undelivered,
+    Answering, Asking, BuildError, Built, Control, Environment, NodeShared, NodeSpec,
+    SERVICE_STOP_DEADLINE, compile_subscriptions, count_undelivered, withdraw,
 };
 use crate::bus::{Delivery, Inbox, Subscription};
 use crate::loader::NodeLibrary;
 use crate::logging::NodeLog;
+use crate::requests::Router;
 use crate::schemas::DeclaredTypes;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr, RString};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::{
-    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, ServiceDecl, TimerDecl,
+    HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeParts, RequestDecl, ServiceDecl,
+    TimerDecl,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,6 +50,11 @@ pub(crate) fn drive(
         }
     };
     shared.set_library(library.info().clone());
+    let _ = shared.asking.set(Asking {
+        router: env.router.clone(),
+        mailbox: spec.queue.mailbox.clone(),
+        host: spec.host.clone(),
+    });
     let node = match build(&spec, shared, &library) {
         Ok(node) => node,
         Err(error) => {
@@ -74,8 +81,9 @@ pub(crate) fn drive(
         library: library.info().clone(),
         took,
         types: node.types.clone(),
+        requests: Answering::registration(&node.requests),
     }));
-    if run(node, &spec, shared, control) {
+    if run(node, &spec, shared, control, &env.router) {
         // Every object the library made is gone and every thread that ran its code has ended:
         // closing it is sound.
         drop(library);
@@ -93,6 +101,7 @@ struct BuiltNode {
     subscriptions: Vec<Subscription>,
     timers: Vec<TimerDecl>,
     types: DeclaredTypes,
+    requests: Vec<RequestDecl>,
 }
 
 fn build(
@@ -112,6 +121,7 @@ fn build(
         subscriptions,
         timers,
         schemas,
+        requests,
     } = library
         .new_node(init)
         .into_result()
@@ -136,6 +146,7 @@ fn build(
         subscriptions,
         timers: timers.into_iter().collect(),
         types,
+        requests: requests.into_iter().collect(),
     })
 }
 
@@ -175,6 +186,7 @@ fn run(
     spec: &NodeSpec,
     shared: &Arc<NodeShared>,
     control: &Receiver<Control>,
+    router: &Router,
 ) -> bool {
     let BuiltNode {
         mut object,
@@ -183,6 +195,7 @@ fn run(
         subscriptions,
         timers,
         types: _,
+        requests,
     } = node;
     let (topics, state, backlog) = match control.recv() {
         Ok(Control::Start {
@@ -197,6 +210,18 @@ fn run(
         Ok(Control::Stop) | Err(_) => return true,
     };
     let stats = shared.register(topics, &subscriptions);
+    let answering = Answering::new(
+        &requests,
+        spec.queue.desk.clone(),
+        spec.queue.mailbox.clone(),
+        router.max_payload_bytes(),
+    );
+    router.register(
+        &spec.name,
+        spec.generation,
+        &Answering::registration(&requests),
+        &spec.queue.desk,
+    );
     if let Some(state) = state {
         restore(&mut object, &state, &shared.log);
     }
@@ -236,6 +261,7 @@ fn run(
             shared,
             control,
             &mut timers,
+            &answering,
         ),
     };
     shared.stop();
@@ -247,8 +273,12 @@ fn run(
         Ending::HandOver(reply) => {
             let _ = reply.send(save(&mut object, &shared.log));
         }
-        Ending::Stop => count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log),
+        Ending::Stop => {
+            withdraw(router, spec, &shared.log);
+            count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
+        }
         Ending::Failed(reason) => {
+            withdraw(router, spec, &shared.log);
             count_undelivered(&spec.queue.inbox, &subscriptions, &shared.log);
             shared.fail(&reason);
         }
@@ -284,6 +314,7 @@ fn deliver_until_told(
     shared: &NodeShared,
     control: &Receiver<Control>,
     timers: &mut Timers,
+    answering: &Answering,
 ) -> Ending {
     let inbox = &spec.queue.inbox;
     let bell = spec.queue.sender.bell();
@@ -291,7 +322,9 @@ fn deliver_until_told(
     loop {
         // Timers tick between deliveries, on this thread: in order with the subscriptions.
         timers.tick_due(object, shared);
-        let mut handled = 0;
+        // So do requests and the replies to the node's own asks. A request in hand is
+        // finished before a hand-over; once stopping, the rest wait for the next instance.
+        let mut handled = answering.handle(object, shared, BATCH);
         // Once asked to hand over or stop, take no further message (the next instance will).
         while handled < BATCH && !shared.is_stopping() {
             match inbox.try_recv() {
@@ -313,7 +346,8 @@ fn deliver_until_told(
         }
         // Sleep until a message, a control command or the next timer's deadline.
         bell.sleep_unless_until(timers.next_due(), || {
-            !control.is_empty() || (!shared.is_stopping() && !inbox.is_empty())
+            !control.is_empty()
+                || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
         });
     }
 }

@@ -22,12 +22,14 @@
 //! to the next wait in it and reach the new one, once and in order. Every call into the library
 //! happens on the threads a driver made, and they are all joined before the library is closed.
 
+mod answer;
 mod host;
 pub(crate) mod in_process;
 mod service;
 mod state;
 mod timers;
 
+pub(crate) use answer::{Answering, Asking};
 pub(crate) use state::{NodeShared, Overlay};
 pub use state::{NodeSnapshot, NodeStatus};
 pub(crate) use state::{ServiceSnapshot, SubscriptionSnapshot};
@@ -38,6 +40,7 @@ use crate::bus::{
 use crate::config::FaultPolicy;
 use crate::loader::{Libraries, LibraryInfo, LoadError};
 use crate::logging::{Logs, NodeLog};
+use crate::requests::{Desk, Mailbox, Router};
 use crate::schemas::DeclaredTypes;
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
@@ -58,13 +61,23 @@ pub struct NodeQueue {
     pub sender: QueueSender,
     /// Where the node's instance takes them from.
     pub inbox: Inbox,
+    /// The requests waiting for the node (the same doorbell).
+    pub(crate) desk: Desk,
+    /// The outcomes of the node's non-blocking asks (the same doorbell).
+    pub(crate) mailbox: Mailbox,
 }
 
 impl NodeQueue {
     /// A queue with room for `capacity` messages.
     pub fn new(capacity: usize) -> Self {
         let (sender, inbox) = crate::bus::queue(capacity);
-        Self { sender, inbox }
+        let bell = sender.bell().clone();
+        Self {
+            sender,
+            inbox,
+            desk: Desk::new(bell.clone()),
+            mailbox: Mailbox::new(bell),
+        }
     }
 }
 
@@ -109,6 +122,8 @@ pub(crate) struct Environment {
     /// The program an isolated node's process runs (this one, started with its hidden
     /// child command).
     pub child_exe: PathBuf,
+    /// The host's request router.
+    pub router: Arc<Router>,
 }
 
 /// What an instance registered, for the controller to put on the bus.
@@ -123,6 +138,8 @@ pub(crate) struct Built {
     pub took: Duration,
     /// The payload types its services and subscriptions declared, by the same indices.
     pub types: DeclaredTypes,
+    /// The request names it answers, with their help lines, by index.
+    pub requests: Vec<(String, String)>,
 }
 
 pub(crate) enum Control {
@@ -207,7 +224,7 @@ pub(crate) type Driver = fn(
 /// How waiting for an instance to be built ended.
 pub(crate) enum BuildOutcome {
     /// Built: what it registered.
-    Built(Built),
+    Built(Box<Built>),
     /// It failed: why.
     Failed(BuildError),
     /// The deadline passed first; it may still finish.
@@ -279,7 +296,7 @@ impl NodeRuntime {
     ) -> BuildOutcome {
         crossbeam_channel::select! {
             recv(self.built) -> built => match built {
-                Ok(Ok(built)) => BuildOutcome::Built(built),
+                Ok(Ok(built)) => BuildOutcome::Built(Box::new(built)),
                 Ok(Err(error)) => BuildOutcome::Failed(error),
                 Err(_) => BuildOutcome::Failed(self.vanished()),
             },
@@ -391,6 +408,19 @@ pub(crate) fn compile_subscriptions<'a>(
             })
         })
         .collect()
+}
+
+/// An instance stops for good: it answers nothing more, and the requests waiting for it fail
+/// (`restarted`) at once rather than at their timeouts. Either driver.
+pub(crate) fn withdraw(router: &Router, spec: &NodeSpec, log: &NodeLog) {
+    router.withdraw(&spec.name, spec.generation);
+    let failed = spec.queue.desk.drain();
+    if failed > 0 {
+        log.write(
+            LogLevel::Warn,
+            &format!("{failed} queued request(s) were not answered because the node stopped"),
+        );
+    }
 }
 
 /// Messages still queued when a node stops for good are counted as dropped and reported.

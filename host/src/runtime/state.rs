@@ -465,6 +465,8 @@ pub(crate) struct NodeShared {
     state: Mutex<State>,
     /// Set for an isolated node: what its process reports.
     pub overlay: Mutex<Option<Overlay>>,
+    /// How the node asks requests; set before its constructor runs.
+    pub asking: OnceLock<super::answer::Asking>,
 }
 
 impl NodeShared {
@@ -493,6 +495,7 @@ impl NodeShared {
                 timers: Vec::new(),
             }),
             overlay: Mutex::new(None),
+            asking: OnceLock::new(),
         }
     }
 

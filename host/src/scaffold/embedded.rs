@@ -23,6 +23,7 @@ pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("src/message.rs"),
     api_file!("src/node.rs"),
     api_file!("src/pattern.rs"),
+    api_file!("src/request.rs"),
     api_file!("src/service.rs"),
     api_file!("src/testing.rs"),
 ];

@@ -74,11 +74,18 @@ const CARGO_RESERVED: &[&str] = &[
 /// Type names that `use hivemind::prelude::*` brings into a node's `lib.rs`; a node type of
 /// the same name would shadow them and the generated code would not compile.
 pub(super) const PRELUDE_TYPES: &[&str] = &[
+    "AllReplies",
+    "Asker",
     "Context",
     "Error",
     "Flow",
     "Message",
     "Node",
+    "Reply",
+    "Request",
+    "RequestError",
+    "RequestErrorKind",
+    "Requests",
     "Result",
     "SendError",
     "SendErrorKind",

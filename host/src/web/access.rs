@@ -314,7 +314,8 @@ fn wants_page(parts: &Parts) -> bool {
         || path == "/nodes"
         || path.starts_with("/nodes/")
         || path == "/topics"
-        || path == "/publish";
+        || path == "/publish"
+        || path == "/requests";
     let html = parts
         .headers
         .get(header::ACCEPT)

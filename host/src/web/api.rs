@@ -75,6 +75,7 @@ pub(super) fn hive_value(web: &Web) -> serde_json::Value {
         }
     }
     value["key_required"] = web.has_key().into();
+    value["requests"] = serde_json::to_value(web.controller.router().list()).unwrap_or_default();
     web.rates.annotate(&mut value);
     value
 }
@@ -327,7 +328,7 @@ fn action_verb(action: Action) -> &'static str {
 }
 
 /// Reads a request body of at most `limit` bytes; a longer one is a 413 without reading on.
-async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Vec<u8>, Response>
+pub(super) async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Vec<u8>, Response>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: warp::Buf,

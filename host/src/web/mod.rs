@@ -2,7 +2,7 @@
 //!
 //! | route                              | answer                                                     |
 //! |------------------------------------|------------------------------------------------------------|
-//! | `GET /`, `/nodes`, `/nodes/{name}`, `/topics`, `/publish` | the dashboard's pages (live, no reload) |
+//! | `GET /`, `/nodes`, `/nodes/{name}`, `/topics`, `/publish`, `/requests` | the dashboard's pages (live, no reload) |
 //! | `GET /static/{path}`               | the hive's `static/` files, then the built-in assets       |
 //! | `GET /api/hive`                    | the hive at once: name, nodes, topics, whether a key is required |
 //! | `GET /api/nodes`, `/api/nodes/{name}` | every node, one node (404 with a JSON error)           |
@@ -13,6 +13,8 @@
 //! | `GET /api/nodes/{name}/log`        | server-sent events: the node's log, its last lines then new ones |
 //! | `GET /api/subscribe?pattern=GLOB`  | a WebSocket streaming every matching message               |
 //! | `POST /api/publish/{service}`      | publishes the JSON body on that service (key)              |
+//! | `GET /api/requests`                | every request name: responders, help, counts, errors, latency |
+//! | `POST /api/request/{name}`         | asks it with the JSON body; the reply, or a JSON error ([`request`]) (key) |
 //! | `POST /api/nodes/{name}/enable`, `/disable`, `/reload` | what the page's buttons do (key) |
 //! | `POST /api/session`, `DELETE`      | a browser session (cookie) for the key sent in `X-Hive-Key` |
 //! | `GET /healthz`, `GET /metrics`     | `ok`; Prometheus counters                                  |
@@ -37,6 +39,7 @@ mod live;
 mod metrics;
 mod pages;
 mod rates;
+mod request;
 mod routes;
 mod server;
 pub(crate) mod tail;

@@ -17,6 +17,8 @@ pub(super) enum Page {
     Topics,
     /// `/publish`: send a payload by hand, and watch messages.
     Publish,
+    /// `/requests`: every request name with its responders and counters; ask one by hand.
+    Requests,
 }
 
 impl Page {
@@ -26,6 +28,7 @@ impl Page {
             Page::Nodes | Page::Node(_) => "nodes",
             Page::Topics => "topics",
             Page::Publish => "publish",
+            Page::Requests => "requests",
         }
     }
 
@@ -36,6 +39,7 @@ impl Page {
             Page::Node(name) => name.clone(),
             Page::Topics => "Topics".to_owned(),
             Page::Publish => "Publish".to_owned(),
+            Page::Requests => "Requests".to_owned(),
         }
     }
 }
@@ -57,6 +61,7 @@ pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
         ("nodes", "/nodes", "Nodes"),
         ("topics", "/topics", "Topics"),
         ("publish", "/publish", "Publish"),
+        ("requests", "/requests", "Requests"),
     ] {
         let here = if key == current {
             r#" aria-current="page""#
@@ -178,6 +183,14 @@ mod tests {
         );
         let key = key_page("gotham", "n0nce");
         assert_eq!(key.matches(r#"nonce="n0nce""#).count(), 2);
+    }
+
+    #[test]
+    fn the_requests_page_is_in_the_navigation_and_has_no_inline_script() {
+        let page = render("gotham", &Page::Requests, "{}");
+        assert!(page.contains(r#"<a href="/requests" aria-current="page">Requests</a>"#));
+        assert!(page.contains(r#"data-page="requests""#));
+        assert_eq!(page.matches("<script").count(), 2, "{page}");
     }
 
     #[test]

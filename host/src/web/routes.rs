@@ -3,7 +3,7 @@
 
 use super::api::Action;
 use super::pages::{self, Page};
-use super::{Web, api, assets, live, metrics};
+use super::{Web, api, assets, live, metrics, request};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use warp::Reply as _;
@@ -74,6 +74,10 @@ fn pages(web: &Web) -> Route {
         .and(warp::get())
         .and(with(web))
         .map(|w: Web| page(&w, Page::Publish));
+    let requests = warp::path!("requests")
+        .and(warp::get())
+        .and(with(web))
+        .map(|w: Web| page(&w, Page::Requests));
     let favicon = warp::path!("favicon.ico").and(warp::get()).map(|| {
         warp::redirect::permanent(warp::http::Uri::from_static("/static/favicon.svg"))
             .into_response()
@@ -93,6 +97,8 @@ fn pages(web: &Web) -> Route {
         .or(topics)
         .unify()
         .or(publish)
+        .unify()
+        .or(requests)
         .unify()
         .or(favicon)
         .unify()
@@ -134,6 +140,10 @@ fn reads(web: &Web) -> Route {
         .and(warp::get())
         .and(with(web))
         .map(|w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response());
+    let requests = warp::path!("api" / "requests")
+        .and(warp::get())
+        .and(with(web))
+        .map(|w: Web| request::list(&w));
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| "ok".into_response());
@@ -144,6 +154,7 @@ fn reads(web: &Web) -> Route {
             let mut text = metrics::render(&w.controller.snapshot(), &w.counters);
             text.push_str(&w.streams.metrics());
             text.push_str(&w.connections.metrics());
+            text.push_str(&request::metrics(&w));
             warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
                 .into_response()
         });
@@ -157,6 +168,8 @@ fn reads(web: &Web) -> Route {
         .or(schema)
         .unify()
         .or(mesh)
+        .unify()
+        .or(requests)
         .unify()
         .or(health)
         .unify()
@@ -210,7 +223,19 @@ fn changes(web: &Web) -> Route {
         .and(warp::post())
         .and(with(web))
         .then(|name: String, action, w: Web| api::act(w, name, action));
-    publish.or(act).unify().boxed()
+    let ask = warp::path("api")
+        .and(warp::path("request"))
+        .and(warp::path::tail())
+        .and(warp::post())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::body::stream())
+        .and(with(web))
+        .then(
+            |name: warp::path::Tail, query: HashMap<String, String>, body, w: Web| async move {
+                request::ask(w, name.as_str().to_owned(), query, Box::pin(body)).await
+            },
+        );
+    publish.or(act).unify().or(ask).unify().boxed()
 }
 
 /// Requests no route took: JSON errors that say what exists.
@@ -218,7 +243,7 @@ async fn refusal(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, message) = if rejection.is_not_found() {
         (
             StatusCode::NOT_FOUND,
-            "no such page: the pages are /, /nodes, /topics and /publish; the API is under /api (see the README)",
+            "no such page: the pages are /, /nodes, /topics, /publish and /requests; the API is under /api (see the README)",
         )
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         (

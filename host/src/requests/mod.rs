@@ -1,0 +1,818 @@
+//! The request router: which node answers which request name, and the carrying of each request
+//! to its responder's desk (a queue the responder's delivery thread drains between messages)
+//! and of its outcome back to the asker.
+//!
+//! # The contract
+//!
+//! - **Exactly one outcome per request, by its deadline.** Every [`Router::ask`] calls its
+//!   `done` exactly once: with the replies, or with a [`Failure`]. A deadline thread fails
+//!   whatever is unanswered at the request's timeout ([`FailureKind::Timeout`]); a [`Job`]
+//!   dropped unanswered (its node stopped, crashed or was disabled with it queued or in hand)
+//!   fails it at once ([`FailureKind::Restarted`]). Nobody waits past a timeout.
+//! - **Known at once.** No responder, arguments over `[messages] max_payload_bytes`, a full
+//!   desk: `done` runs before `ask` returns.
+//! - **This host first.** A plain request goes to one responder: the first node of this host
+//!   that registered the name; a responder elsewhere (through [`Remote`]) only when none here
+//!   does. [`Ask::all`] asks every responder, here and elsewhere. (No [`Remote`] is wired yet:
+//!   the mesh does not carry requests; see docs/ROADMAP.md, issue 16.)
+//! - **Desks outlive instances.** A node's [`Desk`] belongs to the node, like its message queue:
+//!   requests queued while it is reloaded wait there and reach the new instance; a request in
+//!   hand is finished by the old one before it hands over.
+//! - Timeouts are bounded: at most [`MAX_TIMEOUT`] (60 s), at least 1 ms.
+
+mod stats;
+
+use stats::NameStats;
+
+use crate::bus::Doorbell;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// The longest timeout a request may have (60 s): longer ones are shortened to it.
+pub(crate) const MAX_TIMEOUT: Duration = hivemind::request::MAX_TIMEOUT;
+/// The timeout of a request that names none (5 s).
+pub(crate) const DEFAULT_TIMEOUT: Duration = hivemind::request::DEFAULT_TIMEOUT;
+/// The shortest timeout (1 ms): shorter ones are raised to it.
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// How many requests may wait on one node's desk (beyond that: [`FailureKind::Busy`]).
+pub(crate) const DESK_CAPACITY: usize = 1024;
+
+pub(crate) use hivemind::abi::RequestErrorKind as FailureKind;
+
+/// The stable name of a failure kind, as the HTTP API, `hm call` and `/metrics` show it.
+pub(crate) fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::NoResponder => "no_responder",
+        FailureKind::Timeout => "timeout",
+        FailureKind::HandlerError => "handler_error",
+        FailureKind::Panicked => "panicked",
+        FailureKind::Restarted => "restarted",
+        FailureKind::TooLarge => "too_large",
+        FailureKind::WouldBlock => "would_block",
+        FailureKind::InvalidArgs => "invalid_args",
+        FailureKind::NotSerializable => "not_serializable",
+        FailureKind::Stopping => "stopping",
+        FailureKind::Busy => "busy",
+        _ => "other",
+    }
+}
+
+/// The kind named `name` (see [`kind_name`]); `None` for a name it does not know.
+pub(crate) fn kind_from_name(name: &str) -> Option<FailureKind> {
+    ALL_KINDS.iter().copied().find(|k| kind_name(*k) == name)
+}
+
+/// Every failure kind, in a fixed order (for `/metrics`).
+pub(crate) const ALL_KINDS: [FailureKind; 11] = [
+    FailureKind::NoResponder,
+    FailureKind::Timeout,
+    FailureKind::HandlerError,
+    FailureKind::Panicked,
+    FailureKind::Restarted,
+    FailureKind::TooLarge,
+    FailureKind::WouldBlock,
+    FailureKind::InvalidArgs,
+    FailureKind::NotSerializable,
+    FailureKind::Stopping,
+    FailureKind::Busy,
+];
+
+/// Why a request (or one responder's part of it) got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Failure {
+    /// What went wrong.
+    #[serde(
+        serialize_with = "serialize_kind",
+        deserialize_with = "deserialize_kind"
+    )]
+    pub(crate) kind: FailureKind,
+    /// For people: names the request and the fix.
+    pub(crate) message: String,
+    /// The responder involved, if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<String>,
+    /// Its host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
+}
+
+fn serialize_kind<S: serde::Serializer>(kind: &FailureKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind_name(*kind))
+}
+
+fn deserialize_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FailureKind, D::Error> {
+    let name = String::deserialize(d)?;
+    // A kind this host does not know (a newer peer's) reads as the handler's error.
+    Ok(kind_from_name(&name).unwrap_or(FailureKind::HandlerError))
+}
+
+impl Failure {
+    /// A failure with no responder involved.
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            node: None,
+            host: None,
+        }
+    }
+
+    /// The same, naming the responder.
+    pub(crate) fn of(mut self, node: &str, host: &str) -> Self {
+        self.node = Some(node.to_owned());
+        self.host = Some(host.to_owned());
+        self
+    }
+}
+
+/// One responder's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    /// The node that answered.
+    pub(crate) node: String,
+    /// Its host.
+    pub(crate) host: String,
+    /// The reply, as JSON text.
+    pub(crate) json: String,
+}
+
+/// One responder's outcome.
+pub(crate) type Part = Result<Answer, Failure>;
+
+/// A whole request's outcome: every asked responder's part, or why nobody was asked.
+pub(crate) type Outcome = Result<Vec<Part>, Failure>;
+
+/// A request to route.
+#[derive(Debug, Clone)]
+pub(crate) struct Ask {
+    /// The request's name.
+    pub(crate) name: String,
+    /// The arguments, as JSON text (already checked to be JSON).
+    pub(crate) args: String,
+    /// Who asks: a node's name, `api` or `cli`.
+    pub(crate) from_node: Arc<str>,
+    /// The asker's host.
+    pub(crate) from_host: Arc<str>,
+    /// How long to wait at most (bounded to [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`]).
+    pub(crate) timeout: Duration,
+    /// Ask every responder, not one.
+    pub(crate) all: bool,
+}
+
+/// A request on its way to (or in the hands of) a responder. Dropped unanswered, it fails the
+/// request: [`FailureKind::Restarted`], or [`FailureKind::Timeout`] once past its deadline.
+pub(crate) struct Job {
+    /// The request's name.
+    pub(crate) name: Arc<str>,
+    /// The arguments, as JSON text.
+    pub(crate) args: Arc<str>,
+    /// Who asked.
+    pub(crate) from_node: Arc<str>,
+    /// The asker's host.
+    pub(crate) from_host: Arc<str>,
+    /// The responder it was routed to, and its host.
+    pub(crate) node: Arc<str>,
+    host: Arc<str>,
+    deadline: Instant,
+    slot: Option<Arc<Slot>>,
+}
+
+impl Job {
+    /// Whether its asker has stopped waiting (the handler need not run).
+    pub(crate) fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// How long its asker still waits.
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Answers it with `json` (the reply) or `failure`.
+    pub(crate) fn answer(mut self, result: Result<String, Failure>) {
+        let part = match result {
+            Ok(json) => Ok(Answer {
+                node: self.node.to_string(),
+                host: self.host.to_string(),
+                json,
+            }),
+            Err(failure) => Err(failure.of(&self.node, &self.host)),
+        };
+        if let Some(slot) = self.slot.take() {
+            slot.fill(part);
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let failure = if self.expired() {
+            timeout(&self.name, self.deadline)
+        } else {
+            Failure::new(
+                FailureKind::Restarted,
+                format!(
+                    "node `{}` stopped (reloaded, crashed or disabled) with request `{}` unanswered; ask again",
+                    self.node, self.name
+                ),
+            )
+        };
+        slot.fill(Err(failure.of(&self.node, &self.host)));
+    }
+}
+
+fn timeout(name: &str, _deadline: Instant) -> Failure {
+    Failure::new(
+        FailureKind::Timeout,
+        format!("request `{name}` got no reply before its timeout"),
+    )
+}
+
+/// One responder's place in a request's outcome: filled once (the first filler wins).
+struct Slot {
+    gather: Arc<Gather>,
+    index: usize,
+}
+
+impl Slot {
+    fn fill(&self, part: Part) {
+        self.gather.fill(self.index, part);
+    }
+}
+
+/// What gets a request's outcome, once.
+pub(crate) type Done = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Collects the parts of one request; calls `done` once all are in.
+struct Gather {
+    name: Arc<str>,
+    parts: Mutex<(Vec<Option<Part>>, usize, Option<Done>)>,
+}
+
+impl Gather {
+    fn new(name: Arc<str>, count: usize, done: Done) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            parts: Mutex::new(((0..count).map(|_| None).collect(), count, Some(done))),
+        })
+    }
+
+    fn fill(&self, index: usize, part: Part) {
+        let finished = {
+            let mut parts = self.parts.lock();
+            let (slots, missing, done) = &mut *parts;
+            if done.is_none() {
+                // Finished already: a late part changes nothing.
+                return;
+            }
+            match slots.get_mut(index) {
+                Some(slot @ None) => {
+                    *slot = Some(part);
+                    *missing -= 1;
+                }
+                _ => return,
+            }
+            if *missing > 0 {
+                return;
+            }
+            let done = done.take();
+            let list: Vec<Part> = slots.iter_mut().filter_map(Option::take).collect();
+            done.map(|done| (done, list))
+        };
+        if let Some((done, list)) = finished {
+            done(Ok(list));
+        }
+    }
+
+    /// At the deadline: every part still missing is a timeout.
+    fn expire(&self, deadline: Instant, responders: &[(Arc<str>, Arc<str>)]) {
+        for (index, (node, host)) in responders.iter().enumerate() {
+            self.fill(index, Err(timeout(&self.name, deadline).of(node, host)));
+        }
+    }
+}
+
+/// A node's queue of requests, with the doorbell of its delivery thread. Belongs to the node,
+/// not to an instance (see the module's contract).
+#[derive(Clone)]
+pub(crate) struct Desk {
+    sender: Sender<Job>,
+    /// Where the node's delivery thread takes its requests from.
+    pub(crate) inbox: Receiver<Job>,
+    bell: Arc<Doorbell>,
+}
+
+impl Desk {
+    /// A desk whose arrivals ring `bell`.
+    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
+        let (sender, inbox) = crossbeam_channel::bounded(DESK_CAPACITY);
+        Self {
+            sender,
+            inbox,
+            bell,
+        }
+    }
+
+    /// Fails everything queued ([`FailureKind::Restarted`]): the node has stopped for good.
+    pub(crate) fn drain(&self) -> usize {
+        self.inbox.try_iter().count()
+    }
+}
+
+/// Where the outcomes of a node's non-blocking asks go: its delivery thread hands them to the
+/// node's reply callbacks. Belongs to the node, like its [`Desk`].
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    sender: Sender<(u64, Outcome)>,
+    /// Where the node's delivery thread takes the outcomes from.
+    pub(crate) inbox: Receiver<(u64, Outcome)>,
+    bell: Arc<Doorbell>,
+}
+
+impl Mailbox {
+    /// A mailbox whose arrivals ring `bell`.
+    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        Self {
+            sender,
+            inbox,
+            bell,
+        }
+    }
+
+    /// Puts `outcome` in it for the ask `token`.
+    pub(crate) fn post(&self, token: u64, outcome: Outcome) {
+        let _ = self.sender.send((token, outcome));
+        self.bell.ring();
+    }
+}
+
+/// One node of this host that answers a name.
+#[derive(Clone)]
+struct Responder {
+    node: Arc<str>,
+    generation: u64,
+    help: Arc<str>,
+    desk: Desk,
+}
+
+/// Responders on other hosts: the mesh. The router asks it when no node here answers (or, for
+/// [`Ask::all`], as well as those here).
+pub(crate) trait Remote: Send + Sync {
+    /// The responders elsewhere for `name`: (node, host) pairs.
+    fn responders(&self, name: &str) -> Vec<(String, String)>;
+    /// Asks `host`'s node `node`; must call `done` exactly once, by `ask`'s deadline or after.
+    fn ask(&self, ask: &Ask, node: &str, host: &str, done: Box<dyn FnOnce(Part) + Send>);
+}
+
+/// Where every request goes when this router is not the hive's own: an isolated node's
+/// process hands its node's asks to its host. Must call `done` exactly once.
+pub(crate) trait Upstream: Send + Sync {
+    /// Asks `ask` of the host.
+    fn ask(&self, ask: Ask, done: Done);
+}
+
+/// One responder as the page and the API list it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ResponderInfo {
+    /// The node.
+    pub(crate) node: String,
+    /// Its host.
+    pub(crate) host: String,
+}
+
+/// One request name as the page and the API list it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RequestInfo {
+    /// The name.
+    pub(crate) name: String,
+    /// Its help line (the first responder's).
+    pub(crate) help: String,
+    /// Who answers it, this host's nodes first.
+    pub(crate) responders: Vec<ResponderInfo>,
+    /// Its counters, as asked from this host.
+    #[serde(flatten)]
+    pub(crate) stats: stats::StatsSnapshot,
+}
+
+/// The hive's request router (one per host).
+pub(crate) struct Router {
+    host: RwLock<Arc<str>>,
+    max_payload_bytes: usize,
+    responders: RwLock<BTreeMap<String, Vec<Responder>>>,
+    stats: Mutex<BTreeMap<String, Arc<NameStats>>>,
+    deadlines: Arc<Deadlines>,
+    remote: RwLock<Option<Arc<dyn Remote>>>,
+    upstream: RwLock<Option<Arc<dyn Upstream>>>,
+    tokens: AtomicU64,
+}
+
+impl Router {
+    /// A router for host `host`, refusing arguments and replies over `max_payload_bytes`.
+    pub(crate) fn new(host: Arc<str>, max_payload_bytes: usize) -> Self {
+        Self {
+            host: RwLock::new(host),
+            max_payload_bytes,
+            responders: RwLock::new(BTreeMap::new()),
+            stats: Mutex::new(BTreeMap::new()),
+            deadlines: Deadlines::start(),
+            remote: RwLock::new(None),
+            upstream: RwLock::new(None),
+            tokens: AtomicU64::new(0),
+        }
+    }
+
+    /// This host's name.
+    pub(crate) fn host(&self) -> Arc<str> {
+        self.host.read().clone()
+    }
+
+    /// Renames this host (before anything asks).
+    pub(crate) fn set_host(&self, host: Arc<str>) {
+        *self.host.write() = host;
+    }
+
+    /// The largest arguments or reply, in bytes.
+    pub(crate) fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
+    /// Sends every ask to `upstream` from now on (an isolated node's process).
+    pub(crate) fn set_upstream(&self, upstream: Arc<dyn Upstream>) {
+        *self.upstream.write() = Some(upstream);
+    }
+
+    /// Sets (or clears) the responders elsewhere. Only the unit tests set one so far: the
+    /// mesh's side is not written (docs/ROADMAP.md, issue 16).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn set_remote(&self, remote: Option<Arc<dyn Remote>>) {
+        *self.remote.write() = remote;
+    }
+
+    /// A fresh token for a node's non-blocking ask.
+    pub(crate) fn token(&self) -> u64 {
+        self.tokens.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Makes instance `generation` of `node` the responder of `names` (name, help), replacing
+    /// what any instance of it registered before.
+    pub(crate) fn register(
+        &self,
+        node: &Arc<str>,
+        generation: u64,
+        names: &[(String, String)],
+        desk: &Desk,
+    ) {
+        let mut responders = self.responders.write();
+        // A new desk (the node's queue was replaced): what waits on the old one moves over, in
+        // order, under the write lock, so no ask puts anything on the old one meanwhile.
+        let old = responders
+            .values()
+            .flatten()
+            .find(|r| r.node == *node)
+            .map(|r| r.desk.clone());
+        if let Some(old) = old.filter(|old| !old.sender.same_channel(&desk.sender)) {
+            for job in old.inbox.try_iter() {
+                // Full: the job is dropped, which fails it (`busy` would be a lie: `restarted`).
+                let _ = desk.sender.try_send(job);
+            }
+            desk.bell.ring();
+        }
+        for list in responders.values_mut() {
+            list.retain(|r| r.node != *node);
+        }
+        for (name, help) in names {
+            responders.entry(name.clone()).or_default().push(Responder {
+                node: node.clone(),
+                generation,
+                help: help.as_str().into(),
+                desk: desk.clone(),
+            });
+        }
+        responders.retain(|_, list| !list.is_empty());
+    }
+
+    /// Instance `generation` of `node` stopped for good: it answers nothing any more. (A later
+    /// instance's registration stays.)
+    pub(crate) fn withdraw(&self, node: &str, generation: u64) {
+        let mut responders = self.responders.write();
+        for list in responders.values_mut() {
+            list.retain(|r| !(&*r.node == node && r.generation == generation));
+        }
+        responders.retain(|_, list| !list.is_empty());
+    }
+
+    /// The request names a node of this host answers.
+    #[cfg(test)]
+    pub(crate) fn names_of(&self, node: &str) -> Vec<String> {
+        self.responders
+            .read()
+            .iter()
+            .filter(|(_, list)| list.iter().any(|r| &*r.node == node))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Every request name known here, with its responders and counters.
+    pub(crate) fn list(&self) -> Vec<RequestInfo> {
+        let remote = self.remote.read().clone();
+        let host = self.host();
+        let responders = self.responders.read();
+        let stats = self.stats.lock();
+        let mut names: Vec<&String> = responders.keys().chain(stats.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let here = responders.get(name).map(Vec::as_slice).unwrap_or_default();
+                let mut list: Vec<ResponderInfo> = here
+                    .iter()
+                    .map(|r| ResponderInfo {
+                        node: r.node.to_string(),
+                        host: host.to_string(),
+                    })
+                    .collect();
+                if let Some(remote) = &remote {
+                    list.extend(
+                        remote
+                            .responders(name)
+                            .into_iter()
+                            .map(|(node, host)| ResponderInfo { node, host }),
+                    );
+                }
+                RequestInfo {
+                    name: name.clone(),
+                    help: here.first().map(|r| r.help.to_string()).unwrap_or_default(),
+                    responders: list,
+                    stats: stats.get(name).map(|s| s.snapshot()).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every name's counters, for `/metrics`.
+    pub(crate) fn stats(&self) -> Vec<(String, stats::StatsSnapshot)> {
+        self.stats
+            .lock()
+            .iter()
+            .map(|(name, s)| (name.clone(), s.snapshot()))
+            .collect()
+    }
+
+    fn stats_for(&self, name: &str) -> Arc<NameStats> {
+        self.stats
+            .lock()
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Routes `ask` (upstream, if there is one); `done` gets its outcome exactly once (see the
+    /// module's contract).
+    pub(crate) fn ask(&self, ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+        let upstream = self.upstream.read().clone();
+        match upstream {
+            Some(upstream) => upstream.ask(ask, Box::new(done)),
+            None => self.route(ask, done),
+        }
+    }
+
+    /// Routes `ask` to this router's own responders (and the mesh's).
+    pub(crate) fn route(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+        ask.timeout = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+        let started = Instant::now();
+        let deadline = started + ask.timeout;
+        if ask.name.is_empty() || ask.name.chars().any(char::is_control) {
+            done(Err(Failure::new(
+                FailureKind::NoResponder,
+                format!(
+                    "{:?} is not a request name: request names are non-empty and printable",
+                    ask.name
+                ),
+            )));
+            return;
+        }
+        let stats = self.stats_for(&ask.name);
+        let done = move |outcome: Outcome| {
+            stats.record(&outcome, started.elapsed());
+            done(outcome);
+        };
+        if ask.args.len() > self.max_payload_bytes {
+            done(Err(Failure::new(
+                FailureKind::TooLarge,
+                format!(
+                    "the arguments of request `{}` are {} bytes, over the hive's limit of {} bytes ([messages] max_payload_bytes in config/hive.toml)",
+                    ask.name,
+                    ask.args.len(),
+                    self.max_payload_bytes
+                ),
+            )));
+            return;
+        }
+        let name: Arc<str> = ask.name.as_str().into();
+        let args: Arc<str> = ask.args.as_str().into();
+        let host = self.host();
+        let remote = self.remote.read().clone();
+        let responders = self.responders.read();
+        let here: Vec<Responder> = match responders.get(&ask.name) {
+            Some(list) if ask.all => list.clone(),
+            Some(list) => list.iter().take(1).cloned().collect(),
+            None => Vec::new(),
+        };
+        let elsewhere: Vec<(String, String)> = match &remote {
+            Some(remote) if ask.all || here.is_empty() => {
+                let mut list = remote.responders(&ask.name);
+                if !ask.all {
+                    list.truncate(1);
+                }
+                list
+            }
+            _ => Vec::new(),
+        };
+        if here.is_empty() && elsewhere.is_empty() {
+            drop(responders);
+            done(Err(Failure::new(
+                FailureKind::NoResponder,
+                format!(
+                    "no node answers request `{}`: enable a node that registers it with add_request (GET /api/requests lists the names answered)",
+                    ask.name
+                ),
+            )));
+            return;
+        }
+        let who: Vec<(Arc<str>, Arc<str>)> = here
+            .iter()
+            .map(|r| (r.node.clone(), host.clone()))
+            .chain(
+                elsewhere
+                    .iter()
+                    .map(|(node, host)| (node.as_str().into(), host.as_str().into())),
+            )
+            .collect();
+        let gather = Gather::new(name.clone(), who.len(), Box::new(done));
+        self.deadlines.add(deadline, &gather, who.clone());
+        for (index, responder) in here.iter().enumerate() {
+            let job = Job {
+                name: name.clone(),
+                args: args.clone(),
+                from_node: ask.from_node.clone(),
+                from_host: ask.from_host.clone(),
+                node: responder.node.clone(),
+                host: host.clone(),
+                deadline,
+                slot: Some(Arc::new(Slot {
+                    gather: gather.clone(),
+                    index,
+                })),
+            };
+            match responder.desk.sender.try_send(job) {
+                Ok(()) => responder.desk.bell.ring(),
+                Err(TrySendError::Full(mut job)) => {
+                    let slot = job.slot.take();
+                    if let Some(slot) = slot {
+                        slot.fill(Err(Failure::new(
+                            FailureKind::Busy,
+                            format!(
+                                "node `{}` has {DESK_CAPACITY} requests waiting already; it is far behind",
+                                responder.node
+                            ),
+                        )
+                        .of(&responder.node, &host)));
+                    }
+                }
+                // The receiver lives in the desk we hold: never disconnected; a dropped job
+                // fails itself.
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+        drop(responders);
+        if let Some(remote) = remote {
+            for (offset, (node, host)) in elsewhere.iter().enumerate() {
+                let gather = gather.clone();
+                let index = here.len() + offset;
+                remote.ask(
+                    &ask,
+                    node,
+                    host,
+                    Box::new(move |part| gather.fill(index, part)),
+                );
+            }
+        }
+    }
+
+    /// [`Router::ask`], waiting for the outcome.
+    pub(crate) fn ask_blocking(&self, ask: Ask) -> Outcome {
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        let name = ask.name.clone();
+        let limit = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT) + Duration::from_secs(1);
+        self.ask(ask, move |outcome| {
+            let _ = sender.send(outcome);
+        });
+        // The deadline thread answers by the timeout; the extra second only guards against a
+        // bug there turning into a hang.
+        receiver
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| Err(timeout(&name, Instant::now())))
+    }
+}
+
+/// The deadline thread's queue: requests by deadline.
+struct Deadlines {
+    queue: Mutex<BinaryHeap<Due>>,
+    wake: Condvar,
+}
+
+struct Due {
+    at: Instant,
+    gather: Weak<Gather>,
+    responders: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed: the heap's top is the earliest deadline.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
+}
+
+impl Deadlines {
+    /// Starts the thread; it ends once the router is gone.
+    fn start() -> Arc<Self> {
+        let deadlines = Arc::new(Self {
+            queue: Mutex::new(BinaryHeap::new()),
+            wake: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&deadlines);
+        std::thread::Builder::new()
+            .name("hm:request-deadlines".into())
+            .spawn(move || Self::run(&weak))
+            .expect("the OS refused to start a thread");
+        deadlines
+    }
+
+    fn add(&self, at: Instant, gather: &Arc<Gather>, responders: Vec<(Arc<str>, Arc<str>)>) {
+        let mut queue = self.queue.lock();
+        let earliest = queue.peek().is_none_or(|top| at < top.at);
+        queue.push(Due {
+            at,
+            gather: Arc::downgrade(gather),
+            responders,
+        });
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    fn run(weak: &Weak<Self>) {
+        loop {
+            let Some(this) = weak.upgrade() else {
+                return;
+            };
+            let mut due = Vec::new();
+            {
+                let mut queue = this.queue.lock();
+                let now = Instant::now();
+                while queue.peek().is_some_and(|top| top.at <= now) {
+                    due.extend(queue.pop());
+                }
+                if due.is_empty() {
+                    // Wakes at least every second, to notice the router is gone.
+                    let until = queue
+                        .peek()
+                        .map_or(now + Duration::from_secs(1), |top| top.at)
+                        .min(now + Duration::from_secs(1));
+                    this.wake.wait_until(&mut queue, until);
+                }
+            }
+            drop(this);
+            for item in due {
+                if let Some(gather) = item.gather.upgrade() {
+                    gather.expire(item.at, &item.responders);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
