@@ -111,17 +111,22 @@ impl Hive {
         self
     }
 
-    /// POSTs `body` (JSON text) to `path`, with the key if any; returns the status and the
-    /// JSON answer whatever the status (an error only if the hive is not reachable).
-    pub(super) fn post_status(&self, path: &str, body: &str) -> Result<(u16, serde_json::Value)> {
-        let mut request = self
+    /// A JSON POST to `path`, carrying the hive key when the hive has one.
+    fn posting(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let request = self
             .agent
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json");
-        if let Some(key) = &self.key {
-            request = request.header(web::KEY_HEADER, key);
+        match &self.key {
+            Some(key) => request.header(web::KEY_HEADER, key),
+            None => request,
         }
-        let mut response = request.send(body).map_err(|e| {
+    }
+
+    /// POSTs `body` (JSON text) to `path`, with the key if any; returns the status and the
+    /// JSON answer whatever the status (an error only if the hive is not reachable).
+    pub(super) fn post_status(&self, path: &str, body: &str) -> Result<(u16, serde_json::Value)> {
+        let mut response = self.posting(path).send(body).map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach the hive at {}: {e}\nhelp: is it running (hm dev or hm run)? Pass its address with --url if it runs elsewhere",
                 self.url
@@ -150,14 +155,7 @@ impl Hive {
 
     /// POSTs `body` (JSON text) to `path`, with the hive key when the hive has one.
     pub(super) fn post(&self, path: &str, body: &str) -> Result<serde_json::Value> {
-        let mut request = self
-            .agent
-            .post(format!("{}{path}", self.url))
-            .header("content-type", "application/json");
-        if let Some(key) = &self.key {
-            request = request.header(web::KEY_HEADER, key);
-        }
-        let response = request.send(body);
+        let response = self.posting(path).send(body);
         self.answer(response)
     }
 
