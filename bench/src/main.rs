@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -36,6 +36,7 @@ struct Options {
     scale_only: Option<usize>,
     mesh_only: bool,
     isolate_only: bool,
+    reload_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -47,6 +48,7 @@ fn options() -> Result<Options> {
         scale_only: None,
         mesh_only: false,
         isolate_only: false,
+        reload_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,6 +56,7 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--mesh-only" => options.mesh_only = true,
             "--isolate-only" => options.isolate_only = true,
+            "--reload-only" => options.reload_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
             "--scale-only" => {
@@ -245,6 +248,15 @@ fn main() -> Result<()> {
         mesh.print();
         if let Some(path) = options.json {
             write_json(&path, &serde_json::json!({ "mesh": mesh.json() }))?;
+        }
+        return Ok(());
+    }
+    if options.reload_only {
+        // Only the reload rows: first load, reload latency, leaks (to compare two builds).
+        let reloads = reload::run(&libraries, options.quick)?;
+        reloads.print();
+        if let Some(path) = options.json {
+            write_json(&path, &reloads.json())?;
         }
         return Ok(());
     }

@@ -113,7 +113,7 @@ fn run_hive(
         let name = config.name.clone();
         // Hosts on one machine are told apart by their port: the one really bound.
         let host = config.mesh.host_name(address.port());
-        let controller = Arc::new(Controller::new(config, selection, logs)?.with_host(host));
+        let controller = Arc::new(Controller::for_host(config, selection, logs, host)?);
         if let Some(built) = &first_build {
             controller
                 .builds()

@@ -12,7 +12,7 @@ use super::{Control, Core, NodeView, Published, STOP_DEADLINE};
 use crate::bus::Overflow;
 use crate::config::{self, HiveConfig};
 use crate::events::EventKind;
-use crate::loader::library_path;
+use crate::loader::{LibraryFile, library_path};
 use crate::runtime::{
     self, BuildError, BuildOutcome, Built, Driver, NodeQueue, NodeRuntime, NodeSpec,
 };
@@ -32,8 +32,8 @@ pub(crate) enum Command {
     Start(Sender<()>),
     /// Make the hive match this config.
     Apply(Box<HiveConfig>, Option<Sender<()>>),
-    /// This library file has this content hash now.
-    LibraryChanged(PathBuf, String, Sender<()>),
+    /// This library file has this content now.
+    LibraryChanged(PathBuf, Arc<LibraryFile>, Sender<()>),
     /// This library file could not be used (why); the running versions stay.
     BadLibrary(PathBuf, String, Sender<()>),
     /// This library file is gone.
@@ -77,6 +77,9 @@ pub(super) struct Actor {
     /// Invariant: a slot exists for every node that was ever started or asked for.
     pub(super) slots: BTreeMap<String, Slot>,
     pub(super) late: Vec<Late>,
+    /// While a changed library is being applied: its path and the content read (see
+    /// [`LibraryFile`]); the specs of nodes built from that path carry it. `None` otherwise.
+    incoming: Option<(PathBuf, Arc<LibraryFile>)>,
     wake: Receiver<()>,
     stopped: bool,
 }
@@ -92,6 +95,7 @@ pub(super) fn spawn(core: Arc<Core>, selection: Selection) -> Control {
         selection,
         slots: BTreeMap::new(),
         late: Vec::new(),
+        incoming: None,
         wake: woken,
         stopped: false,
     };
@@ -145,8 +149,8 @@ impl Actor {
                     let _ = reply.send(());
                 }
             }
-            Command::LibraryChanged(path, hash, reply) => {
-                self.library_changed(&path, &hash);
+            Command::LibraryChanged(path, file, reply) => {
+                self.library_changed(&path, &file);
                 let _ = reply.send(());
             }
             Command::BadLibrary(path, why, reply) => {
@@ -370,6 +374,11 @@ impl Actor {
             .slots
             .entry(name.to_owned())
             .or_insert_with(|| Slot::new(capacity));
+        let read = self
+            .incoming
+            .as_ref()
+            .filter(|(path, _)| *path == library)
+            .map(|(_, file)| file.clone());
         NodeSpec {
             name: name.into(),
             library,
@@ -381,6 +390,7 @@ impl Actor {
             host: self.core.host.clone(),
             isolate: config.is_some_and(|c| c.isolate),
             processed: None,
+            read,
         }
     }
 
@@ -576,7 +586,10 @@ impl Actor {
         }
     }
 
-    fn library_changed(&mut self, path: &Path, hash: &str) {
+    fn library_changed(&mut self, path: &Path, file: &Arc<LibraryFile>) {
+        let hash = file.hash.as_str();
+        // The builds below load the bytes read by whoever saw the change.
+        self.incoming = Some((path.to_path_buf(), file.clone()));
         for name in self.nodes_using(path) {
             if !self.selection.wants(&self.config, &name) {
                 continue;
@@ -596,6 +609,7 @@ impl Actor {
                 }
             }
         }
+        self.incoming = None;
     }
 
     fn bad_library(&mut self, path: &Path, why: &str) {

@@ -49,8 +49,8 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long the whole hive gets to stop.
@@ -216,9 +216,8 @@ struct Control {
 pub struct Controller {
     core: Arc<Core>,
     max_payload_bytes: usize,
-    selection: Mutex<Option<Selection>>,
-    /// Started by the first command (so that [`Controller::with_host`] can still name the host).
-    control: OnceLock<Control>,
+    /// Started with the controller, so that no command pays for starting it.
+    control: Control,
     /// Set while a health check waits in the control thread's queue (they never pile up).
     health_pending: Arc<AtomicBool>,
     /// Other threads of the host, watched by the health check (name, handle).
@@ -228,10 +227,23 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller for `config`, with nothing started yet.
+    /// A controller for `config`, with no node started yet, named as `[mesh] host` (or the
+    /// machine's name and the configured port) says.
     pub fn new(config: HiveConfig, selection: Selection, logs: Logs) -> Result<Self> {
+        let host = config.mesh.host_name(config.port);
+        Self::for_host(config, selection, logs, host)
+    }
+
+    /// A controller for `config` on the host named `host` (`hm dev` passes the machine's name
+    /// and the port it really bound). Its control thread starts here; no node does.
+    pub fn for_host(
+        config: HiveConfig,
+        selection: Selection,
+        logs: Logs,
+        host: String,
+    ) -> Result<Self> {
         let scratch = crate::isolate::scratch_folder()?;
-        let host: Arc<str> = config.mesh.host_name(config.port).into();
+        let host: Arc<str> = host.into();
         let router = Arc::new(Router::new(host.clone(), config.messages.max_payload_bytes));
         let env = Arc::new(Environment {
             logs,
@@ -270,26 +282,27 @@ impl Controller {
                 settings: None,
             })
             .collect();
-        Ok(Self {
-            core: Arc::new(Core {
-                root: config.root.clone(),
-                name: config.name.clone(),
-                host,
-                bus,
-                events,
-                builds: BuildResults::default(),
-                env,
-                published: ArcSwap::from_pointee(Published {
-                    config: Arc::new(config.clone()),
-                    nodes,
-                }),
-                stopping: AtomicBool::new(false),
-                problems: Mutex::new(Vec::new()),
-                schemas: Schemas::new(),
+        let core = Arc::new(Core {
+            root: config.root.clone(),
+            name: config.name.clone(),
+            host,
+            bus,
+            events,
+            builds: BuildResults::default(),
+            env,
+            published: ArcSwap::from_pointee(Published {
+                config: Arc::new(config.clone()),
+                nodes,
             }),
+            stopping: AtomicBool::new(false),
+            problems: Mutex::new(Vec::new()),
+            schemas: Schemas::new(),
+        });
+        let control = actor::spawn(core.clone(), selection);
+        Ok(Self {
+            core,
             max_payload_bytes: config.messages.max_payload_bytes,
-            selection: Mutex::new(Some(selection)),
-            control: OnceLock::new(),
+            control,
             health_pending: Arc::new(AtomicBool::new(false)),
             watched: Mutex::new(Vec::new()),
             mesh: Mutex::new(None),
@@ -327,18 +340,6 @@ impl Controller {
         &self.core.root
     }
 
-    /// Names this host (`hm dev` passes the machine's name and the port it really bound). Call
-    /// it before anything starts; later it changes nothing.
-    pub fn with_host(mut self, host: String) -> Self {
-        if self.control.get().is_none()
-            && let Some(core) = Arc::get_mut(&mut self.core)
-        {
-            core.host = host.into();
-            core.env.router.set_host(core.host.clone());
-        }
-        self
-    }
-
     /// The hive's request router: who answers which request name; asks them.
     pub(crate) fn router(&self) -> &Arc<Router> {
         &self.core.env.router
@@ -349,18 +350,10 @@ impl Controller {
         &self.core.host
     }
 
-    /// The control thread, started on first use.
-    fn control(&self) -> &Control {
-        self.control.get_or_init(|| {
-            let selection = self.selection.lock().take().unwrap_or(Selection::Enabled);
-            actor::spawn(self.core.clone(), selection)
-        })
-    }
-
     /// Sends `command` and waits for its answer on `reply`'s other end.
     fn ask<T>(&self, command: impl FnOnce(Sender<T>) -> Command) -> Result<T> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.control()
+        self.control
             .commands
             .send(command(reply))
             .map_err(|_| anyhow!("the hive is stopping; nothing more is changed"))?;
@@ -440,15 +433,15 @@ impl Controller {
     /// thread; a bad file is reported (the running version stays) and returned, so that the
     /// caller can try a failed read again.
     pub fn library_changed(&self, path: &Path) -> Result<(), LoadError> {
-        let hash = match loader::read_library(path) {
-            Ok(bytes) => loader::content_hash(&bytes),
+        let file = match loader::LibraryFile::read(path) {
+            Ok(file) => Arc::new(file),
             Err(error) => {
                 let _ = self
                     .ask(|reply| Command::BadLibrary(path.to_path_buf(), error.to_string(), reply));
                 return Err(error);
             }
         };
-        let _ = self.ask(|reply| Command::LibraryChanged(path.to_path_buf(), hash, reply));
+        let _ = self.ask(|reply| Command::LibraryChanged(path.to_path_buf(), file, reply));
         Ok(())
     }
 
@@ -475,12 +468,12 @@ impl Controller {
         health::check_threads(
             &self.core,
             &mut self.watched.lock(),
-            self.control.get().map(|c| &c.thread),
+            Some(&self.control.thread),
         );
-        if self.control.get().is_some() && !self.health_pending.swap(true, Ordering::AcqRel) {
+        if !self.health_pending.swap(true, Ordering::AcqRel) {
             let pending = self.health_pending.clone();
             if self
-                .control()
+                .control
                 .commands
                 .send(Command::Health(pending))
                 .is_err()
@@ -495,21 +488,15 @@ impl Controller {
     /// did not stop within [`STOP_DEADLINE`].
     pub fn stop(&self) -> Vec<String> {
         self.core.stopping.store(true, Ordering::Release);
-        let stuck = match self.control.get() {
-            Some(control) => {
-                let _ = control.wake.try_send(());
-                let (reply, answer) = crossbeam_channel::bounded(1);
-                let _ = control.commands.send(Command::Stop(reply));
-                // The control thread may be inside a step that is itself bounded; never wait
-                // much longer than the nodes get.
-                answer
-                    .recv_deadline(Instant::now() + STOP_DEADLINE + Duration::from_millis(500))
-                    .unwrap_or_else(|_| {
-                        vec!["(the control thread did not answer in time)".to_owned()]
-                    })
-            }
-            None => Vec::new(),
-        };
+        let control = &self.control;
+        let _ = control.wake.try_send(());
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let _ = control.commands.send(Command::Stop(reply));
+        // The control thread may be inside a step that is itself bounded; never wait much
+        // longer than the nodes get.
+        let stuck = answer
+            .recv_deadline(Instant::now() + STOP_DEADLINE + Duration::from_millis(500))
+            .unwrap_or_else(|_| vec!["(the control thread did not answer in time)".to_owned()]);
         let mesh = self.mesh.lock().take();
         if let Some(mesh) = mesh {
             mesh.stop();

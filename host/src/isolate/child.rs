@@ -158,6 +158,7 @@ pub fn child_main() -> Result<()> {
         host: spec.host.as_str().into(),
         isolate: false,
         processed: Some(processed.clone()),
+        read: None,
     };
     let runtime = NodeRuntime::spawn(node_spec, env, runtime::in_process::drive);
     let built = runtime.wait_built();

@@ -186,7 +186,8 @@ impl std::error::Error for LoadError {}
 impl NodeLibrary {
     /// Loads `path`, already read (by [`read_library`]) into `bytes`, through a private copy in
     /// `scratch`, after checking that it is a complete node library built against this host's API.
-    fn open_bytes(path: &Path, bytes: &[u8], scratch: &Path) -> Result<Self, LoadError> {
+    fn open_bytes(path: &Path, file: &LibraryFile, scratch: &Path) -> Result<Self, LoadError> {
+        let bytes = &file.bytes[..];
         let fail = |kind: LoadErrorKind| LoadError {
             path: path.to_path_buf(),
             kind,
@@ -205,7 +206,7 @@ impl NodeLibrary {
                     crate_name: module.crate_name().as_str().to_owned(),
                     type_name: module.type_name().as_str().to_owned(),
                     api_version,
-                    hash: content_hash(bytes),
+                    hash: file.hash.clone(),
                     modified,
                     size: bytes.len() as u64,
                 },
@@ -353,16 +354,45 @@ impl Libraries {
     /// The loaded library for `path`'s current content: shared if some node already runs it,
     /// loaded (and checked) otherwise.
     pub(crate) fn open(&self, path: &Path) -> Result<Arc<NodeLibrary>, LoadError> {
-        let bytes = read_library(path)?;
-        let key = (path.to_path_buf(), content_hash(&bytes));
+        self.open_read(path, &LibraryFile::read(path)?)
+    }
+
+    /// Like [`Libraries::open`], for `path`'s content already read (and hashed) into `file`:
+    /// that content is what gets loaded, and the file is not read again.
+    pub(crate) fn open_read(
+        &self,
+        path: &Path,
+        file: &LibraryFile,
+    ) -> Result<Arc<NodeLibrary>, LoadError> {
+        let key = (path.to_path_buf(), file.hash.clone());
         let mut loaded = self.loaded.lock();
         if let Some(library) = loaded.get(&key).and_then(Weak::upgrade) {
             return Ok(library);
         }
-        let library = Arc::new(NodeLibrary::open_bytes(path, &bytes, &self.scratch)?);
+        let library = Arc::new(NodeLibrary::open_bytes(path, file, &self.scratch)?);
         loaded.retain(|_, library| library.strong_count() > 0);
         loaded.insert(key, Arc::downgrade(&library));
         Ok(library)
+    }
+}
+
+/// A library file's content, read once by [`read_library`], with its [`content_hash`]: what
+/// notices a change reads the file, and the build loads these very bytes (no second read, no
+/// second hash, and no chance of loading other bytes than those the change was judged by).
+#[derive(Debug)]
+pub(crate) struct LibraryFile {
+    /// The file's bytes (at most [`MAX_LIBRARY_BYTES`]).
+    pub(crate) bytes: Vec<u8>,
+    /// Their [`content_hash`].
+    pub(crate) hash: String,
+}
+
+impl LibraryFile {
+    /// Reads `path` as [`read_library`] does and hashes it.
+    pub(crate) fn read(path: &Path) -> Result<Self, LoadError> {
+        let bytes = read_library(path)?;
+        let hash = content_hash(&bytes);
+        Ok(Self { bytes, hash })
     }
 }
 

@@ -405,7 +405,7 @@ pub(crate) struct RequestInfo {
 
 /// The hive's request router (one per host).
 pub(crate) struct Router {
-    host: RwLock<Arc<str>>,
+    host: Arc<str>,
     max_payload_bytes: usize,
     responders: RwLock<BTreeMap<String, Vec<Responder>>>,
     stats: Mutex<BTreeMap<String, Arc<NameStats>>>,
@@ -419,7 +419,7 @@ impl Router {
     /// A router for host `host`, refusing arguments and replies over `max_payload_bytes`.
     pub(crate) fn new(host: Arc<str>, max_payload_bytes: usize) -> Self {
         Self {
-            host: RwLock::new(host),
+            host,
             max_payload_bytes,
             responders: RwLock::new(BTreeMap::new()),
             stats: Mutex::new(BTreeMap::new()),
@@ -432,12 +432,7 @@ impl Router {
 
     /// This host's name.
     pub(crate) fn host(&self) -> Arc<str> {
-        self.host.read().clone()
-    }
-
-    /// Renames this host (before anything asks).
-    pub(crate) fn set_host(&self, host: Arc<str>) {
-        *self.host.write() = host;
+        self.host.clone()
     }
 
     /// The largest arguments or reply, in bytes.

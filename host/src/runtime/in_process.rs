@@ -40,7 +40,11 @@ pub(crate) fn drive(
     built: Sender<Result<Built, BuildError>>,
 ) {
     let started = Instant::now();
-    let library = match env.libraries.open(&spec.library) {
+    let opened = match &spec.read {
+        Some(file) => env.libraries.open_read(&spec.library, file),
+        None => env.libraries.open(&spec.library),
+    };
+    let library = match opened {
         Ok(library) => library,
         Err(error) => {
             let error = BuildError::Library(error);

@@ -38,7 +38,7 @@ use crate::bus::{
     Delivery, Doorbell, Inbox, Pattern, QueueSender, Subscription, SubscriptionStats, Topic,
 };
 use crate::config::FaultPolicy;
-use crate::loader::{Libraries, LibraryInfo, LoadError};
+use crate::loader::{Libraries, LibraryFile, LibraryInfo, LoadError};
 use crate::logging::{Logs, NodeLog};
 use crate::requests::{Desk, Mailbox, Router};
 use crate::schemas::DeclaredTypes;
@@ -107,6 +107,9 @@ pub(crate) struct NodeSpec {
     /// Counts the deliveries the node has finished with, when someone needs to know (an
     /// isolated node's process, to tell the host what it may forget).
     pub processed: Option<Arc<AtomicU64>>,
+    /// The library's content, when whoever asked for this instance has just read it (a
+    /// changed library): loaded as it is, without reading the file again.
+    pub read: Option<Arc<LibraryFile>>,
 }
 
 /// What every node of a hive shares.
