@@ -40,6 +40,7 @@ mod metrics;
 mod pages;
 mod rates;
 mod request;
+pub(crate) use request::CLI_ASKER;
 mod routes;
 mod server;
 pub(crate) mod tail;
