@@ -163,8 +163,11 @@ struct Pending {
     node: String,
     host: String,
     deadline: Instant,
-    done: Mutex<Option<Box<dyn FnOnce(Part) + Send>>>,
+    done: Mutex<Option<PartDone>>,
 }
+
+/// What gets one remote responder's part.
+type PartDone = Box<dyn FnOnce(Part) + Send>;
 
 impl PendingAsks {
     fn add(
@@ -173,7 +176,7 @@ impl PendingAsks {
         node: &str,
         host: &str,
         deadline: Instant,
-        done: Box<dyn FnOnce(Part) + Send>,
+        done: PartDone,
     ) -> Arc<Pending> {
         let pending = Arc::new(Pending {
             id: self.next.fetch_add(1, Ordering::Relaxed),
@@ -512,7 +515,8 @@ mod tests {
             e.from_node = asker.into();
             assert!(AskEnvelope::parse(&e.to_bytes()).is_ok(), "{asker}");
         }
-        let bad: Vec<(&str, fn(&mut AskEnvelope))> = vec![
+        type Spoil = fn(&mut AskEnvelope);
+        let bad: Vec<(&str, Spoil)> = vec![
             ("version", |e| e.v = VERSION + 1),
             ("empty name", |e| e.name.clear()),
             ("control", |e| e.name = "a\nb".into()),

@@ -537,7 +537,7 @@ impl Router {
     }
 
     /// What this host's own nodes answer: (name, node, help), by name, for the other hosts.
-    #[cfg_attr(not(any(test, feature = "mesh")), allow(dead_code))]
+    #[cfg_attr(not(feature = "mesh"), allow(dead_code))]
     pub(crate) fn local_responders(&self) -> Vec<(String, String, String)> {
         self.responders
             .read()
