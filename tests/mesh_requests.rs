@@ -2,7 +2,8 @@
 //! node: a node, the HTTP API and `hm call` on one host get replies (and typed failures) from a
 //! node of another host; a responder on the asking host is preferred; `request_all` gathers
 //! from this host and two others; a host killed with a request in hand gives the asker a clear
-//! error long before the timeout, and is no longer offered.
+//! error long before the timeout, and is no longer offered; over mutual TLS the members ask
+//! each other and a peer with another CA's certificate learns and gets nothing.
 
 use hivemind_tests::{Hive, Running, eventually, free_port, hm, records, toml_path};
 use serde_json::{Value, json};
@@ -371,4 +372,73 @@ fn request_all_gathers_from_two_other_hosts_and_a_host_killed_mid_request_fails_
         "{body}"
     );
     drop(rb);
+}
+
+/// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`).
+fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
+    let connect: Vec<String> = connect
+        .iter()
+        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
+         tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
+        connect.join(", "),
+        toml_path(&dir.join("ca.pem")),
+        toml_path(&dir.join(format!("{host}.pem"))),
+        toml_path(&dir.join(format!("{host}.key"))),
+    )
+}
+
+#[test]
+fn over_mutual_tls_members_ask_each_other_and_a_peer_of_another_ca_gets_no_answer() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (certs.path().join("ours"), certs.path().join("theirs"));
+    for (dir, hosts) in [
+        (&ours, &["manor", "tower"][..]),
+        (&theirs, &["intruder"][..]),
+    ] {
+        let mut args = vec!["mesh", "certs", "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(hosts);
+        let output = hivemind_tests::hm_output(certs.path(), &args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (pm, pt, pi) = (free_port(), free_port(), free_port());
+    let manor = hive(|_| {
+        format!(
+            "{}{}",
+            tls_mesh("manor", &ours, pm, &[]),
+            oracle("alfred", "")
+        )
+    });
+    let tower = hive(|_| tls_mesh("tower", &ours, pt, &[pm]));
+    // A certificate, but of another CA: not a member.
+    let intruder = hive(|_| tls_mesh("intruder", &theirs, pi, &[pm, pt]));
+    let (rm, rt, ri) = (manor.run(&[]), tower.run(&[]), intruder.run(&[]));
+    wait_for_responder(&rt, "alfred/echo", "alfred", "manor");
+    // While the intruder retries, Zenoh may replace a link between the members (the known TLS
+    // limit in docs/ROADMAP.md): a request caught by that is `restarted`; the next one passes.
+    let reached = eventually(WAIT, || {
+        let (status, body) = ask(&rt, "alfred/echo", &json!({"over": "tls"}), "");
+        status == 200 && body["reply"] == json!({"over": "tls"}) && body["host"] == "manor"
+    });
+    assert!(reached, "tower never got manor's reply:\n{}", rt.stderr());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        listed(&ri, "alfred/echo").is_none(),
+        "the intruder never learns what the members answer: {}",
+        ri.get("/api/requests").1
+    );
+    let (status, body) = ask(&ri, "alfred/echo", &json!(1), "");
+    assert_eq!(
+        (status, &body["kind"]),
+        (404, &json!("no_responder")),
+        "{body}"
+    );
+    let (_, mesh) = rm.get("/api/mesh");
+    assert!(!mesh.contains("intruder"), "{mesh}");
 }
