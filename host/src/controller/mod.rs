@@ -394,6 +394,7 @@ impl Controller {
         let mesh = Mesh::start(
             settings,
             self.core.bus.clone(),
+            self.core.env.router.clone(),
             local_view,
             self.core.events.clone(),
         )?;

@@ -5,6 +5,7 @@
 //! | `hivemind/<hive>/msg/<service>`| every message a host's service sends               |
 //! | `hivemind/<hive>/host/<host>`  | a liveliness token: the host is up                 |
 //! | `hivemind/<hive>/view/<host>`  | a queryable: the host's nodes and their counters   |
+//! | `hivemind/<hive>/ask/<host>`   | a queryable: requests to the host's nodes          |
 //!
 //! Hive, host and service names become single key chunks: ASCII letters, digits, `-`, `_`, `.`
 //! and `~` stay as they are, every other byte is written `%XX`. So `bat-signal-main` travels as
@@ -72,6 +73,12 @@ impl Keys {
     /// Every host's view.
     pub(crate) fn all_views(&self) -> String {
         format!("{}/view/*", self.prefix)
+    }
+
+    /// `host`'s request queryable (one per host; the request's name and node travel in the
+    /// query's envelope, see `mesh::requests`).
+    pub(crate) fn ask(&self, host: &str) -> String {
+        format!("{}/ask/{}", self.prefix, encode(host))
     }
 }
 
@@ -148,6 +155,7 @@ mod tests {
         assert_eq!(gotham.all_messages(), "hivemind/gotham/msg/*");
         assert_eq!(gotham.host("manor"), "hivemind/gotham/host/manor");
         assert_eq!(gotham.view("manor"), "hivemind/gotham/view/manor");
+        assert_eq!(gotham.ask("man or"), "hivemind/gotham/ask/man%20or");
         assert_eq!(
             gotham
                 .service_of("hivemind/gotham/msg/sensors%2Ftemp")

@@ -1,6 +1,9 @@
 //! The Zenoh side of the mesh: opens the session, sends this host's messages out, lets other
 //! hosts' messages in, and keeps the view of the other hosts current.
 //!
+//! Requests to and from the other hosts' nodes are [`super::requests`]'s; this module declares
+//! their queryable and installs the router's [`super::requests::MeshAsker`].
+//!
 //! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent
 //! (woken through a doorbell only when it sleeps, draining everything queued per wake-up);
 //! `hm-mesh-view` refreshes this host's own description and asks the others for theirs about
@@ -9,18 +12,20 @@
 
 use super::envelope::{Envelope, Seen, VERSION, identity};
 use super::keys::Keys;
-use super::peers::{HostView, MAX_HOSTS, MAX_TEXT, MAX_VIEW_BYTES, Peers, WireNode};
+use super::peers::{HostView, MAX_HOSTS, MAX_TEXT, MAX_VIEW_BYTES, Peers, WireNode, WireRequest};
+use super::requests::{MeshAsker, PendingAsks};
 use super::{LocalView, MeshSettings, MeshSnapshot};
 use crate::bus::{Bus, Doorbell, Message, Outlet};
 use crate::events::{EventKind, Events};
+use crate::requests::Router;
 use crate::runtime::NodeSnapshot;
 use anyhow::{Context as _, Result, anyhow};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zenoh::Wait;
@@ -60,7 +65,11 @@ struct Shared {
     origin: String,
     max_payload_bytes: usize,
     counters: Counters,
-    peers: Mutex<Peers>,
+    peers: Arc<Mutex<Peers>>,
+    /// The requests this host has out to other hosts.
+    asks: Arc<PendingAsks>,
+    /// This host's request router (its responders go in the view; it answers the queries).
+    router: Weak<Router>,
     seen: Mutex<Seen>,
     /// This host's own description, as the view queryable answers it.
     own_view: Mutex<Arc<Vec<u8>>>,
@@ -79,6 +88,8 @@ pub(super) struct Link {
     token: Option<LivelinessToken>,
     subscribers: Vec<Subscriber<()>>,
     queryable: Option<Queryable<()>>,
+    ask_queryable: Option<Queryable<()>>,
+    router: Arc<Router>,
     out: Option<JoinHandle<()>>,
     view: Option<JoinHandle<()>>,
     wake: Sender<()>,
@@ -89,6 +100,7 @@ impl Link {
     pub(super) fn start(
         settings: MeshSettings,
         bus: Arc<Bus>,
+        router: Arc<Router>,
         local_view: LocalView,
         events: Arc<Events>,
     ) -> Result<Self> {
@@ -107,7 +119,9 @@ impl Link {
             origin: session.zid().to_string(),
             max_payload_bytes: settings.max_payload_bytes,
             counters: Counters::default(),
-            peers: Mutex::new(Peers::new(&settings.host)),
+            peers: Arc::new(Mutex::new(Peers::new(&settings.host))),
+            asks: Arc::new(PendingAsks::default()),
+            router: Arc::downgrade(&router),
             seen: Mutex::new(Seen::default()),
             own_view: Mutex::new(Arc::new(Vec::new())),
             events,
@@ -123,6 +137,8 @@ impl Link {
             token: None,
             subscribers: Vec::new(),
             queryable: None,
+            ask_queryable: None,
+            router,
             out: None,
             view: None,
             wake,
@@ -130,6 +146,13 @@ impl Link {
         // If any step fails, dropping `link` undeclares what was declared and closes the session.
         link.declare(&local_view)?;
         link.spawn_threads(local_view, woken, settings.config.queue_capacity)?;
+        link.router.set_remote(Some(Arc::new(MeshAsker {
+            session: link.session.clone(),
+            keys: link.shared.keys.clone(),
+            max_payload_bytes: link.shared.max_payload_bytes,
+            peers: link.shared.peers.clone(),
+            asks: link.shared.asks.clone(),
+        })));
         let mesh = &settings.config;
         tracing::info!(
             "joined the mesh of hive `{}` as host `{}` (listen: {}; connect: {}; multicast {}; {})",
@@ -185,6 +208,15 @@ impl Link {
             .wait()
             .map_err(|e| anyhow!("cannot offer this host's view on the mesh: {e}"))?;
         self.queryable = Some(queryable);
+        let (router, host) = (self.shared.router.clone(), self.shared.host.clone());
+        let asks = self
+            .session
+            .declare_queryable(keys.ask(&self.shared.host))
+            .allowed_origin(Locality::Remote)
+            .callback(move |query| super::requests::answer(&router, &host, query))
+            .wait()
+            .map_err(|e| anyhow!("cannot answer requests on the mesh: {e}"))?;
+        self.ask_queryable = Some(asks);
         let token = self
             .session
             .liveliness()
@@ -260,8 +292,11 @@ impl Link {
         self.shared.stopping.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
         self.bus.set_outlet(None);
+        self.router.set_remote(None);
         drop(self.token.take());
         drop(self.queryable.take());
+        drop(self.ask_queryable.take());
+        self.shared.asks.stop();
         self.subscribers.clear();
         let session = self.session.clone();
         let closing = std::thread::Builder::new()
@@ -698,6 +733,7 @@ fn presence(shared: &Shared, wake: &Sender<()>, sample: &Sample) {
         SampleKind::Delete => {
             if shared.peers.lock().gone(&host) {
                 shared.seen.lock().forget_host(&host);
+                shared.asks.host_left(&host);
                 let message = format!("host `{host}` left the mesh or stopped answering");
                 tracing::warn!("{message}");
                 shared.events.emit(EventKind::Hive, None, message);
@@ -713,6 +749,11 @@ fn refresh_own_view(shared: &Shared, local_view: &LocalView) {
         host: shared.host.clone(),
         origin: shared.origin.clone(),
         nodes: local_view().into_iter().map(WireNode::from).collect(),
+        requests: shared
+            .router
+            .upgrade()
+            .map(|router| WireRequest::offer(router.local_responders()))
+            .unwrap_or_default(),
     };
     let bytes = serde_json::to_vec(&view).expect("a view always serialises");
     *shared.own_view.lock() = Arc::new(bytes);

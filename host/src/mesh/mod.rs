@@ -53,6 +53,14 @@
 //! once a second and lists their nodes in its snapshot (`GET /api/nodes`, the page) with their
 //! `host`; when a host's token goes, because it stopped or its links were silent for
 //! `lease_ms`, its nodes are shown as `gone` until it comes back ([`peers`]).
+//!
+//! # Requests
+//!
+//! A host's view also lists the requests its nodes answer, and each host answers requests to
+//! its nodes on a queryable of its own: while the mesh runs, this host's request router asks
+//! the other hosts' nodes through it when no node here answers (and all of them for
+//! `request_all`), with the asker's timeout; a host that dies with a request in hand gives the
+//! asker a clear error at once, not a hang (`requests`, feature `mesh`).
 
 // The wire formats and the peer table are plain code, built and unit-tested with or without the
 // `mesh` feature; only the Zenoh side uses them, so without it they are unused.
@@ -67,12 +75,15 @@ pub(crate) mod peers;
 pub(crate) mod certs;
 #[cfg(feature = "mesh")]
 mod link;
+#[cfg(feature = "mesh")]
+mod requests;
 
 pub(crate) use peers::PeerSnapshot;
 
 use crate::bus::Bus;
 use crate::config::MeshConfig;
 use crate::events::Events;
+use crate::requests::Router;
 use crate::runtime::NodeSnapshot;
 use anyhow::Result;
 use serde::Serialize;
@@ -134,15 +145,18 @@ enum Inner {}
 impl Mesh {
     /// Joins the mesh of `settings.hive` as `settings.host`: opens a Zenoh session with the
     /// configured endpoints, announces this host, and from then on sends every message sent on
-    /// `bus` to the other hosts and injects theirs. Host changes go to `events`.
+    /// `bus` to the other hosts and injects theirs, offers `router`'s responders to the other
+    /// hosts and becomes `router`'s way to theirs (until [`Mesh::stop`]). Host changes go to
+    /// `events`.
     #[cfg(feature = "mesh")]
     pub(crate) fn start(
         settings: MeshSettings,
         bus: Arc<Bus>,
+        router: Arc<Router>,
         local_view: LocalView,
         events: Arc<Events>,
     ) -> Result<Self> {
-        link::Link::start(settings, bus, local_view, events).map(Mesh)
+        link::Link::start(settings, bus, router, local_view, events).map(Mesh)
     }
 
     /// Without the `mesh` feature: says how to get it.
@@ -150,6 +164,7 @@ impl Mesh {
     pub(crate) fn start(
         _settings: MeshSettings,
         _bus: Arc<Bus>,
+        _router: Arc<Router>,
         _local_view: LocalView,
         _events: Arc<Events>,
     ) -> Result<Self> {

@@ -16,6 +16,16 @@
 //! [`MAX_NODES_PER_HOST`] nodes per host with names valid as local node names (others are left
 //! out), at most [`MAX_ENTRIES`] services and subscriptions per node, texts cut at
 //! [`MAX_TEXT`] bytes. A host gone for `[mesh] forget_after_s` is forgotten.
+//!
+//! # What a host answers
+//!
+//! A view also lists the requests the host's nodes answer ([`WireRequest`]: name, node, help),
+//! so that this host's router can ask them ([`Peers::responders`]). They are checked as
+//! strictly: at most [`MAX_REQUESTS_PER_HOST`] entries (a host sends no more), names non-empty,
+//! printable and at most [`MAX_REQUEST_NAME`] bytes (a longer local name is not offered to
+//! the mesh), nodes valid node names and among the nodes the view lists, help cut at
+//! [`MAX_HELP`] bytes, one entry per (name, node). Only the responders of hosts that are up
+//! are offered; a gone host's are kept with its nodes and offered again when it is back.
 
 use crate::loader::LibraryInfo;
 use crate::runtime::{NodeSnapshot, NodeStatus, ServiceSnapshot, SubscriptionSnapshot};
@@ -36,6 +46,12 @@ pub(crate) const MAX_NODES_PER_HOST: usize = 1024;
 pub(crate) const MAX_ENTRIES: usize = 256;
 /// Bytes kept of a remote text (an error, a path, a name).
 pub(crate) const MAX_TEXT: usize = 2048;
+/// Request responders (name and node pairs) a host offers to the mesh; the rest are left out.
+pub(crate) const MAX_REQUESTS_PER_HOST: usize = 1024;
+/// The longest request name offered to or taken from the mesh, in bytes.
+pub(crate) const MAX_REQUEST_NAME: usize = 256;
+/// Bytes kept of a request's help line from the mesh.
+pub(crate) const MAX_HELP: usize = 512;
 
 /// A host's description of itself, as its view queryable answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +64,42 @@ pub(crate) struct HostView {
     pub origin: String,
     /// Its nodes.
     pub nodes: Vec<WireNode>,
+    /// The requests its nodes answer (absent from an older host's view: none).
+    #[serde(default)]
+    pub requests: Vec<WireRequest>,
+}
+
+/// One request a host's node answers, as it travels in a [`HostView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireRequest {
+    /// The request's name.
+    pub name: String,
+    /// The node that answers it.
+    pub node: String,
+    /// Its help line.
+    pub help: String,
+}
+
+impl WireRequest {
+    /// What this host offers of its own responders (name, node, help): at most
+    /// [`MAX_REQUESTS_PER_HOST`], names of at most [`MAX_REQUEST_NAME`] bytes, help cut.
+    pub(crate) fn offer(local: Vec<(String, String, String)>) -> Vec<WireRequest> {
+        local
+            .into_iter()
+            .filter(|(name, _, _)| is_request_name(name))
+            .take(MAX_REQUESTS_PER_HOST)
+            .map(|(name, node, mut help)| {
+                cut_to(&mut help, MAX_HELP);
+                WireRequest { name, node, help }
+            })
+            .collect()
+    }
+}
+
+/// A request name as the mesh carries one: non-empty, printable, at most [`MAX_REQUEST_NAME`]
+/// bytes.
+pub(crate) fn is_request_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_REQUEST_NAME && !name.chars().any(char::is_control)
 }
 
 /// One node as it travels in a [`HostView`].
@@ -154,6 +206,7 @@ struct Peer {
     /// When its token went (while it is gone).
     gone_at: Option<Instant>,
     nodes: Vec<WireNode>,
+    requests: Vec<WireRequest>,
 }
 
 impl Peer {
@@ -163,6 +216,7 @@ impl Peer {
             since: now(),
             gone_at: (!up).then(Instant::now),
             nodes: Vec::new(),
+            requests: Vec::new(),
         }
     }
 }
@@ -249,11 +303,42 @@ impl Peers {
             return;
         }
         let nodes = checked_nodes(view.nodes);
+        let requests = checked_requests(view.requests, &nodes);
         let peer = self
             .hosts
             .entry(view.host)
             .or_insert_with(|| Peer::new(true));
         peer.nodes = nodes;
+        peer.requests = requests;
+    }
+
+    /// Whether `host` is listed and up.
+    pub(crate) fn is_up(&self, host: &str) -> bool {
+        self.hosts.get(host).is_some_and(|peer| peer.up)
+    }
+
+    /// The (node, host) pairs of hosts that are up whose nodes answer `name`, by host then in
+    /// the order the host listed them.
+    pub(crate) fn responders(&self, name: &str) -> Vec<(String, String)> {
+        self.hosts
+            .iter()
+            .filter(|(_, peer)| peer.up)
+            .flat_map(|(host, peer)| {
+                peer.requests
+                    .iter()
+                    .filter(|r| r.name == name)
+                    .map(|r| (r.node.clone(), host.clone()))
+            })
+            .collect()
+    }
+
+    /// Every responder of the hosts that are up: (host, request), by host.
+    pub(crate) fn requests(&self) -> Vec<(String, WireRequest)> {
+        self.hosts
+            .iter()
+            .filter(|(_, peer)| peer.up)
+            .flat_map(|(host, peer)| peer.requests.iter().map(|r| (host.clone(), r.clone())))
+            .collect()
     }
 
     /// Forgets the hosts gone for `after` or longer; returns their names.
@@ -342,14 +427,41 @@ fn checked_nodes(nodes: Vec<WireNode>) -> Vec<WireNode> {
     kept
 }
 
+/// A remote host's responders, checked (see the module's rules): at most
+/// [`MAX_REQUESTS_PER_HOST`], valid names, nodes among `nodes`, help cut, no repeats.
+fn checked_requests(requests: Vec<WireRequest>, nodes: &[WireNode]) -> Vec<WireRequest> {
+    let known: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    let mut kept = Vec::new();
+    for mut request in requests {
+        if kept.len() >= MAX_REQUESTS_PER_HOST {
+            break;
+        }
+        if !is_request_name(&request.name)
+            || !known.contains(request.node.as_str())
+            || !seen.insert((request.name.clone(), request.node.clone()))
+        {
+            continue;
+        }
+        cut_to(&mut request.help, MAX_HELP);
+        kept.push(request);
+    }
+    kept
+}
+
 /// A service name or pattern as the host takes one: non-empty, printable, not too long.
 fn is_printable_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_TEXT && !name.chars().any(char::is_control)
 }
 
 fn cut(text: &mut String) {
-    if text.len() > MAX_TEXT {
-        let mut end = MAX_TEXT;
+    cut_to(text, MAX_TEXT);
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+pub(crate) fn cut_to(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -382,7 +494,78 @@ mod tests {
                 .iter()
                 .map(|n| NodeSnapshot::idle(n, NodeStatus::Running).into())
                 .collect(),
+            requests: Vec::new(),
         }
+    }
+
+    fn request(name: &str, node: &str) -> WireRequest {
+        WireRequest {
+            name: name.into(),
+            node: node.into(),
+            help: "help".into(),
+        }
+    }
+
+    #[test]
+    fn responders_are_those_of_hosts_up_and_checked_like_local_ones() {
+        let mut peers = Peers::new("manor");
+        assert!(peers.up("tower"));
+        let mut described = view("tower", &["alfred", "robin"]);
+        let mut long_help = request("alfred/advice", "alfred");
+        long_help.help = "é".repeat(MAX_HELP);
+        described.requests = vec![
+            long_help,
+            request("alfred/advice", "robin"),
+            request("alfred/advice", "robin"),
+            request("alfred/advice", "joker"),
+            request("", "alfred"),
+            request("bad\nname", "alfred"),
+            request(&"x".repeat(MAX_REQUEST_NAME + 1), "alfred"),
+        ];
+        peers.describe(described, "tower");
+        assert_eq!(
+            peers.responders("alfred/advice"),
+            [
+                ("alfred".to_owned(), "tower".to_owned()),
+                ("robin".to_owned(), "tower".to_owned())
+            ],
+            "once per node; only nodes the view lists"
+        );
+        let listed = peers.requests();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed[0].1.help.len() <= MAX_HELP);
+        assert!(peers.is_up("tower"));
+        assert!(peers.gone("tower"));
+        assert!(
+            peers.responders("alfred/advice").is_empty() && peers.requests().is_empty(),
+            "a gone host answers nothing"
+        );
+        assert!(!peers.is_up("tower"));
+        assert!(peers.up("tower"));
+        assert_eq!(
+            peers.responders("alfred/advice").len(),
+            2,
+            "back: offered again"
+        );
+
+        let mut many = view("tower", &["alfred"]);
+        many.requests = (0..MAX_REQUESTS_PER_HOST + 10)
+            .map(|i| request(&format!("r{i}"), "alfred"))
+            .collect();
+        peers.describe(many, "tower");
+        assert_eq!(peers.requests().len(), MAX_REQUESTS_PER_HOST);
+        let offered = WireRequest::offer(
+            (0..MAX_REQUESTS_PER_HOST + 10)
+                .map(|i| (format!("r{i}"), "alfred".into(), "h".repeat(MAX_HELP * 2)))
+                .chain([(
+                    "y".repeat(MAX_REQUEST_NAME + 1),
+                    "alfred".into(),
+                    String::new(),
+                )])
+                .collect(),
+        );
+        assert_eq!(offered.len(), MAX_REQUESTS_PER_HOST);
+        assert!(offered.iter().all(|r| r.help.len() == MAX_HELP));
     }
 
     fn listed(peers: &Peers) -> Vec<(String, String, NodeStatus)> {

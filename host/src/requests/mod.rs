@@ -13,8 +13,9 @@
 //!   desk: `done` runs before `ask` returns.
 //! - **This host first.** A plain request goes to one responder: the first node of this host
 //!   that registered the name; a responder elsewhere (through [`Remote`]) only when none here
-//!   does. [`Ask::all`] asks every responder, here and elsewhere. (No [`Remote`] is wired yet:
-//!   the mesh does not carry requests; see docs/ROADMAP.md, issue 16.)
+//!   does. [`Ask::all`] asks every responder, here and elsewhere. The mesh is the [`Remote`]
+//!   (installed while it runs, see `crate::mesh`); a request another host sends here goes to
+//!   the node it names only ([`Router::route_to`]), never on to a third host.
 //! - **Desks outlive instances.** A node's [`Desk`] belongs to the node, like its message queue:
 //!   requests queued while it is reloaded wait there and reach the new instance; a request in
 //!   hand is finished by the old one before it hands over.
@@ -364,11 +365,26 @@ struct Responder {
     desk: Desk,
 }
 
+/// One responder on another host, as the mesh last heard of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemoteResponder {
+    /// The request name.
+    pub(crate) name: String,
+    /// The node that answers it.
+    pub(crate) node: String,
+    /// Its host.
+    pub(crate) host: String,
+    /// Its help line.
+    pub(crate) help: String,
+}
+
 /// Responders on other hosts: the mesh. The router asks it when no node here answers (or, for
 /// [`Ask::all`], as well as those here).
 pub(crate) trait Remote: Send + Sync {
     /// The responders elsewhere for `name`: (node, host) pairs.
     fn responders(&self, name: &str) -> Vec<(String, String)>;
+    /// Every responder elsewhere, for the page and `GET /api/requests`.
+    fn listed(&self) -> Vec<RemoteResponder>;
     /// Asks `host`'s node `node`; must call `done` exactly once, by `ask`'s deadline or after.
     fn ask(&self, ask: &Ask, node: &str, host: &str, done: Box<dyn FnOnce(Part) + Send>);
 }
@@ -445,9 +461,8 @@ impl Router {
         *self.upstream.write() = Some(upstream);
     }
 
-    /// Sets (or clears) the responders elsewhere. Only the unit tests set one so far: the
-    /// mesh's side is not written (docs/ROADMAP.md, issue 16).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Sets (or clears) the responders elsewhere: the mesh, while it runs.
+    #[cfg_attr(not(any(test, feature = "mesh")), allow(dead_code))]
     pub(crate) fn set_remote(&self, remote: Option<Arc<dyn Remote>>) {
         *self.remote.write() = remote;
     }
@@ -516,37 +531,62 @@ impl Router {
             .collect()
     }
 
-    /// Every request name known here, with its responders and counters.
+    /// What this host's own nodes answer: (name, node, help), by name, for the other hosts.
+    #[cfg_attr(not(feature = "mesh"), allow(dead_code))]
+    pub(crate) fn local_responders(&self) -> Vec<(String, String, String)> {
+        self.responders
+            .read()
+            .iter()
+            .flat_map(|(name, list)| {
+                list.iter()
+                    .map(|r| (name.clone(), r.node.to_string(), r.help.to_string()))
+            })
+            .collect()
+    }
+
+    /// Every request name known here (answered here, answered elsewhere, or asked), with its
+    /// responders (this host's first) and counters.
     pub(crate) fn list(&self) -> Vec<RequestInfo> {
-        let remote = self.remote.read().clone();
+        let elsewhere = self
+            .remote
+            .read()
+            .clone()
+            .map(|remote| remote.listed())
+            .unwrap_or_default();
         let host = self.host();
         let responders = self.responders.read();
         let stats = self.stats.lock();
-        let mut names: Vec<&String> = responders.keys().chain(stats.keys()).collect();
+        let mut names: Vec<&String> = responders
+            .keys()
+            .chain(stats.keys())
+            .chain(elsewhere.iter().map(|r| &r.name))
+            .collect();
         names.sort();
         names.dedup();
         names
             .into_iter()
             .map(|name| {
                 let here = responders.get(name).map(Vec::as_slice).unwrap_or_default();
-                let mut list: Vec<ResponderInfo> = here
+                let far: Vec<&RemoteResponder> =
+                    elsewhere.iter().filter(|r| &r.name == name).collect();
+                let list: Vec<ResponderInfo> = here
                     .iter()
                     .map(|r| ResponderInfo {
                         node: r.node.to_string(),
                         host: host.to_string(),
                     })
+                    .chain(far.iter().map(|r| ResponderInfo {
+                        node: r.node.clone(),
+                        host: r.host.clone(),
+                    }))
                     .collect();
-                if let Some(remote) = &remote {
-                    list.extend(
-                        remote
-                            .responders(name)
-                            .into_iter()
-                            .map(|(node, host)| ResponderInfo { node, host }),
-                    );
-                }
+                let help = match here.first() {
+                    Some(r) => r.help.to_string(),
+                    None => far.first().map(|r| r.help.clone()).unwrap_or_default(),
+                };
                 RequestInfo {
                     name: name.clone(),
-                    help: here.first().map(|r| r.help.to_string()).unwrap_or_default(),
+                    help,
                     responders: list,
                     stats: stats.get(name).map(|s| s.snapshot()).unwrap_or_default(),
                 }
@@ -582,7 +622,29 @@ impl Router {
     }
 
     /// Routes `ask` to this router's own responders (and the mesh's).
-    pub(crate) fn route(&self, mut ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+    pub(crate) fn route(&self, ask: Ask, done: impl FnOnce(Outcome) + Send + 'static) {
+        self.route_with(ask, None, done);
+    }
+
+    /// Routes `ask` to this host's node `node` only (another host asked it of that node): never
+    /// to another node, never over the mesh. Not counted in this host's request counters
+    /// (they count what is asked from here); the asking host counts it.
+    #[cfg_attr(not(any(test, feature = "mesh")), allow(dead_code))]
+    pub(crate) fn route_to(
+        &self,
+        ask: Ask,
+        node: &str,
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
+        self.route_with(ask, Some(node), done);
+    }
+
+    fn route_with(
+        &self,
+        mut ask: Ask,
+        only: Option<&str>,
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
         ask.timeout = ask.timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         let started = Instant::now();
         let deadline = started + ask.timeout;
@@ -596,9 +658,11 @@ impl Router {
             )));
             return;
         }
-        let stats = self.stats_for(&ask.name);
+        let stats = only.is_none().then(|| self.stats_for(&ask.name));
         let done = move |outcome: Outcome| {
-            stats.record(&outcome, started.elapsed());
+            if let Some(stats) = stats {
+                stats.record(&outcome, started.elapsed());
+            }
             done(outcome);
         };
         if ask.args.len() > self.max_payload_bytes {
@@ -618,13 +682,19 @@ impl Router {
         let host = self.host();
         let remote = self.remote.read().clone();
         let responders = self.responders.read();
-        let here: Vec<Responder> = match responders.get(&ask.name) {
-            Some(list) if ask.all => list.clone(),
-            Some(list) => list.iter().take(1).cloned().collect(),
-            None => Vec::new(),
+        let here: Vec<Responder> = match (responders.get(&ask.name), only) {
+            (Some(list), Some(node)) => list
+                .iter()
+                .filter(|r| &*r.node == node)
+                .take(1)
+                .cloned()
+                .collect(),
+            (Some(list), None) if ask.all => list.clone(),
+            (Some(list), None) => list.iter().take(1).cloned().collect(),
+            (None, _) => Vec::new(),
         };
         let elsewhere: Vec<(String, String)> = match &remote {
-            Some(remote) if ask.all || here.is_empty() => {
+            Some(remote) if only.is_none() && (ask.all || here.is_empty()) => {
                 let mut list = remote.responders(&ask.name);
                 if !ask.all {
                     list.truncate(1);
@@ -635,13 +705,17 @@ impl Router {
         };
         if here.is_empty() && elsewhere.is_empty() {
             drop(responders);
-            done(Err(Failure::new(
-                FailureKind::NoResponder,
-                format!(
+            let message = match only {
+                Some(node) => format!(
+                    "node `{node}` of host `{host}` does not answer request `{}` (any more): it was disabled, stopped or no longer registers it; ask again",
+                    ask.name
+                ),
+                None => format!(
                     "no node answers request `{}`: enable a node that registers it with add_request (GET /api/requests lists the names answered)",
                     ask.name
                 ),
-            )));
+            };
+            done(Err(Failure::new(FailureKind::NoResponder, message)));
             return;
         }
         let who: Vec<(Arc<str>, Arc<str>)> = here
@@ -690,7 +764,7 @@ impl Router {
             }
         }
         drop(responders);
-        if let Some(remote) = remote {
+        if let Some(remote) = remote.filter(|_| !elsewhere.is_empty()) {
             for (offset, (node, host)) in elsewhere.iter().enumerate() {
                 let gather = gather.clone();
                 let index = here.len() + offset;

@@ -126,6 +126,18 @@ impl Remote for Elsewhere {
         }
     }
 
+    fn listed(&self) -> Vec<RemoteResponder> {
+        ["x", "far"]
+            .into_iter()
+            .map(|name| RemoteResponder {
+                name: name.into(),
+                node: "remote-node".into(),
+                host: "other-host".into(),
+                help: format!("{name} from afar"),
+            })
+            .collect()
+    }
+
     fn ask(&self, _ask: &Ask, node: &str, host: &str, done: Box<dyn FnOnce(Part) + Send>) {
         done(Ok(Answer {
             node: node.into(),
@@ -171,6 +183,42 @@ fn this_hosts_responder_is_preferred_and_all_asks_everywhere() {
     let listed = router.list();
     let x = listed.iter().find(|r| r.name == "x").unwrap();
     assert_eq!(x.responders.len(), 2);
+    assert_eq!(x.responders[0].host, "here", "this host's first");
+    let far = listed.iter().find(|r| r.name == "far").unwrap();
+    assert_eq!(
+        (far.responders[0].host.as_str(), far.help.as_str()),
+        ("other-host", "far from afar"),
+        "a name answered only elsewhere is listed, with its help"
+    );
+}
+
+#[test]
+fn a_request_from_another_host_reaches_the_node_it_names_only() {
+    let router = router();
+    router.set_remote(Some(Arc::new(Elsewhere)));
+    let (a, b) = (desk(), desk());
+    router.register(&"a".into(), 1, &names(&["x"]), &a);
+    router.register(&"b".into(), 1, &names(&["x"]), &b);
+    let (sender, outcomes) = crossbeam_channel::unbounded();
+    let send = sender.clone();
+    router.route_to(ask("x", false), "b", move |o| send.send(o).unwrap());
+    assert!(a.inbox.is_empty(), "not the first responder: the one named");
+    b.inbox.try_recv().unwrap().answer(Ok("2".into()));
+    let parts = outcomes.recv().unwrap().unwrap();
+    assert_eq!(parts[0].as_ref().unwrap().node, "b");
+    router.route_to(ask("far", false), "remote-node", move |o| {
+        sender.send(o).unwrap()
+    });
+    let failure = outcomes.recv().unwrap().unwrap_err();
+    assert_eq!(
+        failure.kind,
+        FailureKind::NoResponder,
+        "never on to a third host"
+    );
+    assert!(
+        router.stats().is_empty(),
+        "asks served for another host are that host's to count"
+    );
 }
 
 #[test]

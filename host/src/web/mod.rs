@@ -40,6 +40,8 @@ mod metrics;
 mod pages;
 mod rates;
 mod request;
+#[cfg(feature = "mesh")]
+pub(crate) use request::CLI_ASKER;
 mod routes;
 mod server;
 pub(crate) mod tail;
