@@ -97,7 +97,11 @@ pub struct Report {
 
 /// `callers` threads each ask `per_caller` times (after a tenth as many untimed), all starting
 /// together; every round trip is timed, and the rate is all timed requests over the wall time.
-fn trial(callers: usize, per_caller: usize, ask: &(dyn Fn(u64) -> Result<()> + Sync)) -> Result<Run> {
+fn trial(
+    callers: usize,
+    per_caller: usize,
+    ask: &(dyn Fn(u64) -> Result<()> + Sync),
+) -> Result<Run> {
     let warm = per_caller / 10;
     let start = Barrier::new(callers + 1);
     let (took, wall) = std::thread::scope(|scope| -> Result<(Vec<f64>, Duration)> {
@@ -147,12 +151,8 @@ fn responder_hive(libraries: &Path, extra: &str) -> Result<BenchHive> {
     )?;
     let started = Instant::now();
     loop {
-        match hivemind_host::benching::request(
-            &hive.controller,
-            NAME,
-            "0",
-            Duration::from_secs(1),
-        ) {
+        match hivemind_host::benching::request(&hive.controller, NAME, "0", Duration::from_secs(1))
+        {
             Ok(_) => return Ok(hive),
             Err(error) if started.elapsed() > Duration::from_secs(60) => {
                 bail!("the responder never answered `{NAME}`: {error}")
@@ -282,10 +282,16 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
     for _ in 0..TRIALS {
         let ask = |seq| ask_hive(&in_process, seq);
         report.in_process.one.push(trial(1, n, &ask)?);
-        report.in_process.many.push(trial(CALLERS, n / CALLERS, &ask)?);
+        report
+            .in_process
+            .many
+            .push(trial(CALLERS, n / CALLERS, &ask)?);
         let ask = |seq| ask_hive(&isolated, seq);
         report.isolated.one.push(trial(1, n, &ask)?);
-        report.isolated.many.push(trial(CALLERS, n / CALLERS, &ask)?);
+        report
+            .isolated
+            .many
+            .push(trial(CALLERS, n / CALLERS, &ask)?);
         let ask = |seq| ask_zenoh(&session, seq, TIMEOUT);
         report.zenoh.one.push(trial(1, n, &ask)?);
         report.zenoh.many.push(trial(CALLERS, n / CALLERS, &ask)?);
@@ -325,20 +331,28 @@ impl Report {
     /// Whether the in-process figures are all ahead of Zenoh in one session (the issue's
     /// target).
     fn in_process_ahead(&self) -> bool {
-        [(&self.in_process.one, &self.zenoh.one), (&self.in_process.many, &self.zenoh.many)]
-            .iter()
-            .all(|(hive, peer)| {
-                ahead(&hive.p50, &peer.p50, false) > 1.0
-                    && ahead(&hive.p99, &peer.p99, false) > 1.0
-                    && ahead(&hive.rate, &peer.rate, true) > 1.0
-            })
+        [
+            (&self.in_process.one, &self.zenoh.one),
+            (&self.in_process.many, &self.zenoh.many),
+        ]
+        .iter()
+        .all(|(hive, peer)| {
+            ahead(&hive.p50, &peer.p50, false) > 1.0
+                && ahead(&hive.p99, &peer.p99, false) > 1.0
+                && ahead(&hive.rate, &peer.rate, true) > 1.0
+        })
     }
 
     /// Prints the tables.
     pub fn print(&self) {
         let mut rows = Vec::new();
         let sides = [
-            ("1 caller", &self.in_process.one, &self.isolated.one, &self.zenoh.one),
+            (
+                "1 caller",
+                &self.in_process.one,
+                &self.isolated.one,
+                &self.zenoh.one,
+            ),
             (
                 "4 callers",
                 &self.in_process.many,
@@ -364,7 +378,12 @@ impl Report {
                         ahead(pick(isolated), pick(zenoh), rate)
                     ),
                     "in process ahead of zenoh".to_owned(),
-                    if in_process_ahead > 1.0 { "met" } else { "MISSED" }.to_owned(),
+                    if in_process_ahead > 1.0 {
+                        "met"
+                    } else {
+                        "MISSED"
+                    }
+                    .to_owned(),
                 ]);
             }
         }
