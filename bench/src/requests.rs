@@ -318,6 +318,9 @@ fn spread(s: &Spread, rate: bool) -> String {
     }
 }
 
+/// Which of a [`Trials`]' figures a row shows.
+type Pick = fn(&Trials) -> &Spread;
+
 /// How many times better hivemind's median is than the peer's (above 1: hivemind is ahead).
 fn ahead(hive: &Spread, peer: &Spread, rate: bool) -> f64 {
     if rate {
@@ -361,7 +364,7 @@ impl Report {
             ),
         ];
         for (callers, here, isolated, zenoh) in sides {
-            let figures: [(&str, fn(&Trials) -> &Spread, bool); 3] = [
+            let figures: [(&str, Pick, bool); 3] = [
                 ("round trip p50", |t| &t.p50, false),
                 ("round trip p99", |t| &t.p99, false),
                 ("requests per second", |t| &t.rate, true),
