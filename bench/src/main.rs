@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -18,6 +18,7 @@ mod mesh;
 mod messages;
 mod peers;
 mod reload;
+mod requests;
 mod scale;
 mod soak;
 mod stats;
@@ -37,6 +38,7 @@ struct Options {
     mesh_only: bool,
     isolate_only: bool,
     reload_only: bool,
+    requests_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -49,6 +51,7 @@ fn options() -> Result<Options> {
         mesh_only: false,
         isolate_only: false,
         reload_only: false,
+        requests_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +60,7 @@ fn options() -> Result<Options> {
             "--mesh-only" => options.mesh_only = true,
             "--isolate-only" => options.isolate_only = true,
             "--reload-only" => options.reload_only = true,
+            "--requests-only" => options.requests_only = true,
             "--json" => options.json = Some(args.next().context("--json needs a file")?.into()),
             "--chart" => options.chart = Some(args.next().context("--chart needs a file")?.into()),
             "--scale-only" => {
@@ -71,7 +75,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only]"
+                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]"
                 );
                 std::process::exit(0);
             }
@@ -234,6 +238,12 @@ fn main() -> Result<()> {
         let flood = args.next().context("no flood size given")?;
         return peers::zenoh_peer_main(&endpoint, &flood);
     }
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(requests::ZENOH_RESPONDER_COMMAND) {
+        // The far side of the two-process Zenoh queryable, started by this benchmark.
+        let endpoint = args.next().context("no endpoint given")?;
+        return requests::zenoh_responder_main(&endpoint);
+    }
     let options = options()?;
     let libraries = system::build_bench_nodes()?;
     println!("hivemind-bench on {}", system::machine());
@@ -266,6 +276,14 @@ fn main() -> Result<()> {
         if let Some(path) = options.json {
             let json = serde_json::json!({ "isolate": isolation.json() });
             write_json(&path, &json)?;
+        }
+        return Ok(());
+    }
+    if options.requests_only {
+        let requests = requests::run(&libraries, options.quick)?;
+        requests.print();
+        if let Some(path) = options.json {
+            write_json(&path, &serde_json::json!({ "requests": requests.json() }))?;
         }
         return Ok(());
     }
@@ -339,9 +357,12 @@ fn main() -> Result<()> {
     isolation.print();
     let mesh = mesh::run(&libraries, options.quick)?;
     mesh.print();
+    let requests = requests::run(&libraries, options.quick)?;
+    requests.print();
     if let Some(path) = options.json {
         let mut json = reloads.json();
         json["mesh"] = mesh.json();
+        json["requests"] = requests.json();
         json["isolate"] = isolation.json();
         json["machine"] = system::machine().into();
         for figure in &figures {

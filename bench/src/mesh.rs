@@ -69,7 +69,7 @@ pub fn run(libraries: &Path, quick: bool) -> Result<Report> {
 }
 
 /// A temporary hive with the probe library and `config` as its config/hive.toml.
-fn hive(libraries: &Path, config: &str) -> Result<tempfile::TempDir> {
+pub(crate) fn hive(libraries: &Path, config: &str) -> Result<tempfile::TempDir> {
     crate::hive::folder(libraries, &["probe", "bench_node"], config)
 }
 
@@ -228,21 +228,21 @@ fn pour(
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// A running `hm run`, stopped on drop.
-struct HmProcess {
+pub(crate) struct HmProcess {
     child: Child,
     address: String,
     _lines: Receiver<String>,
 }
 
 impl HmProcess {
-    fn start(hm: &Path, hive: &Path) -> Result<Self> {
+    pub(crate) fn start(hm: &Path, hive: &Path) -> Result<Self> {
         let mut child = Command::new(hm)
             .arg("run")
             .current_dir(hive)

@@ -128,7 +128,7 @@ fn pace(count: u64, rate: u64, mut send: impl FnMut(u64)) {
 }
 
 /// A Zenoh peer session with no scouting; listening on `listen` and connecting to `connect`.
-fn zenoh_session(listen: &[String], connect: &[String]) -> Result<zenoh::Session> {
+pub fn zenoh_session(listen: &[String], connect: &[String]) -> Result<zenoh::Session> {
     let mut config = zenoh::Config::default();
     let mut set = |key: &str, value: String| {
         config

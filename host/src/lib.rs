@@ -66,3 +66,40 @@ pub mod fuzzing {
         pattern.matches_by_regex(service)
     }
 }
+
+/// Asking a node's request handler from outside any node, for `hivemind-bench`: through the
+/// host's request router, the path a node's `Service::request` takes. Not part of the host's
+/// API: no stability promised.
+#[doc(hidden)]
+pub mod benching {
+    use crate::controller::Controller;
+    use crate::requests::Ask;
+    use std::time::Duration;
+
+    /// Asks request `name` with `args` (JSON text) of one responder, waiting up to `timeout`;
+    /// the reply as JSON text, or why there is none.
+    pub fn request(
+        controller: &Controller,
+        name: &str,
+        args: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let router = controller.router();
+        let ask = Ask {
+            name: name.to_owned(),
+            args: args.to_owned(),
+            from_node: "bench".into(),
+            from_host: router.host(),
+            timeout,
+            all: false,
+        };
+        match router.ask_blocking(ask) {
+            Ok(parts) => match parts.into_iter().next() {
+                Some(Ok(answer)) => Ok(answer.json),
+                Some(Err(failure)) => Err(failure.message),
+                None => Err(format!("request `{name}` got no part")),
+            },
+            Err(failure) => Err(failure.message),
+        }
+    }
+}

@@ -12,6 +12,9 @@
 //! - Sources stop when a message arrives on `bench-halt`.
 //! - `role = "idle"`: `subscriptions` subscriptions that never match and, with `service`, a
 //!   service that only waits: for the scale benchmark.
+//! - `role = "responder"`: answers the request named `service` (default `bench/echo`) with its
+//!   arguments, parsed into a JSON value and encoded again (the work the request benchmark's
+//!   Zenoh queryable does): for the request benchmark.
 
 use hivemind::prelude::*;
 use hivemind::serde_json;
@@ -148,6 +151,21 @@ impl Node for BenchNode {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn requests(&mut self, hive: &mut Requests<Self>) {
+        if self.settings.role == "responder" {
+            let name = if self.settings.service.is_empty() {
+                "bench/echo".to_owned()
+            } else {
+                self.settings.service.clone()
+            };
+            hive.add_request(
+                name,
+                "its arguments, parsed and encoded again",
+                |_: &mut Self, request: &Request| Ok(request.args().clone()),
+            );
         }
     }
 }
