@@ -4,7 +4,9 @@
 //! running when it is off.
 
 use hivemind_tests::browser::Browser;
-use hivemind_tests::{Hive, Running, eventually, free_port, output_dir, records, toml_path};
+use hivemind_tests::{
+    Hive, Running, eventually, free_port, output_dir, records, tls_mesh, toml_path,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -759,24 +761,8 @@ fn a_mesh_beyond_loopback_without_tls_is_refused_with_what_to_add() {
     assert!(stderr.contains("tls_ca, tls_cert and tls_key"), "{stderr}");
 }
 
-/// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`).
-fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
-    let connect: Vec<String> = connect
-        .iter()
-        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
-        .collect();
-    format!(
-        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
-         tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
-        connect.join(", "),
-        toml_path(&dir.join("ca.pem")),
-        toml_path(&dir.join(format!("{host}.pem"))),
-        toml_path(&dir.join(format!("{host}.key"))),
-    )
-}
-
 #[test]
-#[ignore = "fails in 2 of 3 runs: members lose messages while a host with another CA retries (docs/ROADMAP.md, known limits)"]
+#[ignore = "fails in about half the runs: zenoh-link-tls 1.10 breaks the members' link under traffic both ways (zenoh #2557; docs/ROADMAP.md, known limits)"]
 fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing() {
     let certs = tempfile::tempdir().unwrap();
     let (ours, theirs) = (certs.path().join("ours"), certs.path().join("theirs"));

@@ -5,10 +5,11 @@
 //! error long before the timeout, and is no longer offered; over mutual TLS the members ask
 //! each other and a peer with another CA's certificate learns and gets nothing.
 
-use hivemind_tests::{Hive, Running, eventually, free_port, hm, records, toml_path};
+use hivemind_tests::{
+    Hive, Running, ask, call, eventually, free_port, records, tls_mesh, toml_path,
+};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -37,32 +38,6 @@ fn hive(config: impl FnOnce(&Hive) -> String) -> Hive {
     hive.configure(&config(&hive));
     hive.install("oracle");
     hive
-}
-
-/// `POST /api/request/{name}{query}` with `args`: the status and the JSON body.
-fn ask(running: &Running, name: &str, args: &Value, query: &str) -> (u16, Value) {
-    let (status, body) = running.post(
-        &format!("/api/request/{name}{query}"),
-        &args.to_string(),
-        &[("content-type", "application/json")],
-    );
-    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
-    (status, value)
-}
-
-/// `hm call` against `running`: exit code, stdout, stderr.
-fn call(running: &Running, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(hm())
-        .arg("call")
-        .args(args)
-        .args(["--url", &running.url])
-        .output()
-        .expect("hm call runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// `GET /api/requests`' entry for `name`.
@@ -372,22 +347,6 @@ fn request_all_gathers_from_two_other_hosts_and_a_host_killed_mid_request_fails_
         "{body}"
     );
     drop(rb);
-}
-
-/// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`).
-fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
-    let connect: Vec<String> = connect
-        .iter()
-        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
-        .collect();
-    format!(
-        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
-         tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
-        connect.join(", "),
-        toml_path(&dir.join("ca.pem")),
-        toml_path(&dir.join(format!("{host}.pem"))),
-        toml_path(&dir.join(format!("{host}.key"))),
-    )
 }
 
 #[test]

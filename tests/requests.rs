@@ -4,10 +4,9 @@
 //! blocking one on its delivery thread; `request_all` over three responders; a reload, a
 //! disable and an isolated node's crash with requests in hand and queued.
 
-use hivemind_tests::{Hive, Running, eventually, hm, records, toml_path};
+use hivemind_tests::{Hive, Running, ask, call, eventually, records, toml_path};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,30 +30,6 @@ fn every_kind() -> Vec<Value> {
 /// An oracle table: `[nodes.NAME]` with library `oracle` and `rest`.
 fn oracle(name: &str, rest: &str) -> String {
     format!("[nodes.{name}]\nenabled = true\nlibrary = \"oracle\"\n{rest}\n\n")
-}
-
-fn ask(running: &Running, name: &str, args: &Value, query: &str) -> (u16, Value) {
-    let (status, body) = running.post(
-        &format!("/api/request/{name}{query}"),
-        &args.to_string(),
-        &[("content-type", "application/json")],
-    );
-    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
-    (status, value)
-}
-
-fn call(running: &Running, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(hm())
-        .arg("call")
-        .args(args)
-        .args(["--url", &running.url])
-        .output()
-        .expect("hm call runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// Waits until the router lists `name` as answered by `node`.

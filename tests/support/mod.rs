@@ -492,3 +492,46 @@ pub fn eventually(timeout: Duration, check: impl Fn() -> bool) -> bool {
 pub fn toml_path(path: &Path) -> String {
     toml_edit::Value::from(path.display().to_string()).to_string()
 }
+
+/// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`), listening on
+/// `listen` and connecting to `connect` (ports on loopback).
+pub fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
+    let connect: Vec<String> = connect
+        .iter()
+        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
+         tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
+        connect.join(", "),
+        toml_path(&dir.join("ca.pem")),
+        toml_path(&dir.join(format!("{host}.pem"))),
+        toml_path(&dir.join(format!("{host}.key"))),
+    )
+}
+
+/// `POST /api/request/{name}{query}` to `running` with `args`: the status and the JSON body.
+pub fn ask(running: &Running, name: &str, args: &Value, query: &str) -> (u16, Value) {
+    let (status, body) = running.post(
+        &format!("/api/request/{name}{query}"),
+        &args.to_string(),
+        &[("content-type", "application/json")],
+    );
+    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    (status, value)
+}
+
+/// `hm call ARGS --url` against `running`: exit code, stdout, stderr.
+pub fn call(running: &Running, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(hm())
+        .arg("call")
+        .args(args)
+        .args(["--url", &running.url])
+        .output()
+        .expect("hm call runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
