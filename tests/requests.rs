@@ -473,7 +473,9 @@ fn a_reload_finishes_the_request_in_hand_and_hands_the_queued_ones_to_the_new_in
     let running = hive.run(&[]);
     wait_for_responder(&running, "alfred/echo", "alfred");
 
-    let in_hand = ask_in_background(&running, "alfred/sleep", json!({"ms": 1200}), 10_000);
+    // Long enough that the config's quiet period and the new instance's build end before it
+    // does, even on a loaded machine (1.2 s was not, once, with two test runs at once).
+    let in_hand = ask_in_background(&running, "alfred/sleep", json!({"ms": 3000}), 10_000);
     assert!(eventually(WAIT, || !events(&record, "sleeping").is_empty()));
     let queued = ask_in_background(&running, "alfred/whoami", json!(null), 10_000);
     std::thread::sleep(Duration::from_millis(100));
@@ -481,7 +483,7 @@ fn a_reload_finishes_the_request_in_hand_and_hands_the_queued_ones_to_the_new_in
 
     let (status, body) = in_hand.join().unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["reply"], json!({"slept": 1200, "generation": 1}));
+    assert_eq!(body["reply"], json!({"slept": 3000, "generation": 1}));
     let (status, body) = queued.join().unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(
