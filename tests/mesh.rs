@@ -5,25 +5,13 @@
 
 use hivemind_tests::browser::Browser;
 use hivemind_tests::{
-    Hive, Running, eventually, free_port, output_dir, records, tls_mesh, toml_path,
+    Hive, Running, eventually, free_port, output_dir, records, tcp_mesh, tls_mesh, toml_path,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A `[mesh]` section: host `host` listening on `listen`, connecting to `connect`.
-fn mesh(host: &str, listen: u16, connect: &[u16]) -> String {
-    let connect: Vec<String> = connect
-        .iter()
-        .map(|port| format!("\"tcp/127.0.0.1:{port}\""))
-        .collect();
-    format!(
-        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{}]\n\n",
-        connect.join(", ")
-    )
-}
 
 /// One host of a test mesh: its hive, its record file and the file that starts its sender.
 struct Host {
@@ -38,7 +26,7 @@ impl Host {
     /// `interval_ms`) once its go file exists, and whose node `receiver` records every message
     /// matching `*-ticks`.
     fn new(name: &'static str, listen: u16, connect: &[u16], count: u64, interval_ms: u64) -> Self {
-        Self::with_mesh(name, &mesh(name, listen, connect), count, interval_ms)
+        Self::with_mesh(name, &tcp_mesh(name, listen, connect), count, interval_ms)
     }
 
     /// [`Host::new`] with its own `[mesh]` section.

@@ -6,25 +6,13 @@
 //! each other and a peer with another CA's certificate learns and gets nothing.
 
 use hivemind_tests::{
-    Hive, Running, ask, call, eventually, free_port, records, tls_mesh, toml_path,
+    Hive, Running, ask, call, eventually, free_port, records, tcp_mesh, tls_mesh, toml_path,
 };
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A `[mesh]` section: host `host` listening on `listen`, connecting to `connect`.
-fn mesh(host: &str, listen: u16, connect: &[u16]) -> String {
-    let connect: Vec<String> = connect
-        .iter()
-        .map(|port| format!("\"tcp/127.0.0.1:{port}\""))
-        .collect();
-    format!(
-        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{}]\n\n",
-        connect.join(", ")
-    )
-}
 
 /// An oracle table: `[nodes.NAME]` with library `oracle` and `rest`.
 fn oracle(name: &str, rest: &str) -> String {
@@ -85,7 +73,7 @@ fn a_node_the_api_and_hm_call_get_replies_from_another_host_and_this_hosts_own_i
     let a = hive(|a| {
         format!(
             "{}[messages]\nmax_payload_bytes = 4096\n\n{}{}",
-            mesh("a", pa, &[]),
+            tcp_mesh("a", pa, &[]),
             oracle("robin", "shared = true"),
             oracle(
                 "bruce",
@@ -102,7 +90,7 @@ fn a_node_the_api_and_hm_call_get_replies_from_another_host_and_this_hosts_own_i
     let b = hive(|_| {
         format!(
             "{}{}",
-            mesh("b", pb, &[pa]),
+            tcp_mesh("b", pb, &[pa]),
             oracle("alfred", "shared = true")
         )
     });
@@ -244,18 +232,18 @@ fn a_node_the_api_and_hm_call_get_replies_from_another_host_and_this_hosts_own_i
 #[test]
 fn request_all_gathers_from_two_other_hosts_and_a_host_killed_mid_request_fails_it_at_once() {
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
-    let a = hive(|_| mesh("a", pa, &[]));
+    let a = hive(|_| tcp_mesh("a", pa, &[]));
     let b = hive(|_| {
         format!(
             "{}{}",
-            mesh("b", pb, &[pa]),
+            tcp_mesh("b", pb, &[pa]),
             oracle("batgirl", "shared = true")
         )
     });
     let c = hive(|c| {
         format!(
             "{}{}",
-            mesh("c", pc, &[pa]),
+            tcp_mesh("c", pc, &[pa]),
             oracle(
                 "lucius",
                 &format!(

@@ -493,6 +493,19 @@ pub fn toml_path(path: &Path) -> String {
     toml_edit::Value::from(path.display().to_string()).to_string()
 }
 
+/// A `[mesh]` section over plain TCP on loopback: host `host` listening on `listen`,
+/// connecting to `connect`.
+pub fn tcp_mesh(host: &str, listen: u16, connect: &[u16]) -> String {
+    let connect: Vec<String> = connect
+        .iter()
+        .map(|port| format!("\"tcp/127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{}]\n\n",
+        connect.join(", ")
+    )
+}
+
 /// `[mesh]` for `host` with TLS files from `dir` (made by `hm mesh certs`), listening on
 /// `listen` and connecting to `connect` (ports on loopback).
 pub fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
