@@ -485,14 +485,20 @@ use zenoh::Wait;
 
 /// A raw Zenoh peer connected to `endpoint`, as an attacker would run one (not hm).
 fn rogue(endpoint: &str) -> zenoh::Session {
+    rogue_with(endpoint, &[])
+}
+
+/// A raw Zenoh peer connecting to `endpoint`, with extra Zenoh settings.
+fn rogue_with(endpoint: &str, extra: &[(&str, String)]) -> zenoh::Session {
     let mut config = zenoh::Config::default();
-    for (key, value) in [
+    let base = [
         ("mode", "\"peer\"".to_owned()),
         ("connect/endpoints", format!("[\"{endpoint}\"]")),
         ("listen/endpoints", "[\"tcp/127.0.0.1:0\"]".to_owned()),
         ("scouting/multicast/enabled", "false".to_owned()),
-    ] {
-        config.insert_json5(key, &value).unwrap();
+    ];
+    for (key, value) in base.iter().chain(extra) {
+        config.insert_json5(key, value).unwrap();
     }
     zenoh::open(config).wait().unwrap()
 }
@@ -750,7 +756,6 @@ fn a_mesh_beyond_loopback_without_tls_is_refused_with_what_to_add() {
 }
 
 #[test]
-#[ignore = "fails in about half the runs: zenoh-link-tls 1.10 breaks the members' link under traffic both ways (zenoh #2557; docs/ROADMAP.md, known limits)"]
 fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing() {
     let certs = tempfile::tempdir().unwrap();
     let (ours, theirs) = (certs.path().join("ours"), certs.path().join("theirs"));
@@ -782,8 +787,16 @@ fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing()
     );
     let (rm, rt, ri) = (manor.run(), tower.run(), intruder.run());
     wait_until_all_see_each_other(&[(&manor, &rm), (&tower, &rt)]);
-    // A plain TCP peer cannot open a session with a TLS host either.
+    // A plain TCP peer cannot open a session with a TLS host either, nor can a QUIC peer that
+    // trusts the hive's CA but shows no certificate of its own.
     let plain = rogue(&format!("tcp/127.0.0.1:{pm}"));
+    let anonymous = rogue_with(
+        &format!("quic/127.0.0.1:{pm}"),
+        &[(
+            "transport/link/tls/root_ca_certificate",
+            format!("{:?}", ours.join("ca.pem").to_str().unwrap()),
+        )],
+    );
     manor.go();
     tower.go();
     intruder.go();
@@ -836,5 +849,9 @@ fn hosts_with_the_hives_certificates_talk_and_a_peer_without_them_gets_nothing()
     assert!(
         !connected(&plain),
         "a plain TCP peer has no session with a TLS host"
+    );
+    assert!(
+        !connected(&anonymous),
+        "a QUIC peer without a certificate of the hive's CA has no session"
     );
 }

@@ -511,10 +511,10 @@ pub fn tcp_mesh(host: &str, listen: u16, connect: &[u16]) -> String {
 pub fn tls_mesh(host: &str, dir: &Path, listen: u16, connect: &[u16]) -> String {
     let connect: Vec<String> = connect
         .iter()
-        .map(|port| format!("\"tls/127.0.0.1:{port}\""))
+        .map(|port| format!("\"quic/127.0.0.1:{port}\""))
         .collect();
     format!(
-        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"tls/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
+        "[mesh]\nenabled = true\nhost = \"{host}\"\nlisten = [\"quic/127.0.0.1:{listen}\"]\nconnect = [{}]\n\
          tls_ca = {}\ntls_cert = {}\ntls_key = {}\n\n",
         connect.join(", "),
         toml_path(&dir.join("ca.pem")),

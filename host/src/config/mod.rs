@@ -683,25 +683,36 @@ fn mesh_config(root: &Path, raw: RawMesh) -> Result<MeshConfig> {
             "[mesh] host = {host:?} is not a valid host name: use 1 to 64 letters, digits, `-`, `_` and `.`"
         );
     }
-    let scheme = if mesh.tls.is_some() { "tls" } else { "tcp" };
+    // With TLS, every link is Zenoh's QUIC link (TLS 1.3 over UDP, the same certificates):
+    // Zenoh 1.10's TLS-over-TCP link reads and writes one rustls stream from two tasks at once
+    // and breaks under traffic both ways (eclipse-zenoh/zenoh#2557), losing what is in flight.
+    let scheme = if mesh.tls.is_some() { "quic" } else { "tcp" };
     for (key, endpoints) in [("listen", &mesh.listen), ("connect", &mesh.connect)] {
         for endpoint in endpoints {
+            if mesh.tls.is_some()
+                && let Some(address) = endpoint.strip_prefix("tls/")
+            {
+                bail!(
+                    "[mesh] {key} has {endpoint:?}: write it \"quic/{address}\" (a UDP port). hm carries the mesh's mutual TLS over Zenoh's QUIC link, \
+                     because Zenoh's TLS-over-TCP link can lose messages under traffic both ways (eclipse-zenoh/zenoh#2557)"
+                );
+            }
             let address = endpoint
                 .strip_prefix(scheme)
                 .and_then(|rest| rest.strip_prefix('/'))
                 .unwrap_or_default();
             if address.is_empty() || address.contains(char::is_whitespace) {
                 let why = if mesh.tls.is_some() {
-                    "with tls_* set, endpoints are written `tls/ADDRESS:PORT` (e.g. \"tls/0.0.0.0:7447\"): every link is mutual TLS"
+                    "with tls_* set, endpoints are written `quic/ADDRESS:PORT` (e.g. \"quic/0.0.0.0:7447\", a UDP port): every link is mutual TLS over QUIC"
                 } else {
-                    "endpoints are written `tcp/ADDRESS:PORT` (e.g. \"tcp/127.0.0.1:7447\"), or `tls/ADDRESS:PORT` once tls_ca, tls_cert and tls_key are set; hm's mesh carries TCP only"
+                    "endpoints are written `tcp/ADDRESS:PORT` (e.g. \"tcp/127.0.0.1:7447\"), or `quic/ADDRESS:PORT` once tls_ca, tls_cert and tls_key are set; without TLS, hm's mesh carries TCP only"
                 };
                 bail!("[mesh] {key} has {endpoint:?}: {why}");
             }
             if mesh.enabled && mesh.tls.is_none() && !is_loopback_endpoint(endpoint) {
                 bail!(
                     "[mesh] {key} has {endpoint:?}, which reaches beyond this machine, but the mesh has no TLS: anyone who can reach the port could read and send the hive's messages. \
-                     Run `hm mesh certs HOST...` (one name per host) and add the tls_ca, tls_cert and tls_key lines it prints to [mesh], with endpoints written `tls/ADDRESS:PORT`; \
+                     Run `hm mesh certs HOST...` (one name per host) and add the tls_ca, tls_cert and tls_key lines it prints to [mesh], with endpoints written `quic/ADDRESS:PORT`; \
                      or keep the mesh on this machine (tcp/127.0.0.1:PORT)"
                 );
             }
@@ -1058,13 +1069,13 @@ mod tests {
         assert_eq!(config.mesh, MeshConfig::default());
         assert!(!config.mesh.enabled);
         let config = parse_ok(
-            "[mesh]\nenabled = true\nhost = \"wayne-manor\"\nlisten = [\"tls/0.0.0.0:7447\"]\nconnect = [\"tls/10.0.0.2:7447\"]\n\
+            "[mesh]\nenabled = true\nhost = \"wayne-manor\"\nlisten = [\"quic/0.0.0.0:7447\"]\nconnect = [\"quic/10.0.0.2:7447\"]\n\
              tls_ca = \"config/mesh/ca.pem\"\ntls_cert = \"config/mesh/wayne-manor.pem\"\ntls_key = \"/keys/wayne-manor.key\"\n",
         );
         assert!(config.mesh.enabled);
         assert_eq!(config.mesh.host_name(9476), "wayne-manor");
-        assert_eq!(config.mesh.listen, ["tls/0.0.0.0:7447"]);
-        assert_eq!(config.mesh.connect, ["tls/10.0.0.2:7447"]);
+        assert_eq!(config.mesh.listen, ["quic/0.0.0.0:7447"]);
+        assert_eq!(config.mesh.connect, ["quic/10.0.0.2:7447"]);
         let tls = config.mesh.tls.unwrap();
         assert_eq!(tls.ca, Path::new("/hives/gotham/config/mesh/ca.pem"));
         assert_eq!(tls.key, Path::new("/keys/wayne-manor.key"));
@@ -1110,13 +1121,18 @@ mod tests {
         let message = parse_err("[mesh]\nenabled = true\nmulticast = true\n");
         assert!(message.contains("has no TLS"), "{message}");
         let message = parse_err(
-            "[mesh]\nenabled = true\ntls_ca = \"ca.pem\"\nlisten = [\"tls/0.0.0.0:1\"]\n",
+            "[mesh]\nenabled = true\ntls_ca = \"ca.pem\"\nlisten = [\"quic/0.0.0.0:1\"]\n",
         );
         assert!(message.contains("all three"), "{message}");
         let message = parse_err(
             "[mesh]\nenabled = true\ntls_ca = \"a\"\ntls_cert = \"b\"\ntls_key = \"c\"\nlisten = [\"tcp/0.0.0.0:1\"]\n",
         );
-        assert!(message.contains("tls/ADDRESS:PORT"), "{message}");
+        assert!(message.contains("quic/ADDRESS:PORT"), "{message}");
+        let message = parse_err(
+            "[mesh]\nenabled = true\ntls_ca = \"a\"\ntls_cert = \"b\"\ntls_key = \"c\"\nconnect = [\"tls/10.0.0.2:7447\"]\n",
+        );
+        assert!(message.contains("\"quic/10.0.0.2:7447\""), "{message}");
+        assert!(message.contains("zenoh#2557"), "{message}");
         let message = parse_err("[mesh]\nforget_after_s = 0\n");
         assert!(message.contains("forget_after_s"), "{message}");
         let config = parse_ok("[mesh]\nlisen = []\n");

@@ -119,7 +119,7 @@ pub(crate) fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String
             report,
             "  copy ca.pem, {host}.pem and {host}.key to {shown}/ in its hive, and put in its config/hive.toml:\n\
              \n  [mesh]\n  enabled = true\n  host = \"{host}\"\n  tls_ca = \"{shown}/ca.pem\"\n  tls_cert = \"{shown}/{host}.pem\"\n  tls_key = \"{shown}/{host}.key\"\n  \
-             listen = [\"tls/0.0.0.0:7447\"]          # and/or connect = [\"tls/OTHER-HOST:7447\"]"
+             listen = [\"quic/0.0.0.0:7447\"]         # a UDP port; and/or connect = [\"quic/OTHER-HOST:7447\"]"
         )
         .unwrap();
     }

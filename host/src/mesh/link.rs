@@ -376,7 +376,7 @@ fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
     let listen = if !mesh.listen.is_empty() {
         mesh.listen.clone()
     } else if mesh.tls.is_some() {
-        vec!["tls/0.0.0.0:0".to_owned()]
+        vec!["quic/0.0.0.0:0".to_owned()]
     } else {
         // Zenoh's own default listens on every address: without TLS, this machine only.
         vec!["tcp/127.0.0.1:0".to_owned()]
@@ -393,8 +393,11 @@ fn zenoh_config(settings: &MeshSettings) -> Result<zenoh::Config> {
     set("transport/unicast/max_sessions", json(MAX_HOSTS + 16))?;
     if let Some(tls) = &mesh.tls {
         let path = |p: &std::path::Path| json(p.to_string_lossy());
-        // TLS only: a plain TCP peer cannot even start a session.
-        set("transport/link/protocols", json(["tls"]))?;
+        // QUIC only (TLS 1.3 over UDP): a plain TCP peer cannot even start a session. Not
+        // Zenoh's `tls` link: it shares one rustls stream between its reading and writing
+        // tasks and breaks under traffic both ways (eclipse-zenoh/zenoh#2557); QUIC's send
+        // and receive streams are separate. Both links read `transport/link/tls/*`.
+        set("transport/link/protocols", json(["quic"]))?;
         set("transport/link/tls/root_ca_certificate", path(&tls.ca))?;
         set("transport/link/tls/listen_certificate", path(&tls.cert))?;
         set("transport/link/tls/listen_private_key", path(&tls.key))?;
