@@ -11,6 +11,7 @@ use hivemind_tests::{
 use serde_json::{Value, json};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -415,7 +416,15 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
         toml_path(&victim),
     ));
     hive.install("probe");
-    let running = run_in(&hive, tmp.path());
+    // As in /tmp: anyone may enter the temporary folder. And the host runs under umask 000, so
+    // only the modes it sets itself keep others out.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let running = Running::start_under_umask(
+        hive.path(),
+        &["run"],
+        &[("TMPDIR", tmp.path().as_os_str())],
+        0o000,
+    );
     assert!(eventually(WAIT, || received_from(&victim, "signals").len() == 1));
     let child = built_pids(&victim)[0];
 
@@ -428,7 +437,7 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
         0o700,
         "the scratch folder is the user's alone"
     );
-    let mut files = 0;
+    let mut files = Vec::new();
     let mut node_folders = 0;
     let mut walk = vec![scratch.clone()];
     while let Some(dir) = walk.pop() {
@@ -446,7 +455,7 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
                 walk.push(entry.path());
             } else {
                 assert_eq!(mode(&entry.path()), 0o600, "{:?}", entry.path());
-                files += 1;
+                files.push(entry.path());
             }
         }
     }
@@ -455,9 +464,39 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
         "the isolated node's process has its own folder"
     );
     assert!(
-        files >= 2,
-        "library copies: the host's and the process's ({files})"
+        files.len() >= 2,
+        "library copies: the host's and the process's ({files:?})"
     );
+    // Another local user (nobody) can neither list the scratch folder nor read a library copy.
+    if is_root() {
+        let as_nobody = |args: &[&str]| {
+            let output = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(args)
+                .output()
+                .expect("setpriv runs");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        let (listed, why) = as_nobody(&["ls", scratch.to_str().unwrap()]);
+        assert!(!listed && why.contains("Permission denied"), "{why}");
+        for file in &files {
+            let (read, why) = as_nobody(&["cat", file.to_str().unwrap()]);
+            assert!(
+                !read && why.contains("Permission denied"),
+                "{file:?}: {why}"
+            );
+        }
+        let (entered, _) = as_nobody(&["ls", tmp.path().to_str().unwrap()]);
+        assert!(
+            entered,
+            "the check itself works: nobody may list the temporary folder"
+        );
+    } else {
+        eprintln!("not root: the check as another user is skipped (the modes are checked)");
+    }
 
     // No Unix socket of the host or its process has a path another process could connect to:
     // the link is a socket pair, the process's end its stdin, which nothing else holds.
@@ -483,6 +522,14 @@ fn nobody_else_can_reach_an_isolated_node_and_its_files_are_private() {
             .collect();
     assert_eq!(sockets.len(), 1, "one link, to its host: {sockets:?}");
     assert_eq!(running.node("victim")["status"], "running");
+}
+
+/// Whether the tests run as root (who can act as another user to check what that user sees).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
 #[test]

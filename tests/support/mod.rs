@@ -191,8 +191,11 @@ impl Running {
     }
 
     fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut child = Command::new(hm())
-            .args(args)
+        Self::spawn_command(Command::new(hm()).args(args), dir, env)
+    }
+
+    fn spawn_command(command: &mut Command, dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let mut child = command
             .envs(env.iter().copied())
             .current_dir(dir)
             .env("NO_COLOR", "1")
@@ -222,8 +225,32 @@ impl Running {
                 dir.display()
             ));
         }
-        let mut running = Self::spawn(dir, args, env);
-        let starting = Duration::from_secs(if dev { 300 } else { 120 });
+        let running = Self::spawn(dir, args, env);
+        running.serving(if dev { 300 } else { 120 })
+    }
+
+    /// [`Running::start_with_env`] with the process's file mode creation mask set to `umask`
+    /// (through `sh -c 'umask ...; exec hm ...'`: the same process, so [`Running::pid`] is
+    /// `hm`'s).
+    pub fn start_under_umask(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        umask: u32,
+    ) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+            .arg(hm())
+            .args(args);
+        Self::spawn_command(&mut command, dir, env).serving(120)
+    }
+
+    /// Waits up to `seconds` for the `http://` line and takes the address from it.
+    fn serving(mut self, seconds: u64) -> Self {
+        let running = &mut self;
+        let starting = Duration::from_secs(seconds);
         let found = running.wait_for(starting, |r| {
             if r.exited() {
                 return Some(None);
@@ -240,7 +267,7 @@ impl Running {
                 running.stderr()
             )
         });
-        running
+        self
     }
 
     /// Everything it printed on stdout so far.
