@@ -508,18 +508,73 @@ fn connected(session: &zenoh::Session) -> bool {
     session.info().peers_zid().wait().next().is_some()
 }
 
-/// Puts `payload` on `service` of the test hive with `envelope` as the attachment.
-fn forge(session: &zenoh::Session, service: &str, envelope: &Value, payload: Vec<u8>) {
-    session
-        .put(format!("hivemind/test-hive/msg/{service}"), payload)
-        .congestion_control(zenoh::qos::CongestionControl::Block)
-        .attachment(envelope.to_string().into_bytes())
-        .wait()
-        .unwrap();
+/// What a forged batch claims about its sender.
+struct Envelope {
+    host: String,
+    node: String,
+    origin: String,
+    seq: u64,
 }
 
-fn envelope(host: &str, node: &str, origin: &str, seq: u64) -> Value {
-    serde_json::json!({"v": 1, "host": host, "node": node, "origin": origin, "seq": seq})
+fn envelope(host: &str, node: &str, origin: &str, seq: u64) -> Envelope {
+    Envelope {
+        host: host.into(),
+        node: node.into(),
+        origin: origin.into(),
+        seq,
+    }
+}
+
+/// `name` as one Zenoh key chunk, as hm writes it (`%XX` for all but `[A-Za-z0-9._~-]`).
+fn key_chunk(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A batch of mesh format 2 (see hm's `mesh::envelope`) carrying one message, written by hand
+/// as a rogue peer would; `version` is its first byte.
+fn batch_bytes(version: u8, envelope: &Envelope, service: &str, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![version];
+    for name in [&envelope.origin, &envelope.host] {
+        bytes.push(name.len() as u8);
+        bytes.extend_from_slice(name.as_bytes());
+    }
+    bytes.extend_from_slice(&envelope.seq.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(service.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(service.as_bytes());
+    bytes.push(envelope.node.len() as u8);
+    bytes.extend_from_slice(envelope.node.as_bytes());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Puts a one-message batch of `service` on the test hive, under the key of the host its
+/// `envelope` names.
+fn forge(session: &zenoh::Session, service: &str, envelope: &Envelope, payload: Vec<u8>) {
+    let bytes = batch_bytes(2, envelope, service, &payload);
+    put_raw(
+        session,
+        &format!("batch/{}", key_chunk(&envelope.host)),
+        bytes,
+    );
+}
+
+/// Puts `bytes` on `key` (under `hivemind/test-hive/`).
+fn put_raw(session: &zenoh::Session, key: &str, bytes: Vec<u8>) {
+    session
+        .put(format!("hivemind/test-hive/{key}"), bytes)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
+        .wait()
+        .unwrap();
 }
 
 /// A `/proc/<pid>/status` field in kB.
@@ -576,11 +631,34 @@ fn a_rogue_peer_cannot_silence_a_host_forge_names_or_make_it_keep_memory() {
         &envelope("tower", "sender", "abc", 4),
         b"not json".to_vec(),
     );
+    // Another version, a batch under another host's key, and mesh format 1 (a JSON envelope
+    // per message on `msg/<service>`) are refused too.
+    let real = envelope("tower", "sender", "abc", 5);
+    put_raw(
+        &session,
+        "batch/tower",
+        batch_bytes(3, &real, "tower-ticks", br#"{"seq": 2000000}"#),
+    );
+    put_raw(
+        &session,
+        "batch/manor",
+        batch_bytes(2, &real, "tower-ticks", br#"{"seq": 2000000}"#),
+    );
+    session
+        .put("hivemind/test-hive/msg/tower-ticks", br#"{"seq": 2000000}"#.to_vec())
+        .attachment(
+            serde_json::json!({"v": 1, "host": "tower", "node": "sender", "origin": "abc", "seq": 6})
+                .to_string()
+                .into_bytes(),
+        )
+        .wait()
+        .unwrap();
     assert!(
         eventually(WAIT, || mesh_counters(&rm)["rejected"].as_u64().unwrap()
-            >= refused_before + 4),
-        "{}",
-        mesh_counters(&rm)
+            >= refused_before + 7),
+        "{}\n{}",
+        mesh_counters(&rm),
+        rm.stderr()
     );
     tower.go();
     assert!(
@@ -672,7 +750,7 @@ fn a_fake_host_cannot_list_without_bound_shadow_local_logs_or_forge_terminal_lin
     nodes.push(node("root"));
     nodes.insert(0, node("root"));
     let view =
-        serde_json::json!({"v": 1, "host": "fake", "origin": "fake1", "nodes": nodes}).to_string();
+        serde_json::json!({"v": 2, "host": "fake", "origin": "fake1", "nodes": nodes}).to_string();
     let queryable = session
         .declare_queryable("hivemind/test-hive/view/fake")
         .callback(move |query| {

@@ -41,7 +41,7 @@ mod web;
 // else is crate-private (`unreachable_pub` keeps it so).
 
 pub use bus::{
-    Bus, Delivery, Doorbell, Message, Overflow, Pattern, QueueSender, Subscription,
+    Bus, Delivery, Doorbell, Incoming, Message, Overflow, Pattern, QueueSender, Subscription,
     SubscriptionStats, Tap, Topic, TopicInfo,
 };
 pub use cli::{CallFailed, Cli, run};

@@ -54,6 +54,17 @@ pub struct Message {
     pub host: Option<Arc<str>>,
 }
 
+/// A message from another host, for [`Bus::inject_all`].
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    /// The service it was sent on.
+    pub service: &'a str,
+    /// The node of the other host that sent it.
+    pub node: Arc<str>,
+    /// The payload as JSON text.
+    pub payload: Arc<str>,
+}
+
 /// Where the messages sent on this host also go (the mesh).
 ///
 /// Called on the sender's thread, once per message, after the message was queued for the local
@@ -560,24 +571,63 @@ impl Bus {
     }
 
     /// Delivers a message that node `node` of another host `host` sent on `service` to the
-    /// matching subscriptions of this host (never to the outlet). The topic is kept until the
-    /// next membership change, so a stream of them costs one lookup each; when
-    /// [`MAX_KEPT_TOPICS`] are kept, those no local node offers are dropped first.
+    /// matching subscriptions of this host (never to the outlet): [`Bus::inject_all`] with one
+    /// message.
     pub fn inject(&self, service: &str, node: Arc<str>, host: Arc<str>, payload: Arc<str>) {
-        let topic = {
+        self.inject_all(
+            &host,
+            [Incoming {
+                service,
+                node,
+                payload,
+            }],
+        );
+    }
+
+    /// Delivers messages that nodes of another host `host` sent, in their order, to the
+    /// matching subscriptions of this host (never to the outlet). The routing table is locked
+    /// once for all of them, to find each service's topic (one lookup per run of messages of
+    /// the same service); they are queued after it is released. Topics are kept until the next
+    /// membership change, so a stream of them costs one lookup each; when [`MAX_KEPT_TOPICS`]
+    /// are kept, those no local node offers are dropped first.
+    pub fn inject_all<'a>(
+        &self,
+        host: &Arc<str>,
+        messages: impl IntoIterator<Item = Incoming<'a>>,
+    ) {
+        let routed: Vec<(Arc<Topic>, Incoming<'a>)> = {
             let mut registry = self.registry.lock();
-            // Other hosts name services freely: the topics kept for them are bounded.
-            if registry.topics.len() >= MAX_KEPT_TOPICS && !registry.topics.contains_key(service) {
-                registry.forget_unoffered_topics();
-            }
-            registry.topic(service)
+            let mut last: Option<Arc<Topic>> = None;
+            messages
+                .into_iter()
+                .map(|incoming| {
+                    let topic = match &last {
+                        Some(topic) if *topic.name == *incoming.service => topic.clone(),
+                        _ => {
+                            // Other hosts name services freely: the topics kept for them are
+                            // bounded.
+                            if registry.topics.len() >= MAX_KEPT_TOPICS
+                                && !registry.topics.contains_key(incoming.service)
+                            {
+                                registry.forget_unoffered_topics();
+                            }
+                            let topic = registry.topic(incoming.service);
+                            last = Some(topic.clone());
+                            topic
+                        }
+                    };
+                    (topic, incoming)
+                })
+                .collect()
         };
-        topic.deliver_here(Message {
-            service: topic.name.clone(),
-            node,
-            payload,
-            host: Some(host),
-        });
+        for (topic, incoming) in routed {
+            topic.deliver_here(Message {
+                service: topic.name.clone(),
+                node: incoming.node,
+                payload: incoming.payload,
+                host: Some(host.clone()),
+            });
+        }
     }
 
     /// Sets (or with `None`, removes) where messages sent on this host also go.
@@ -944,6 +994,73 @@ mod tests {
         bus.leave("batman");
         bus.inject("bat-remote", "robin".into(), "manor".into(), "3".into());
         assert_eq!(drain(&batman), vec![("2".into(), vec![0])]);
+    }
+
+    #[test]
+    fn a_batch_from_another_host_arrives_in_order_on_each_service_and_never_goes_out() {
+        let bus = Bus::new();
+        let collect = Arc::new(Collect::default());
+        bus.set_outlet(Some(Box::new(collect.clone())));
+        let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
+        let (_, robin) = join(&bus, "robin", &["bat-signal", "cat-*"], &[]);
+        let message = |service, payload: &str| Incoming {
+            service,
+            node: "gordon".into(),
+            payload: payload.into(),
+        };
+        bus.inject_all(
+            &"manor".into(),
+            [
+                message("bat-signal", "1"),
+                message("bat-signal", "2"),
+                message("cat-signal", "3"),
+                message("bat-cave", "4"),
+                message("bat-signal", "5"),
+            ],
+        );
+        let payloads = |inbox: &Inbox| -> Vec<(String, String)> {
+            inbox
+                .try_iter()
+                .map(|d| (d.message.service.to_string(), d.message.payload.to_string()))
+                .collect()
+        };
+        let pair = |s: &str, p: &str| (s.to_owned(), p.to_owned());
+        assert_eq!(
+            payloads(&batman),
+            vec![
+                pair("bat-signal", "1"),
+                pair("bat-signal", "2"),
+                pair("bat-cave", "4"),
+                pair("bat-signal", "5")
+            ]
+        );
+        assert_eq!(
+            payloads(&robin),
+            vec![
+                pair("bat-signal", "1"),
+                pair("bat-signal", "2"),
+                pair("cat-signal", "3"),
+                pair("bat-signal", "5")
+            ]
+        );
+        assert!(collect.0.lock().is_empty(), "nothing injected goes out");
+    }
+
+    #[test]
+    fn topics_named_by_other_hosts_are_bounded() {
+        let bus = Bus::new();
+        let names: Vec<String> = (0..MAX_KEPT_TOPICS + 10)
+            .map(|i| format!("junk-{i}"))
+            .collect();
+        bus.inject_all(
+            &"manor".into(),
+            names.iter().map(|service| Incoming {
+                service,
+                node: "n".into(),
+                payload: "1".into(),
+            }),
+        );
+        assert!(bus.registry.lock().topics.len() <= MAX_KEPT_TOPICS);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! | key                            | what it carries                                    |
 //! |--------------------------------|----------------------------------------------------|
-//! | `hivemind/<hive>/msg/<service>`| every message a host's service sends               |
+//! | `hivemind/<hive>/batch/<host>` | the messages a host sends, in batches (`envelope`) |
 //! | `hivemind/<hive>/host/<host>`  | a liveliness token: the host is up                 |
 //! | `hivemind/<hive>/view/<host>`  | a queryable: the host's nodes and their counters   |
 //! | `hivemind/<hive>/ask/<host>`   | a queryable: requests to the host's nodes          |
@@ -11,6 +11,9 @@
 //! and `~` stay as they are, every other byte is written `%XX`. So `bat-signal-main` travels as
 //! itself, `sensors/temp` as `sensors%2Ftemp`, and no name can reach into another's key space
 //! (`*`, `$`, `#`, `?` and `/` all have meanings in Zenoh key expressions).
+//!
+//! Mesh format 1 put each message on `hivemind/<hive>/msg/<service>`; a host still listens
+//! there only to refuse (and count) what an older hm sends.
 
 /// The keys of one hive.
 #[derive(Debug, Clone)]
@@ -26,21 +29,26 @@ impl Keys {
         }
     }
 
-    /// Where messages of `service` are published.
-    pub(crate) fn message(&self, service: &str) -> String {
-        format!("{}/msg/{}", self.prefix, encode(service))
+    /// Where `host` puts its batches of messages.
+    pub(crate) fn batch(&self, host: &str) -> String {
+        format!("{}/batch/{}", self.prefix, encode(host))
     }
 
-    /// Every service's messages.
-    pub(crate) fn all_messages(&self) -> String {
-        format!("{}/msg/*", self.prefix)
+    /// Every host's batches.
+    pub(crate) fn all_batches(&self) -> String {
+        format!("{}/batch/*", self.prefix)
     }
 
-    /// The service a message key was published under; `None` for a key outside this hive's
-    /// messages or one that is not an encoded name.
-    pub(crate) fn service_of(&self, key: &str) -> Option<String> {
-        let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/msg/")?;
+    /// The host a batch key names; `None` for a key outside this hive's batches or one that
+    /// is not an encoded name.
+    pub(crate) fn batch_host_of(&self, key: &str) -> Option<String> {
+        let chunk = key.strip_prefix(&self.prefix)?.strip_prefix("/batch/")?;
         decode(chunk)
+    }
+
+    /// Where mesh format 1 put every service's messages (only listened to, to refuse them).
+    pub(crate) fn format_1_messages(&self) -> String {
+        format!("{}/msg/*", self.prefix)
     }
 
     /// `host`'s liveliness token.
@@ -148,22 +156,20 @@ mod tests {
     #[test]
     fn keys_are_per_hive() {
         let gotham = Keys::new("gotham");
-        assert_eq!(
-            gotham.message("bat-signal"),
-            "hivemind/gotham/msg/bat-signal"
-        );
-        assert_eq!(gotham.all_messages(), "hivemind/gotham/msg/*");
+        assert_eq!(gotham.batch("manor"), "hivemind/gotham/batch/manor");
+        assert_eq!(gotham.all_batches(), "hivemind/gotham/batch/*");
+        assert_eq!(gotham.format_1_messages(), "hivemind/gotham/msg/*");
         assert_eq!(gotham.host("manor"), "hivemind/gotham/host/manor");
         assert_eq!(gotham.view("manor"), "hivemind/gotham/view/manor");
         assert_eq!(gotham.ask("man or"), "hivemind/gotham/ask/man%20or");
         assert_eq!(
             gotham
-                .service_of("hivemind/gotham/msg/sensors%2Ftemp")
+                .batch_host_of("hivemind/gotham/batch/man%20or")
                 .as_deref(),
-            Some("sensors/temp")
+            Some("man or")
         );
-        assert_eq!(gotham.service_of("hivemind/metropolis/msg/x"), None);
-        assert_eq!(gotham.service_of("hivemind/gotham/host/x"), None);
+        assert_eq!(gotham.batch_host_of("hivemind/metropolis/batch/x"), None);
+        assert_eq!(gotham.batch_host_of("hivemind/gotham/host/x"), None);
         assert_eq!(
             gotham.host_of("hivemind/gotham/host/manor").as_deref(),
             Some("manor")

@@ -4,26 +4,25 @@
 //! Requests to and from the other hosts' nodes are [`super::requests`]'s; this module declares
 //! their queryable and installs the router's [`super::requests::MeshAsker`].
 //!
-//! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent
-//! (woken through a doorbell only when it sleeps, draining everything queued per wake-up);
+//! Threads: `hm-mesh-out` puts this host's messages on Zenoh in the order they were sent, in
+//! batches (woken through a doorbell only when it sleeps, draining everything queued per
+//! wake-up into as few batches as fit);
 //! `hm-mesh-view` refreshes this host's own description and asks the others for theirs about
-//! once a second. Messages from other hosts and liveliness changes arrive in Zenoh's callbacks,
+//! once a second. Batches from other hosts and liveliness changes arrive in Zenoh's callbacks,
 //! which only decode, filter and hand to the bus (which never blocks).
 
-use super::envelope::{Envelope, Seen, VERSION, identity};
+use super::envelope::{Batch, BatchError, BatchWriter, Seen, VERSION};
 use super::keys::Keys;
-use super::peers::{HostView, MAX_HOSTS, MAX_TEXT, MAX_VIEW_BYTES, Peers, WireNode, WireRequest};
+use super::peers::{HostView, MAX_HOSTS, MAX_VIEW_BYTES, Peers, WireNode, WireRequest};
 use super::requests::{MeshAsker, PendingAsks};
 use super::{LocalView, MeshSettings, MeshSnapshot};
-use crate::bus::{Bus, Doorbell, Message, Outlet};
+use crate::bus::{Bus, Doorbell, Incoming, Message, Outlet};
 use crate::events::{EventKind, Events};
 use crate::requests::Router;
 use crate::runtime::NodeSnapshot;
 use anyhow::{Context as _, Result, anyhow};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -43,8 +42,6 @@ const VIEW_TIMEOUT: Duration = Duration::from_millis(800);
 const DRAIN_DEADLINE: Duration = Duration::from_millis(300);
 /// How long stopping waits for the session to close.
 const CLOSE_DEADLINE: Duration = Duration::from_millis(400);
-/// Publishers kept per host (one per service name seen); beyond this they are re-declared.
-const MAX_PUBLISHERS: usize = 4096;
 
 /// The mesh's counters (see [`MeshSnapshot`]).
 #[derive(Debug, Default)]
@@ -175,12 +172,21 @@ impl Link {
         let inbound = (self.shared.clone(), self.bus.clone());
         let messages = self
             .session
-            .declare_subscriber(keys.all_messages())
+            .declare_subscriber(keys.all_batches())
             .allowed_origin(Locality::Remote)
             .callback(move |sample| receive(&inbound.0, &inbound.1, &sample))
             .wait()
             .map_err(|e| anyhow!("cannot subscribe to the mesh's messages: {e}"))?;
         self.subscribers.push(messages);
+        let shared = self.shared.clone();
+        let format_1 = self
+            .session
+            .declare_subscriber(keys.format_1_messages())
+            .allowed_origin(Locality::Remote)
+            .callback(move |sample| refuse_format_1(&shared, &sample))
+            .wait()
+            .map_err(|e| anyhow!("cannot subscribe to the mesh's messages: {e}"))?;
+        self.subscribers.push(format_1);
         let (shared, wake) = (self.shared.clone(), self.wake.clone());
         let hosts = self
             .session
@@ -351,7 +357,9 @@ fn join_until(thread: JoinHandle<()>, deadline: Instant) {
     }
 }
 
-/// Room in Zenoh's largest message beside the payload: the key and the envelope.
+/// Room in Zenoh's largest message beside the payload: the key, the batch's envelope and the
+/// message's service and node names (at most [`super::envelope::MAX_HEADER_BYTES`] and
+/// 2 KiB + 262 bytes).
 const MESSAGE_SLACK: usize = 64 * 1024;
 
 /// The largest message Zenoh reassembles from a peer: the larger of a payload at the hive's
@@ -502,36 +510,44 @@ impl Drop for Forwarder {
     }
 }
 
-/// Messages the sending thread puts on Zenoh between two updates of the `queued` counter.
-const SEND_BATCH: u64 = 256;
+/// The size a batch is cut at, in bytes: it goes out in one of Zenoh's batches (64 KiB) without
+/// being split. A message larger than this travels alone (its payload is at most
+/// `[messages] max_payload_bytes`, which Zenoh's largest message leaves room for).
+const BATCH_BYTES: usize = 60 * 1024;
 
 /// The sending thread: puts every queued message on Zenoh, in order, until the outlet is gone.
-/// Each wake-up drains everything queued (one Zenoh `put` per message: Zenoh batches them on
-/// the wire itself); with nothing queued it parks on the outbox's doorbell, without spinning.
+/// Each wake-up drains everything queued, as batches of up to [`BATCH_BYTES`] (one Zenoh `put`
+/// and one envelope per batch, sent at once: Zenoh's own batching would only wait for more);
+/// with nothing queued it parks on the outbox's doorbell, without spinning.
 fn send_all(
     session: &zenoh::Session,
     shared: &Shared,
     outgoing: &Receiver<Message>,
     outbox: &Outbox,
 ) {
-    let mut publishers: HashMap<Arc<str>, Publisher<'static>> = HashMap::new();
-    let mut seq = 0u64;
+    let mut publisher: Option<Publisher<'static>> = None;
+    let mut next_seq = 1u64;
+    // A message taken off the queue that did not fit in the last batch: the next one's first.
+    let mut carried: Option<Message> = None;
     outbox.bell.attach();
     loop {
-        let mut sent = 0;
-        while sent < SEND_BATCH {
-            match outgoing.try_recv() {
-                Ok(message) => {
-                    put(session, shared, &mut publishers, &mut seq, &message);
-                    sent += 1;
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => break,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
-            }
+        let mut batch = BatchWriter::new(&shared.origin, &shared.host, next_seq, BATCH_BYTES);
+        let filled = fill(&mut batch, &mut carried, outgoing, &shared.counters);
+        if batch.count() > 0 {
+            next_seq += batch.count() as u64;
+            put(session, shared, &mut publisher, batch);
         }
-        if sent > 0 {
-            shared.counters.queued.fetch_sub(sent, Ordering::Relaxed);
+        if filled.taken > 0 {
+            shared
+                .counters
+                .queued
+                .fetch_sub(filled.taken, Ordering::Relaxed);
+        }
+        if carried.is_some() || filled.taken > 0 {
             continue;
+        }
+        if filled.disconnected {
+            return;
         }
         if outbox.closed.load(Ordering::Acquire) && outgoing.is_empty() {
             return;
@@ -542,161 +558,186 @@ fn send_all(
     }
 }
 
-/// Puts one message on Zenoh with its envelope, declaring its service's publisher the first
-/// time.
-fn put(
-    session: &zenoh::Session,
-    shared: &Shared,
-    publishers: &mut HashMap<Arc<str>, Publisher<'static>>,
-    seq: &mut u64,
-    message: &Message,
-) {
-    if publishers.len() >= MAX_PUBLISHERS && !publishers.contains_key(&message.service) {
-        publishers.clear();
-    }
-    let publisher = match publishers.entry(message.service.clone()) {
-        Entry::Occupied(entry) => entry.into_mut(),
-        Entry::Vacant(entry) => {
-            let declared = session
-                .declare_publisher(shared.keys.message(&message.service))
-                .congestion_control(CongestionControl::Block)
-                .wait();
-            match declared {
-                Ok(publisher) => entry.insert(publisher),
-                Err(error) => return refuse_out(shared, message, &error.to_string()),
-            }
+/// What one [`fill`] did.
+#[derive(Debug, PartialEq, Eq)]
+struct Filled {
+    /// Messages taken off the queue.
+    taken: u64,
+    /// The queue is empty and its sender gone.
+    disconnected: bool,
+}
+
+/// Adds queued messages to `batch` in order, `carried` first, until the queue is empty, the
+/// batch is full or the next message would take it past [`BATCH_BYTES`] (that one is left in
+/// `carried`; a batch always takes its first message, whatever its size). A message that
+/// cannot travel is dropped for the other hosts and counted.
+fn fill(
+    batch: &mut BatchWriter,
+    carried: &mut Option<Message>,
+    outgoing: &Receiver<Message>,
+    counters: &Counters,
+) -> Filled {
+    let mut taken = 0;
+    loop {
+        let message = match carried.take() {
+            Some(message) => message,
+            None => match outgoing.try_recv() {
+                Ok(message) => {
+                    taken += 1;
+                    message
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    return Filled {
+                        taken,
+                        disconnected: false,
+                    };
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    return Filled {
+                        taken,
+                        disconnected: true,
+                    };
+                }
+            },
+        };
+        let size = BatchWriter::size_of(&message.service, &message.node, &message.payload);
+        if batch.count() > 0 && (batch.is_full() || batch.len() + size > BATCH_BYTES) {
+            *carried = Some(message);
+            return Filled {
+                taken,
+                disconnected: false,
+            };
         }
-    };
-    *seq += 1;
-    let envelope = Envelope {
-        v: VERSION,
-        host: shared.host.clone(),
-        node: message.node.to_string(),
-        origin: shared.origin.clone(),
-        seq: *seq,
-    };
-    let put = publisher
-        .put(message.payload.as_bytes())
-        .attachment(envelope.to_bytes())
-        .wait();
-    match put {
-        Ok(()) => {
-            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        if let Err(why) = batch.push(&message.service, &message.node, &message.payload) {
+            refuse_out(counters, 1, &message.service, &why.to_string());
         }
-        Err(error) => refuse_out(shared, message, &error.to_string()),
     }
 }
 
-fn refuse_out(shared: &Shared, message: &Message, error: &str) {
-    let dropped = shared.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-    if dropped.is_power_of_two() {
+/// Puts one batch on Zenoh under this host's key, declaring its publisher the first time.
+fn put(
+    session: &zenoh::Session,
+    shared: &Shared,
+    publisher: &mut Option<Publisher<'static>>,
+    batch: BatchWriter,
+) {
+    let count = batch.count() as u64;
+    if publisher.is_none() {
+        let declared = session
+            .declare_publisher(shared.keys.batch(&shared.host))
+            .congestion_control(CongestionControl::Block)
+            .express(true)
+            .wait();
+        match declared {
+            Ok(declared) => *publisher = Some(declared),
+            Err(error) => {
+                return refuse_out(&shared.counters, count, "any service", &error.to_string());
+            }
+        }
+    }
+    let Some(publisher) = publisher else { return };
+    match publisher.put(batch.finish()).wait() {
+        Ok(()) => {
+            shared.counters.sent.fetch_add(count, Ordering::Relaxed);
+        }
+        Err(error) => refuse_out(&shared.counters, count, "any service", &error.to_string()),
+    }
+}
+
+/// Counts `count` messages (of `service`) that could not be sent to the other hosts.
+fn refuse_out(counters: &Counters, count: u64, service: &str, error: &str) {
+    let before = counters.dropped.fetch_add(count, Ordering::Relaxed);
+    let dropped = before + count;
+    // Logged when the count passes a power of two (1st, 2nd, 4th... drop).
+    if (before + 1..=dropped).any(u64::is_power_of_two) {
         tracing::warn!(
-            "could not send a message of `{}` to the other hosts ({dropped} dropped so far): {error}",
-            message.service
+            "could not send {count} message(s) of `{service}` to the other hosts ({dropped} dropped so far): {error}",
         );
     }
 }
 
-/// The largest envelope accepted (a real one is about 150 bytes).
-const MAX_ENVELOPE_BYTES: usize = 1024;
-
-/// A message from another host: check it, let each one in once, hand it to the bus. Every
-/// check costs at most one pass over what arrived; nothing is kept for a refused message.
+/// A batch from another host: check its envelope, let each batch in once, check each message
+/// like a local one and hand those that pass to the bus in one go. Every check costs at most
+/// one pass over what arrived; nothing is kept for a refused batch or message.
 fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
     if sample.kind() != SampleKind::Put {
         return;
     }
     let key = sample.key_expr().as_str();
-    // Zenoh refuses messages beyond `max_message_size` (see `zenoh_config`); this is the
-    // hive's own, smaller limit.
-    let size = sample.payload().len();
-    if size > shared.max_payload_bytes {
-        return refuse_in(
-            shared,
-            key,
-            &format!(
-                "its payload is {size} bytes, over this hive's limit of {} ([messages] max_payload_bytes)",
-                shared.max_payload_bytes
-            ),
-        );
-    }
-    let Some(service) = shared.keys.service_of(key) else {
-        return refuse_in(shared, key, "its key is not an encoded service name");
+    // Zenoh refuses samples beyond `max_message_size` (see `zenoh_config`); each payload is
+    // then held to the hive's own, smaller limit below.
+    let Some(key_host) = shared.keys.batch_host_of(key) else {
+        return refuse_in(shared, key, "its key is not an encoded host name");
     };
-    if !is_service_name(&service) {
-        return refuse_in(
-            shared,
-            key,
-            "its service name is empty, too long or not printable",
-        );
-    }
-    let envelope = match sample.attachment() {
-        Some(attachment) if attachment.len() > MAX_ENVELOPE_BYTES => {
-            Err(format!("its envelope is over {MAX_ENVELOPE_BYTES} bytes"))
-        }
-        Some(attachment) => Envelope::parse(&attachment.to_bytes()).and_then(checked),
-        None => Err("it has no envelope (was it sent by hm?)".to_owned()),
+    let bytes = sample.payload().to_bytes();
+    let batch = match Batch::parse(&bytes) {
+        Ok(batch) => batch,
+        Err(error) => return refuse_in(shared, key, &error.to_string()),
     };
-    let envelope = match envelope {
-        Ok(envelope) => envelope,
-        Err(reason) => return refuse_in(shared, key, &reason),
-    };
-    if envelope.origin == shared.origin {
+    if batch.origin == shared.origin {
         return;
     }
-    if envelope.host == shared.host && !shared.warned_same_name.swap(true, Ordering::Relaxed) {
+    if batch.host != key_host {
+        return refuse_in(shared, key, "its envelope names another host than its key");
+    }
+    if batch.host == shared.host && !shared.warned_same_name.swap(true, Ordering::Relaxed) {
         tracing::error!(
             "another hm on the mesh is also named `{}`: give each host its own [mesh] host in config/hive.toml",
             shared.host
         );
     }
-    let payload = sample.payload().to_bytes();
-    let payload = match std::str::from_utf8(&payload) {
-        Ok(text) => text,
-        Err(_) => return refuse_in(shared, key, "its payload is not UTF-8 text"),
-    };
-    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload) {
-        return refuse_in(shared, key, &format!("its payload is not JSON ({error})"));
-    }
-    let id = identity(&envelope, &service, payload.as_bytes());
-    if !shared
-        .seen
-        .lock()
-        .admit(&envelope.origin, &envelope.host, id)
+    let count = batch.messages.len() as u64;
     {
-        shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-        return;
+        let mut seen = shared.seen.lock();
+        let id = seen.identity(&bytes);
+        if !seen.admit(batch.origin, batch.host, id) {
+            shared
+                .counters
+                .duplicates
+                .fetch_add(count, Ordering::Relaxed);
+            return;
+        }
     }
-    shared.counters.received.fetch_add(1, Ordering::Relaxed);
-    bus.inject(
-        &service,
-        envelope.node.into(),
-        envelope.host.into(),
-        payload.into(),
-    );
+    let host: Arc<str> = batch.host.into();
+    // Consecutive messages of one node share its name.
+    let mut node: Option<Arc<str>> = None;
+    let mut incoming = Vec::with_capacity(batch.messages.len());
+    for (i, entry) in batch.messages.iter().enumerate() {
+        // Within u64: `Batch::parse` checked the batch's last number.
+        let seq = batch.first_seq.wrapping_add(i as u64);
+        let message = match entry.check(shared.max_payload_bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                refuse_in(shared, key, &format!("its message number {seq}: {error}"));
+                continue;
+            }
+        };
+        let node = match &node {
+            Some(name) if **name == *message.node => name.clone(),
+            _ => node.insert(message.node.into()).clone(),
+        };
+        incoming.push(Incoming {
+            service: message.service,
+            node,
+            payload: message.payload.into(),
+        });
+    }
+    shared
+        .counters
+        .received
+        .fetch_add(incoming.len() as u64, Ordering::Relaxed);
+    bus.inject_all(&host, incoming);
 }
 
-/// An envelope whose names are valid as local ones: a host name as in `[mesh] host`, a node
-/// name as in `[nodes.NAME]` (or `api`), an origin of at most 64 letters and digits.
-fn checked(envelope: Envelope) -> Result<Envelope, String> {
-    if !crate::config::is_host_name(&envelope.host) {
-        return Err("its envelope's host is not a valid host name".into());
+/// A sample on mesh format 1's keys: an older hm (or a peer imitating one), refused.
+fn refuse_format_1(shared: &Shared, sample: &Sample) {
+    if sample.kind() == SampleKind::Put {
+        refuse_in(
+            shared,
+            sample.key_expr().as_str(),
+            &BatchError::Version(1).to_string(),
+        );
     }
-    if envelope.node != "api" && crate::config::check_node_name(&envelope.node).is_err() {
-        return Err("its envelope's node is not a valid node name".into());
-    }
-    let origin = &envelope.origin;
-    if origin.is_empty() || origin.len() > 64 || !origin.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err("its envelope's origin is not a session id".into());
-    }
-    Ok(envelope)
-}
-
-/// A service name as the host takes one from the API: non-empty and printable; and not
-/// longer than a remote text may be.
-fn is_service_name(service: &str) -> bool {
-    !service.is_empty() && service.len() <= MAX_TEXT && !service.chars().any(char::is_control)
 }
 
 fn refuse_in(shared: &Shared, key: &str, reason: &str) {
@@ -831,6 +872,92 @@ fn ask_views(session: &zenoh::Session, shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::mesh::envelope::{MAX_HEADER_BYTES, MAX_SERVICE_BYTES};
+
+    fn message(service: &str, payload: String) -> Message {
+        Message {
+            service: service.into(),
+            node: "batsignal".into(),
+            payload: payload.into(),
+            host: None,
+        }
+    }
+
+    /// The batches the sending thread makes of what `messages` queue, as (service, payload).
+    fn batches_of(messages: Vec<Message>) -> (Vec<Vec<(String, String)>>, Counters) {
+        let (queue, outgoing) = crossbeam_channel::unbounded();
+        for m in messages {
+            queue.send(m).unwrap();
+        }
+        drop(queue);
+        let counters = Counters::default();
+        let (mut carried, mut batches, mut seq) = (None, Vec::new(), 1);
+        loop {
+            let mut batch = BatchWriter::new("4f2a", "manor", seq, 0);
+            let filled = fill(&mut batch, &mut carried, &outgoing, &counters);
+            if batch.count() > 0 {
+                seq += batch.count() as u64;
+                assert!(batch.count() == 1 || batch.len() <= BATCH_BYTES);
+                let bytes = batch.finish();
+                let read = Batch::parse(&bytes).unwrap();
+                batches.push(
+                    read.messages
+                        .iter()
+                        .map(|e| {
+                            let m = e.check(usize::MAX).unwrap();
+                            (m.service.to_owned(), m.payload.to_owned())
+                        })
+                        .collect(),
+                );
+            }
+            if filled.disconnected && carried.is_none() {
+                return (batches, counters);
+            }
+        }
+    }
+
+    #[test]
+    fn queued_messages_go_out_in_batches_in_order_cut_at_the_batch_size() {
+        let small: Vec<Message> = (0..5000)
+            .map(|i| message("flood", format!("{{\"seq\":{i}}}")))
+            .collect();
+        let (batches, counters) = batches_of(small);
+        assert!(batches.len() > 1, "5,000 messages fill more than a batch");
+        let all: Vec<String> = batches.into_iter().flatten().map(|(_, p)| p).collect();
+        let expected: Vec<String> = (0..5000).map(|i| format!("{{\"seq\":{i}}}")).collect();
+        assert_eq!(all, expected);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_message_larger_than_a_batch_travels_alone_and_one_that_cannot_is_counted() {
+        let big = format!("\"{}\"", "x".repeat(BATCH_BYTES * 2));
+        let (batches, counters) = batches_of(vec![
+            message("a", "1".into()),
+            message("b", big.clone()),
+            message(&"s".repeat(MAX_SERVICE_BYTES + 1), "2".into()),
+            message("c", "3".into()),
+        ]);
+        let pair = |s: &str, p: &str| (s.to_owned(), p.to_owned());
+        assert_eq!(
+            batches,
+            vec![
+                vec![pair("a", "1")],
+                vec![pair("b", &big)],
+                vec![pair("c", "3")]
+            ]
+        );
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_message_at_the_payload_limit_fits_in_zenohs_largest_message() {
+        let largest_batch_of_one = MAX_HEADER_BYTES + 7 + MAX_SERVICE_BYTES + 255;
+        assert!(largest_batch_of_one + 1024 <= MESSAGE_SLACK);
+        assert!(BATCH_BYTES <= max_message_size(0));
+    }
+
     #[test]
     fn zenoh_errors_lose_their_source_locations() {
         let error = "Can not create a new TCP listener bound to tcp/127.0.0.1:17447: [127.0.0.1:17447: Address already in use (os error 98) at /root/.cargo/registry/src/x/zenoh-link-commons-1.10.2/src/tcp.rs:61.] at /root/.cargo/registry/src/x/zenoh-link-tcp-1.10.2/src/unicast.rs:338.";

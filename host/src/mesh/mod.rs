@@ -23,26 +23,34 @@
 //! # What travels
 //!
 //! Keys are listed in [`keys`]. Every message sent on a host (by a node or through the API) is
-//! put on `hivemind/<hive>/msg/<service>`: the payload as it is (JSON text), and an envelope
-//! with the sending host, node, process and sequence number ([`envelope`]). Each host
-//! subscribes to all its hive's messages and injects those of other hosts into its bus, where
-//! they follow the same glob routes as local ones; subscriptions see the sender's node and host
-//! (`Message::node()`, `Message::host()`).
+//! queued for the host's sending thread, which puts what is queued as one Zenoh sample on
+//! `hivemind/<hive>/batch/<host>`: a batch of up to 60 KiB (a larger message goes alone), with
+//! one compact binary envelope (the sending host and process, the first message's sequence
+//! number) and per message only its service, node and payload (JSON text) ([`envelope`]). A
+//! lone message goes out at once; when messages are sent faster than one put takes, each
+//! wake-up of the sending thread takes all of them, so the cost per message falls as the load
+//! rises, whatever thread runs when. Each host subscribes to all its hive's batches and
+//! injects those of other hosts into its bus in one go (one lock of the routing table per
+//! batch), where they follow the same glob routes as local ones; subscriptions see the
+//! sender's node and host (`Message::node()`, `Message::host()`).
 //!
 //! # Guarantees
 //!
 //! - **Once per subscription, never echoed.** A host does not receive its own messages back
 //!   (its Zenoh subscriber only takes remote ones), a message that came from the mesh is never
-//!   sent out again (the bus keeps injected messages off the outlet), and a copy that arrives
-//!   by a second path is dropped by its sequence number.
+//!   sent out again (the bus keeps injected messages off the outlet), and a copy of a batch
+//!   that arrives by a second path is dropped: the duplicate filter knows it by a hash of all
+//!   its bytes, so a forged batch can only hide an identical copy of itself.
 //! - **Per-service order.** A host sends its messages out from one thread in the order they
-//!   were sent; Zenoh carries them reliably and in order; the sequence filter only lets a
-//!   process's messages in increasing. So one service's messages reach each subscription on
-//!   every host in order.
+//!   were sent, a batch keeps that order, Zenoh carries one key's samples reliably and in
+//!   order, and the receiving host injects a batch's messages in order. So one service's
+//!   messages reach each subscription on every host in order.
 //! - **Bounded, counted.** Messages wait to go out in a queue of `queue_capacity`; when the
 //!   network cannot keep up, it fills and new messages are dropped for the other hosts only
 //!   (local subscribers still get them), counted and logged, as the bus does for a slow node.
-//!   Messages from other hosts go through the receiving nodes' own queues, with their rules.
+//!   Messages from other hosts are checked one by one like local ones (a bad one is refused
+//!   and counted, the rest of its batch gets in) and go through the receiving nodes' own
+//!   queues, with their rules. A batch of another mesh format is refused and counted.
 //! - **No persistence.** Like the bus, the mesh carries what is sent while hosts are
 //!   connected: a host that is down or not yet connected misses what is sent meanwhile.
 //!
@@ -126,9 +134,10 @@ pub struct MeshSnapshot {
     pub queued: u64,
     /// Messages from other hosts let in.
     pub received: u64,
-    /// Second copies of messages from other hosts, dropped.
+    /// Messages from other hosts dropped as second copies (of a batch seen already).
     pub duplicates: u64,
-    /// Messages from the mesh refused (not from hm, not JSON, too large).
+    /// Refused from the mesh: each message that fails its checks (name, size, not JSON), and
+    /// each sample that is not a batch of this mesh format (counted once, whatever it holds).
     pub rejected: u64,
 }
 
