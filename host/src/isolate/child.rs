@@ -485,7 +485,10 @@ mod tests {
         let mut names = Names::default();
         let first = names.service("bat-signal");
         let again = names.service("bat-signal");
-        assert!(Arc::ptr_eq(&first, &again), "the same name twice is one allocation");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same name twice is one allocation"
+        );
         let other = names.service("joker");
         assert_eq!(&*other, "joker");
         assert!(!Arc::ptr_eq(&first, &other));

@@ -464,7 +464,14 @@ fn read_process(
     loop {
         let event = match input.next() {
             Ok(Some((tag, mut fields))) => {
-                match on_frame(tag, &mut fields, shared, &mut services, relay, &to_pump.acks) {
+                match on_frame(
+                    tag,
+                    &mut fields,
+                    shared,
+                    &mut services,
+                    relay,
+                    &to_pump.acks,
+                ) {
                     Ok(Some(event)) => event,
                     Ok(None) => continue,
                     Err(error) => {
@@ -1141,7 +1148,11 @@ mod tests {
         acks.heard(5, &bell);
         assert_eq!(acks.upto.load(Ordering::SeqCst), 5);
         acks.heard(3, &bell);
-        assert_eq!(acks.upto.load(Ordering::SeqCst), 5, "an older ack never goes back");
+        assert_eq!(
+            acks.upto.load(Ordering::SeqCst),
+            5,
+            "an older ack never goes back"
+        );
         // Wanted: the thread sleeps until an ack rings it.
         let (b, a) = (bell.clone(), acks.clone());
         let waiter = std::thread::spawn(move || {
@@ -1154,7 +1165,10 @@ mod tests {
         }
         acks.heard(6, &bell);
         assert_eq!(waiter.join().unwrap(), 6);
-        assert!(!acks.wanted.load(Ordering::SeqCst), "the ring took the wish");
+        assert!(
+            !acks.wanted.load(Ordering::SeqCst),
+            "the ring took the wish"
+        );
     }
 
     #[test]

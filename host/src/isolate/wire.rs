@@ -458,7 +458,10 @@ mod tests {
                 expected,
                 "{step} bytes a read"
             );
-            assert!(seen.iter().all(|(seq, text)| *text == format!("{{\"n\":{seq}}}")));
+            assert!(
+                seen.iter()
+                    .all(|(seq, text)| *text == format!("{{\"n\":{seq}}}"))
+            );
         }
     }
 
