@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
 use std::collections::HashMap;
-use std::io::{self, BufReader, BufWriter};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -111,10 +111,7 @@ fn take_connection() -> Result<UnixStream> {
 pub fn child_main() -> Result<()> {
     let stream = take_connection()?;
     // The host's frames: what it starts with is small; then a delivery is at most a payload.
-    let mut input = wire::Decoder::new(
-        BufReader::with_capacity(64 * 1024, stream.try_clone()?),
-        wire::max_frame(0),
-    );
+    let mut input = wire::Decoder::new(stream.try_clone()?, wire::max_frame(0));
     let spec: ChildSpec = match input.next()? {
         Some((wire::INIT, mut fields)) => fields.json()?,
         _ => bail!("the host did not say which node to run"),
@@ -140,7 +137,18 @@ pub fn child_main() -> Result<()> {
     });
     env.router.set_upstream(upstream.clone());
     let router = env.router.clone();
-    let processed = Arc::new(AtomicU64::new(0));
+    // Set while the writer waits for something to send: the node's thread, done with a batch,
+    // wakes it to acknowledge (once per batch, never per delivery; see `Progress`).
+    let writer_sleeps = Arc::new(AtomicBool::new(false));
+    let processed = {
+        let (sleeping, nudge) = (writer_sleeps.clone(), outgoing.clone());
+        Arc::new(runtime::Progress::new(move || {
+            if sleeping.swap(false, Ordering::SeqCst) {
+                // A full channel wakes the writer anyway.
+                let _ = nudge.try_send(Outgoing::Nudge);
+            }
+        }))
+    };
     let queue = NodeQueue::new(WINDOW);
     let name: Arc<str> = spec.name.as_str().into();
     let node_spec = NodeSpec {
@@ -163,15 +171,16 @@ pub fn child_main() -> Result<()> {
     let runtime = NodeRuntime::spawn(node_spec, env, runtime::in_process::drive);
     let built = runtime.wait_built();
     let writer = Writer {
-        stream: BufWriter::with_capacity(64 * 1024, stream),
+        stream,
         processed: processed.clone(),
-        received: Arc::new(AtomicU64::new(0)),
-        sleeping: Arc::new(AtomicBool::new(false)),
+        sleeping: writer_sleeps,
         acked: 0,
         runtime: runtime.shared(),
     };
-    let received = writer.received.clone();
-    let writer_sleeps = writer.sleeping.clone();
+    // The sequence number of the last delivery received: a hand-over waits until the node has
+    // handled that many.
+    let mut received = 0;
+    let mut names = Names::default();
     let writing = writer.spawn(to_write, log_lines);
     let bus = Arc::new(Bus::new());
     let topics = match built {
@@ -228,8 +237,8 @@ pub fn child_main() -> Result<()> {
                         .collect::<io::Result<_>>()?,
                 };
                 let message = Message {
-                    service: fields.str()?.into(),
-                    node: fields.str()?.into(),
+                    service: names.service(fields.str()?),
+                    node: names.node(fields.str()?),
                     host: fields.opt_str()?.map(Arc::from),
                     payload: fields.str()?.into(),
                 };
@@ -241,10 +250,7 @@ pub fn child_main() -> Result<()> {
                 if queue.sender.send(delivery).is_err() {
                     break;
                 }
-                received.store(seq, Ordering::SeqCst);
-                if writer_sleeps.swap(false, Ordering::SeqCst) {
-                    let _ = outgoing.send(Outgoing::Nudge);
-                }
+                received = seq;
             }
             wire::REQUEST => {
                 let id = fields.u64()?;
@@ -282,7 +288,7 @@ pub fn child_main() -> Result<()> {
             wire::HAND_OVER => {
                 // Everything the host sent is handled before the state is saved, so the next
                 // instance (in process or not) gets it all.
-                while processed.load(Ordering::Acquire) < received.load(Ordering::Acquire)
+                while processed.handled() < received
                     && matches!(
                         runtime.snapshot().status,
                         NodeStatus::Running | NodeStatus::Stuck
@@ -323,11 +329,12 @@ fn send_frame(
 /// The thread that owns the socket's writing end: it sends what the node's services publish,
 /// its log lines, how far it has handled its deliveries, and its reports.
 struct Writer {
-    stream: BufWriter<UnixStream>,
-    processed: Arc<AtomicU64>,
-    /// The sequence number of the last delivery received.
-    received: Arc<AtomicU64>,
-    /// Set while the writer waits long (for the next report): a delivery must wake it.
+    /// Frames are gathered in an [`Encoder`] and written with one call per round.
+    stream: UnixStream,
+    /// How far the node's thread has got, rung after each batch.
+    processed: Arc<runtime::Progress>,
+    /// Set while the writer waits for something to send: the node's thread, done with a batch,
+    /// must wake it ([`Outgoing::Nudge`]) so that the host hears how far it went.
     sleeping: Arc<AtomicBool>,
     acked: u64,
     runtime: Arc<crate::runtime::NodeShared>,
@@ -356,12 +363,14 @@ impl Writer {
         let mut out = Encoder::default();
         let mut next_report = Instant::now();
         loop {
-            // Acks matter only while deliveries are in hand; otherwise wake for reports, or
-            // when a delivery arrives (announced first, then checked: no delivery is missed).
+            // Wait for something to send, a batch handled or the next report. The sleep is
+            // announced, then progress looked at: either this sees the node's last batch or the
+            // node's thread sees the announcement and nudges (both sides SeqCst), so no
+            // acknowledgement is left unsent, and none is polled for.
             self.sleeping.store(true, Ordering::SeqCst);
-            let patience = if self.acked < self.received.load(Ordering::SeqCst) {
+            let patience = if self.acked != self.processed.handled() {
                 self.sleeping.store(false, Ordering::SeqCst);
-                Duration::from_micros(500)
+                Duration::ZERO
             } else {
                 next_report.saturating_duration_since(Instant::now())
             };
@@ -420,7 +429,7 @@ impl Writer {
     }
 
     fn ack(&mut self, out: &mut Encoder) {
-        let processed = self.processed.load(Ordering::Acquire);
+        let processed = self.processed.handled();
         if processed != self.acked {
             self.acked = processed;
             out.frame(wire::ACK).u64(processed).end();
@@ -438,6 +447,52 @@ impl Writer {
     }
 }
 
+/// The service and node names of the last delivery, kept so that a run of messages from one
+/// service costs no allocation for its names (the payload is copied once, into its `Arc`).
+#[derive(Default)]
+struct Names {
+    service: Option<Arc<str>>,
+    node: Option<Arc<str>>,
+}
+
+impl Names {
+    fn service(&mut self, name: &str) -> Arc<str> {
+        same_or_new(&mut self.service, name)
+    }
+
+    fn node(&mut self, name: &str) -> Arc<str> {
+        same_or_new(&mut self.node, name)
+    }
+}
+
+fn same_or_new(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+    match last {
+        Some(kept) if **kept == *name => kept.clone(),
+        _ => last.insert(Arc::from(name)).clone(),
+    }
+}
+
 fn encode_log(out: &mut Encoder, level: LogLevel, text: &str) {
     out.frame(wire::LOG).u8(level as u8).str(text).end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_seen_last_is_shared_not_copied() {
+        let mut names = Names::default();
+        let first = names.service("bat-signal");
+        let again = names.service("bat-signal");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same name twice is one allocation"
+        );
+        let other = names.service("joker");
+        assert_eq!(&*other, "joker");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(&*names.node("alfred"), "alfred");
+        assert_eq!(&*names.service("bat-signal"), "bat-signal");
+    }
 }

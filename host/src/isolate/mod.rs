@@ -27,7 +27,7 @@ mod wire;
 pub use child::child_main;
 pub(crate) use scratch::scratch_folder;
 
-use crate::bus::{Delivery, Subscription};
+use crate::bus::{Delivery, Doorbell, Subscription};
 use crate::loader::LibraryInfo;
 use crate::requests::{Answer, Ask, Failure, Job, Outcome as RequestOutcome, Part, Router};
 use crate::runtime::{
@@ -48,7 +48,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wire::Encoder;
 
@@ -121,11 +121,11 @@ struct BuiltReport {
     requests: Vec<(String, String)>,
 }
 
-/// What the process's socket brought, for the node's thread.
+/// What the process's socket brought, for the node's thread (its acknowledgements go to
+/// [`Acks`] instead: they need not wake it).
 enum Event {
     Built(Box<BuiltReport>),
     BuildFailed(String),
-    Acked(u64),
     State(Option<String>),
     /// The node failed inside the process (too many panics); the text says why.
     Failed(String),
@@ -135,21 +135,49 @@ enum Event {
     Gone,
 }
 
+/// How far a process has handled its deliveries, as its reader heard it (`ACK` frames), and
+/// whether the node's thread waits to hear it.
+#[derive(Debug, Default)]
+struct Acks {
+    /// The highest sequence number acknowledged: every delivery numbered up to it was handled.
+    /// Only grows within one process. Bound: a number past the last one sent (a process that
+    /// lies) only acknowledges everything sent, which the host then forgets.
+    upto: AtomicU64,
+    /// Set by the node's thread while its window is full and it sleeps: the next ack must ring
+    /// its doorbell. Otherwise an ack is only stored, and the thread takes it when it next runs.
+    wanted: AtomicBool,
+}
+
+impl Acks {
+    /// The reader heard `upto` (SeqCst, against the node thread's announcement in
+    /// [`Pump::pump`]: one of them sees the other).
+    fn heard(&self, upto: u64, bell: &Doorbell) {
+        self.upto.fetch_max(upto, Ordering::SeqCst);
+        if self.wanted.load(Ordering::SeqCst) && self.wanted.swap(false, Ordering::SeqCst) {
+            bell.ring();
+        }
+    }
+}
+
 /// What the reader thread needs to carry the process's asks to the host's router; the
-/// outcomes go to the node's thread, which writes them to the process.
+/// outcomes go to the node's thread (ringing its doorbell), which writes them to the process.
 #[derive(Clone)]
 struct Relay {
     router: Arc<Router>,
     node: Arc<str>,
     host: Arc<str>,
     outcomes: Sender<(u64, RequestOutcome)>,
+    /// The node's doorbell (its queue's), rung by everything that has work for its thread.
+    bell: Arc<Doorbell>,
 }
 
 impl Relay {
     fn ask(&self, token: u64, ask: Ask) {
         let outcomes = self.outcomes.clone();
+        let bell = self.bell.clone();
         self.router.ask(ask, move |outcome| {
             let _ = outcomes.send((token, outcome));
+            bell.ring();
         });
     }
 }
@@ -172,6 +200,7 @@ pub(crate) fn supervise(
         node: spec.name.clone(),
         host: spec.host.clone(),
         outcomes,
+        bell: spec.queue.sender.bell().clone(),
     };
     let (process, report) = match Process::launch(&spec, env, shared, &relay) {
         Ok(launched) => launched,
@@ -258,6 +287,8 @@ struct Process {
     /// The socket's writing end; a thread of its own reads the other way.
     stream: UnixStream,
     events: Receiver<Event>,
+    /// What its reader heard of its progress.
+    acks: Arc<Acks>,
     started: Instant,
     /// The process's folder (0700): its copy of the library.
     folder: PathBuf,
@@ -300,6 +331,11 @@ impl Process {
         // The connection is a socket pair: the process gets its end as its stdin, so nothing
         // else on the machine can reach it (no path to connect to, nothing to accept).
         let (stream, theirs) = UnixStream::pair().map_err(what)?;
+        // A process that does not empty its socket makes a write wait at most this long, so
+        // that the node's thread still hears control (see `Pump::flush`).
+        stream
+            .set_write_timeout(Some(Duration::from_millis(20)))
+            .map_err(what)?;
         let child = Command::new(&env.child_exe)
             .arg(CHILD_COMMAND)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -320,11 +356,13 @@ impl Process {
             }
         };
         let (sender, events) = crossbeam_channel::unbounded();
+        let acks = Arc::new(Acks::default());
         // From here on, dropping `process` kills the child and removes its folder.
         let mut process = Process {
             child,
             stream,
             events,
+            acks: acks.clone(),
             started: Instant::now(),
             folder: folder.clone(),
         };
@@ -334,7 +372,13 @@ impl Process {
         let relay = relay.clone();
         std::thread::Builder::new()
             .name(format!("hm:{}:read", spec.name))
-            .spawn(move || read_process(reading, max_frame, &reader_shared, &sender, &relay))
+            .spawn(move || {
+                let to_pump = ToPump {
+                    events: sender,
+                    acks,
+                };
+                read_process(reading, max_frame, &reader_shared, &to_pump, &relay);
+            })
             .map_err(what)?;
         let init = serde_json::to_string(&ChildSpec::new(spec, env, folder)).expect("plain data");
         let mut out = Encoder::default();
@@ -398,22 +442,36 @@ impl Process {
     }
 }
 
+/// Where the reader puts what is for the node's thread.
+struct ToPump {
+    events: Sender<Event>,
+    acks: Arc<Acks>,
+}
+
 /// Reads the process's frames until its socket closes: messages its services sent go on the
-/// bus at once, log lines into the node's log, reports into the node's overlay; the rest goes
-/// to the node's thread as [`Event`]s.
+/// bus at once, log lines into the node's log, reports into the node's overlay,
+/// acknowledgements into [`Acks`]; the rest goes to the node's thread as [`Event`]s, ringing
+/// its doorbell.
 fn read_process(
     stream: UnixStream,
     max_frame: usize,
     shared: &NodeShared,
-    events: &Sender<Event>,
+    to_pump: &ToPump,
     relay: &Relay,
 ) {
-    let mut input = wire::Decoder::new(io::BufReader::with_capacity(64 * 1024, stream), max_frame);
+    let mut input = wire::Decoder::new(stream, max_frame);
     let mut services: HashMap<String, u32> = HashMap::new();
     loop {
         let event = match input.next() {
             Ok(Some((tag, mut fields))) => {
-                match on_frame(tag, &mut fields, shared, &mut services, relay) {
+                match on_frame(
+                    tag,
+                    &mut fields,
+                    shared,
+                    &mut services,
+                    relay,
+                    &to_pump.acks,
+                ) {
                     Ok(Some(event)) => event,
                     Ok(None) => continue,
                     Err(error) => {
@@ -435,7 +493,8 @@ fn read_process(
             }
         };
         let gone = matches!(event, Event::Gone);
-        let _ = events.send(event);
+        let _ = to_pump.events.send(event);
+        relay.bell.ring();
         if gone {
             return;
         }
@@ -448,6 +507,7 @@ fn on_frame(
     shared: &NodeShared,
     services: &mut HashMap<String, u32>,
     relay: &Relay,
+    acks: &Acks,
 ) -> io::Result<Option<Event>> {
     Ok(Some(match tag {
         wire::ANSWER => {
@@ -520,7 +580,10 @@ fn on_frame(
             shared.log.write(level, fields.str()?);
             return Ok(None);
         }
-        wire::ACK => Event::Acked(fields.u64()?),
+        wire::ACK => {
+            acks.heard(fields.u64()?, &relay.bell);
+            return Ok(None);
+        }
         wire::REPORT => {
             let report: crate::runtime::NodeSnapshot = fields.json()?;
             let failed = (report.status == crate::runtime::NodeStatus::Failed)
@@ -605,12 +668,21 @@ impl Pump<'_> {
     }
 
     /// Moves messages until the instance is done or its process dies.
+    ///
+    /// Each round takes everything that is ready (requests, outcomes of the process's asks,
+    /// deliveries while the window has room, up to [`WRITE_BATCH`] bytes), writes it with one
+    /// call, and looks at the process's events and the control channel. With nothing left to
+    /// do the thread parks on the node's doorbell, which the bus, the desk, the control
+    /// channel, the process's reader and the router's outcomes all ring: no select, no spin, no
+    /// yield. A socket the process does not empty makes the write itself wait (in the kernel,
+    /// at most 20 ms at a time, so that control is heard).
     fn pump(&mut self) -> Outcome {
         let inbox = &self.spec.queue.inbox;
         let desk = &self.spec.queue.desk.inbox;
-        let never = crossbeam_channel::never();
-        let never_job = crossbeam_channel::never();
+        let bell = self.spec.queue.sender.bell().clone();
+        bell.attach();
         loop {
+            self.forget_acked();
             self.take_request();
             self.write_asked();
             while self.unacked.len() < WINDOW && self.outbox.len() < WRITE_BATCH {
@@ -633,47 +705,40 @@ impl Pump<'_> {
             {
                 return outcome;
             }
+            if !self.outbox.is_empty() {
+                continue;
+            }
             let room = self.unacked.len() < WINDOW;
             if room && !inbox.is_empty() {
                 continue;
             }
-            let waiting = if room && self.outbox.is_empty() {
-                inbox
-            } else {
-                &never
-            };
-            let patience = if self.outbox.is_empty() {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_millis(1)
-            };
-            let jobs = if self.in_flight.is_none() {
-                desk
-            } else {
-                &never_job
-            };
-            crossbeam_channel::select! {
-                recv(waiting) -> delivery => if let Ok(delivery) = delivery {
-                    self.send(delivery);
-                },
-                recv(jobs) -> job => if let Ok(job) = job {
-                    self.send_request(job);
-                },
-                recv(self.asked) -> outcome => if let Ok((token, outcome)) = outcome {
-                    self.encode_asked(token, &outcome);
-                },
-                recv(self.process.events) -> event => {
-                    if let Some(outcome) = self.on_event(event.unwrap_or(Event::Gone)) {
-                        return outcome;
-                    }
-                },
-                recv(self.control) -> command => {
-                    if let Some(outcome) = self.on_control(command.unwrap_or(Control::Stop)) {
-                        return outcome;
-                    }
-                },
-                default(patience) => {}
+            // Window full: the next acknowledgement must wake this thread (announced, then
+            // looked at, as the reader stores, then looks: one of the two sees the other).
+            let acks = &self.process.acks;
+            let oldest = self.unacked.front().map_or(u64::MAX, |(seq, _)| *seq);
+            if !room {
+                acks.wanted.store(true, Ordering::SeqCst);
             }
+            let events = &self.process.events;
+            let (control, asked) = (self.control, &self.asked);
+            let holds_request = self.in_flight.is_some();
+            bell.sleep_unless(|| {
+                !control.is_empty()
+                    || !events.is_empty()
+                    || !asked.is_empty()
+                    || (room && !inbox.is_empty())
+                    || (!holds_request && !desk.is_empty())
+                    || (!room && acks.upto.load(Ordering::SeqCst) >= oldest)
+            });
+            acks.wanted.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Forgets the deliveries the process has handled, as far as its reader has heard.
+    fn forget_acked(&mut self) {
+        let upto = self.process.acks.upto.load(Ordering::SeqCst);
+        while self.unacked.front().is_some_and(|(seq, _)| *seq <= upto) {
+            self.unacked.pop_front();
         }
     }
 
@@ -744,9 +809,6 @@ impl Pump<'_> {
     /// Writes what the outbox holds; a socket that takes nothing for a while is left for the
     /// next round (the process may be busy in a callback, and control must still be heard).
     fn flush(&mut self) -> io::Result<()> {
-        self.process
-            .stream
-            .set_write_timeout(Some(Duration::from_millis(20)))?;
         while !self.outbox.is_empty() {
             match self.process.stream.write(self.outbox.bytes()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -768,12 +830,6 @@ impl Pump<'_> {
 
     fn on_event(&mut self, event: Event) -> Option<Outcome> {
         match event {
-            Event::Acked(upto) => {
-                while self.unacked.front().is_some_and(|(seq, _)| *seq <= upto) {
-                    self.unacked.pop_front();
-                }
-                None
-            }
             Event::Failed(reason) => {
                 self.shared.fail(&reason);
                 self.finish(true);
@@ -827,9 +883,6 @@ impl Pump<'_> {
         let mut state = None;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.process.events.recv_timeout(left) {
-                Ok(Event::Acked(upto)) => {
-                    self.on_event(Event::Acked(upto));
-                }
                 Ok(Event::State(saved)) => {
                     state = saved;
                     break;
@@ -838,6 +891,7 @@ impl Pump<'_> {
                 Ok(_) => {}
             }
         }
+        self.forget_acked();
         self.finish(false);
         state
     }
@@ -852,14 +906,12 @@ impl Pump<'_> {
         // Its last words may say it handled more than we have heard of yet.
         while let Ok(event) = self.process.events.recv_timeout(Duration::from_millis(100)) {
             match event {
-                Event::Acked(upto) => {
-                    self.on_event(Event::Acked(upto));
-                }
                 Event::Answered(id, part) => self.answered(id, part),
                 Event::Gone => break,
                 _ => {}
             }
         }
+        self.forget_acked();
         self.drop_unacked("were not handled before the node's process ended");
         // Unanswered, it fails its asker (`restarted`).
         self.in_flight = None;
@@ -876,6 +928,8 @@ impl Pump<'_> {
     /// Restarts a process that died, after the backoff; returns false if the instance was
     /// told to stop or hand over meanwhile.
     fn restart(&mut self) -> bool {
+        // All it acknowledged before it died (its reader stored it before it saw the end).
+        self.forget_acked();
         let ran = self.process.started.elapsed();
         let how = describe(self.process.reap(Duration::from_millis(500)));
         if ran >= STABLE_AFTER {
@@ -1085,6 +1139,37 @@ fn describe(status: Option<ExitStatus>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ack_wakes_the_node_thread_only_when_it_waits_for_one() {
+        let bell = Arc::new(Doorbell::new());
+        let acks = Arc::new(Acks::default());
+        // Not wanted: stored, and the thread is not woken (it takes it when it next runs).
+        acks.heard(5, &bell);
+        assert_eq!(acks.upto.load(Ordering::SeqCst), 5);
+        acks.heard(3, &bell);
+        assert_eq!(
+            acks.upto.load(Ordering::SeqCst),
+            5,
+            "an older ack never goes back"
+        );
+        // Wanted: the thread sleeps until an ack rings it.
+        let (b, a) = (bell.clone(), acks.clone());
+        let waiter = std::thread::spawn(move || {
+            a.wanted.store(true, Ordering::SeqCst);
+            b.sleep_unless(|| a.upto.load(Ordering::SeqCst) >= 6);
+            a.upto.load(Ordering::SeqCst)
+        });
+        while !acks.wanted.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        acks.heard(6, &bell);
+        assert_eq!(waiter.join().unwrap(), 6);
+        assert!(
+            !acks.wanted.load(Ordering::SeqCst),
+            "the ring took the wish"
+        );
+    }
 
     #[test]
     fn restarts_back_off_from_100_ms_to_30_s() {

@@ -160,11 +160,20 @@ impl Frame<'_> {
     }
 }
 
-/// Reads frames from a stream into one reused buffer.
+/// Reads frames from a stream into one reused buffer, as many bytes per `read` as the stream
+/// has ready (up to [`READ_CHUNK`] beyond what is held), so that at full rate one system call
+/// brings many frames.
+///
+/// Bounds: a frame's length is checked against `max_frame` before anything of it is kept, and
+/// the buffer grows only by what arrived plus [`READ_CHUNK`], never by what a header claims.
 pub(super) struct Decoder<R> {
     input: R,
+    /// Bytes read and not yet handed out: `buf[start..end]`. Invariant: `start <= end <=
+    /// buf.len()`, and `buf.len()` is at most the largest frame seen plus [`READ_CHUNK`].
     buf: Vec<u8>,
-    /// Frames longer than this are refused before anything of them is read.
+    start: usize,
+    end: usize,
+    /// Frames longer than this are refused before anything of them is kept.
     max_frame: usize,
 }
 
@@ -174,6 +183,8 @@ impl<R: Read> Decoder<R> {
         Self {
             input,
             buf: Vec::new(),
+            start: 0,
+            end: 0,
             max_frame,
         }
     }
@@ -185,34 +196,60 @@ impl<R: Read> Decoder<R> {
 
     /// The next frame's tag and fields; `None` when the stream ends between frames.
     pub(super) fn next(&mut self) -> io::Result<Option<(u8, Fields<'_>)>> {
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len[..1]) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
+        loop {
+            let held = self.end - self.start;
+            if held >= 4 {
+                let header = &self.buf[self.start..self.start + 4];
+                let len = u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize;
+                if len == 0 || len > self.max_frame {
+                    return Err(invalid(format!(
+                        "a frame of {len} bytes (at most {} are accepted)",
+                        self.max_frame
+                    )));
+                }
+                if held - 4 >= len {
+                    let frame = self.start + 4..self.start + 4 + len;
+                    self.start = frame.end;
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    let frame = &self.buf[frame];
+                    return Ok(Some((frame[0], Fields(&frame[1..]))));
+                }
+            }
+            if self.fill()? == 0 {
+                return if held == 0 {
+                    Ok(None)
+                } else {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                };
+            }
         }
-        self.input.read_exact(&mut len[1..])?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len == 0 || len > self.max_frame {
-            return Err(invalid(format!(
-                "a frame of {len} bytes (at most {} are accepted)",
-                self.max_frame
-            )));
+    }
+
+    /// Reads what the stream has (at least one byte, blocking until then); returns how many
+    /// bytes came, 0 at its end.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.start > 0 {
+            // What is left of a frame moves to the front: room to read after it.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
-        // The buffer grows with what arrives, never by what the header claims.
-        self.buf.clear();
-        while self.buf.len() < len {
-            let have = self.buf.len();
-            let step = (len - have).min(READ_CHUNK);
-            self.buf.resize(have + step, 0);
-            match self.input.read(&mut self.buf[have..]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => self.buf.truncate(have + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(have),
+        if self.buf.len() - self.end < READ_CHUNK {
+            // Grows by one chunk past what arrived, whatever the header claims.
+            self.buf.resize(self.end + READ_CHUNK, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some((self.buf[0], Fields(&self.buf[1..]))))
     }
 }
 
@@ -341,5 +378,121 @@ mod tests {
             .unwrap();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         assert!(error.to_string().contains("at most"), "{error}");
+    }
+
+    /// A stream that counts its `read` calls and gives at most `step` bytes per call.
+    struct Counted<'a> {
+        bytes: &'a [u8],
+        step: usize,
+        reads: usize,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let n = self.step.min(out.len()).min(self.bytes.len());
+            out[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn deliveries(count: u64) -> Encoder {
+        let mut out = Encoder::default();
+        for seq in 1..=count {
+            out.frame(DELIVER)
+                .u64(seq)
+                .str("bat-signal")
+                .str(&format!("{{\"n\":{seq}}}"))
+                .end();
+        }
+        out
+    }
+
+    fn read_all(input: &mut Decoder<Counted<'_>>) -> Vec<(u64, String)> {
+        let mut seen = Vec::new();
+        while let Some((tag, mut fields)) = input.next().unwrap() {
+            assert_eq!(tag, DELIVER);
+            let seq = fields.u64().unwrap();
+            assert_eq!(fields.str().unwrap(), "bat-signal");
+            seen.push((seq, fields.str().unwrap().to_owned()));
+        }
+        seen
+    }
+
+    #[test]
+    fn one_read_brings_many_frames() {
+        let out = deliveries(1000);
+        assert!(out.len() < READ_CHUNK, "the test's frames fit one read");
+        let mut input = Decoder::new(
+            Counted {
+                bytes: out.bytes(),
+                step: usize::MAX,
+                reads: 0,
+            },
+            1 << 20,
+        );
+        let seen = read_all(&mut input);
+        assert_eq!(seen.len(), 1000);
+        assert_eq!(seen[999], (1000, "{\"n\":1000}".to_owned()));
+        // One read for the frames, one that sees the end.
+        assert_eq!(input.input.reads, 2, "a read per frame, not per batch");
+    }
+
+    #[test]
+    fn frames_cut_anywhere_come_back_whole_and_in_order() {
+        let out = deliveries(300);
+        for step in [1, 3, 7, 4096] {
+            let mut input = Decoder::new(
+                Counted {
+                    bytes: out.bytes(),
+                    step,
+                    reads: 0,
+                },
+                1 << 20,
+            );
+            let seen = read_all(&mut input);
+            let expected: Vec<u64> = (1..=300).collect();
+            assert_eq!(
+                seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+                expected,
+                "{step} bytes a read"
+            );
+            assert!(
+                seen.iter()
+                    .all(|(seq, text)| *text == format!("{{\"n\":{seq}}}"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_big_frame_grows_the_buffer_only_as_it_arrives() {
+        let payload = "x".repeat(3 * READ_CHUNK);
+        let mut out = Encoder::default();
+        out.frame(PUBLISH).str("s").str(&payload).end();
+        let whole = out.bytes().to_vec();
+        // Only half of it arrives, then the stream ends.
+        let half = &whole[..whole.len() / 2];
+        let mut input = Decoder::new(
+            Counted {
+                bytes: half,
+                step: usize::MAX,
+                reads: 0,
+            },
+            1 << 30,
+        );
+        assert!(input.next().is_err(), "cut short");
+        assert!(
+            input.buf.capacity() <= 2 * (half.len() + READ_CHUNK),
+            "{} bytes held for {} arrived",
+            input.buf.capacity(),
+            half.len()
+        );
+        let mut input = Decoder::new(whole.as_slice(), 1 << 30);
+        let (tag, mut fields) = input.next().unwrap().unwrap();
+        assert_eq!(tag, PUBLISH);
+        assert_eq!(fields.str().unwrap(), "s");
+        assert_eq!(fields.str().unwrap().len(), payload.len());
+        assert!(input.next().unwrap().is_none());
     }
 }

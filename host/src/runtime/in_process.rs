@@ -304,7 +304,7 @@ fn run(
 }
 
 /// Deliveries handled between two looks at the control channel while the queue stays busy.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
 /// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
@@ -341,6 +341,11 @@ fn deliver_until_told(
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return Ending::Stop,
             }
+        }
+        if handled > 0
+            && let Some(progress) = &spec.processed
+        {
+            progress.batch_done();
         }
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
@@ -481,7 +486,7 @@ fn deliver(
         }
     }
     if let Some(processed) = &spec.processed {
-        processed.fetch_add(1, Ordering::Release);
+        processed.one_handled();
     }
     Ok(())
 }

@@ -106,10 +106,57 @@ pub(crate) struct NodeSpec {
     pub isolate: bool,
     /// Counts the deliveries the node has finished with, when someone needs to know (an
     /// isolated node's process, to tell the host what it may forget).
-    pub processed: Option<Arc<AtomicU64>>,
+    pub processed: Option<Arc<Progress>>,
     /// The library's content, when whoever asked for this instance has just read it (a
     /// changed library): loaded as it is, without reading the file again.
     pub read: Option<Arc<LibraryFile>>,
+}
+
+/// How far a node's thread has got through its deliveries, for one watcher that must know
+/// (an isolated node's process, which tells its host what it may forget).
+///
+/// Contract: [`Progress::handled`] only grows, by one per delivery whose callbacks have all
+/// returned; the node's thread calls the watcher's `after_batch` after each batch of at most
+/// [`in_process::BATCH`] deliveries in which it handled any, so at the latest before it sleeps:
+/// a watcher waiting for progress needs no poll and hears of it at most once per batch, not once
+/// per delivery.
+pub(crate) struct Progress {
+    handled: AtomicU64,
+    /// Called on the node's thread; must not block (it delays the node's next delivery).
+    after_batch: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Progress {
+    /// Progress from 0, calling `after_batch` on the node's thread after each batch.
+    pub(crate) fn new(after_batch: impl Fn() + Send + Sync + 'static) -> Self {
+        Self {
+            handled: AtomicU64::new(0),
+            after_batch: Box::new(after_batch),
+        }
+    }
+
+    /// Deliveries handled so far.
+    pub(crate) fn handled(&self) -> u64 {
+        self.handled.load(Ordering::SeqCst)
+    }
+
+    /// One more delivery handled (the node's thread).
+    pub(crate) fn one_handled(&self) {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A batch is done (the node's thread): tells the watcher.
+    pub(crate) fn batch_done(&self) {
+        (self.after_batch)();
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Progress")
+            .field("handled", &self.handled())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What every node of a hive shares.
