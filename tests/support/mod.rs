@@ -459,12 +459,15 @@ pub fn output_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The JSON lines a probe node recorded in `path` (none if the file does not exist yet).
+/// The JSON lines a probe node recorded in `path` (none if the file does not exist yet). A
+/// last line not yet ended by a newline is still being written and is left for the next read.
 pub fn records(path: &Path) -> Vec<Value> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
+    let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    whole
+        .lines()
         .filter(|line| !line.is_empty())
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
         .collect()
