@@ -2,7 +2,7 @@
 //! libraries, prints a table and writes a JSON report.
 //!
 //! ```text
-//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]
+//! cargo run --release -p hivemind-bench -- [--quick] [--json FILE] [--chart FILE.svg] [--messages-only] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]
 //! ```
 //!
 //! It builds the `probe` and `probe2` test nodes with cargo's release profile, lays out a
@@ -35,6 +35,7 @@ struct Options {
     chart: Option<PathBuf>,
     profile: Option<u64>,
     scale_only: Option<usize>,
+    messages_only: bool,
     mesh_only: bool,
     isolate_only: bool,
     reload_only: bool,
@@ -48,6 +49,7 @@ fn options() -> Result<Options> {
         chart: None,
         profile: None,
         scale_only: None,
+        messages_only: false,
         mesh_only: false,
         isolate_only: false,
         reload_only: false,
@@ -57,6 +59,7 @@ fn options() -> Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--messages-only" => options.messages_only = true,
             "--mesh-only" => options.mesh_only = true,
             "--isolate-only" => options.isolate_only = true,
             "--reload-only" => options.reload_only = true,
@@ -75,7 +78,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]"
+                    "usage: hivemind-bench [--quick] [--json FILE] [--chart FILE.svg] [--messages-only] [--mesh-only] [--isolate-only] [--reload-only] [--requests-only]"
                 );
                 std::process::exit(0);
             }
@@ -297,6 +300,13 @@ fn main() -> Result<()> {
     }
     let figures = messages::run(&libraries, options.quick)?;
     print_figures(&figures);
+    if options.messages_only {
+        // Only the message rows and their peers (to compare two builds of the bus).
+        if let Some(path) = options.json {
+            write_json(&path, &figures_json(&figures))?;
+        }
+        return Ok(());
+    }
     if let Some(path) = &options.chart {
         std::fs::write(path, chart::svg(&figures))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -364,16 +374,9 @@ fn main() -> Result<()> {
         json["mesh"] = mesh.json();
         json["requests"] = requests.json();
         json["isolate"] = isolation.json();
-        json["machine"] = system::machine().into();
-        for figure in &figures {
-            json[figure.key] = figure.hive.into();
-            let mut detail = serde_json::json!({ "hivemind": figure.spread.json() });
-            for (name, spread) in &figure.peers {
-                detail[*name] = spread.json();
-            }
-            detail["met"] = figure.met.into();
-            detail["stable"] = figure.stable().into();
-            json["trials"][figure.key] = detail;
+        let figures = figures_json(&figures);
+        for (key, value) in figures.as_object().into_iter().flatten() {
+            json[key] = value.clone();
         }
         json["soak_seconds"] = soak.seconds.into();
         json["soak_messages"] = soak.sent.into();
@@ -395,6 +398,23 @@ fn main() -> Result<()> {
         write_json(&path, &json)?;
     }
     Ok(())
+}
+
+/// The message figures as the JSON report has them: each key with its median, their trials
+/// under `trials`, and the machine.
+fn figures_json(figures: &[messages::Figure]) -> serde_json::Value {
+    let mut json = serde_json::json!({ "machine": system::machine() });
+    for figure in figures {
+        json[figure.key] = figure.hive.into();
+        let mut detail = serde_json::json!({ "hivemind": figure.spread.json() });
+        for (name, spread) in &figure.peers {
+            detail[*name] = spread.json();
+        }
+        detail["met"] = figure.met.into();
+        detail["stable"] = figure.stable().into();
+        json["trials"][figure.key] = detail;
+    }
+    json
 }
 
 fn write_json(path: &std::path::Path, json: &serde_json::Value) -> Result<()> {

@@ -78,9 +78,20 @@ fn source(name: &str, service: &str, count: u64, extra: &str) -> String {
     )
 }
 
+/// The largest `queue_capacity` a hive's config accepts.
+const MAX_QUEUE: u64 = 1 << 20;
+
+/// A sink's node table. A queue holds the whole burst when `capacity` fits the config's bound
+/// (nothing waits, nothing is dropped); past it the queue is the bound and the source waits
+/// for room (`overflow = "block"`), so that no message is dropped either way.
 pub fn sink(name: &str, pattern: &str, count: u64, capacity: u64, extra: &str) -> String {
+    let room = if capacity > MAX_QUEUE {
+        format!("queue_capacity = {MAX_QUEUE}\noverflow = \"block\"\noverflow_wait_ms = 60000")
+    } else {
+        format!("queue_capacity = {capacity}")
+    };
     format!(
-        "[nodes.{name}]\nenabled = true\nlibrary = \"bench_node\"\nrole = \"sink\"\npattern = \"{pattern}\"\ncount = {count}\nqueue_capacity = {capacity}\n{extra}\n"
+        "[nodes.{name}]\nenabled = true\nlibrary = \"bench_node\"\nrole = \"sink\"\npattern = \"{pattern}\"\ncount = {count}\n{room}\n{extra}\n"
     )
 }
 
