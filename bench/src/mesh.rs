@@ -177,8 +177,8 @@ fn ping_pong(controller: &Controller, pong: &Tap, n: usize, gap: Duration) -> Re
             .recv_timeout(Duration::from_secs(5))
             .context("no pong within 5 s")?;
         let took = sent.elapsed();
-        if *answer.message.payload != *payload {
-            bail!("expected pong {payload}, got {}", answer.message.payload);
+        if *answer.message.payload() != *payload {
+            bail!("expected pong {payload}, got {}", answer.message.payload());
         }
         if i >= warm_up {
             samples.push(took.as_secs_f64() * 1e6);

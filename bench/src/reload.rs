@@ -90,8 +90,8 @@ fn round_trip(controller: &Controller, pong: &hivemind_host::Tap, n: usize) -> R
         .inbox
         .recv_timeout(Duration::from_secs(5))
         .context("the node did not answer within 5 s")?;
-    if *delivery.message.payload != *n.to_string() {
-        bail!("expected pong {n}, got {}", delivery.message.payload);
+    if *delivery.message.payload() != *n.to_string() {
+        bail!("expected pong {n}, got {}", delivery.message.payload());
     }
     Ok(())
 }

@@ -68,12 +68,23 @@ pub const fn lib_header<N: NodeExport>() -> LibHeader {
     }
 }
 
-thread_local! {
+/// What runs on this thread right now. One thread-local (a library's thread-locals are reached
+/// through a call into the dynamic loader each time): a delivery enters and leaves it once.
+struct Running {
     /// The host of the node whose code runs on this thread right now (null outside callbacks).
-    static CURRENT_HOST: Cell<*const HostBox> = const { Cell::new(std::ptr::null()) };
+    host: Cell<*const HostBox>,
     /// Whether the code running on this thread is a node's delivery-thread callback (a
     /// subscription, timer, request handler or reply callback), where nothing may block.
-    static ON_DELIVERY_THREAD: Cell<bool> = const { Cell::new(false) };
+    delivering: Cell<bool>,
+}
+
+thread_local! {
+    static RUNNING: Running = const {
+        Running {
+            host: Cell::new(std::ptr::null()),
+            delivering: Cell::new(false),
+        }
+    };
 }
 
 /// Marks `host` as the current node's host for the duration of one entry call.
@@ -84,37 +95,38 @@ struct HostScope {
 
 impl HostScope {
     fn enter(host: &HostBox) -> Self {
-        let previous = CURRENT_HOST.with(|current| current.replace(host));
-        let was_delivering = ON_DELIVERY_THREAD.with(Cell::get);
-        Self {
-            previous,
-            was_delivering,
-        }
+        RUNNING.with(|running| Self {
+            previous: running.host.replace(host),
+            was_delivering: running.delivering.get(),
+        })
     }
 
     /// Like [`HostScope::enter`], for a call on the node's delivery thread.
     fn deliver(host: &HostBox) -> Self {
-        let scope = Self::enter(host);
-        ON_DELIVERY_THREAD.with(|flag| flag.set(true));
-        scope
+        RUNNING.with(|running| Self {
+            previous: running.host.replace(host),
+            was_delivering: running.delivering.replace(true),
+        })
     }
 }
 
 impl Drop for HostScope {
     fn drop(&mut self) {
-        CURRENT_HOST.with(|current| current.set(self.previous));
-        ON_DELIVERY_THREAD.with(|flag| flag.set(self.was_delivering));
+        RUNNING.with(|running| {
+            running.host.set(self.previous);
+            running.delivering.set(self.was_delivering);
+        });
     }
 }
 
 /// Whether this thread runs a node's delivery-thread callback right now.
 pub(crate) fn on_delivery_thread() -> bool {
-    ON_DELIVERY_THREAD.with(Cell::get)
+    RUNNING.with(|running| running.delivering.get())
 }
 
 /// Logs through the host of the node running on this thread; false if there is none.
 pub(crate) fn log_to_current_node(level: LogLevel, line: &str) -> bool {
-    let host = CURRENT_HOST.with(Cell::get);
+    let host = RUNNING.with(|running| running.host.get());
     if host.is_null() {
         return false;
     }

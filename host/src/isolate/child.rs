@@ -37,7 +37,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// What the writing thread sends.
 enum Outgoing {
-    Publish(Arc<str>, Arc<str>),
+    Publish(Message),
     Frame(Vec<u8>),
     /// Wakes the writer: deliveries arrived while it slept, and their acks are due.
     Nudge,
@@ -52,10 +52,7 @@ impl Outlet for ToHost {
     fn forward(&self, message: &Message) {
         // Blocks while the host is behind: the node's services slow down, as they would for
         // a full queue in process with `overflow = "block"`; the host applies the real policy.
-        let _ = self.0.send(Outgoing::Publish(
-            message.service.clone(),
-            message.payload.clone(),
-        ));
+        let _ = self.0.send(Outgoing::Publish(message.clone()));
     }
 }
 
@@ -236,12 +233,10 @@ pub fn child_main() -> Result<()> {
                         .map(|_| fields.u32())
                         .collect::<io::Result<_>>()?,
                 };
-                let message = Message {
-                    service: names.service(fields.str()?),
-                    node: names.node(fields.str()?),
-                    host: fields.opt_str()?.map(Arc::from),
-                    payload: fields.str()?.into(),
-                };
+                let service = fields.str()?;
+                let node = fields.str()?;
+                let host = fields.opt_str()?.map(|host| names.host(host));
+                let message = Message::new(service, node, fields.str()?, host);
                 let delivery = Delivery {
                     message,
                     subscriptions: indices,
@@ -411,8 +406,11 @@ impl Writer {
     /// Encodes one outgoing item; returns whether it was the last.
     fn encode(&mut self, out: &mut Encoder, item: Outgoing) -> bool {
         match item {
-            Outgoing::Publish(service, payload) => {
-                out.frame(wire::PUBLISH).str(&service).str(&payload).end();
+            Outgoing::Publish(message) => {
+                out.frame(wire::PUBLISH)
+                    .str(message.service())
+                    .str(message.payload())
+                    .end();
             }
             Outgoing::Frame(bytes) => {
                 // Before a state or a last word, say how far the deliveries went.
@@ -447,21 +445,17 @@ impl Writer {
     }
 }
 
-/// The service and node names of the last delivery, kept so that a run of messages from one
-/// service costs no allocation for its names (the payload is copied once, into its `Arc`).
+/// The other host named by the last delivery from the mesh, kept so that a run of messages
+/// from one host shares its name (a message's own names and payload are copied once, into its
+/// one allocation: see `bus::Message`).
 #[derive(Default)]
 struct Names {
-    service: Option<Arc<str>>,
-    node: Option<Arc<str>>,
+    host: Option<Arc<str>>,
 }
 
 impl Names {
-    fn service(&mut self, name: &str) -> Arc<str> {
-        same_or_new(&mut self.service, name)
-    }
-
-    fn node(&mut self, name: &str) -> Arc<str> {
-        same_or_new(&mut self.node, name)
+    fn host(&mut self, name: &str) -> Arc<str> {
+        same_or_new(&mut self.host, name)
     }
 }
 
@@ -483,16 +477,15 @@ mod tests {
     #[test]
     fn a_name_seen_last_is_shared_not_copied() {
         let mut names = Names::default();
-        let first = names.service("bat-signal");
-        let again = names.service("bat-signal");
+        let first = names.host("manor");
+        let again = names.host("manor");
         assert!(
             Arc::ptr_eq(&first, &again),
             "the same name twice is one allocation"
         );
-        let other = names.service("joker");
-        assert_eq!(&*other, "joker");
+        let other = names.host("tower");
+        assert_eq!(&*other, "tower");
         assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(&*names.node("alfred"), "alfred");
-        assert_eq!(&*names.service("bat-signal"), "bat-signal");
+        assert_eq!(&*names.host("manor"), "manor");
     }
 }

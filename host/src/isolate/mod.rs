@@ -27,7 +27,7 @@ mod wire;
 pub use child::child_main;
 pub(crate) use scratch::scratch_folder;
 
-use crate::bus::{Delivery, Doorbell, Subscription};
+use crate::bus::{Delivery, Doorbell, Message, Subscription};
 use crate::loader::LibraryInfo;
 use crate::requests::{Answer, Ask, Failure, Job, Outcome as RequestOutcome, Part, Router};
 use crate::runtime::{
@@ -647,8 +647,8 @@ struct Pump<'a> {
     unacked: VecDeque<(u64, Delivery)>,
     next_seq: u64,
     outbox: Encoder,
-    /// The message in hand when the process last died (its payload's address).
-    suspect: Option<usize>,
+    /// The message in hand when the process last died.
+    suspect: Option<Message>,
     crashes_in_a_row: u32,
 }
 
@@ -1018,9 +1018,12 @@ impl Pump<'_> {
             self.suspect = None;
             return;
         };
-        let address = Arc::as_ptr(&first.message.payload) as *const u8 as usize;
-        if self.suspect != Some(address) {
-            self.suspect = Some(address);
+        if !self
+            .suspect
+            .as_ref()
+            .is_some_and(|s| s.same(&first.message))
+        {
+            self.suspect = Some(first.message.clone());
             return;
         }
         self.suspect = None;
@@ -1030,7 +1033,7 @@ impl Pump<'_> {
             LogLevel::Error,
             &format!(
                 "dropped a message from `{}` (service `{}`): the node's process died twice while handling it",
-                delivery.message.node, delivery.message.service
+                delivery.message.node(), delivery.message.service()
             ),
         );
     }
@@ -1089,17 +1092,17 @@ fn encode_delivery(out: &mut Encoder, seq: u64, delivery: &Delivery, generation:
         None => frame.u8(u8::MAX),
     };
     frame
-        .str(&message.service)
-        .str(&message.node)
-        .opt_str(message.host.as_deref())
-        .str(&message.payload)
+        .str(&message.service())
+        .str(&message.node())
+        .opt_str(message.host())
+        .str(&message.payload())
         .end();
 }
 
 fn count_dropped(subscriptions: &[Subscription], delivery: &Delivery) {
     for subscription in subscriptions
         .iter()
-        .filter(|s| s.pattern.matches(&delivery.message.service))
+        .filter(|s| s.pattern.matches(&delivery.message.service()))
     {
         subscription.stats.dropped.fetch_add(1, Ordering::Relaxed);
     }

@@ -490,10 +490,10 @@ impl Outlet for Forwarder {
                 let dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if dropped.is_power_of_two() {
                     tracing::warn!(
-                        service = %message.service,
+                        service = %message.service(),
                         dropped,
                         "dropped a message of `{}` for the other hosts because the mesh's outgoing queue is full ({dropped} so far; raise [mesh] queue_capacity in config/hive.toml if the network cannot keep up)",
-                        message.service,
+                        message.service(),
                     );
                 }
             }
@@ -600,7 +600,7 @@ fn fill(
                 }
             },
         };
-        let size = BatchWriter::size_of(&message.service, &message.node, &message.payload);
+        let size = BatchWriter::size_of(&message.service(), &message.node(), &message.payload());
         if batch.count() > 0 && (batch.is_full() || batch.len() + size > BATCH_BYTES) {
             *carried = Some(message);
             return Filled {
@@ -608,8 +608,8 @@ fn fill(
                 disconnected: false,
             };
         }
-        if let Err(why) = batch.push(&message.service, &message.node, &message.payload) {
-            refuse_out(counters, 1, &message.service, &why.to_string());
+        if let Err(why) = batch.push(&message.service(), &message.node(), &message.payload()) {
+            refuse_out(counters, 1, &message.service(), &why.to_string());
         }
     }
 }
@@ -699,8 +699,6 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
         }
     }
     let host: Arc<str> = batch.host.into();
-    // Consecutive messages of one node share its name.
-    let mut node: Option<Arc<str>> = None;
     let mut incoming = Vec::with_capacity(batch.messages.len());
     for (i, entry) in batch.messages.iter().enumerate() {
         // Within u64: `Batch::parse` checked the batch's last number.
@@ -712,14 +710,10 @@ fn receive(shared: &Shared, bus: &Bus, sample: &Sample) {
                 continue;
             }
         };
-        let node = match &node {
-            Some(name) if **name == *message.node => name.clone(),
-            _ => node.insert(message.node.into()).clone(),
-        };
         incoming.push(Incoming {
             service: message.service,
-            node,
-            payload: message.payload.into(),
+            node: message.node,
+            payload: message.payload,
         });
     }
     shared

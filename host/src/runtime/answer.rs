@@ -8,7 +8,7 @@
 //! over `[messages] max_payload_bytes` is refused (`TooLarge`). A handler's error or panic is
 //! logged to the node's log and goes to the asker; the node keeps running.
 
-use super::state::{self, NodeShared};
+use super::state::NodeShared;
 use crate::requests::{Ask, Desk, Failure, FailureKind, Job, Mailbox, Outcome, Router};
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use hivemind::abi::{
@@ -16,7 +16,6 @@ use hivemind::abi::{
     RequestView,
 };
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// What a node needs to ask: set on its shared state once it is built.
@@ -133,11 +132,11 @@ impl Answering {
     }
 
     fn reply(&self, object: &mut NodeBox, shared: &NodeShared, token: u64, outcome: Outcome) {
-        shared.busy_since.store(state::clock(), Ordering::Relaxed);
-        let result = object
-            .replied(token, outcomes_to_abi(&outcome))
-            .into_result();
-        shared.busy_since.store(0, Ordering::Relaxed);
+        let result = shared.busy.around(|| {
+            object
+                .replied(token, outcomes_to_abi(&outcome))
+                .into_result()
+        });
         if let Err(error) = result {
             shared.log.write(
                 LogLevel::Error,
@@ -169,9 +168,9 @@ impl Answering {
             host: RStr::from_str(&job.from_host),
             args: RStr::from_str(&job.args),
         };
-        shared.busy_since.store(state::clock(), Ordering::Relaxed);
-        let result = object.answer(index as u32, view).into_result();
-        shared.busy_since.store(0, Ordering::Relaxed);
+        let result = shared
+            .busy
+            .around(|| object.answer(index as u32, view).into_result());
         match result {
             Ok(reply) if reply.len() > self.max_reply_bytes => {
                 let message = format!(

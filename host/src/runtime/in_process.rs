@@ -8,7 +8,6 @@
 
 use super::host::NodeHost;
 use super::service::{self, ServiceThread};
-use super::state;
 use super::timers::Timers;
 use super::{
     Answering, Asking, BuildError, Built, Control, Environment, NodeShared, NodeSpec,
@@ -435,10 +434,10 @@ fn deliver(
     let log = &shared.log;
     let message = &delivery.message;
     let view = MessageView {
-        service: RStr::from_str(&message.service),
-        node: RStr::from_str(&message.node),
-        payload: RStr::from_str(&message.payload),
-        host: RStr::from_str(message.host.as_deref().unwrap_or(&spec.host)),
+        service: RStr::from_str(&message.service()),
+        node: RStr::from_str(&message.node()),
+        payload: RStr::from_str(&message.payload()),
+        host: RStr::from_str(message.host().unwrap_or(&spec.host)),
     };
     // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
     // than the route keeps inline: match against our own patterns.
@@ -448,7 +447,7 @@ fn deliver(
         _ => {
             rematched = subscriptions
                 .iter()
-                .filter(|s| s.pattern.matches(&message.service))
+                .filter(|s| s.pattern.matches(&message.service()))
                 .map(|s| s.index)
                 .collect();
             &rematched
@@ -456,9 +455,9 @@ fn deliver(
     };
     for &index in indices {
         let subscription = &subscriptions[index as usize];
-        shared.busy_since.store(state::clock(), Ordering::Relaxed);
-        let outcome = object.deliver(index, view).into_result();
-        shared.busy_since.store(0, Ordering::Relaxed);
+        let outcome = shared
+            .busy
+            .around(|| object.deliver(index, view).into_result());
         match outcome {
             Ok(()) => {
                 subscription.stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +474,7 @@ fn deliver(
                     &format!(
                         "subscription `{}` {how} on a message from `{}` ({count} so far): {}",
                         subscription.pattern.as_str(),
-                        message.service,
+                        message.service(),
                         error.message
                     ),
                 );

@@ -1,9 +1,8 @@
 //! Service threads: each runs one service's callback in a loop until it stops.
 
-use super::state::{NodeShared, ServiceStats, clock};
+use super::state::{NodeShared, ServiceStats};
 use hivemind::abi::{Flow, LogLevel, ServiceBox};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,9 +38,7 @@ fn run(name: &str, mut runner: ServiceBox, stats: &ServiceStats, shared: &NodeSh
     stats.set_running(true);
     let mut backoff = FIRST_BACKOFF;
     while !shared.is_stopping() {
-        stats.busy_since.store(clock(), Ordering::Relaxed);
-        let outcome = runner.step().into_result();
-        stats.busy_since.store(0, Ordering::Relaxed);
+        let outcome = stats.busy.around(|| runner.step().into_result());
         match outcome {
             Ok(Flow::Stop) => {
                 shared.log.write(

@@ -254,8 +254,8 @@ pub(crate) struct ServiceStats {
     restarts: AtomicU64,
     refused: AtomicU64,
     last_payload: Mutex<Option<Arc<str>>>,
-    /// When the running callback started (see [`clock`]), 0 when none runs.
-    pub busy_since: AtomicU64,
+    /// Whether the service's callback runs, and since when as the health checks saw it.
+    pub busy: Busy,
     error: Mutex<Option<String>>,
 }
 
@@ -269,7 +269,7 @@ impl ServiceStats {
             restarts: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             last_payload: Mutex::new(None),
-            busy_since: AtomicU64::new(0),
+            busy: Busy::default(),
             error: Mutex::new(None),
         }
     }
@@ -455,8 +455,8 @@ pub(crate) struct NodeShared {
     max_payload_bytes: usize,
     /// What to do when the node's code fails.
     pub faults: FaultPolicy,
-    /// When the node thread's running callback started (see [`clock`]), 0 when none runs.
-    pub busy_since: AtomicU64,
+    /// Whether a callback runs on the node's thread, and since when as the health checks saw it.
+    pub busy: Busy,
     stopping: AtomicBool,
     sleepers: Mutex<()>,
     wake: Condvar,
@@ -481,7 +481,7 @@ impl NodeShared {
             log,
             max_payload_bytes,
             faults,
-            busy_since: AtomicU64::new(0),
+            busy: Busy::default(),
             stopping: AtomicBool::new(false),
             sleepers: Mutex::new(()),
             wake: Condvar::new(),
@@ -640,11 +640,6 @@ impl NodeShared {
     /// What has run for longer than `stuck_after`, if anything.
     pub(crate) fn stuck(&self) -> Option<String> {
         let limit = self.faults.stuck_after;
-        let running_for = |since: u64| {
-            (since != 0)
-                .then(|| clock().saturating_sub(since))
-                .map(Duration::from_nanos)
-        };
         let describe = |what: String, took: Duration| {
             format!(
                 "{what} has run for {:.1} s (stuck_after_ms = {}); the rest of the hive is not affected",
@@ -652,14 +647,14 @@ impl NodeShared {
                 limit.as_millis()
             )
         };
-        if let Some(took) =
-            running_for(self.busy_since.load(Ordering::Relaxed)).filter(|t| *t > limit)
-        {
+        if let Some(took) = self.busy.running_for().filter(|t| *t > limit) {
             return Some(describe("a subscription callback".into(), took));
         }
         let state = self.state.lock();
         state.services.iter().find_map(|service| {
-            running_for(service.busy_since.load(Ordering::Relaxed))
+            service
+                .busy
+                .running_for()
                 .filter(|t| *t > limit)
                 .map(|took| describe(format!("service `{}`", service.name), took))
         })
@@ -712,10 +707,63 @@ impl NodeShared {
     }
 }
 
-/// Nanoseconds since the host started: a clock that is never 0 and cheap to store atomically.
-pub(super) fn clock() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+/// Whether a callback runs on one thread, and for how long as far as the health checks have
+/// seen: what `stuck_after_ms` is measured with.
+///
+/// The running thread pays two plain stores to a counter of its own per callback, and reads no
+/// clock (a clock read per message costs tens of ns with a fast clock source, and a system call
+/// on a virtual machine whose clock source has no vDSO path). The time is taken by the reader:
+/// the first health check (a few times a second) or snapshot that sees a given callback running
+/// notes the time, and later ones measure from it. So a callback counts as running from at
+/// most one check period after it started, never longer than it really ran.
+#[derive(Debug, Default)]
+pub(crate) struct Busy {
+    /// Odd while a callback runs; bumped at each start and end.
+    ///
+    /// Invariant: written only by the one thread that runs the callbacks (a node's delivery
+    /// thread, or one service's thread), so a load and a store suffice.
+    count: AtomicU64,
+    /// The odd count a reader last saw, and when it first saw it.
+    seen: Mutex<(u64, Option<Instant>)>,
+}
+
+impl Busy {
+    /// A callback starts (on the owning thread).
+    pub(crate) fn enter(&self) {
+        let count = self.count.load(Ordering::Relaxed);
+        debug_assert!(count % 2 == 0, "a callback entered twice");
+        self.count.store(count.wrapping_add(1), Ordering::Release);
+    }
+
+    /// The callback has returned (on the owning thread).
+    pub(crate) fn leave(&self) {
+        let count = self.count.load(Ordering::Relaxed);
+        self.count.store(count.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Runs `callback` between [`Self::enter`] and [`Self::leave`].
+    pub(crate) fn around<T>(&self, callback: impl FnOnce() -> T) -> T {
+        self.enter();
+        let out = callback();
+        self.leave();
+        out
+    }
+
+    /// How long the running callback has run as seen from here, `None` if none runs.
+    pub(crate) fn running_for(&self) -> Option<Duration> {
+        let count = self.count.load(Ordering::Acquire);
+        if count % 2 == 0 {
+            return None;
+        }
+        let mut seen = self.seen.lock();
+        match *seen {
+            (seen_count, Some(since)) if seen_count == count => Some(since.elapsed()),
+            _ => {
+                *seen = (count, Some(Instant::now()));
+                Some(Duration::ZERO)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

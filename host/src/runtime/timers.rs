@@ -6,10 +6,9 @@
 //! only while the delivery loop runs, so they pause during a hand-over and end with the
 //! instance. A tick's error or panic is logged with the count so far; the timer keeps ticking.
 
-use super::state::{NodeShared, TimerStats, clock};
+use super::state::{NodeShared, TimerStats};
 use hivemind::abi::{LogLevel, MIN_TIMER_PERIOD_NANOS, NodeBox, TimerDecl};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// One timer's schedule.
@@ -65,9 +64,9 @@ impl Timers {
             if timer.due > now {
                 continue;
             }
-            shared.busy_since.store(clock(), Ordering::Relaxed);
-            let outcome = object.tick(index as u32).into_result();
-            shared.busy_since.store(0, Ordering::Relaxed);
+            let outcome = shared
+                .busy
+                .around(|| object.tick(index as u32).into_result());
             let after = Instant::now();
             let next = timer.due + timer.period;
             timer.due = if next > after {
