@@ -167,6 +167,18 @@ fn print_figures(figures: &[messages::Figure]) {
             unstable.join("; ")
         );
     }
+    // What "2× zenoh" asks, against what the same JSON work through a bare channel (no
+    // routing, no ABI, no counting) reaches on this machine in this run.
+    for figure in figures.iter().filter(|f| f.target.contains("zenoh")) {
+        let (zenoh, channel) = (figure.peer(messages::ZENOH), figure.peer(messages::CHANNEL));
+        println!(
+            "ceiling, {}: the plain channel moves {:.2}× zenoh one session in this run, hivemind {:.2}× ({:.2} of the channel)",
+            figure.name,
+            channel / zenoh,
+            figure.hive / zenoh,
+            figure.hive / channel
+        );
+    }
 }
 
 fn print_soak(soak: &soak::Report) {

@@ -60,7 +60,7 @@ impl BenchHive {
                     serde_json::to_string(&self.controller.snapshot().nodes).unwrap_or_default()
                 )
             })?;
-            reports.push(serde_json::from_str(&delivery.message.payload())?);
+            reports.push(serde_json::from_str(delivery.message.payload())?);
         }
         Ok(reports)
     }

@@ -415,7 +415,7 @@ impl Route {
                 self.node,
             );
             if let Some(report) = &self.drop_report {
-                report(&self.node, &message.service(), dropped);
+                report(&self.node, message.service(), dropped);
             }
         }
     }
@@ -1058,7 +1058,7 @@ mod tests {
         let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
         topics[0].publish(&"city".into(), "1");
         bus.publish("nobody-listens", &"api".into(), "2");
-        bus.inject("bat-remote", "robin".into(), "manor".into(), "3".into());
+        bus.inject("bat-remote", "robin", "manor".into(), "3");
         let got: Vec<(String, Option<String>)> = batman
             .try_iter()
             .map(|d| {
@@ -1081,11 +1081,11 @@ mod tests {
     #[test]
     fn injected_topics_follow_membership_changes() {
         let bus = Bus::new();
-        bus.inject("bat-remote", "robin".into(), "manor".into(), "1".into());
+        bus.inject("bat-remote", "robin", "manor".into(), "1");
         let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
-        bus.inject("bat-remote", "robin".into(), "manor".into(), "2".into());
+        bus.inject("bat-remote", "robin", "manor".into(), "2");
         bus.leave("batman");
-        bus.inject("bat-remote", "robin".into(), "manor".into(), "3".into());
+        bus.inject("bat-remote", "robin", "manor".into(), "3");
         assert_eq!(drain(&batman), vec![("2".into(), vec![0])]);
     }
 
@@ -1096,10 +1096,10 @@ mod tests {
         bus.set_outlet(Some(Box::new(collect.clone())));
         let (_, batman) = join(&bus, "batman", &["bat-*"], &[]);
         let (_, robin) = join(&bus, "robin", &["bat-signal", "cat-*"], &[]);
-        let message = |service, payload: &str| Incoming {
+        let message = |service: &'static str, payload: &'static str| Incoming {
             service,
-            node: "gordon".into(),
-            payload: payload.into(),
+            node: "gordon",
+            payload,
         };
         bus.inject_all(
             &"manor".into(),
@@ -1154,8 +1154,8 @@ mod tests {
             &"manor".into(),
             names.iter().map(|service| Incoming {
                 service,
-                node: "n".into(),
-                payload: "1".into(),
+                node: "n",
+                payload: "1",
             }),
         );
         assert!(bus.registry.lock().topics.len() <= MAX_KEPT_TOPICS);

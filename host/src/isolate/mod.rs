@@ -1092,17 +1092,17 @@ fn encode_delivery(out: &mut Encoder, seq: u64, delivery: &Delivery, generation:
         None => frame.u8(u8::MAX),
     };
     frame
-        .str(&message.service())
-        .str(&message.node())
+        .str(message.service())
+        .str(message.node())
         .opt_str(message.host())
-        .str(&message.payload())
+        .str(message.payload())
         .end();
 }
 
 fn count_dropped(subscriptions: &[Subscription], delivery: &Delivery) {
     for subscription in subscriptions
         .iter()
-        .filter(|s| s.pattern.matches(&delivery.message.service()))
+        .filter(|s| s.pattern.matches(delivery.message.service()))
     {
         subscription.stats.dropped.fetch_add(1, Ordering::Relaxed);
     }

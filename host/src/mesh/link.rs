@@ -600,7 +600,7 @@ fn fill(
                 }
             },
         };
-        let size = BatchWriter::size_of(&message.service(), &message.node(), &message.payload());
+        let size = BatchWriter::size_of(message.service(), message.node(), message.payload());
         if batch.count() > 0 && (batch.is_full() || batch.len() + size > BATCH_BYTES) {
             *carried = Some(message);
             return Filled {
@@ -608,8 +608,8 @@ fn fill(
                 disconnected: false,
             };
         }
-        if let Err(why) = batch.push(&message.service(), &message.node(), &message.payload()) {
-            refuse_out(counters, 1, &message.service(), &why.to_string());
+        if let Err(why) = batch.push(message.service(), message.node(), message.payload()) {
+            refuse_out(counters, 1, message.service(), &why.to_string());
         }
     }
 }
@@ -870,12 +870,7 @@ mod tests {
     use crate::mesh::envelope::{MAX_HEADER_BYTES, MAX_SERVICE_BYTES};
 
     fn message(service: &str, payload: String) -> Message {
-        Message {
-            service: service.into(),
-            node: "batsignal".into(),
-            payload: payload.into(),
-            host: None,
-        }
+        Message::new(service, "batsignal", &payload, None)
     }
 
     /// The batches the sending thread makes of what `messages` queue, as (service, payload).

@@ -434,9 +434,9 @@ fn deliver(
     let log = &shared.log;
     let message = &delivery.message;
     let view = MessageView {
-        service: RStr::from_str(&message.service()),
-        node: RStr::from_str(&message.node()),
-        payload: RStr::from_str(&message.payload()),
+        service: RStr::from_str(message.service()),
+        node: RStr::from_str(message.node()),
+        payload: RStr::from_str(message.payload()),
         host: RStr::from_str(message.host().unwrap_or(&spec.host)),
     };
     // Routed for a previous instance, whose patterns may differ, or matching more subscriptions
@@ -447,7 +447,7 @@ fn deliver(
         _ => {
             rematched = subscriptions
                 .iter()
-                .filter(|s| s.pattern.matches(&message.service()))
+                .filter(|s| s.pattern.matches(message.service()))
                 .map(|s| s.index)
                 .collect();
             &rematched

@@ -480,7 +480,7 @@ pub(crate) fn count_undelivered(inbox: &Inbox, subscriptions: &[Subscription], l
         count += 1;
         for subscription in subscriptions
             .iter()
-            .filter(|s| s.pattern.matches(&delivery.message.service()))
+            .filter(|s| s.pattern.matches(delivery.message.service()))
         {
             subscription.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -721,7 +721,8 @@ pub(crate) struct Busy {
     /// Odd while a callback runs; bumped at each start and end.
     ///
     /// Invariant: written only by the one thread that runs the callbacks (a node's delivery
-    /// thread, or one service's thread), so a load and a store suffice.
+    /// thread, or one service's thread), so a load and a store suffice; that thread runs one
+    /// callback at a time (none calls into another), so odd means "one runs".
     count: AtomicU64,
     /// The odd count a reader last saw, and when it first saw it.
     seen: Mutex<(u64, Option<Instant>)>,
@@ -731,7 +732,6 @@ impl Busy {
     /// A callback starts (on the owning thread).
     pub(crate) fn enter(&self) {
         let count = self.count.load(Ordering::Relaxed);
-        debug_assert!(count % 2 == 0, "a callback entered twice");
         self.count.store(count.wrapping_add(1), Ordering::Release);
     }
 
@@ -752,7 +752,7 @@ impl Busy {
     /// How long the running callback has run as seen from here, `None` if none runs.
     pub(crate) fn running_for(&self) -> Option<Duration> {
         let count = self.count.load(Ordering::Acquire);
-        if count % 2 == 0 {
+        if count.is_multiple_of(2) {
             return None;
         }
         let mut seen = self.seen.lock();
@@ -890,5 +890,23 @@ mod tests {
         overlay.apply(&mut seen);
         assert_eq!(seen.status, NodeStatus::Stuck);
         assert!(seen.error.unwrap().contains("11.0 s"));
+    }
+
+    #[test]
+    fn busy_times_a_callback_from_when_a_check_first_saw_it() {
+        let busy = Busy::default();
+        assert_eq!(busy.running_for(), None, "nothing runs yet");
+        busy.enter();
+        assert_eq!(busy.running_for(), Some(Duration::ZERO), "first seen now");
+        std::thread::sleep(Duration::from_millis(30));
+        let ran = busy.running_for().expect("still running");
+        assert!(ran >= Duration::from_millis(30), "{ran:?}");
+        busy.leave();
+        assert_eq!(busy.running_for(), None, "returned");
+        // The next callback is timed afresh, not from the first one's sighting.
+        busy.around(|| {
+            assert_eq!(busy.running_for(), Some(Duration::ZERO));
+        });
+        assert_eq!(busy.running_for(), None);
     }
 }

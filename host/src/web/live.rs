@@ -360,8 +360,8 @@ fn frame(message: &crate::bus::Message) -> String {
         .unwrap_or_default();
     format!(
         "{{\"service\":{},\"node\":{},\"time\":{},\"payload\":{}}}",
-        quoted(&message.service()),
-        quoted(&message.node()),
+        quoted(message.service()),
+        quoted(message.node()),
         quoted(&time),
         message.payload()
     )
