@@ -322,6 +322,8 @@ fn deliver_until_told(
     let inbox = &spec.queue.inbox;
     let bell = spec.queue.sender.bell();
     bell.attach();
+    let mut catch = Catch::default();
+    let mut woke = false;
     loop {
         // Timers tick between deliveries, on this thread: in order with the subscriptions.
         timers.tick_due(object, shared);
@@ -349,7 +351,11 @@ fn deliver_until_told(
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if handled > 0 || spin_for(inbox, spec.spin) {
+        if woke {
+            catch.woke_to(handled);
+            woke = false;
+        }
+        if handled > 0 || spin_for(inbox, spec.spin) || catch.next(inbox) {
             continue;
         }
         // Sleep until a message, a control command or the next timer's deadline.
@@ -357,6 +363,55 @@ fn deliver_until_told(
             !control.is_empty()
                 || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
         });
+        woke = true;
+    }
+}
+
+/// How many times [`Catch`] looks at the queue before the thread sleeps: with a pause
+/// instruction between looks, about 2 to 4 µs (the pause's length is the CPU's: no clock is read
+/// and nothing is yielded to the scheduler).
+const CATCH_LOOKS: u32 = 64;
+
+/// A short wait for the next message before sleeping, taken only while it pays off.
+///
+/// At full rate a node's thread empties its queue a few hundred ns before the next message
+/// arrives. Sleeping then costs a wake-up per burst, and on a virtual machine the publisher pays
+/// tens of µs for each (the trials of one 1→1 run differed 2.6× with the sink's sleeps per
+/// message, 0.0005 against 0.0089). Catching the next message in a few µs keeps the thread
+/// awake while messages come close together. Once two waits in a row caught nothing, the
+/// thread sleeps at once, until a wake-up finds more than one delivery waiting (dense traffic
+/// again): at a moderate rate (10,000 msg/s, one message per wake-up) and on an idle hive,
+/// nothing polls.
+#[derive(Debug, Default)]
+struct Catch {
+    /// Waits in a row that caught nothing.
+    misses: u8,
+}
+
+impl Catch {
+    /// Looks at the queue up to [`CATCH_LOOKS`] times, unless the last waits caught nothing;
+    /// returns whether a message is waiting.
+    fn next(&mut self, inbox: &Inbox) -> bool {
+        if self.misses >= 2 {
+            return false;
+        }
+        for _ in 0..CATCH_LOOKS {
+            if !inbox.is_empty() {
+                self.misses = 0;
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        self.misses += 1;
+        false
+    }
+
+    /// The thread woke and handled `handled` deliveries at once: more than one means messages
+    /// come close together, and catching is worth trying again.
+    fn woke_to(&mut self, handled: usize) {
+        if handled > 1 {
+            self.misses = 0;
+        }
     }
 }
 
