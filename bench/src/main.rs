@@ -28,10 +28,6 @@ mod table;
 use anyhow::{Context as _, Result, bail};
 use std::path::PathBuf;
 
-/// The allocator `hm` uses (host/src/main.rs), for the host run in this process and its peers.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Command-line options.
 struct Options {
     quick: bool,

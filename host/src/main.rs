@@ -4,11 +4,6 @@ use clap::Parser;
 use hivemind_host::{CallFailed, Cli, run};
 use std::process::ExitCode;
 
-/// mimalloc: payloads are freed on other threads than the ones that allocated them, which
-/// glibc's allocator handles slowly (see host/Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,23 +136,24 @@ impl Service {
     /// assert_eq!(node.sent_on("alarm"), [json!({ "level": 3 }), json!("and a string")]);
     /// ```
     pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), SendError> {
-        encoded(payload, |json| match json {
-            Ok(json) => self
-                .host
-                .send(self.id, RStr::from_str(json))
-                .into_result()
-                .map_err(|failure| SendError {
-                    kind: failure.kind,
-                    reason: failure.message.into_string(),
-                }),
-            Err(e) => Err(SendError {
-                kind: SendErrorKind::NotSerializable,
-                reason: format!(
-                    "service `{}`: the payload is not serialisable as JSON: {e}",
-                    self.name
-                ),
-            }),
-        })
+        // Encoded into a fresh `String`: a buffer kept per thread would need a thread-local
+        // with a destructor, which pins this library in memory until the thread ends (glibc
+        // counts such destructors against unloading), and a node's delivery thread outlives
+        // its library across reloads.
+        let json = serde_json::to_string(payload).map_err(|e| SendError {
+            kind: SendErrorKind::NotSerializable,
+            reason: format!(
+                "service `{}`: the payload is not serialisable as JSON: {e}",
+                self.name
+            ),
+        })?;
+        self.host
+            .send(self.id, RStr::from_str(&json))
+            .into_result()
+            .map_err(|failure| SendError {
+                kind: failure.kind,
+                reason: failure.message.into_string(),
+            })
     }
 
     /// Sleeps for `duration`, or less if the node is stopping. Returns `true` if the node is
@@ -424,39 +425,4 @@ pub enum Flow {
     Continue = 0,
     /// This service is done; the node's other services and subscriptions keep running.
     Stop = 1,
-}
-
-/// The largest encode buffer a thread keeps between sends; a larger payload's buffer is freed
-/// after its send.
-const KEPT_BUFFER_BYTES: usize = 64 * 1024;
-
-thread_local! {
-    /// The thread's encode buffer: a payload is encoded into it and lent to the host, which
-    /// copies it, so a send allocates nothing in the node once the buffer has grown.
-    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Encodes `payload` as JSON text and hands it to `with`, in the thread's reused buffer (a
-/// fresh one if that is in use: a payload whose `Serialize` sends).
-fn encoded<T: Serialize + ?Sized, R>(
-    payload: &T,
-    with: impl FnOnce(Result<&str, String>) -> R,
-) -> R {
-    let encode = |buffer: &mut Vec<u8>| {
-        buffer.clear();
-        let result = serde_json::to_writer(&mut *buffer, payload).map_err(|e| e.to_string());
-        // serde_json writes UTF-8 only; the check is a fast ASCII scan for the usual payload.
-        let json = result.and_then(|()| std::str::from_utf8(buffer).map_err(|e| e.to_string()));
-        with(json)
-    };
-    ENCODE_BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            let out = encode(&mut buffer);
-            if buffer.capacity() > KEPT_BUFFER_BYTES {
-                *buffer = Vec::new();
-            }
-            out
-        }
-        Err(_) => encode(&mut Vec::new()),
-    })
 }
