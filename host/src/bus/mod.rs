@@ -20,7 +20,8 @@
 //!   A node may choose [`Overflow::Block`] instead: its publishers wait for room, for a while.
 //! - **One wake-up per sleep, not per message.** Queueing rings the node's [`Doorbell`]: a
 //!   fence and a load of a flag while the node's thread is awake, a wake-up only when it sleeps
-//!   (see `docs/DESIGN-handoff.md`). Nothing spins or yields on either side.
+//!   (see `docs/DESIGN-handoff.md`). Nothing yields on either side; the node's thread looks
+//!   at its queue for a few µs before sleeping only while that keeps catching messages.
 //! - **Other hosts.** With the mesh on, an [`Outlet`] also gets every message sent on this host
 //!   (by its nodes or its API), once, after the local routes; messages from other hosts come in
 //!   through [`Bus::inject`], reach the local routes only, and never go back out, so nothing

@@ -307,9 +307,10 @@ pub(crate) const BATCH: usize = 256;
 
 /// Delivers until told to hand over or stop. Each wake-up drains everything queued (looking at
 /// the control channel every [`BATCH`]); with nothing queued the thread parks on the queue's
-/// [`Doorbell`](crate::bus::Doorbell) at once (after `spin`, if the node asked for one), and
-/// the first message or command that arrives wakes it: no spinning or yielding in between, so
-/// how fast messages go does not depend on how the scheduler treats a thread that yields.
+/// [`Doorbell`](crate::bus::Doorbell) (after `spin`, if the node asked for one, and after a
+/// [`Catch`] of a few µs while those pay off), and the first message or command that arrives
+/// wakes it: nothing yields, so how fast messages go does not depend on how the scheduler
+/// treats a thread that yields.
 fn deliver_until_told(
     object: &mut NodeBox,
     spec: &NodeSpec,
@@ -558,4 +559,42 @@ fn check_panic_limit(subscriptions: &[Subscription], shared: &NodeShared) -> Res
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Delivery, Message};
+
+    fn delivery() -> Delivery {
+        Delivery {
+            message: Message::new("bat-signal", "batsignal", "1", None),
+            subscriptions: std::iter::empty().collect(),
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn the_catch_stops_after_two_misses_and_looks_again_when_traffic_is_dense() {
+        let (sender, inbox) = crate::bus::queue(4);
+        let mut catch = Catch::default();
+        assert!(!catch.next(&inbox), "nothing queued: a miss");
+        assert!(!catch.next(&inbox), "a second miss");
+        sender.try_send(delivery()).expect("room");
+        assert!(
+            !catch.next(&inbox),
+            "after two misses the thread sleeps at once, without looking"
+        );
+        catch.woke_to(1);
+        assert!(
+            !catch.next(&inbox),
+            "one delivery per wake-up (a moderate rate): still no looking"
+        );
+        catch.woke_to(2);
+        assert!(
+            catch.next(&inbox),
+            "several deliveries per wake-up: it looks again, and finds the message"
+        );
+        assert_eq!(inbox.len(), 1, "looking takes nothing off the queue");
+    }
 }
