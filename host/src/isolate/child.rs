@@ -177,7 +177,9 @@ pub fn child_main() -> Result<()> {
     // The sequence number of the last delivery received: a hand-over waits until the node has
     // handled that many.
     let mut received = 0;
-    let mut names = Names::default();
+    // The other host named by the last delivery from the mesh: a run of messages from one
+    // host shares its name.
+    let mut last_host: Option<Arc<str>> = None;
     let writing = writer.spawn(to_write, log_lines);
     let bus = Arc::new(Bus::new());
     let topics = match built {
@@ -235,7 +237,9 @@ pub fn child_main() -> Result<()> {
                 };
                 let service = fields.str()?;
                 let node = fields.str()?;
-                let host = fields.opt_str()?.map(|host| names.host(host));
+                let host = fields
+                    .opt_str()?
+                    .map(|host| same_or_new(&mut last_host, host));
                 let message = Message::new(service, node, fields.str()?, host);
                 let delivery = Delivery {
                     message,
@@ -445,20 +449,8 @@ impl Writer {
     }
 }
 
-/// The other host named by the last delivery from the mesh, kept so that a run of messages
-/// from one host shares its name (a message's own names and payload are copied once, into its
-/// one allocation: see `bus::Message`).
-#[derive(Default)]
-struct Names {
-    host: Option<Arc<str>>,
-}
-
-impl Names {
-    fn host(&mut self, name: &str) -> Arc<str> {
-        same_or_new(&mut self.host, name)
-    }
-}
-
+/// `last` if it holds `name`, else `name` newly shared and kept in `last`. (A message's own
+/// names and payload are copied once, into its one allocation: see `bus::Message`.)
 fn same_or_new(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
     match last {
         Some(kept) if **kept == *name => kept.clone(),
@@ -476,16 +468,16 @@ mod tests {
 
     #[test]
     fn a_name_seen_last_is_shared_not_copied() {
-        let mut names = Names::default();
-        let first = names.host("manor");
-        let again = names.host("manor");
+        let mut last = None;
+        let first = same_or_new(&mut last, "manor");
+        let again = same_or_new(&mut last, "manor");
         assert!(
             Arc::ptr_eq(&first, &again),
             "the same name twice is one allocation"
         );
-        let other = names.host("tower");
+        let other = same_or_new(&mut last, "tower");
         assert_eq!(&*other, "tower");
         assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(&*names.host("manor"), "manor");
+        assert_eq!(&*same_or_new(&mut last, "manor"), "manor");
     }
 }

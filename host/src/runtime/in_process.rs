@@ -324,7 +324,6 @@ fn deliver_until_told(
     let bell = spec.queue.sender.bell();
     bell.attach();
     let mut catch = Catch::default();
-    let mut woke = false;
     loop {
         // Timers tick between deliveries, on this thread: in order with the subscriptions.
         timers.tick_due(object, shared);
@@ -352,10 +351,7 @@ fn deliver_until_told(
         if let Some(ending) = ending(control.try_recv()) {
             return ending;
         }
-        if woke {
-            catch.woke_to(handled);
-            woke = false;
-        }
+        catch.handled(handled);
         if handled > 0 || spin_for(inbox, spec.spin) || catch.next(inbox) {
             continue;
         }
@@ -364,7 +360,7 @@ fn deliver_until_told(
             !control.is_empty()
                 || (!shared.is_stopping() && (!inbox.is_empty() || answering.pending()))
         });
-        woke = true;
+        catch.slept();
     }
 }
 
@@ -387,6 +383,8 @@ const CATCH_LOOKS: u32 = 64;
 struct Catch {
     /// Waits in a row that caught nothing.
     misses: u8,
+    /// The thread has slept since it last handled deliveries.
+    woke: bool,
 }
 
 impl Catch {
@@ -407,10 +405,15 @@ impl Catch {
         false
     }
 
-    /// The thread woke and handled `handled` deliveries at once: more than one means messages
-    /// come close together, and catching is worth trying again.
-    fn woke_to(&mut self, handled: usize) {
-        if handled > 1 {
+    /// The thread is about to look at its queue again after sleeping.
+    fn slept(&mut self) {
+        self.woke = true;
+    }
+
+    /// The thread handled `handled` deliveries in one go. The first go after a sleep that
+    /// finds more than one means messages come close together: catching is worth trying again.
+    fn handled(&mut self, handled: usize) {
+        if std::mem::take(&mut self.woke) && handled > 1 {
             self.misses = 0;
         }
     }
@@ -585,12 +588,14 @@ mod tests {
             !catch.next(&inbox),
             "after two misses the thread sleeps at once, without looking"
         );
-        catch.woke_to(1);
+        catch.slept();
+        catch.handled(1);
         assert!(
             !catch.next(&inbox),
             "one delivery per wake-up (a moderate rate): still no looking"
         );
-        catch.woke_to(2);
+        catch.slept();
+        catch.handled(2);
         assert!(
             catch.next(&inbox),
             "several deliveries per wake-up: it looks again, and finds the message"

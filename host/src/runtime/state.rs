@@ -729,24 +729,18 @@ pub(crate) struct Busy {
 }
 
 impl Busy {
-    /// A callback starts (on the owning thread).
-    pub(crate) fn enter(&self) {
-        let count = self.count.load(Ordering::Relaxed);
-        self.count.store(count.wrapping_add(1), Ordering::Release);
-    }
-
-    /// The callback has returned (on the owning thread).
-    pub(crate) fn leave(&self) {
-        let count = self.count.load(Ordering::Relaxed);
-        self.count.store(count.wrapping_add(1), Ordering::Release);
-    }
-
-    /// Runs `callback` between [`Self::enter`] and [`Self::leave`].
+    /// Runs `callback` on the owning thread, counted as running meanwhile.
     pub(crate) fn around<T>(&self, callback: impl FnOnce() -> T) -> T {
-        self.enter();
+        self.bump();
         let out = callback();
-        self.leave();
+        self.bump();
         out
+    }
+
+    /// Moves the count on by one: odd on entering a callback, even on leaving it.
+    fn bump(&self) {
+        let count = self.count.load(Ordering::Relaxed);
+        self.count.store(count.wrapping_add(1), Ordering::Release);
     }
 
     /// How long the running callback has run as seen from here, `None` if none runs.
@@ -896,12 +890,12 @@ mod tests {
     fn busy_times_a_callback_from_when_a_check_first_saw_it() {
         let busy = Busy::default();
         assert_eq!(busy.running_for(), None, "nothing runs yet");
-        busy.enter();
-        assert_eq!(busy.running_for(), Some(Duration::ZERO), "first seen now");
-        std::thread::sleep(Duration::from_millis(30));
-        let ran = busy.running_for().expect("still running");
-        assert!(ran >= Duration::from_millis(30), "{ran:?}");
-        busy.leave();
+        busy.around(|| {
+            assert_eq!(busy.running_for(), Some(Duration::ZERO), "first seen now");
+            std::thread::sleep(Duration::from_millis(30));
+            let ran = busy.running_for().expect("still running");
+            assert!(ran >= Duration::from_millis(30), "{ran:?}");
+        });
         assert_eq!(busy.running_for(), None, "returned");
         // The next callback is timed afresh, not from the first one's sighting.
         busy.around(|| {
