@@ -29,6 +29,7 @@ mod isolate;
 mod loader;
 mod logging;
 mod mesh;
+mod names;
 mod reconcile;
 mod requests;
 mod runtime;
@@ -46,9 +47,10 @@ pub use bus::{
 };
 pub use cli::{CallFailed, Cli, run};
 pub use config::{
-    CONFIG_FILE, HiveConfig, check_node_name, load as load_config, parse as parse_config,
+    CONFIG_FILE, HiveConfig, load as load_config, parse as parse_config,
 };
 pub use controller::{Controller, HiveSnapshot, Selection};
+pub use names::check_node_name;
 pub use isolate::{CHILD_COMMAND, child_main};
 pub use logging::{LogSettings, Logs};
 pub use runtime::{NodeQueue, NodeSnapshot, NodeStatus};

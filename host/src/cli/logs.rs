@@ -96,7 +96,7 @@ fn all_logs(dir: &Path) -> Result<Vec<String>> {
         .filter_map(|e| {
             let file = e.file_name().into_string().ok()?;
             let stem = file.split_once(".log")?.0;
-            config::check_node_name(stem).ok()?;
+            crate::names::check_node_name(stem).ok()?;
             Some(stem.to_owned())
         })
         .collect();

@@ -59,6 +59,7 @@ pub(crate) use secrets::{Secret, check_exposure, check_live_change, redact_setti
 pub(crate) use web::{WebLimits, split_port};
 
 use crate::bus::Overflow;
+use crate::names::{check_node_name, is_host_char, is_host_name};
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -326,16 +327,6 @@ impl MeshConfig {
         };
         format!("{machine}-{port}")
     }
-}
-
-fn is_host_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
-}
-
-/// Whether `name` is a valid host name: 1 to 64 letters, digits, `-`, `_` and `.` (the rule
-/// for `[mesh] host`, and for every host name that arrives from the mesh).
-pub(crate) fn is_host_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(is_host_char)
 }
 
 /// Whether a Zenoh endpoint (`tcp/127.0.0.1:7447`) stays on this machine: its address is a
@@ -906,19 +897,6 @@ fn unknown_key_warning(text: &str, path: &str) -> String {
         .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
         .unwrap_or_default();
     format!("{CONFIG_FILE}{line}: unknown key `{path}` is ignored{hint}")
-}
-
-/// Node names become file names (`<name>.log`, `lib<name>.so`), so they are kept plain.
-pub fn check_node_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let plain = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !plain {
-        bail!(
-            "`{name}` is not a valid node name: use letters, digits, `_` and `-`, starting with a letter or digit"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

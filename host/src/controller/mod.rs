@@ -102,8 +102,7 @@ pub enum PublishError {
     Mismatch(Violation),
 }
 
-/// The name published messages carry as their sending node.
-pub(crate) const API_NODE: &str = "api";
+use crate::names::API as API_NODE;
 
 /// What the control thread publishes after every step, for readers.
 pub(crate) struct Published {

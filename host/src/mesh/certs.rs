@@ -32,7 +32,7 @@ pub(crate) fn create(dir: &Path, shown: &str, hosts: &[String]) -> Result<String
         bail!("name the hosts to make certificates for: `hm mesh certs manor tower`");
     }
     for host in hosts {
-        if !crate::config::is_host_name(host) {
+        if !crate::names::is_host_name(host) {
             bail!(
                 "{host:?} is not a valid host name: use 1 to 64 letters, digits, `-`, `_` and `.` (the name is the host's [mesh] host)"
             );

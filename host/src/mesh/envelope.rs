@@ -37,7 +37,7 @@
 //! [`MAX_ORIGINS`] origins (the one unheard of longest goes first), each with at most
 //! [`RECENT_PER_ORIGIN`] hashes.
 
-use crate::config::{check_node_name, is_host_name};
+use crate::names::{check_node_name, is_host_name};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
@@ -360,7 +360,7 @@ impl<'a> Entry<'a> {
             return Err(MessageError::Service);
         }
         let node = std::str::from_utf8(self.node).map_err(|_| MessageError::Node)?;
-        if node != "api" && check_node_name(node).is_err() {
+        if node != crate::names::API && check_node_name(node).is_err() {
             return Err(MessageError::Node);
         }
         let payload = checked_payload(self.payload, max_payload_bytes)?;

@@ -240,7 +240,7 @@ impl Peers {
     /// `host`'s token appeared: it is up. Returns whether that is news. A name that is not a
     /// valid host name, or a new host while [`MAX_HOSTS`] are up, is ignored.
     pub(crate) fn up(&mut self, host: &str) -> bool {
-        if host == self.own || !crate::config::is_host_name(host) || !self.room_for(host) {
+        if host == self.own || !crate::names::is_host_name(host) || !self.room_for(host) {
             return false;
         }
         let peer = self
@@ -297,7 +297,7 @@ impl Peers {
     pub(crate) fn describe(&mut self, view: HostView, key_host: &str) {
         if view.host == self.own
             || view.host != key_host
-            || !crate::config::is_host_name(&view.host)
+            || !crate::names::is_host_name(&view.host)
             || !self.room_for(&view.host)
         {
             return;
@@ -395,7 +395,7 @@ fn checked_nodes(nodes: Vec<WireNode>) -> Vec<WireNode> {
         if kept.len() >= MAX_NODES_PER_HOST {
             break;
         }
-        if crate::config::check_node_name(&node.name).is_err() || !names.insert(node.name.clone()) {
+        if crate::names::check_node_name(&node.name).is_err() || !names.insert(node.name.clone()) {
             continue;
         }
         node.services.retain(|s| is_printable_name(&s.name));

@@ -107,17 +107,14 @@ impl AskEnvelope {
         if !is_request_name(&envelope.name) {
             return Err("its request name is empty, too long or not printable".into());
         }
-        if crate::config::check_node_name(&envelope.to).is_err() {
+        if crate::names::check_node_name(&envelope.to).is_err() {
             return Err("the node it asks is not a valid node name".into());
         }
-        if !crate::config::is_host_name(&envelope.from_host) {
+        if !crate::names::is_host_name(&envelope.from_host) {
             return Err("its asking host is not a valid host name".into());
         }
         let asker = envelope.from_node.as_str();
-        if asker != crate::controller::API_NODE
-            && asker != crate::web::CLI_ASKER
-            && crate::config::check_node_name(asker).is_err()
-        {
+        if !crate::names::is_sender_name(asker) {
             return Err("its asking node is not a valid node name".into());
         }
         Ok(envelope)

@@ -213,7 +213,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
         .iter()
         .any(|n| n.name == name && n.host == hive.host);
     // Node names are plain (checked by the config), so the path stays in the log folder.
-    if !known || crate::config::check_node_name(name).is_err() {
+    if !known || crate::names::check_node_name(name).is_err() {
         return api::unknown_node(web, name);
     }
     let count = match query.get("lines").map(|n| n.parse::<usize>()) {

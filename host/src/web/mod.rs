@@ -41,7 +41,6 @@ mod pages;
 mod rates;
 mod request;
 #[cfg(feature = "mesh")]
-pub(crate) use request::CLI_ASKER;
 mod routes;
 mod server;
 pub(crate) mod tail;

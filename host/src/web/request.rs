@@ -21,11 +21,7 @@ use std::time::{Duration, Instant};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// The asker's name for requests from the HTTP API.
-pub(crate) const API_ASKER: &str = "api";
-/// The asker's name for requests from `hm call` (which adds `client=cli` to the query; no
-/// other name can be claimed, so an HTTP client never passes for a node).
-pub(crate) const CLI_ASKER: &str = "cli";
+use crate::names::{API as API_ASKER, CLI as CLI_ASKER};
 
 /// The HTTP status of a failure kind.
 pub(super) fn status_of(kind: FailureKind) -> StatusCode {
