@@ -25,7 +25,6 @@ mod config;
 mod controller;
 mod events;
 mod inject;
-mod isolate;
 mod loader;
 mod logging;
 mod mesh;
@@ -46,14 +45,11 @@ pub use bus::{
     SubscriptionStats, Tap, Topic, TopicInfo,
 };
 pub use cli::{CallFailed, Cli, run};
-pub use config::{
-    CONFIG_FILE, HiveConfig, load as load_config, parse as parse_config,
-};
+pub use config::{CONFIG_FILE, HiveConfig, load as load_config, parse as parse_config};
 pub use controller::{Controller, HiveSnapshot, Selection};
-pub use names::check_node_name;
-pub use isolate::{CHILD_COMMAND, child_main};
 pub use logging::{LogSettings, Logs};
-pub use runtime::{NodeQueue, NodeSnapshot, NodeStatus};
+pub use names::check_node_name;
+pub use runtime::{CHILD_COMMAND, NodeQueue, NodeSnapshot, NodeStatus, child_main};
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/` that the public API does not offer. Not
 /// part of the host's API: no stability promised.

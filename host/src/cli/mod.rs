@@ -58,6 +58,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Mesh(args) => mesh::run(args),
-        Command::Isolated => crate::isolate::child_main(),
+        Command::Isolated => crate::runtime::child_main(),
     }
 }

@@ -13,9 +13,7 @@ use crate::bus::Overflow;
 use crate::config::{self, HiveConfig};
 use crate::events::EventKind;
 use crate::loader::{LibraryFile, library_path};
-use crate::runtime::{
-    self, BuildError, BuildOutcome, Built, Driver, NodeQueue, NodeRuntime, NodeSpec,
-};
+use crate::runtime::{BuildError, BuildOutcome, Built, NodeQueue, NodeRuntime, NodeSpec};
 use anyhow::{Result, bail};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet};
@@ -237,15 +235,10 @@ impl Actor {
         Instant::now() + self.config.build_timeout
     }
 
-    /// Starts an instance of a node with the driver its config asks for: in its own process
-    /// (`isolate = true`) or in this one.
+    /// Starts an instance of a node (in its own process when its config says `isolate = true`,
+    /// in this one otherwise: the seam picks the driver).
     fn instance(&self, spec: NodeSpec) -> NodeRuntime {
-        let driver: Driver = if spec.isolate {
-            crate::isolate::supervise
-        } else {
-            runtime::in_process::drive
-        };
-        NodeRuntime::spawn(spec, self.core.env.clone(), driver)
+        NodeRuntime::spawn(spec, self.core.env.clone())
     }
 
     /// Waits for `runtime` to be built, until `deadline` or the hive stops.

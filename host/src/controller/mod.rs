@@ -241,7 +241,7 @@ impl Controller {
         logs: Logs,
         host: String,
     ) -> Result<Self> {
-        let scratch = crate::isolate::scratch_folder()?;
+        let scratch = crate::runtime::scratch_folder()?;
         let host: Arc<str> = host.into();
         let router = Arc::new(Router::new(host.clone(), config.messages.max_payload_bytes));
         let env = Arc::new(Environment {

@@ -9,69 +9,12 @@
 //! logged to the node's log and goes to the asker; the node keeps running.
 
 use super::state::NodeShared;
-use crate::requests::{Ask, Desk, Failure, FailureKind, Job, Mailbox, Outcome, Router};
+use crate::requests::{Desk, Failure, FailureKind, Job, Mailbox, Outcome};
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use hivemind::abi::{
     LogLevel, NodeBox, ReplyData, RequestDecl, RequestFailure, RequestOutcome, RequestOutcomes,
     RequestView,
 };
-use std::sync::Arc;
-use std::time::Duration;
-
-/// What a node needs to ask: set on its shared state once it is built.
-pub(crate) struct Asking {
-    /// The host's router.
-    pub(crate) router: Arc<Router>,
-    /// Where the outcomes of its non-blocking asks go.
-    pub(crate) mailbox: Mailbox,
-    /// This host's name (the asker's host).
-    pub(crate) host: Arc<str>,
-}
-
-impl Asking {
-    /// Asks `name` for node `node`, waiting for the outcome.
-    pub(crate) fn request(
-        &self,
-        node: &Arc<str>,
-        name: &str,
-        args: &str,
-        timeout: Duration,
-        all: bool,
-    ) -> Outcome {
-        self.router
-            .ask_blocking(self.ask(node, name, args, timeout, all))
-    }
-
-    /// Asks `name` for node `node` without waiting: the outcome goes to its mailbox under the
-    /// returned token.
-    pub(crate) fn ask_later(
-        &self,
-        node: &Arc<str>,
-        name: &str,
-        args: &str,
-        timeout: Duration,
-        all: bool,
-    ) -> u64 {
-        let token = self.router.token();
-        let mailbox = self.mailbox.clone();
-        self.router
-            .ask(self.ask(node, name, args, timeout, all), move |outcome| {
-                mailbox.post(token, outcome);
-            });
-        token
-    }
-
-    fn ask(&self, node: &Arc<str>, name: &str, args: &str, timeout: Duration, all: bool) -> Ask {
-        Ask {
-            name: name.to_owned(),
-            args: args.to_owned(),
-            from_node: node.clone(),
-            from_host: self.host.clone(),
-            timeout,
-            all,
-        }
-    }
-}
 
 /// An instance's requests: the names it answers (by id) and its node's desk and mailbox.
 pub(crate) struct Answering {

@@ -1,9 +1,11 @@
 //! The instance seam: what the controller sees of one instance of a node, whichever way it runs.
 //!
-//! Two drivers sit behind it and the controller picks one per node: [`in_process`] (the
-//! node's library loaded into the host) and [`crate::isolate`] (`isolate = true`: the node in a
-//! process of its own). This module imports neither's internals from the other: `isolate` uses the
-//! seam, and its child process runs the in-process driver; `runtime` never imports `isolate`.
+//! Two drivers sit behind it, and [`NodeRuntime::spawn`] picks one per instance by
+//! [`NodeSpec::isolate`]: [`in_process`] (the node's library loaded into the host) and
+//! [`isolated`] (`isolate = true`: the node in a process of its own). The controller sees only
+//! the seam. Arrows run one way: both drivers use the seam and the shared parts beside it
+//! (`state`, `stats`, `view`, `asking`); `isolated`'s child process runs the in-process driver;
+//! `in_process` never imports `isolated`.
 //!
 //! The contract, the same for both drivers:
 //!
@@ -23,16 +25,23 @@
 //! happens on the threads a driver made, and they are all joined before the library is closed.
 
 mod answer;
+mod asking;
 mod host;
 pub(crate) mod in_process;
+mod isolated;
 mod service;
 mod state;
+mod stats;
 mod timers;
+pub(crate) mod view;
 
-pub(crate) use answer::{Answering, Asking};
-pub(crate) use state::{NodeShared, Overlay};
-pub use state::{NodeSnapshot, NodeStatus};
-pub(crate) use state::{ServiceSnapshot, SubscriptionSnapshot};
+pub(crate) use answer::Answering;
+pub(crate) use asking::Asking;
+pub(crate) use isolated::scratch_folder;
+pub use isolated::{CHILD_COMMAND, child_main};
+pub(crate) use state::NodeShared;
+pub use view::{NodeSnapshot, NodeStatus};
+pub(crate) use view::{ServiceSnapshot, SubscriptionSnapshot, TimerSnapshot};
 
 use crate::bus::{
     Delivery, Doorbell, Inbox, Pattern, QueueSender, Subscription, SubscriptionStats, Topic,
@@ -101,8 +110,8 @@ pub(crate) struct NodeSpec {
     pub faults: FaultPolicy,
     /// This host's name, which messages sent here carry.
     pub host: Arc<str>,
-    /// Run the node in a process of its own (`isolate = true`, see [`crate::isolate`]): the
-    /// controller picks the driver by it.
+    /// Run the node in a process of its own (`isolate = true`, see [`isolated`]):
+    /// [`NodeRuntime::spawn`] picks the driver by it.
     pub isolate: bool,
     /// Counts the deliveries the node has finished with, when someone needs to know (an
     /// isolated node's process, to tell the host what it may forget).
@@ -294,8 +303,14 @@ pub(crate) struct NodeRuntime {
 }
 
 impl NodeRuntime {
-    /// Starts `driver` on a thread of its own to load and build an instance; returns at once.
-    pub(crate) fn spawn(spec: NodeSpec, env: Arc<Environment>, driver: Driver) -> Self {
+    /// Starts the driver `spec` asks for ([`NodeSpec::isolate`]) on a thread of its own to load
+    /// and build an instance; returns at once.
+    pub(crate) fn spawn(spec: NodeSpec, env: Arc<Environment>) -> Self {
+        let driver: Driver = if spec.isolate {
+            isolated::supervise
+        } else {
+            in_process::drive
+        };
         let log = env.logs.node(&spec.name);
         let shared = Arc::new(NodeShared::new(
             spec.name.clone(),

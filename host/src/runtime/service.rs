@@ -1,6 +1,7 @@
 //! Service threads: each runs one service's callback in a loop until it stops.
 
-use super::state::{NodeShared, ServiceStats};
+use super::state::NodeShared;
+use super::stats::ServiceStats;
 use hivemind::abi::{Flow, LogLevel, ServiceBox};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -6,7 +6,8 @@
 //! only while the delivery loop runs, so they pause during a hand-over and end with the
 //! instance. A tick's error or panic is logged with the count so far; the timer keeps ticking.
 
-use super::state::{NodeShared, TimerStats};
+use super::state::NodeShared;
+use super::stats::TimerStats;
 use hivemind::abi::{LogLevel, MIN_TIMER_PERIOD_NANOS, NodeBox, TimerDecl};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

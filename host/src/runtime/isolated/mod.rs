@@ -21,6 +21,7 @@
 //! crashes in a row is dropped as the likely cause, and logged.
 
 mod child;
+mod overlay;
 mod scratch;
 mod wire;
 
@@ -31,12 +32,14 @@ use crate::bus::{Delivery, Doorbell, Message, Subscription};
 use crate::loader::LibraryInfo;
 use crate::requests::{Answer, Ask, Failure, Job, Outcome as RequestOutcome, Part, Router};
 use crate::runtime::{
-    BuildError, Built, Control, Environment, NodeShared, NodeSpec, Overlay, SERVICE_STOP_DEADLINE,
+    BuildError, Built, Control, Environment, NodeShared, NodeSpec, SERVICE_STOP_DEADLINE,
     compile_subscriptions, count_undelivered, withdraw,
 };
 use crate::schemas::DeclaredTypes;
 use crossbeam_channel::{Receiver, Sender};
 use hivemind::abi::LogLevel;
+use overlay::Overlay;
+use parking_lot::Mutex;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -192,7 +195,10 @@ pub(crate) fn supervise(
     control: &Receiver<Control>,
     built: Sender<Result<Built, BuildError>>,
 ) {
-    *shared.overlay.lock() = Some(Overlay::default());
+    // What the process reports, kept here and added to every snapshot of the node.
+    let overlay: Arc<Mutex<Overlay>> = Arc::default();
+    let view = overlay.clone();
+    shared.adjust_views(Box::new(move |snapshot| view.lock().apply(snapshot)));
     let started = Instant::now();
     let (outcomes, asked) = crossbeam_channel::unbounded();
     let relay = Relay {
@@ -202,7 +208,7 @@ pub(crate) fn supervise(
         outcomes,
         bell: spec.queue.sender.bell().clone(),
     };
-    let (process, report) = match Process::launch(&spec, env, shared, &relay) {
+    let (process, report) = match Process::launch(&spec, env, shared, &relay, &overlay) {
         Ok(launched) => launched,
         Err(error) => {
             shared.fail(&error);
@@ -262,6 +268,7 @@ pub(crate) fn supervise(
         spec: &spec,
         env,
         shared,
+        overlay,
         control,
         process,
         report,
@@ -310,6 +317,7 @@ impl Process {
         env: &Environment,
         shared: &Arc<NodeShared>,
         relay: &Relay,
+        overlay: &Arc<Mutex<Overlay>>,
     ) -> Result<(Self, BuiltReport), String> {
         static PROCESSES: AtomicU64 = AtomicU64::new(0);
         let folder = env.scratch.join(format!(
@@ -370,12 +378,14 @@ impl Process {
         let reader_shared = shared.clone();
         let max_frame = wire::max_frame(env.max_payload_bytes);
         let relay = relay.clone();
+        let overlay = overlay.clone();
         std::thread::Builder::new()
             .name(format!("hm:{}:read", spec.name))
             .spawn(move || {
                 let to_pump = ToPump {
                     events: sender,
                     acks,
+                    overlay,
                 };
                 read_process(reading, max_frame, &reader_shared, &to_pump, &relay);
             })
@@ -446,6 +456,8 @@ impl Process {
 struct ToPump {
     events: Sender<Event>,
     acks: Arc<Acks>,
+    /// Where the process's reports go.
+    overlay: Arc<Mutex<Overlay>>,
 }
 
 /// Reads the process's frames until its socket closes: messages its services sent go on the
@@ -464,14 +476,7 @@ fn read_process(
     loop {
         let event = match input.next() {
             Ok(Some((tag, mut fields))) => {
-                match on_frame(
-                    tag,
-                    &mut fields,
-                    shared,
-                    &mut services,
-                    relay,
-                    &to_pump.acks,
-                ) {
+                match on_frame(tag, &mut fields, shared, &mut services, relay, to_pump) {
                     Ok(Some(event)) => event,
                     Ok(None) => continue,
                     Err(error) => {
@@ -507,8 +512,9 @@ fn on_frame(
     shared: &NodeShared,
     services: &mut HashMap<String, u32>,
     relay: &Relay,
-    acks: &Acks,
+    to_pump: &ToPump,
 ) -> io::Result<Option<Event>> {
+    let acks = &to_pump.acks;
     Ok(Some(match tag {
         wire::ANSWER => {
             let id = fields.u64()?;
@@ -588,9 +594,7 @@ fn on_frame(
             let report: crate::runtime::NodeSnapshot = fields.json()?;
             let failed = (report.status == crate::runtime::NodeStatus::Failed)
                 .then(|| report.error.clone().unwrap_or_default());
-            if let Some(overlay) = shared.overlay.lock().as_mut() {
-                overlay.report = Some(report);
-            }
+            to_pump.overlay.lock().report = Some(report);
             match failed {
                 Some(reason) => Event::Failed(reason),
                 None => return Ok(None),
@@ -639,6 +643,8 @@ struct Pump<'a> {
     spec: &'a NodeSpec,
     env: &'a Environment,
     shared: &'a Arc<NodeShared>,
+    /// What the process reports, and the counters its dead predecessors left.
+    overlay: Arc<Mutex<Overlay>>,
     control: &'a Receiver<Control>,
     process: Process,
     report: BuiltReport,
@@ -940,8 +946,7 @@ impl Pump<'_> {
         self.in_flight = None;
         self.drop_suspect();
         let crashes = {
-            let mut overlay = self.shared.overlay.lock();
-            let overlay = overlay.get_or_insert_with(Overlay::default);
+            let mut overlay = self.overlay.lock();
             overlay.carry();
             overlay.crashes += 1;
             overlay.last_crash = Some(format!("its process died ({how})"));
@@ -958,12 +963,10 @@ impl Pump<'_> {
         loop {
             self.crashes_in_a_row += 1;
             let delay = restart_delay(self.crashes_in_a_row);
-            if let Some(overlay) = self.shared.overlay.lock().as_mut() {
-                overlay.crashed = Some(format!(
-                    "its process died ({how}); restarting in {} ms",
-                    delay.as_millis()
-                ));
-            }
+            self.overlay.lock().crashed = Some(format!(
+                "its process died ({how}); restarting in {} ms",
+                delay.as_millis()
+            ));
             self.shared.log.write(
                 LogLevel::Info,
                 &format!("restarting the node's process in {} ms", delay.as_millis()),
@@ -971,7 +974,7 @@ impl Pump<'_> {
             if !self.wait(delay) {
                 return false;
             }
-            match Process::launch(self.spec, self.env, self.shared, &self.relay) {
+            match Process::launch(self.spec, self.env, self.shared, &self.relay, &self.overlay) {
                 Ok((process, report)) => {
                     if report.services != self.report.services
                         || report.patterns != self.report.patterns
@@ -994,7 +997,8 @@ impl Pump<'_> {
             }
         }
         self.process.start(None);
-        if let Some(overlay) = self.shared.overlay.lock().as_mut() {
+        {
+            let mut overlay = self.overlay.lock();
             overlay.crashed = None;
         }
         self.shared.log.write(

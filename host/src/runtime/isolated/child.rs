@@ -165,7 +165,7 @@ pub fn child_main() -> Result<()> {
         processed: Some(processed.clone()),
         read: None,
     };
-    let runtime = NodeRuntime::spawn(node_spec, env, runtime::in_process::drive);
+    let runtime = NodeRuntime::spawn(node_spec, env);
     let built = runtime.wait_built();
     let writer = Writer {
         stream,
