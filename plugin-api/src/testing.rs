@@ -79,9 +79,9 @@ use crate::abi::{
     RequestView, SendFailure, ServiceBox, TimerDecl,
 };
 use crate::glue::{NodeExport, mark_under_test, root_module};
+use crate::outcome::{Flow, SendErrorKind};
 use crate::pattern::Glob;
 use crate::request::{RequestError, args_json};
-use crate::service::{Flow, SendErrorKind};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use serde::Serialize;
