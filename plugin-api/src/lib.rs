@@ -78,6 +78,8 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+#[doc(hidden)]
+pub mod fixture;
 mod glue;
 #[cfg(test)]
 mod glue_tests;

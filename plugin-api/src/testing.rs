@@ -100,49 +100,7 @@ use std::time::Duration;
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// let just_over = "x".repeat(DEFAULT_MAX_PAYLOAD_BYTES);
 /// // The JSON text of a string has its quotes: over the limit, refused as in a hive.
@@ -158,49 +116,7 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// node.deliver("in-a", "hi").unwrap();
 /// assert_eq!(node.logs()[0].message, format!("echo hi from {TEST_SENDER}"));
@@ -213,49 +129,7 @@ pub const TEST_SENDER: &str = "test";
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// node.deliver("in-a", "hi").unwrap();
 /// let sent = &node.sent()[0];
@@ -276,49 +150,7 @@ impl Sent {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("in-a", "hi").unwrap();
     /// assert_eq!(node.sent()[0].payload(), json!("hi"));
@@ -335,49 +167,7 @@ impl Sent {
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// node.deliver("in-a", "hi").unwrap();
 /// assert_eq!(node.logs(), [LogLine { level: hivemind::Level::Info, message: "echo hi from test".into() }]);
@@ -396,49 +186,7 @@ pub struct LogLine {
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// assert_eq!(node.deliver("in-a", "fail").unwrap_err().kind(), TestErrorKind::Failed);
 /// assert_eq!(node.deliver("in-a", "panic").unwrap_err().kind(), TestErrorKind::Panicked);
@@ -461,49 +209,7 @@ pub enum TestErrorKind {
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::new().unwrap();
 /// let error: TestError = node.deliver("in-a", "fail").unwrap_err();
 /// assert_eq!(error.to_string(), "subscription `in-*` failed: told to fail");
@@ -540,49 +246,7 @@ impl TestError {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.tick("no-such-timer").unwrap_err().kind(), TestErrorKind::Usage);
     /// ```
@@ -596,49 +260,7 @@ impl TestError {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// assert!(node.deliver("in-a", "panic").unwrap_err().panicked());
     /// assert!(!node.deliver("in-a", "fail").unwrap_err().panicked());
@@ -653,49 +275,7 @@ impl TestError {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// let error = node.deliver("in-a", "panic").unwrap_err();
     /// assert_eq!(error.message(), "subscription `in-*` panicked: told to panic");
@@ -936,49 +516,7 @@ pub(crate) fn recording_host() -> HostBox {
 /// # use hivemind::prelude::*;
 /// # use hivemind::testing::*;
 /// # use std::time::Duration;
-/// # #[derive(Deserialize)]
-/// # struct Settings { #[serde(default)] loud: bool }
-/// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-/// # impl Node for Echo {
-/// #     fn new(context: &Context) -> Result<Self> {
-/// #         let settings: Settings = context.settings_as()?;
-/// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-/// #     }
-/// #     fn services(&mut self, hive: &mut Services) {
-/// #         hive.add_service("count", |service: &Service| {
-/// #             service.send(&1)?;
-/// #             service.sleep_for(Duration::from_secs(1));
-/// #             Ok(Flow::Continue)
-/// #         });
-/// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-/// #     }
-/// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-/// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-/// #             if message.payload() == "panic" { panic!("told to panic") }
-/// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-/// #             node.seen += 1;
-/// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-/// #             let text = if node.loud { text.to_uppercase() } else { text };
-/// #             info!("echo {text} from {}", message.node());
-/// #             node.out.as_ref().unwrap().send(&text)?;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-/// #             node.seen += n;
-/// #             Ok(())
-/// #         });
-/// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-/// #             info!("seen {}", node.seen);
-/// #             Ok(())
-/// #         });
-/// #     }
-/// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-/// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-/// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-/// #         Ok(())
-/// #     }
-/// # }
-/// # hivemind::export_node!(Echo);
+/// # use hivemind::fixture::Echo;
 /// let mut node = TestNode::<Echo>::with_json(r#"{"loud": true}"#).unwrap();
 /// assert_eq!(node.deliver("in-a", "hi").unwrap(), 1);
 /// assert_eq!(node.sent_on("out"), [json!("HI")]);
@@ -1007,49 +545,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.name(), env!("CARGO_PKG_NAME"), "named after its crate");
     /// ```
@@ -1064,49 +560,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::with_json(r#"{"loud": true}"#).unwrap();
     /// node.deliver("in-a", "hi").unwrap();
     /// assert_eq!(node.sent_on("out"), [json!("HI")]);
@@ -1129,49 +583,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::with_toml("loud = true\nenabled = true").unwrap();
     /// assert_eq!(node.subscriptions(), ["in-*", "numbers"]);
     /// ```
@@ -1194,49 +606,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::with_settings("echo-1", json!({ "loud": false })).unwrap();
     /// assert_eq!(node.name(), "echo-1");
     /// ```
@@ -1309,49 +679,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.service_schema("out").unwrap()["type"], "string");
     /// assert_eq!(node.service_schema("count"), None, "an untyped service");
@@ -1370,49 +698,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.subscription_schema("numbers").unwrap()["type"], "integer");
     /// assert_eq!(node.subscription_schema("in-*"), None);
@@ -1431,49 +717,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::with_settings("porch", json!({})).unwrap();
     /// assert_eq!(node.name(), "porch");
     /// ```
@@ -1487,49 +731,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.services(), ["count", "out"]);
     /// ```
@@ -1546,49 +748,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.publishers(), ["out"]);
     /// ```
@@ -1606,49 +766,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.subscriptions(), ["in-*", "numbers"]);
     /// ```
@@ -1665,49 +783,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.timers(), [("tick", Duration::from_secs(5))]);
     /// ```
@@ -1844,49 +920,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.set_max_payload_bytes(4);
     /// let error = node.deliver("in-a", "too long").unwrap_err();
@@ -1909,49 +943,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.deliver("in-a", "hi").unwrap(), 1, "one subscription matched");
     /// assert_eq!(node.deliver("elsewhere", "hi").unwrap(), 0);
@@ -1972,49 +964,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver_from("keypad", "in-a", "hi").unwrap();
     /// assert_eq!(node.logs()[0].message, "echo hi from keypad");
@@ -2037,49 +987,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver_json("numbers", "41").unwrap();
     /// assert!(node.deliver_json("numbers", "{not json").is_err());
@@ -2133,49 +1041,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// assert_eq!(node.run_service("count").unwrap(), Flow::Continue);
     /// assert_eq!(node.sent_on("count"), [json!(1)]);
@@ -2210,49 +1076,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("numbers", &3).unwrap();
     /// node.tick("tick").unwrap();
@@ -2278,49 +1102,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.run_service("count").unwrap();
     /// node.deliver("in-a", "hi").unwrap();
@@ -2337,49 +1119,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("in-a", "hi").unwrap();
     /// assert_eq!(node.take_sent().len(), 1);
@@ -2395,49 +1135,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("in-a", "one").unwrap();
     /// node.deliver("in-b", "two").unwrap();
@@ -2459,49 +1157,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("in-a", "hi").unwrap();
     /// assert_eq!(node.logs()[0].message, "echo hi from test");
@@ -2516,49 +1172,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("in-a", "hi").unwrap();
     /// assert_eq!(node.take_logs().len(), 1);
@@ -2574,49 +1188,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.run_service("count").unwrap(); // returns at once
     /// assert_eq!(node.sleeps(), [Duration::from_secs(1)]);
@@ -2633,49 +1205,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.stop();
     /// let error = node.run_service("count").unwrap_err();
@@ -2691,49 +1221,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("numbers", &2).unwrap();
     /// assert_eq!(node.save_state().unwrap(), Some(json!({ "seen": 2 })));
@@ -2757,49 +1245,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.restore_state(&json!({ "seen": 7 })).unwrap();
     /// assert_eq!(node.save_state().unwrap(), Some(json!({ "seen": 7 })));
@@ -2821,49 +1267,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let mut node = TestNode::<Echo>::new().unwrap();
     /// node.deliver("numbers", &5).unwrap();
     /// let mut next = node.reload().unwrap();
@@ -2880,49 +1284,7 @@ impl<N: NodeExport> TestNode<N> {
     /// # use hivemind::prelude::*;
     /// # use hivemind::testing::*;
     /// # use std::time::Duration;
-    /// # #[derive(Deserialize)]
-    /// # struct Settings { #[serde(default)] loud: bool }
-    /// # pub struct Echo { out: Option<Service>, seen: u64, loud: bool }
-    /// # impl Node for Echo {
-    /// #     fn new(context: &Context) -> Result<Self> {
-    /// #         let settings: Settings = context.settings_as()?;
-    /// #         Ok(Echo { out: None, seen: 0, loud: settings.loud })
-    /// #     }
-    /// #     fn services(&mut self, hive: &mut Services) {
-    /// #         hive.add_service("count", |service: &Service| {
-    /// #             service.send(&1)?;
-    /// #             service.sleep_for(Duration::from_secs(1));
-    /// #             Ok(Flow::Continue)
-    /// #         });
-    /// #         self.out = Some(hive.add_typed_publisher::<String>("out"));
-    /// #     }
-    /// #     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
-    /// #         hive.add_subscription("in-*", |node: &mut Self, message: &Message| {
-    /// #             if message.payload() == "panic" { panic!("told to panic") }
-    /// #             if message.payload() == "fail" { return Err("told to fail".into()) }
-    /// #             node.seen += 1;
-    /// #             let text = message.payload().as_str().unwrap_or_default().to_owned();
-    /// #             let text = if node.loud { text.to_uppercase() } else { text };
-    /// #             info!("echo {text} from {}", message.node());
-    /// #             node.out.as_ref().unwrap().send(&text)?;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_typed_subscription("numbers", |node: &mut Self, n: u64, _: &Message| {
-    /// #             node.seen += n;
-    /// #             Ok(())
-    /// #         });
-    /// #         hive.add_timer("tick", Duration::from_secs(5), |node: &mut Self| {
-    /// #             info!("seen {}", node.seen);
-    /// #             Ok(())
-    /// #         });
-    /// #     }
-    /// #     fn save_state(&mut self) -> Result<Option<Value>> { Ok(Some(json!({ "seen": self.seen }))) }
-    /// #     fn restore_state(&mut self, state: Value) -> Result<()> {
-    /// #         self.seen = state["seen"].as_u64().ok_or("no seen")?;
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # hivemind::export_node!(Echo);
+    /// # use hivemind::fixture::Echo;
     /// let node = TestNode::<Echo>::new().unwrap();
     /// let mut loud = node.reload_with(json!({ "enabled": true, "loud": true })).unwrap();
     /// loud.deliver("in-a", "hi").unwrap();
