@@ -102,7 +102,7 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
-pub use crate::service::{Flow, SendErrorKind};
+pub use crate::outcome::{Flow, RequestErrorKind, SendErrorKind};
 
 /// The root module a node library exports (see the module's example for loading one).
 ///
@@ -316,38 +316,6 @@ pub struct RequestView<'a> {
     pub host: RStr<'a>,
     /// The arguments, as JSON text.
     pub args: RStr<'a>,
-}
-
-/// What kind of failure a request met. It crosses the ABI as this enum; new kinds may come
-/// with a new API version, so match with a `_` arm. (0.5.0)
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RequestErrorKind {
-    /// No node answers that name (known at once, not after the timeout).
-    NoResponder = 1,
-    /// No reply came before the caller's timeout.
-    Timeout = 2,
-    /// The handler returned an error (its message).
-    HandlerError = 3,
-    /// The handler panicked (its message); the node keeps running.
-    Panicked = 4,
-    /// The answering node was reloaded, crashed or was disabled with the request in hand or
-    /// queued, and the request was not answered. Asking again reaches the new instance.
-    Restarted = 5,
-    /// The arguments or the reply are larger than the hive's `[messages] max_payload_bytes`.
-    TooLarge = 6,
-    /// A blocking request from the node's delivery thread (a subscription, timer, request
-    /// handler or reply callback), which would stall it: use the non-blocking `Asker` there.
-    WouldBlock = 7,
-    /// The arguments do not decode into the handler's type.
-    InvalidArgs = 8,
-    /// The arguments are not serialisable as JSON.
-    NotSerializable = 9,
-    /// The asking node or the hive is stopping.
-    Stopping = 10,
-    /// The responder's queue of requests is full: it is far behind.
-    Busy = 11,
 }
 
 /// Why a request failed, as the host or a handler reports it. (0.5.0)

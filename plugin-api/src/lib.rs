@@ -78,12 +78,15 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+#[doc(hidden)]
+pub mod fixture;
 mod glue;
 #[cfg(test)]
 mod glue_tests;
 mod log;
 mod message;
 mod node;
+mod outcome;
 mod pattern;
 pub mod request;
 mod service;
@@ -99,10 +102,11 @@ mod nodes_guide {}
 pub use log::Level;
 pub use message::{Message, PayloadError};
 pub use node::{Context, Node, Services, Subscriptions};
+pub use outcome::{Flow, SendErrorKind};
 pub use request::{
     AllReplies, Asker, DecodeError, Reply, Request, RequestError, RequestErrorKind, Requests,
 };
-pub use service::{Flow, SendError, SendErrorKind, Service};
+pub use service::{SendError, Service};
 
 /// Any error a callback or constructor may return; `?` converts most errors into it.
 ///

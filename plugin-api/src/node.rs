@@ -1,7 +1,8 @@
 //! The [`Node`] trait and the registries its hooks fill in.
 
 use crate::abi::HostBox;
-use crate::service::{Flow, Service};
+use crate::outcome::Flow;
+use crate::service::Service;
 use crate::{Message, Requests, Result};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;

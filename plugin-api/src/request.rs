@@ -8,8 +8,8 @@
 //! exactly one outcome for the asker (a reply or a [`RequestError`]), never in a wait past
 //! its timeout.
 
+use crate::Result;
 use crate::abi::{HostBox, ReplyData, RequestFailure, RequestOutcome, RequestOutcomes};
-use crate::{Node, Result};
 use abi_stable::std_types::{RResult, RStr, RString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub use crate::abi::RequestErrorKind;
+pub use crate::outcome::RequestErrorKind;
 
 /// The timeout a request gets when the caller has no better idea: 5 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -333,7 +333,7 @@ pub struct Requests<N> {
     host: HostBox,
 }
 
-impl<N: Node> Requests<N> {
+impl<N> Requests<N> {
     pub(crate) fn new(host: HostBox) -> Self {
         Self {
             registered: Vec::new(),
@@ -512,7 +512,7 @@ impl<N> Clone for Asker<N> {
     }
 }
 
-impl<N: Node> Asker<N> {
+impl<N> Asker<N> {
     /// Asks request `name` with `args` and returns at once; `callback` runs later on the node's
     /// delivery thread with the node and the reply (or the error), once `timeout` at most has
     /// passed (shortened to [`MAX_TIMEOUT`]).

@@ -1,8 +1,8 @@
 //! Services: the handle a service callback sends through, and what its callback returns.
 
 use crate::abi::HostBox;
+use crate::outcome::SendErrorKind;
 use crate::request::{self, AllReplies, Reply, RequestError};
-use abi_stable::StableAbi;
 use abi_stable::std_types::RStr;
 use serde::Serialize;
 use std::fmt;
@@ -294,9 +294,9 @@ impl Service {
         name: &str,
         args: &T,
     ) -> Result<String, RequestError> {
-        if crate::glue::on_delivery_thread() {
+        if crate::glue::current::on_delivery_thread() {
             let error = request::would_block(name);
-            crate::glue::log_to_current_node(crate::abi::LogLevel::Error, error.message());
+            crate::glue::current::log_to_current_node(crate::abi::LogLevel::Error, error.message());
             return Err(error);
         }
         request::args_json(name, args)
@@ -366,39 +366,6 @@ impl SendError {
     }
 }
 
-/// What kind of failure a [`SendError`] is. It crosses the ABI as this enum; new kinds may come
-/// with a new API version, so match with a `_` arm.
-///
-/// ```
-/// use hivemind::SendErrorKind;
-///
-/// fn worth_retrying(kind: SendErrorKind) -> bool {
-///     match kind {
-///         SendErrorKind::Stopping | SendErrorKind::NotStarted => false,
-///         SendErrorKind::TooLarge | SendErrorKind::NotSerializable => false,
-///         _ => true,
-///     }
-/// }
-/// assert!(!worth_retrying(SendErrorKind::TooLarge));
-/// ```
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SendErrorKind {
-    /// The node has been asked to stop (the hive stops, or the node is being reloaded): the
-    /// message was not sent. Return from the callback.
-    Stopping = 1,
-    /// The payload's JSON is larger than the hive's `[messages] max_payload_bytes`.
-    TooLarge = 2,
-    /// Sent before the node started: from `Node::new`, `services` or `subscriptions`.
-    NotStarted = 3,
-    /// The payload could not be turned into JSON (its `Serialize` failed, or a map had
-    /// non-string keys).
-    NotSerializable = 4,
-    /// The host knows no such service of this node (a handle from another instance).
-    UnknownService = 5,
-}
-
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)
@@ -406,23 +373,3 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
-
-/// What a service callback tells the host after one iteration. It crosses the ABI as this enum.
-///
-/// ```
-/// use hivemind::Flow;
-/// let mut left = 3;
-/// let mut step = || {
-///     left -= 1;
-///     if left == 0 { Flow::Stop } else { Flow::Continue }
-/// };
-/// assert_eq!((step(), step(), step()), (Flow::Continue, Flow::Continue, Flow::Stop));
-/// ```
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flow {
-    /// Run the callback again (after it returns; sleep inside it to pace the loop).
-    Continue = 0,
-    /// This service is done; the node's other services and subscriptions keep running.
-    Stop = 1,
-}

@@ -1,11 +1,14 @@
 //! The glue between a [`Node`] type and the ABI: the exported root module, the objects the host
-//! drives, panic containment and the per-thread "current node" that logging writes through.
+//! drives, panic containment; the per-thread "current node" that logging writes through is
+//! its child [`current`].
 //!
 //! Rules this module keeps, so that the host can unload a library for real:
 //! - every entry point catches panics before they reach the boundary;
 //! - the library's panic hook prints no backtrace (a symbolised backtrace pins memory for good);
 //! - the only thread-locals are `const` `Cell`s (a raw pointer, a flag), which have no
 //!   destructor and so never pin the library to a host thread.
+
+pub(crate) mod current;
 
 use crate::Node;
 use crate::abi::{
@@ -17,16 +20,17 @@ use crate::message::Message;
 use crate::node::{
     Context, ServiceEntry, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn,
 };
+use crate::outcome::Flow;
 use crate::request::{self, HandlerFn, Request, Requests, Waiting};
-use crate::service::{Flow, Service};
+use crate::service::Service;
 use abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
 };
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+use current::{HostScope, log_to_current_node};
 use std::any::Any;
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,75 +70,6 @@ pub const fn lib_header<N: NodeExport>() -> LibHeader {
     unsafe {
         LibHeader::from_constructor::<NodeLib_Ref>(root_module_loader::<N>, CheckTypeLayout::Yes)
     }
-}
-
-/// What runs on this thread right now. One thread-local (a library's thread-locals are reached
-/// through a call into the dynamic loader each time): a delivery enters and leaves it once.
-struct Running {
-    /// The host of the node whose code runs on this thread right now (null outside callbacks).
-    host: Cell<*const HostBox>,
-    /// Whether the code running on this thread is a node's delivery-thread callback (a
-    /// subscription, timer, request handler or reply callback), where nothing may block.
-    delivering: Cell<bool>,
-}
-
-thread_local! {
-    static RUNNING: Running = const {
-        Running {
-            host: Cell::new(std::ptr::null()),
-            delivering: Cell::new(false),
-        }
-    };
-}
-
-/// Marks `host` as the current node's host for the duration of one entry call.
-struct HostScope {
-    previous: *const HostBox,
-    was_delivering: bool,
-}
-
-impl HostScope {
-    fn enter(host: &HostBox) -> Self {
-        RUNNING.with(|running| Self {
-            previous: running.host.replace(host),
-            was_delivering: running.delivering.get(),
-        })
-    }
-
-    /// Like [`HostScope::enter`], for a call on the node's delivery thread.
-    fn deliver(host: &HostBox) -> Self {
-        RUNNING.with(|running| Self {
-            previous: running.host.replace(host),
-            was_delivering: running.delivering.replace(true),
-        })
-    }
-}
-
-impl Drop for HostScope {
-    fn drop(&mut self) {
-        RUNNING.with(|running| {
-            running.host.set(self.previous);
-            running.delivering.set(self.was_delivering);
-        });
-    }
-}
-
-/// Whether this thread runs a node's delivery-thread callback right now.
-pub(crate) fn on_delivery_thread() -> bool {
-    RUNNING.with(|running| running.delivering.get())
-}
-
-/// Logs through the host of the node running on this thread; false if there is none.
-pub(crate) fn log_to_current_node(level: LogLevel, line: &str) -> bool {
-    let host = RUNNING.with(|running| running.host.get());
-    if host.is_null() {
-        return false;
-    }
-    // SAFETY: a non-null pointer was stored by a `HostScope` that borrows the `HostBox` for as
-    // long as the pointer stays set; the scope restores the previous value before it ends.
-    let host = unsafe { &*host };
-    host.log(level, RStr::from_str(line));
-    true
 }
 
 /// Set by [`crate::testing`] only (never in a library `hm` loads): a panic outside a node
