@@ -1152,3 +1152,66 @@ fn bad_paths_get_json_errors_and_never_leave_static() {
     assert_eq!(status, 405, "{body}");
     assert!(json_of(&body)["error"].as_str().unwrap().contains("GET"));
 }
+
+/// Each subscription lists the offered services its pattern matches, as the bus matches them
+/// (`matches`, in `/api/hive`, `/api/stream` and `/api/nodes/{name}`): the node page shows this
+/// list and matches no glob itself. `[!]a]*` is one a hand-written matcher gets wrong: its set
+/// holds `]` (right after `[!`) and `a`, so `ba` matches and `]x`, `ab`, `a]` do not.
+#[test]
+fn subscriptions_list_the_services_they_match_as_the_bus_routes_them() {
+    let hive = Hive::new();
+    let services = ["ba", "]x", "ab", "a]"]
+        .map(|name| format!("{{ name = \"{name}\", count = 1 }}"))
+        .join(", ");
+    hive.configure(&format!(
+        "[nodes.sender]\nenabled = true\nlibrary = \"probe\"\nservices = [{services}]\n\n\
+         [nodes.receiver]\nenabled = true\nlibrary = \"probe\"\nsubscriptions = [\"[!]a]*\", \"[]]*\", \"none-*\"]\n"
+    ));
+    hive.install("probe");
+    let running = hive.run(&[]);
+    assert!(
+        eventually(WAIT, || running.node("receiver")["status"] == "running"
+            && running.node("sender")["status"] == "running"),
+        "{}",
+        running.stderr()
+    );
+    let (status, body) = running.get("/api/hive");
+    assert_eq!(status, 200);
+    let hive_view = json_of(&body);
+    let receiver = hive_view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "receiver")
+        .unwrap()
+        .clone();
+    let matches = |node: &Value| -> Vec<Value> {
+        node["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["matches"].clone())
+            .collect()
+    };
+    let expected = vec![json!(["ba"]), json!(["]x"]), json!([])];
+    assert_eq!(matches(&receiver), expected, "{receiver}");
+    assert_eq!(
+        matches(&running.node("receiver")),
+        expected,
+        "/api/nodes/receiver"
+    );
+    // The same as the bus routes: receiver is a subscriber of exactly the services listed.
+    let (_, topics) = running.get("/api/topics");
+    let topics = json_of(&topics);
+    assert_eq!(topics.as_array().unwrap().len(), 4, "{topics}");
+    for topic in topics.as_array().unwrap() {
+        let routed = topic["subscribers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("receiver"));
+        let listed = expected
+            .iter()
+            .any(|m| m.as_array().unwrap().contains(&topic["service"]));
+        assert_eq!(routed, listed, "{topic}");
+    }
+}

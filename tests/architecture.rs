@@ -112,7 +112,9 @@ fn strip(text: &str) -> String {
             }
         } else if c == 'r'
             && (next == Some('"') || next == Some('#'))
-            && !b.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_')
+            && !b
+                .get(i.wrapping_sub(1))
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
         {
             // A raw string r"..." or r#"..."#.
             let mut j = i + 1;
@@ -292,7 +294,9 @@ fn declared_modules(tokens: &[(Tok, usize)]) -> (Vec<(String, Option<String>)>, 
             && matches!(tokens.get(i + 1), Some((Tok::Ident(_), _)))
             && tokens.get(i + 2).map(|t| &t.0) == Some(&Tok::Punct(";"));
         if is_mod {
-            let Tok::Ident(name) = &tokens[i + 1].0 else { unreachable!() };
+            let Tok::Ident(name) = &tokens[i + 1].0 else {
+                unreachable!()
+            };
             // Look back over attributes for cfg(test) (a `path` attribute's string is blanked,
             // so a module with one would be missed: none uses it).
             let mut k = rest.len();
@@ -378,7 +382,10 @@ fn paths_named(
             Tok::Ident(w) => {
                 let starts = w == "crate" || w == "super" || w == "self" || children.contains(w);
                 let after_colons = i > 0 && tokens[i - 1].0 == Tok::Punct("::");
-                if starts && !after_colons && tokens.get(i + 1).map(|t| &t.0) == Some(&Tok::Punct("::")) {
+                if starts
+                    && !after_colons
+                    && tokens.get(i + 1).map(|t| &t.0) == Some(&Tok::Punct("::"))
+                {
                     let line = tokens[i].1;
                     let mut path = vec![w.clone()];
                     let mut j = i + 1;
@@ -521,7 +528,9 @@ fn circles(src: &Path) -> Vec<String> {
     let mut kids: BTreeMap<ModPath, BTreeSet<String>> = BTreeMap::new();
     for m in mods.keys() {
         if let Some((last, parent)) = m.split_last() {
-            kids.entry(parent.to_vec()).or_default().insert(last.clone());
+            kids.entry(parent.to_vec())
+                .or_default()
+                .insert(last.clone());
         }
     }
     // For each common ancestor: arrows between its child subtrees, with one example each.
@@ -547,7 +556,13 @@ fn circles(src: &Path) -> Vec<String> {
                 .entry(ancestor)
                 .or_default()
                 .entry((from, to))
-                .or_insert_with(|| format!("{}:{line} names `{}`", source.file.display(), path.join("::")));
+                .or_insert_with(|| {
+                    format!(
+                        "{}:{line} names `{}`",
+                        source.file.display(),
+                        path.join("::")
+                    )
+                });
         }
     }
     let mut found = Vec::new();
@@ -555,7 +570,11 @@ fn circles(src: &Path) -> Vec<String> {
         for cycle in cycles(arrows) {
             let mut text = format!(
                 "circle among the children of `{}` in {}: {}\n",
-                if ancestor.is_empty() { "crate".to_owned() } else { ancestor.join("::") },
+                if ancestor.is_empty() {
+                    "crate".to_owned()
+                } else {
+                    ancestor.join("::")
+                },
                 src.display(),
                 cycle.join(" -> ")
             );
@@ -615,7 +634,10 @@ fn cycles(arrows: &BTreeMap<(String, String), String>) -> Vec<Vec<String>> {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 #[test]
@@ -644,18 +666,38 @@ fn the_check_finds_a_circle_and_allows_a_parent_with_its_children() {
         "mod a;\nmod b;\n#[cfg(test)]\nmod t;\npub use a::X;\n",
     );
     // a's own file and its child use each other: allowed.
-    write("a/mod.rs", "mod inner;\npub struct X;\nfn f() { inner::g(); }\n");
-    write("a/inner.rs", "use super::X; // crate::b::Y in a comment\npub fn g() { let _s = \"crate::b::Z\"; }\n");
+    write(
+        "a/mod.rs",
+        "mod inner;\npub struct X;\nfn f() { inner::g(); }\n",
+    );
+    write(
+        "a/inner.rs",
+        "use super::X; // crate::b::Y in a comment\npub fn g() { let _s = \"crate::b::Z\"; }\n",
+    );
     write("b.rs", "use crate::a::X;\npub struct Y;\n");
     write("t.rs", "use crate::b::Y;\nuse crate::a::X;\n");
     assert!(circles(src).is_empty(), "{:?}", circles(src));
     // a's child now names b, which names a: a circle between the siblings a and b.
-    write("a/inner.rs", "use super::X;\npub fn g() { crate::b::h(); }\n");
+    write(
+        "a/inner.rs",
+        "use super::X;\npub fn g() { crate::b::h(); }\n",
+    );
     let found = circles(src);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("a -> b -> a") || found[0].contains("b -> a -> b"), "{}", found[0]);
-    assert!(found[0].contains("a/inner.rs:2 names `crate::b::h`"), "{}", found[0]);
+    assert!(
+        found[0].contains("a -> b -> a") || found[0].contains("b -> a -> b"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[0].contains("a/inner.rs:2 names `crate::b::h`"),
+        "{}",
+        found[0]
+    );
     // A use tree with groups is read in full.
-    write("a/inner.rs", "use {super::X, crate::{b::{self, Y as _}}};\n");
+    write(
+        "a/inner.rs",
+        "use {super::X, crate::{b::{self, Y as _}}};\n",
+    );
     assert_eq!(circles(src).len(), 1);
 }

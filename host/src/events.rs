@@ -43,8 +43,10 @@ pub enum EventKind {
     Schema,
 }
 
-/// One entry of the feed.
-#[derive(Debug, Clone, Serialize)]
+/// One entry of the feed. Two entries are equal when all four fields are (the time as written,
+/// the kind, the node, the message): a reader that replays the feed, then follows it live,
+/// skips an event it was sent both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HiveEvent {
     /// When, in RFC 3339 UTC.
     pub time: String,

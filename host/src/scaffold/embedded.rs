@@ -16,16 +16,24 @@ macro_rules! api_file {
 pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("Cargo.toml"),
     api_file!("src/abi.rs"),
-    api_file!("src/glue.rs"),
+    api_file!("src/fixture.rs"),
+    api_file!("src/glue/current.rs"),
+    api_file!("src/glue/mod.rs"),
     api_file!("src/glue_tests.rs"),
     api_file!("src/lib.rs"),
     api_file!("src/log.rs"),
     api_file!("src/message.rs"),
     api_file!("src/node.rs"),
+    api_file!("src/outcome.rs"),
     api_file!("src/pattern.rs"),
     api_file!("src/request.rs"),
     api_file!("src/service.rs"),
-    api_file!("src/testing.rs"),
+    api_file!("src/testing/drive.rs"),
+    api_file!("src/testing/error.rs"),
+    api_file!("src/testing/host.rs"),
+    api_file!("src/testing/mod.rs"),
+    api_file!("src/testing/node.rs"),
+    api_file!("src/testing/records.rs"),
 ];
 
 /// `plugin-template/Cargo.toml`: the manifest of a new node crate.

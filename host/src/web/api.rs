@@ -2,125 +2,17 @@
 //!
 //! Every error is JSON, `{"error": "a sentence saying what and what to do"}`, with its status.
 
-use super::Web;
-use crate::config::HiveConfig;
+use super::reply::{error, json, percent_decode, read_limited, unknown_node};
+use super::state::Web;
+use super::view;
 use crate::controller::PublishError;
-use futures_util::{Stream, StreamExt as _};
-use serde::Serialize;
-use warp::Reply as _;
+use futures_util::Stream;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// A JSON body with a status.
-pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    warp::reply::with_status(warp::reply::json(body), status).into_response()
-}
-
-/// `{"error": message}` with a status.
-pub(super) fn error(status: StatusCode, message: &str) -> Response {
-    json(status, &serde_json::json!({ "error": message }))
-}
-
-/// The 404 for a node name the hive does not have.
-pub(super) fn unknown_node(web: &Web, name: &str) -> Response {
-    let known: Vec<String> = web
-        .controller
-        .snapshot()
-        .nodes
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
-    error(
-        StatusCode::NOT_FOUND,
-        &format!(
-            "there is no node named `{name}` in this hive (its nodes: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ),
-    )
-}
-
 /// `GET /api/hive`: everything the pages show, at once.
 pub(super) fn hive(web: &Web) -> Response {
-    json(StatusCode::OK, &hive_value(web))
-}
-
-/// The hive's snapshot plus whether changes need the key: what `/api/hive` and `/api/stream` send.
-pub(super) fn hive_value(web: &Web) -> serde_json::Value {
-    let snapshot = web.controller.snapshot();
-    // The settings each running node of this host was started with.
-    let in_force: std::collections::HashMap<String, serde_json::Value> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| n.host == snapshot.host)
-        .filter_map(|n| Some((n.name.clone(), n.settings.clone()?)))
-        .collect();
-    let mut value = serde_json::to_value(&snapshot).unwrap_or_default();
-    let config = web.controller.config();
-    let host = value["host"].clone();
-    if let Some(nodes) = value["nodes"].as_array_mut() {
-        // Another host's node has its own host's settings, not this config's.
-        for node in nodes.iter_mut().filter(|n| n["host"] == host) {
-            let running = node["name"].as_str().and_then(|n| in_force.get(n)).cloned();
-            add_settings(&config, node, running);
-        }
-    }
-    if let Some(topics) = value["topics"].as_array_mut() {
-        mark_typed(web, topics);
-        for topic in topics {
-            hide_taps(topic);
-        }
-    }
-    value["key_required"] = web.has_key().into();
-    value["requests"] = serde_json::to_value(web.controller.router().list()).unwrap_or_default();
-    web.rates.annotate(&mut value);
-    value
-}
-
-/// Outside readers (WebSocket clients) are not nodes: leave them out of a topic's subscribers.
-fn hide_taps(topic: &mut serde_json::Value) {
-    if let Some(subscribers) = topic["subscribers"].as_array_mut() {
-        subscribers.retain(|s| !s.as_str().is_some_and(|s| s.starts_with(TAP_PREFIX)));
-    }
-}
-
-/// Adds `"schema": true` to each topic whose service declared its payload type (its schema is
-/// at `/api/topics/{service}/schema`), `false` to the others.
-fn mark_typed(web: &Web, topics: &mut [serde_json::Value]) {
-    let typed = web.controller.schemas().typed_services();
-    for topic in topics {
-        let has = topic["service"]
-            .as_str()
-            .is_some_and(|service| typed.contains(service));
-        topic["schema"] = has.into();
-    }
-}
-
-/// How the bus names a tap (`tap#N`); node names cannot contain `#`.
-const TAP_PREFIX: &str = "tap#";
-
-/// Adds the node's `[nodes.<name>]` table, as the node receives it, as `settings`: for a running
-/// node `in_force`, the settings it was started with (a rejected edit is not shown as if in
-/// force), else those of the config; either way with the values of secret names (`*key*`,
-/// `*token*`, `*secret*`, `*password*`) redacted.
-fn add_settings(
-    config: &HiveConfig,
-    node: &mut serde_json::Value,
-    in_force: Option<serde_json::Value>,
-) {
-    let settings = in_force
-        .or_else(|| {
-            node["name"]
-                .as_str()
-                .and_then(|name| config.nodes.get(name))
-                .map(|config| config.settings.clone())
-        })
-        .map(|settings| crate::config::redact_settings(&settings))
-        .unwrap_or_default();
-    node["settings"] = settings;
+    json(StatusCode::OK, &view::hive(web))
 }
 
 /// `GET /api/nodes`.
@@ -130,33 +22,16 @@ pub(super) fn nodes(web: &Web) -> Response {
 
 /// `GET /api/nodes/{name}`.
 pub(super) fn node(web: &Web, name: &str) -> Response {
-    match web
-        .controller
-        .snapshot()
-        .nodes
-        .into_iter()
-        .find(|n| n.name == name)
-    {
-        Some(node) => {
-            let in_force = node.settings.clone();
-            let mut value = serde_json::to_value(node).unwrap_or_default();
-            add_settings(&web.controller.config(), &mut value, in_force);
-            json(StatusCode::OK, &value)
-        }
-        None => unknown_node(web, name),
+    let snapshot = web.controller.snapshot();
+    match snapshot.nodes.into_iter().find(|n| n.name == name) {
+        Some(node) => json(StatusCode::OK, &view::node(web, node, &snapshot.topics)),
+        None => unknown_node(&web.controller, name),
     }
 }
 
 /// `GET /api/topics`.
 pub(super) fn topics(web: &Web) -> Response {
-    let mut topics = serde_json::to_value(web.controller.snapshot().topics).unwrap_or_default();
-    if let Some(list) = topics.as_array_mut() {
-        mark_typed(web, list);
-        for topic in list {
-            hide_taps(topic);
-        }
-    }
-    json(StatusCode::OK, &topics)
+    json(StatusCode::OK, &view::topics(web))
 }
 
 /// `GET /api/topics/{service}/schema` (`service` percent-encoded): the JSON Schema of the
@@ -295,7 +170,7 @@ pub(super) async fn act(web: Web, name: String, action: Action) -> Response {
         .iter()
         .any(|n| n.name == name);
     if !known {
-        return unknown_node(&web, &name);
+        return unknown_node(&web.controller, &name);
     }
     let controller = web.controller.clone();
     let target = name.clone();
@@ -324,73 +199,5 @@ fn action_verb(action: Action) -> &'static str {
         Action::Enable => "enable",
         Action::Disable => "disable",
         Action::Reload => "reload",
-    }
-}
-
-/// Reads a request body of at most `limit` bytes; a longer one is a 413 without reading on.
-pub(super) async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Vec<u8>, Response>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: warp::Buf,
-{
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read the request body: {e}"),
-            )
-        })?;
-        if bytes.len() + chunk.remaining() > limit {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the payload is over the hive's limit of {limit} bytes ([messages] max_payload_bytes in config/hive.toml)"
-                ),
-            ));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(bytes)
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
-pub(super) fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(
-            percent_decode("bat-signal-main").unwrap(),
-            "bat-signal-main"
-        );
-        assert_eq!(percent_decode("a%20b%2Fc").unwrap(), "a b/c");
-        assert_eq!(percent_decode("%E8%9D%99").unwrap(), "蝙");
-        assert_eq!(percent_decode("50%"), None);
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 }

@@ -6,7 +6,7 @@
 //! `..`, `.`, empty segments, backslashes and NUL are refused with 400 before the disk is
 //! touched, and a symbolic link that points outside it is refused with 403.
 
-use super::api::{error, percent_decode};
+use super::reply::{error, percent_decode};
 use std::path::{Path, PathBuf};
 use warp::Reply as _;
 use warp::http::{StatusCode, header};

@@ -14,9 +14,9 @@
 //! `Set-Cookie: hive-session=TOKEN; HttpOnly; SameSite=Strict; Path=/` (no expiry: it ends
 //! with the browser session); `DELETE /api/session` ends it.
 
-use super::Web;
 use super::access::{self, Admitted, Conn, Refusal, SESSION_COOKIE};
-use super::api;
+use super::reply;
+use super::state::Web;
 use crate::config::HiveConfig;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
@@ -95,7 +95,7 @@ fn refused(config: &HiveConfig, parts: &Parts, refusal: Refusal) -> Response {
         if let Some(setting) = refusal.setting {
             body["setting"] = setting.into();
         }
-        let mut response = api::json(refusal.status, &body);
+        let mut response = reply::json(refusal.status, &body);
         secure(&mut response, None);
         response
     };
@@ -118,7 +118,7 @@ fn refused(config: &HiveConfig, parts: &Parts, refusal: Refusal) -> Response {
 /// DELETE ends the caller's session.
 fn session(web: &Web, config: &HiveConfig, parts: &Parts, admitted: &Admitted) -> Response {
     let Some(key) = config.key.as_deref() else {
-        return api::error(
+        return reply::error(
             StatusCode::NOT_FOUND,
             "this hive has no [hive] key, so there is no session to open: every read is open on loopback",
         );
@@ -126,7 +126,7 @@ fn session(web: &Web, config: &HiveConfig, parts: &Parts, admitted: &Admitted) -
     match parts.method {
         Method::POST => {
             if access::presented_key(&parts.headers).is_none() || !admitted.authenticated {
-                return api::error(
+                return reply::error(
                     StatusCode::BAD_REQUEST,
                     "send [hive] key from config/hive.toml as the header X-Hive-Key to open a session",
                 );
@@ -151,7 +151,7 @@ fn session(web: &Web, config: &HiveConfig, parts: &Parts, admitted: &Admitted) -
             }
             response
         }
-        _ => api::error(
+        _ => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "POST /api/session with the key in X-Hive-Key opens a session; DELETE ends it",
         ),

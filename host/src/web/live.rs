@@ -12,7 +12,7 @@
 //!   (`api` for `POST /api/publish`) and `time` when the hive routed it. A client that reads
 //!   too slowly loses messages past 1024 queued; it is told `{"dropped": total}`.
 //!
-//! Each of these holds one of `[hive] max_streams` places ([`Streams`]) while it is open;
+//! Each of these holds one of `[hive] max_streams` places ([`super::streams`]) while it is open;
 //! when none is left the request gets 503 with a JSON error naming the limit. A client that
 //! stops reading is closed by the server's write deadline (`server.rs`), which frees its place.
 //! Each sends a keep-alive (an SSE comment, a WebSocket ping) at least every third of
@@ -21,17 +21,18 @@
 //! (it only ever needs close, ping and pong); a larger one ends the connection before its
 //! payload is read.
 
-use super::Web;
-use super::api::{self, error};
-use super::metrics::same_event;
+use super::reply::{error, unknown_node};
+use super::state::Web;
+use super::streams::{Full, Place};
 use super::tail::LogTail;
+use super::view;
 use crate::bus::Pattern;
 use crate::events::HiveEvent;
 use futures_util::{SinkExt as _, StreamExt as _, stream};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -56,75 +57,9 @@ const BATCH: usize = 64;
 /// How long closing a WebSocket may take (a client that stopped reading never answers).
 const CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
-/// The live connections open now, counted against `[hive] max_streams`.
-#[derive(Default)]
-pub(super) struct Streams {
-    open: AtomicUsize,
-    refused: AtomicU64,
-}
-
-/// One open live connection's place; given back when dropped.
-pub(super) struct Place(Arc<Streams>);
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// No place is left: `[hive] max_streams` (the number) live connections are open.
-pub(super) struct Full(usize);
-
-impl Full {
-    /// The 503 that says so, and how to raise the limit.
-    fn response(self) -> Response {
-        let limit = self.0;
-        let message = format!(
-            "this hive already has {limit} live connections open (WebSockets and event streams), its limit: close pages or clients you no longer use, or raise [hive] max_streams in config/hive.toml (it applies to new connections at once)"
-        );
-        let body = serde_json::json!({ "error": message, "max_streams": limit });
-        let mut response = api::json(StatusCode::SERVICE_UNAVAILABLE, &body);
-        response.headers_mut().insert(
-            warp::http::header::RETRY_AFTER,
-            warp::http::HeaderValue::from_static("5"),
-        );
-        response
-    }
-}
-
-impl Streams {
-    /// Takes a place for a new live connection, unless all `[hive] max_streams` are taken.
-    fn take(self: &Arc<Self>, web: &Web) -> Result<Place, Full> {
-        let limit = web.controller.config().max_streams;
-        let before = self.open.fetch_add(1, Ordering::SeqCst);
-        let place = Place(self.clone());
-        if before < limit {
-            return Ok(place);
-        }
-        drop(place);
-        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        if refused.is_power_of_two() {
-            tracing::warn!(
-                refused,
-                "refused a live connection: {limit} are open, the [hive] max_streams limit"
-            );
-        }
-        Err(Full(limit))
-    }
-
-    /// The `/metrics` lines about live connections.
-    pub(super) fn metrics(&self) -> String {
-        format!(
-            "# HELP hivemind_web_streams Live connections (WebSockets, event streams) open now.\n\
-             # TYPE hivemind_web_streams gauge\n\
-             hivemind_web_streams {}\n\
-             # HELP hivemind_web_streams_refused_total Live connections refused with 503 because [hive] max_streams were open.\n\
-             # TYPE hivemind_web_streams_refused_total counter\n\
-             hivemind_web_streams_refused_total {}\n",
-            self.open.load(Ordering::SeqCst),
-            self.refused.load(Ordering::Relaxed)
-        )
-    }
+/// A place for a new live connection, unless all `[hive] max_streams` are taken.
+fn place(web: &Web) -> Result<Place, Full> {
+    web.streams.take(web.controller.config().max_streams)
 }
 
 /// How often a live stream sends a keep-alive: at most every 15 s, and three times per
@@ -155,7 +90,7 @@ fn hive_event(event: &HiveEvent) -> Event {
 
 /// `GET /api/events`.
 pub(super) fn events(web: &Web) -> Response {
-    let place = match web.streams.take(web) {
+    let place = match place(web) {
         Ok(place) => place,
         Err(full) => return full.response(),
     };
@@ -168,7 +103,7 @@ pub(super) fn events(web: &Web) -> Response {
             match live.recv().await {
                 Ok(event) => {
                     // Events emitted while the stream started are in both `recent` and `live`.
-                    if let Some(at) = seen.iter().position(|e| same_event(e, &event)) {
+                    if let Some(at) = seen.iter().position(|e| *e == event) {
                         seen.remove(at);
                         continue;
                     }
@@ -188,7 +123,7 @@ pub(super) fn events(web: &Web) -> Response {
 
 /// `GET /api/stream`.
 pub(super) fn snapshots(web: &Web) -> Response {
-    let place = match web.streams.take(web) {
+    let place = match place(web) {
         Ok(place) => place,
         Err(full) => return full.response(),
     };
@@ -197,7 +132,7 @@ pub(super) fn snapshots(web: &Web) -> Response {
         ticks.tick().await;
         let hive = Event::default()
             .event("hive")
-            .data(api::hive_value(&web).to_string());
+            .data(view::hive(&web).to_string());
         Some((Ok(hive), (ticks, web)))
     });
     sse(web, place, frames)
@@ -214,7 +149,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
         .any(|n| n.name == name && n.host == hive.host);
     // Node names are plain (checked by the config), so the path stays in the log folder.
     if !known || crate::names::check_node_name(name).is_err() {
-        return api::unknown_node(web, name);
+        return unknown_node(&web.controller, name);
     }
     let count = match query.get("lines").map(|n| n.parse::<usize>()) {
         None => DEFAULT_LOG_LINES,
@@ -226,7 +161,7 @@ pub(super) fn log(web: &Web, name: &str, query: &HashMap<String, String>) -> Res
             );
         }
     };
-    let place = match web.streams.take(web) {
+    let place = match place(web) {
         Ok(place) => place,
         Err(full) => return full.response(),
     };
@@ -270,7 +205,7 @@ pub(super) fn subscribe(web: &Web, query: &HashMap<String, String>, ws: Option<W
             "this is a WebSocket endpoint: connect to it with a WebSocket client (ws://.../api/subscribe?pattern=GLOB)",
         );
     };
-    let place = match web.streams.take(web) {
+    let place = match place(web) {
         Ok(place) => place,
         Err(full) => return full.response(),
     };

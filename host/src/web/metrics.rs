@@ -47,7 +47,7 @@ impl EventCounters {
                 let Some(counters) = weak.upgrade() else {
                     return;
                 };
-                if let Some(at) = seen.iter().position(|e| same_event(e, &event)) {
+                if let Some(at) = seen.iter().position(|e| *e == event) {
                     seen.remove(at);
                     continue;
                 }
@@ -74,10 +74,6 @@ impl EventCounters {
     fn get(&self, node: &str) -> NodeEvents {
         self.by_node.lock().get(node).copied().unwrap_or_default()
     }
-}
-
-pub(super) fn same_event(a: &HiveEvent, b: &HiveEvent) -> bool {
-    a.time == b.time && a.kind == b.kind && a.node == b.node && a.message == b.message
 }
 
 /// The Prometheus text for `hive`.

@@ -34,21 +34,26 @@
 mod access;
 mod api;
 mod assets;
+mod connections;
 mod gate;
 mod live;
 mod metrics;
 mod pages;
 mod rates;
+mod reply;
 mod request;
-#[cfg(feature = "mesh")]
 mod routes;
 mod server;
+mod state;
+mod streams;
 pub(crate) mod tail;
+mod view;
 
 pub(crate) use access::KEY_HEADER;
 
 use crate::controller::Controller;
 use anyhow::{Context as _, Result};
+use state::Web;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,40 +81,4 @@ pub(crate) async fn serve(
 ) {
     let state = Web::new(controller);
     server::run(listener, routes::all(state.clone()), state, shutdown).await;
-}
-
-/// What every handler shares: the controller, and counters the web layer keeps itself.
-#[derive(Clone)]
-struct Web {
-    controller: Arc<Controller>,
-    counters: Arc<metrics::EventCounters>,
-    streams: Arc<live::Streams>,
-    /// The one place message rates are computed, for every page and client.
-    rates: Arc<rates::Rates>,
-    connections: Arc<server::Connections>,
-    sessions: Arc<access::Sessions>,
-}
-
-impl Web {
-    fn new(controller: Arc<Controller>) -> Self {
-        let counters = metrics::EventCounters::follow(controller.events());
-        Self {
-            controller,
-            counters,
-            streams: Arc::default(),
-            rates: Arc::default(),
-            connections: Arc::default(),
-            sessions: Arc::default(),
-        }
-    }
-
-    /// The hive's own `static/` folder.
-    fn static_dir(&self) -> std::path::PathBuf {
-        self.controller.root().join("static")
-    }
-
-    /// Whether the hive has a key (the key itself stays in the config).
-    fn has_key(&self) -> bool {
-        self.controller.config().key.is_some()
-    }
 }

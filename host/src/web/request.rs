@@ -8,8 +8,8 @@
 //! `invalid_args` 400; a body that is not JSON or a `timeout_ms` out of bounds is 400
 //! (`invalid_json`, `invalid_timeout`). `timeout_ms` is 1 to 60000 (default 5000).
 
-use super::Web;
-use super::api::{error, json, percent_decode, read_limited};
+use super::reply::{error, json, percent_decode, read_limited};
+use super::state::Web;
 use crate::requests::{
     Ask, DEFAULT_TIMEOUT, Failure, FailureKind, MAX_TIMEOUT, MIN_TIMEOUT, Part, kind_name,
 };

@@ -1,29 +1,53 @@
 //! Which request goes to which handler (the table is in the module above), and the JSON error
 //! for a request that matches none.
 
-use super::api::Action;
+use super::api::{self, Action};
 use super::pages::{self, Page};
-use super::{Web, api, assets, live, metrics, request};
+use super::state::Web;
+use super::{assets, live, metrics, reply, request, view};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use warp::Reply as _;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
+use warp::path::Tail;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 type Route = BoxedFilter<(Response,)>;
+/// A query string's names and values.
+type Query = HashMap<String, String>;
+
+/// The routes `$route, ...` as one filter: the first that takes the request answers it.
+macro_rules! either {
+    ($first:expr $(, $rest:expr)* $(,)?) => {
+        $first $(.or($rest).unify())*
+    };
+}
+
+/// One route: `route!(method state [path], filters... => answer)`, for `warp::path!(path)`
+/// (`..` at its end leaves the rest of the path to the filters) and `warp::method()`, then the
+/// filters (a query, the body...) in order, then the shared state. `answer` gets what the path
+/// and the filters extract, then the state, and returns the response; after `then` it returns a
+/// future of it, after `and_then` a future of a `Result` whose `Err` rejects the request (to the
+/// next route, or [`refusal`]).
+macro_rules! route {
+    ($method:ident $web:ident [$($path:tt) / *] $(, $filter:expr)* => then $answer:expr) => {
+        warp::path!($($path) / *).and(warp::$method())$(.and($filter))*.and(with($web)).then($answer)
+    };
+    ($method:ident $web:ident [$($path:tt) / *] $(, $filter:expr)* => and_then $answer:expr) => {
+        warp::path!($($path) / *).and(warp::$method())$(.and($filter))*.and(with($web)).and_then($answer)
+    };
+    ($method:ident $web:ident [$($path:tt) / *] $(, $filter:expr)* => $answer:expr) => {
+        warp::path!($($path) / *).and(warp::$method())$(.and($filter))*.and(with($web)).map($answer)
+    };
+}
 
 /// Every route, with errors as JSON.
 pub(super) fn all(web: Web) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let routes = pages(&web)
-        .or(reads(&web))
+    either![pages(&web), reads(&web), streams(&web), changes(&web)]
+        .recover(refusal)
         .unify()
-        .or(streams(&web))
-        .unify()
-        .or(changes(&web))
-        .unify();
-    routes.recover(refusal).unify()
 }
 
 fn with(web: &Web) -> impl Filter<Extract = (Web,), Error = Infallible> + Clone + use<> {
@@ -45,7 +69,7 @@ fn page(web: &Web, page: Page) -> Response {
         }
         _ => StatusCode::OK,
     };
-    let mut hive = api::hive_value(web);
+    let mut hive = view::hive(web);
     // The feed too, so the page draws it at once (its event stream then adds only new ones).
     hive["events"] = serde_json::to_value(web.controller.events().recent()).unwrap_or_default();
     let name = hive["name"].as_str().unwrap_or_default().to_owned();
@@ -54,188 +78,90 @@ fn page(web: &Web, page: Page) -> Response {
 }
 
 fn pages(web: &Web) -> Route {
-    let hive = warp::path::end()
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| page(&w, Page::Hive));
-    let nodes = warp::path!("nodes")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| page(&w, Page::Nodes));
-    let node = warp::path!("nodes" / String)
-        .and(warp::get())
-        .and(with(web))
-        .map(|name: String, w: Web| page(&w, Page::Node(name)));
-    let topics = warp::path!("topics")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| page(&w, Page::Topics));
-    let publish = warp::path!("publish")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| page(&w, Page::Publish));
-    let requests = warp::path!("requests")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| page(&w, Page::Requests));
     let favicon = warp::path!("favicon.ico").and(warp::get()).map(|| {
         warp::redirect::permanent(warp::http::Uri::from_static("/static/favicon.svg"))
             .into_response()
     });
-    let files = warp::path("static")
-        .and(warp::path::tail())
-        .and(warp::get())
-        .and(with(web))
-        .then(|tail: warp::path::Tail, w: Web| {
-            assets::serve(w.static_dir(), tail.as_str().to_owned())
-        });
-    (hive
-        .or(nodes)
-        .unify()
-        .or(node)
-        .unify()
-        .or(topics)
-        .unify()
-        .or(publish)
-        .unify()
-        .or(requests)
-        .unify()
-        .or(favicon)
-        .unify()
-        .or(files)
-        .unify())
+    either![
+        route!(get web [] => |w: Web| page(&w, Page::Hive)),
+        route!(get web ["nodes"] => |w: Web| page(&w, Page::Nodes)),
+        route!(get web ["nodes" / String] => |name, w: Web| page(&w, Page::Node(name))),
+        route!(get web ["topics"] => |w: Web| page(&w, Page::Topics)),
+        route!(get web ["publish"] => |w: Web| page(&w, Page::Publish)),
+        route!(get web ["requests"] => |w: Web| page(&w, Page::Requests)),
+        favicon,
+        route!(get web ["static" / ..], warp::path::tail() =>
+            then |tail: Tail, w: Web| assets::serve(w.static_dir(), tail.as_str().to_owned())),
+    ]
     .boxed()
 }
 
 fn reads(web: &Web) -> Route {
-    let hive = warp::path!("api" / "hive")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| api::hive(&w));
-    let nodes = warp::path!("api" / "nodes")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| api::nodes(&w));
-    let node = warp::path!("api" / "nodes" / String)
-        .and(warp::get())
-        .and(with(web))
-        .map(|name: String, w: Web| api::node(&w, &name));
-    let topics = warp::path!("api" / "topics")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| api::topics(&w));
-    // `/api/topics/{service}/schema`, the service percent-encoded (it may hold `/`).
-    let schema = warp::path("api")
-        .and(warp::path("topics"))
-        .and(warp::path::tail())
-        .and(warp::get())
-        .and(with(web))
-        .and_then(|tail: warp::path::Tail, w: Web| async move {
-            match tail.as_str().strip_suffix("/schema") {
-                Some(service) if !service.is_empty() => Ok(api::schema(&w, service)),
-                _ => Err(warp::reject::not_found()),
-            }
-        });
-    let mesh = warp::path!("api" / "mesh")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response());
-    let requests = warp::path!("api" / "requests")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| request::list(&w));
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| "ok".into_response());
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| {
-            let mut text = metrics::render(&w.controller.snapshot(), &w.counters);
-            text.push_str(&w.streams.metrics());
-            text.push_str(&w.connections.metrics());
-            text.push_str(&request::metrics(&w));
-            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
-                .into_response()
-        });
-    (hive
-        .or(nodes)
-        .unify()
-        .or(node)
-        .unify()
-        .or(topics)
-        .unify()
-        .or(schema)
-        .unify()
-        .or(mesh)
-        .unify()
-        .or(requests)
-        .unify()
-        .or(health)
-        .unify()
-        .or(metrics)
-        .unify())
+    either![
+        route!(get web ["api" / "hive"] => |w: Web| api::hive(&w)),
+        route!(get web ["api" / "nodes"] => |w: Web| api::nodes(&w)),
+        route!(get web ["api" / "nodes" / String] => |name: String, w: Web| api::node(&w, &name)),
+        route!(get web ["api" / "topics"] => |w: Web| api::topics(&w)),
+        // `/api/topics/{service}/schema`, the service percent-encoded (it may hold `/`).
+        route!(get web ["api" / "topics" / ..], warp::path::tail() =>
+            and_then |tail: Tail, w: Web| async move { schema(&w, &tail) }),
+        route!(get web ["api" / "mesh"] =>
+            |w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response()),
+        route!(get web ["api" / "requests"] => |w: Web| request::list(&w)),
+        health,
+        route!(get web ["metrics"] => |w: Web| metrics_text(&w)),
+    ]
     .boxed()
 }
 
+/// `GET /api/topics/{service}/schema`; any other path under `/api/topics/` is not found.
+fn schema(web: &Web, tail: &Tail) -> Result<Response, Rejection> {
+    match tail.as_str().strip_suffix("/schema") {
+        Some(service) if !service.is_empty() => Ok(api::schema(web, service)),
+        _ => Err(warp::reject::not_found()),
+    }
+}
+
+/// `GET /metrics`: the hive's counters and the web server's own, as Prometheus text.
+fn metrics_text(web: &Web) -> Response {
+    let mut text = metrics::render(&web.controller.snapshot(), &web.counters);
+    text.push_str(&web.streams.metrics());
+    text.push_str(&web.connections.metrics());
+    text.push_str(&request::metrics(web));
+    warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
+}
+
 fn streams(web: &Web) -> Route {
-    let events = warp::path!("api" / "events")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| live::events(&w));
-    let snapshots = warp::path!("api" / "stream")
-        .and(warp::get())
-        .and(with(web))
-        .map(|w: Web| live::snapshots(&w));
-    let log = warp::path!("api" / "nodes" / String / "log")
-        .and(warp::get())
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with(web))
-        .map(|name: String, query: HashMap<String, String>, w: Web| live::log(&w, &name, &query));
     let upgrade = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
-    let subscribe = warp::path!("api" / "subscribe")
-        .and(warp::get())
-        .and(warp::query::<HashMap<String, String>>())
-        .and(upgrade)
-        .and(with(web))
-        .map(|query: HashMap<String, String>, ws, w: Web| live::subscribe(&w, &query, ws));
-    (events
-        .or(snapshots)
-        .unify()
-        .or(log)
-        .unify()
-        .or(subscribe)
-        .unify())
+    either![
+        route!(get web ["api" / "events"] => |w: Web| live::events(&w)),
+        route!(get web ["api" / "stream"] => |w: Web| live::snapshots(&w)),
+        route!(get web ["api" / "nodes" / String / "log"], query() =>
+            |name: String, query: Query, w: Web| live::log(&w, &name, &query)),
+        route!(get web ["api" / "subscribe"], query(), upgrade =>
+            |query: Query, ws, w: Web| live::subscribe(&w, &query, ws)),
+    ]
     .boxed()
 }
 
 fn changes(web: &Web) -> Route {
-    let publish = warp::path("api")
-        .and(warp::path("publish"))
-        .and(warp::path::tail())
-        .and(warp::post())
-        .and(warp::body::stream())
-        .and(with(web))
-        .then(|service: warp::path::Tail, body, w: Web| async move {
-            api::publish(w, service.as_str().to_owned(), Box::pin(body)).await
-        });
-    let act = warp::path!("api" / "nodes" / String / Action)
-        .and(warp::post())
-        .and(with(web))
-        .then(|name: String, action, w: Web| api::act(w, name, action));
-    let ask = warp::path("api")
-        .and(warp::path("request"))
-        .and(warp::path::tail())
-        .and(warp::post())
-        .and(warp::query::<HashMap<String, String>>())
-        .and(warp::body::stream())
-        .and(with(web))
-        .then(
-            |name: warp::path::Tail, query: HashMap<String, String>, body, w: Web| async move {
-                request::ask(w, name.as_str().to_owned(), query, Box::pin(body)).await
-            },
-        );
-    publish.or(act).unify().or(ask).unify().boxed()
+    either![
+        route!(post web ["api" / "publish" / ..], warp::path::tail(), warp::body::stream() =>
+            then |service: Tail, body, w: Web| api::publish(w, service.as_str().to_owned(), Box::pin(body))),
+        route!(post web ["api" / "nodes" / String / Action] =>
+            then |name, action, w: Web| api::act(w, name, action)),
+        route!(post web ["api" / "request" / ..], warp::path::tail(), query(), warp::body::stream() =>
+            then |name: Tail, query, body, w: Web| request::ask(w, name.as_str().to_owned(), query, Box::pin(body))),
+    ]
+    .boxed()
+}
+
+/// The query string, as its names and values.
+fn query() -> impl Filter<Extract = (Query,), Error = Rejection> + Clone {
+    warp::query::<Query>()
 }
 
 /// Requests no route took: JSON errors that say what exists.
@@ -258,5 +184,5 @@ async fn refusal(rejection: Rejection) -> Result<Response, Infallible> {
     } else {
         (StatusCode::BAD_REQUEST, "the request could not be handled")
     };
-    Ok(api::error(status, message))
+    Ok(reply::error(status, message))
 }

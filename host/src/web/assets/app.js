@@ -331,25 +331,6 @@
       cards.length ? h('div', { class: 'cards' }, cards) : h('p', { class: 'empty panel' }, 'No nodes yet. Create one with ', h('code', {}, 'hm create_node NAME'), '.'));
   }
 
-  /** A glob as the hive reads it (*, ?, [abc], [a-z], [!abc]), as a RegExp. */
-  function globRegExp(glob) {
-    let out = '^';
-    for (let i = 0; i < glob.length; i++) {
-      const c = glob[i];
-      if (c === '*') out += '.*';
-      else if (c === '?') out += '.';
-      else if (c === '[') {
-        const end = glob.indexOf(']', i + 2);
-        if (end < 0) { out += '\\['; continue; }
-        let set = glob.slice(i + 1, end).replace(/\\/g, '\\\\');
-        if (set[0] === '!') set = '^' + set.slice(1);
-        out += `[${set}]`;
-        i = end;
-      } else out += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
-    }
-    return new RegExp(out + '$');
-  }
-
   /** A pattern that matches exactly `service` (glob characters put in brackets). */
   const exactly = (service) => service.replace(/[*?[\]]/g, (c) => `[${c}]`);
 
@@ -382,7 +363,6 @@
     }
     if (n.status === 'running') watchPayloads(n);
     const r = rates();
-    const topics = hive.topics.map((t) => t.service);
     nodeView.top.replaceChildren(...[
       h('div', { class: 'page-head' },
         h('div', {}, h('h1', {}, n.name, chip(n.status), badge(n), buildBadge(n)), h('div', { class: 'meta', style: 'margin-top:6px' }, libraryLine(n), reloadLine(n))),
@@ -402,8 +382,8 @@
     const subscriptions = n.subscriptions.length
       ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Pattern'), h('th', {}, 'matches'), h('th', { class: 'num' }, 'delivered'), h('th', { class: 'num' }, 'dropped'), h('th', { class: 'num' }, 'errors'), h('th', { class: 'num' }, 'panics'))),
         h('tbody', {}, n.subscriptions.map((sub) => {
-          const re = globRegExp(sub.pattern);
-          const matches = topics.filter((t) => re.test(t));
+          // The services the hive matched to this pattern (its own glob matcher, /api/hive).
+          const matches = sub.matches || [];
           return h('tr', {},
             h('td', {}, h('code', {}, sub.pattern)),
             h('td', {}, matches.length ? matches.map((m, i) => [i ? ', ' : '', h('code', {}, m)]) : h('span', { class: 'sub' }, 'no service yet')),
