@@ -56,7 +56,7 @@ fn visit(src: &Path, file: &Path, path: ModPath, out: &mut BTreeMap<ModPath, Sou
     } else {
         file.with_extension("")
     };
-    let children: BTreeSet<String> = declared.iter().map(|(name, _)| name.clone()).collect();
+    let children: BTreeSet<String> = declared.iter().cloned().collect();
     let (paths, reexports) = paths_named(&tokens, &children);
     out.insert(
         path.clone(),
@@ -66,11 +66,11 @@ fn visit(src: &Path, file: &Path, path: ModPath, out: &mut BTreeMap<ModPath, Sou
             reexports,
         },
     );
-    for (name, explicit) in declared {
-        let child = match explicit {
-            Some(p) => folder.join(p),
-            None if folder.join(format!("{name}.rs")).exists() => folder.join(format!("{name}.rs")),
-            None => folder.join(&name).join("mod.rs"),
+    for name in declared {
+        let child = if folder.join(format!("{name}.rs")).exists() {
+            folder.join(format!("{name}.rs"))
+        } else {
+            folder.join(&name).join("mod.rs")
         };
         let mut child_path = path.clone();
         child_path.push(name);
@@ -283,9 +283,9 @@ fn tokenize(code: &str) -> Vec<(Tok, usize)> {
     out
 }
 
-/// The `mod name;` declarations (with a `#[path = "..."]` if any), leaving out those marked
+/// The `mod name;` declarations, leaving out those marked
 /// `#[cfg(test)]`; and the tokens without the declarations.
-fn declared_modules(tokens: &[(Tok, usize)]) -> (Vec<(String, Option<String>)>, Vec<(Tok, usize)>) {
+fn declared_modules(tokens: &[(Tok, usize)]) -> (Vec<String>, Vec<(Tok, usize)>) {
     let mut declared = Vec::new();
     let mut rest = Vec::new();
     let mut i = 0;
@@ -331,7 +331,7 @@ fn declared_modules(tokens: &[(Tok, usize)]) -> (Vec<(String, Option<String>)>, 
                 break;
             }
             if !test_only {
-                declared.push((name.clone(), None));
+                declared.push(name.clone());
             }
             // The declaration's attributes and visibility go with it.
             rest.truncate(k);

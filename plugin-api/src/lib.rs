@@ -78,6 +78,7 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+mod current;
 #[doc(hidden)]
 pub mod fixture;
 mod glue;

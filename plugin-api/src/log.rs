@@ -45,7 +45,7 @@ impl From<Level> for LogLevel {
 /// line then goes to stderr.
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     let line = args.to_string();
-    if !crate::glue::current::log_to_current_node(level.into(), &line) {
+    if !crate::current::log_to_current_node(level.into(), &line) {
         eprintln!("[{level:?}] (outside a node callback) {line}");
     }
 }

@@ -294,9 +294,9 @@ impl Service {
         name: &str,
         args: &T,
     ) -> Result<String, RequestError> {
-        if crate::glue::current::on_delivery_thread() {
+        if crate::current::on_delivery_thread() {
             let error = request::would_block(name);
-            crate::glue::current::log_to_current_node(crate::abi::LogLevel::Error, error.message());
+            crate::current::log_to_current_node(crate::abi::LogLevel::Error, error.message());
             return Err(error);
         }
         request::args_json(name, args)

@@ -16,8 +16,8 @@ macro_rules! api_file {
 pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("Cargo.toml"),
     api_file!("src/abi.rs"),
+    api_file!("src/current.rs"),
     api_file!("src/fixture.rs"),
-    api_file!("src/glue/current.rs"),
     api_file!("src/glue/mod.rs"),
     api_file!("src/glue_tests.rs"),
     api_file!("src/lib.rs"),

@@ -1,6 +1,6 @@
 //! The glue between a [`Node`] type and the ABI: the exported root module, the objects the host
 //! drives, panic containment; the per-thread "current node" that logging writes through is
-//! its child [`current`].
+//! [`crate::current`].
 //!
 //! Rules this module keeps, so that the host can unload a library for real:
 //! - every entry point catches panics before they reach the boundary;
@@ -8,14 +8,13 @@
 //! - the only thread-locals are `const` `Cell`s (a raw pointer, a flag), which have no
 //!   destructor and so never pin the library to a host thread.
 
-pub(crate) mod current;
-
 use crate::Node;
 use crate::abi::{
     CallbackError, DeclaredSchemas, HostBox, LogLevel, MessageView, NodeBox, NodeInit, NodeLib,
     NodeLib_Ref, NodeObject, NodeParts, RequestDecl, RequestErrorKind, RequestFailure,
     RequestOutcomes, RequestView, ServiceBox, ServiceDecl, ServiceObject, TimerDecl,
 };
+use crate::current::{HostScope, log_to_current_node};
 use crate::message::Message;
 use crate::node::{
     Context, ServiceEntry, ServiceFn, Services, SubscriptionFn, Subscriptions, TimerFn,
@@ -29,7 +28,6 @@ use abi_stable::library::{
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
-use current::{HostScope, log_to_current_node};
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;

@@ -1,4 +1,5 @@
-//! The per-thread "current node": which node's host the code on this thread runs under, and
+//! Part of the ABI layer, beside `glue`: the per-thread "current node", which node's host the
+//! code on this thread runs under, and
 //! whether it is a delivery-thread callback (where nothing may block).
 //!
 //! The glue enters a [`HostScope`] around every call into node code; logging
