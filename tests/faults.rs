@@ -197,13 +197,13 @@ fn a_library_whose_abi_differs_under_the_same_version_is_refused() {
         assert_ne!(code, changed, "the test edits MessageView");
         std::fs::write(&abi, changed).unwrap();
         // `hivemind::testing` builds messages as the host does: it fills the new field too.
-        let testing = api.join("src/testing.rs");
+        let testing = api.join("src/testing/drive.rs");
         let code = std::fs::read_to_string(&testing).unwrap();
         let changed = code.replace(
             "host: RStr::from_str(TEST_SENDER),",
             "host: RStr::from_str(TEST_SENDER),\n            extra: 0,",
         );
-        assert_ne!(code, changed, "the test edits testing.rs's MessageView");
+        assert_ne!(code, changed, "the test edits testing/drive.rs's MessageView");
         std::fs::write(&testing, changed).unwrap();
     });
     let hive = Hive::new();
