@@ -32,6 +32,43 @@ fn readme_tutorial_files() -> Vec<(String, String)> {
     files
 }
 
+/// The `hm` commands of the README tutorial's shell blocks, in order, as written.
+fn readme_tutorial_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("## Tutorial: Gotham")
+        .expect("the README has its tutorial");
+    let tutorial = &readme[start..];
+    let end = tutorial[3..]
+        .find("\n## ")
+        .map_or(tutorial.len(), |i| i + 3);
+    let mut commands = Vec::new();
+    let mut in_shell = false;
+    for line in tutorial[..end].lines() {
+        match line {
+            "```sh" => in_shell = true,
+            "```" => in_shell = false,
+            _ if in_shell && line.starts_with("hm ") => commands.push(line.to_owned()),
+            _ => {}
+        }
+    }
+    commands
+}
+
+/// The commands this test runs, in its order: a step added to, changed in or removed from the
+/// README's tutorial fails the test until the test runs it too.
+const COMMANDS_THE_TEST_RUNS: &[&str] = &[
+    "hm new gotham",
+    "hm create_node BatSignal",
+    "hm enable batsignal",
+    "hm dev",
+    "hm create_node batman",
+    "hm enable batman",
+    "hm create_node alfred",
+    "hm enable alfred",
+    "hm call alfred/advice '\"penguin\"'",
+];
+
 /// Runs `hm ARGS` in `dir`; asserts it succeeded and returns its stdout.
 fn hm_ok(dir: &Path, args: &[&str]) -> String {
     let output = hm_output(dir, args);
@@ -61,6 +98,11 @@ fn wait_to_see(running: &Running, text: &str, timeout: Duration) {
 /// The README's tutorial, in the README's order, checking what each step promises.
 #[test]
 fn the_readme_tutorial_works_step_by_step_as_written() {
+    assert_eq!(
+        readme_tutorial_commands(),
+        COMMANDS_THE_TEST_RUNS,
+        "the README's tutorial commands are the ones this test runs"
+    );
     let repos = tempfile::Builder::new()
         .prefix("hm-tutorial-")
         .tempdir()
