@@ -97,6 +97,12 @@ where
                 Ok(place) => Some(place),
                 Err(mut response) => {
                     secure(&mut response, Some(&admitted.authority));
+                    // The connection goes too, so the client's next try takes no idle one.
+                    if matches!(parts.version, Version::HTTP_10 | Version::HTTP_11) {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                     return futures_util::future::ready(Ok(response)).boxed();
                 }
             }

@@ -72,9 +72,9 @@ impl InHand {
             "max_requests_per_address": cap,
         });
         let mut response = reply::json(StatusCode::TOO_MANY_REQUESTS, &body);
-        let headers = response.headers_mut();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         Err(response)
     }
 
