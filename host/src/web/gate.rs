@@ -95,7 +95,8 @@ where
             let cap = config.web.requests_per_address();
             match self.web.in_hand.take(self.peer, cap) {
                 Ok(place) => Some(place),
-                Err(mut response) => {
+                Err(full) => {
+                    let mut response = full.response();
                     secure(&mut response, Some(&admitted.authority));
                     // The connection goes too, so the client's next try takes no idle one.
                     if matches!(parts.version, Version::HTTP_10 | Version::HTTP_11) {

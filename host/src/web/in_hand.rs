@@ -45,9 +45,35 @@ pub(super) fn counts(path: &str) -> bool {
     path.starts_with("/api/") && path != "/api/session"
 }
 
+/// No place is left: the address has `cap` requests in hand.
+pub(super) struct Full {
+    address: IpAddr,
+    cap: usize,
+}
+
+impl Full {
+    /// The 429 that says so, names the setting and says what to do.
+    pub(super) fn response(self) -> Response {
+        let Full { address, cap } = self;
+        let message = format!(
+            "{address} already has {cap} API requests in hand at this hive, the limit per client address ([hive] max_requests_per_address): wait for their answers, or raise it in config/hive.toml (it stays below max_connections_per_address, so the page, /healthz and /metrics always have room)"
+        );
+        let body = serde_json::json!({
+            "error": message,
+            "setting": "[hive] max_requests_per_address",
+            "max_requests_per_address": cap,
+        });
+        let mut response = reply::json(StatusCode::TOO_MANY_REQUESTS, &body);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+}
+
 impl InHand {
-    /// A place for one more request from `address`, or the 429 that says `cap` are in hand.
-    pub(super) fn take(self: &Arc<Self>, address: IpAddr, cap: usize) -> Result<Place, Response> {
+    /// A place for one more request from `address`, unless `cap` are in hand.
+    pub(super) fn take(self: &Arc<Self>, address: IpAddr, cap: usize) -> Result<Place, Full> {
         let address = address.to_canonical();
         let mut open = self.open.lock();
         let count = open.entry(address).or_insert(0);
@@ -60,22 +86,12 @@ impl InHand {
         }
         drop(open);
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let message = format!(
-            "{address} already has {cap} API requests in hand at this hive, the limit per client address ([hive] max_requests_per_address): wait for their answers, or raise it in config/hive.toml (it stays below max_connections_per_address, so the page, /healthz and /metrics always have room)"
-        );
         if refused.is_power_of_two() {
-            tracing::warn!("refused an API request ({refused} so far): {message}");
+            tracing::warn!(
+                "refused an API request of {address} ({refused} so far): it has {cap} in hand, the [hive] max_requests_per_address limit"
+            );
         }
-        let body = serde_json::json!({
-            "error": message,
-            "setting": "[hive] max_requests_per_address",
-            "max_requests_per_address": cap,
-        });
-        let mut response = reply::json(StatusCode::TOO_MANY_REQUESTS, &body);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        Err(response)
+        Err(Full { address, cap })
     }
 
     /// The `/metrics` lines about requests in hand.
@@ -103,7 +119,7 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let held: Vec<_> = (0..3).map(|_| in_hand.take(a, 3).ok().unwrap()).collect();
-        let refused = in_hand.take(a, 3).err().unwrap();
+        let refused = in_hand.take(a, 3).err().unwrap().response();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(in_hand.take(b, 3).is_ok());
         drop(held);
