@@ -1034,3 +1034,413 @@ fn beyond_loopback_the_dashboard_asks_for_the_key_once_and_keeps_it_nowhere() {
     assert_eq!(enabled.status, 200, "{}", enabled.body);
     still_ticking(&hive);
 }
+
+/// Sends `request` (a whole HTTP/1.1 request) on a connection from the loopback address
+/// `from` and reads the whole answer.
+fn raw_from(from: &str, address: &str, request: &str) -> Answer {
+    let mut stream = connect_from(from, address);
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// `POST /api/publish/{service}` with `key` as `X-Hive-Key`, from the loopback address `from`.
+fn publish_with_key(from: &str, address: &str, service: &str, key: &str) -> Answer {
+    raw_from(
+        from,
+        address,
+        &format!(
+            "POST /api/publish/{service} HTTP/1.1\r\nHost: {address}\r\nX-Hive-Key: {key}\r\nConnection: close\r\nContent-Length: 1\r\n\r\n1"
+        ),
+    )
+}
+
+#[test]
+fn wrong_keys_lock_their_address_out_and_the_right_key_from_another_is_never_slowed() {
+    let hive = ticking_hive(&format!("key = \"{KEY}\""));
+    let running = hive.run(&[]);
+    let address = running.address().to_owned();
+    // Five wrong keys are answered 401; the sixth locks the guesser out.
+    for n in 1..=6 {
+        let answer = publish_with_key("127.0.0.2", &address, "manual-g", &format!("guess-{n}"));
+        assert_eq!(answer.status, 401, "guess {n}: {}", answer.body);
+    }
+    // Now every key from there is refused before it is compared, the right one included.
+    let started = Instant::now();
+    let mut refused = 0;
+    let mut compared = 0;
+    for n in 0..200 {
+        let answer = publish_with_key("127.0.0.2", &address, "manual-g", &format!("guess-x{n}"));
+        match answer.status {
+            429 => refused += 1,
+            401 => compared += 1,
+            other => panic!("guess {n}: {other} {}", answer.body),
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        compared <= 1 + elapsed.as_secs() as usize,
+        "{compared} keys were compared in {elapsed:?} while locked out"
+    );
+    assert!(refused >= 190, "only {refused} of 200 guesses got 429");
+    // A guess compared once a lockout is over locks the address again, at once and longer.
+    assert!(eventually(Duration::from_secs(60), || publish_with_key(
+        "127.0.0.2",
+        &address,
+        "manual-g",
+        "guess-again"
+    )
+    .status
+        == 401));
+    let locked = publish_with_key("127.0.0.2", &address, "manual-g", KEY);
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    let retry: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After: {retry}");
+    assert!(
+        locked.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.2")
+    );
+    // The right key from another address is answered at once.
+    let started = Instant::now();
+    let answer = publish_with_key("127.0.0.3", &address, "manual-ok", KEY);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let answer = publish_with_key("127.0.0.1", &address, "manual-ok", KEY);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Counted on /metrics, logged once then per lockout, shown in the page's feed.
+    assert!(metric(&running, "hivemind_web_key_failures_total") >= 6);
+    assert!(metric(&running, "hivemind_web_key_lockouts_total") >= 1);
+    assert!(metric(&running, "hivemind_web_key_throttled_total") >= 190);
+    let stderr = running.stderr();
+    assert_eq!(
+        stderr
+            .matches("a wrong [hive] key was sent from 127.0.0.2")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wrong [hive] keys from 127.0.0.2 so far"),
+        "{stderr}"
+    );
+    let root_log = std::fs::read_to_string(hive.path().join("logs/root.log")).unwrap();
+    assert!(root_log.contains("locked out"), "{root_log}");
+    let events = events_text(&running, None);
+    assert!(
+        events.contains("wrong [hive] keys from 127.0.0.2"),
+        "{events}"
+    );
+    assert!(!events.contains(KEY) && !stderr.contains(KEY));
+    // Once the lockout is over, the right key works from there again.
+    assert!(
+        eventually(Duration::from_secs(320), || publish_with_key(
+            "127.0.0.2",
+            &address,
+            "manual-ok",
+            KEY
+        )
+        .status
+            == 200),
+        "the lockout never ended"
+    );
+    assert!(eventually(WAIT, || received_from(
+        &hive.file("receiver.jsonl"),
+        "manual-ok"
+    )
+    .len()
+        == 3));
+    assert!(received_from(&hive.file("receiver.jsonl"), "manual-g").is_empty());
+    still_ticking(&hive);
+}
+
+#[test]
+fn removing_the_key_on_loopback_while_it_runs_is_applied_only_with_a_loud_warning() {
+    let hive = ticking_hive(&format!("key = \"{KEY}\""));
+    let running = hive.run(&[]);
+    assert_eq!(running.post("/api/publish/manual-n", "1", &[]).0, 401);
+    let config_path = hive.path().join("config/hive.toml");
+    let good = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        good.replace(&format!("key = \"{KEY}\"\n"), ""),
+    )
+    .unwrap();
+    let warning = "SECURITY: [hive] key was removed";
+    assert!(
+        eventually(WAIT, || events_text(&running, None).contains(warning)),
+        "the page's feed does not say so:\n{}",
+        events_text(&running, None)
+    );
+    assert!(running.stderr().contains(warning), "{}", running.stderr());
+    let root_log = std::fs::read_to_string(hive.path().join("logs/root.log")).unwrap();
+    assert!(root_log.contains(warning), "{root_log}");
+    // Applied: changes need no key now (what the warning says).
+    assert!(eventually(WAIT, || running
+        .post("/api/publish/manual-n", "2", &[])
+        .0
+        == 200));
+    assert!(!running.stderr().contains(KEY));
+    std::fs::write(&config_path, &good).unwrap();
+    assert!(eventually(WAIT, || running
+        .post("/api/publish/manual-n", "3", &[])
+        .0
+        == 401));
+    still_ticking(&hive);
+}
+
+/// `n` arrays nested in each other around `1`.
+fn nested(n: usize) -> String {
+    format!("{}1{}", "[".repeat(n), "]".repeat(n))
+}
+
+/// A running hive with the oracle node `alfred` (requests `alfred/...`) and `rest` in `[hive]`.
+fn oracle_hive(rest: &str) -> (Hive, Running) {
+    let hive = Hive::new();
+    hive.configure(&format!(
+        "{rest}\n\n[nodes.alfred]\nenabled = true\nlibrary = \"oracle\"\n"
+    ));
+    hive.install("oracle");
+    let running = hive.run(&[]);
+    let answered = running.wait_for(WAIT, |r| {
+        let (status, _) = r.post("/api/request/alfred/count", "null", &[]);
+        (status == 200).then_some(())
+    });
+    assert!(answered.is_some(), "alfred never answered");
+    (hive, running)
+}
+
+#[test]
+fn deep_request_arguments_are_refused_and_an_unreadable_reply_is_an_error_not_null() {
+    let (_hive, running) = oracle_hive("");
+    let ask = |name: &str, body: &str| {
+        let (status, body) = running.post(&format!("/api/request/{name}"), body, &[]);
+        let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        (status, value)
+    };
+    let count = |running: &Running| {
+        let (_, body) = running.post("/api/request/alfred/count", "null", &[]);
+        serde_json::from_str::<Value>(&body).unwrap()["reply"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = count(&running);
+    // Just over the limit, and the attacker's 100,000 levels: refused before any node.
+    for depth in [128, 100_000] {
+        let (status, body) = ask("alfred/echo", &nested(depth));
+        assert_eq!(status, 400, "depth {depth}: {body}");
+        assert_eq!(body["kind"], "invalid_args", "{body}");
+        assert!(body["error"].as_str().unwrap().contains("127"), "{body}");
+    }
+    // The echo never ran for them (count answers itself, so one more).
+    assert_eq!(count(&running), before + 1);
+    // A deep but reasonable value goes through and comes back whole.
+    let (status, body) = ask("alfred/echo", &nested(100));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["reply"],
+        serde_json::from_str::<Value>(&nested(100)).unwrap()
+    );
+    // A reply the host cannot read back: 502 of its own kind, never "reply": null.
+    let (status, body) = ask("alfred/deep", "200");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["kind"], "invalid_reply", "{body}");
+    assert!(body.get("reply").is_none(), "{body}");
+    assert_eq!(body["node"], "alfred", "{body}");
+    let (status, body) = running.post("/api/request/alfred/deep?all=true", "200", &[]);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replies"][0]["kind"], "invalid_reply", "{body}");
+    assert!(body["replies"][0].get("reply").is_none(), "{body}");
+    let (status, body) = ask("alfred/deep", "20");
+    assert_eq!(status, 200, "{body}");
+    // And the node works on.
+    let (status, body) = ask("alfred/echo", "{\"still\": true}");
+    assert_eq!(
+        (status, &body["reply"]),
+        (200, &serde_json::json!({"still": true}))
+    );
+    assert_eq!(running.node("alfred")["status"], "running");
+}
+
+#[test]
+fn origins_must_be_exactly_the_hives_own_scheme_host_and_port() {
+    let hive = ticking_hive("");
+    let running = hive.run(&[]);
+    let address = running.address().to_owned();
+    let port = address.rsplit(':').next().unwrap().to_owned();
+    for origin in [
+        format!("https://{address}"),
+        format!("http://{address}/"),
+        format!("http://{address}/dashboard"),
+        format!("HTTP://{address}"),
+        format!("http://{address}.evil.example"),
+        format!("http://{address}@evil.example"),
+        format!("ws://{address}"),
+        "http://127.0.0.1".to_owned(),
+        format!("http://localhost:{port}"),
+        "null".to_owned(),
+    ] {
+        let answer = raw(
+            &address,
+            "POST",
+            "/api/publish/manual-o",
+            &[("Host", &address), ("Origin", &origin)],
+            "0",
+        );
+        assert_eq!(answer.status, 403, "{origin:?}: {}", answer.body);
+        assert_eq!(answer.header("connection").as_deref(), Some("close"));
+    }
+    // The page's own origin, as a browser serialises it, passes.
+    let answer = raw(
+        &address,
+        "POST",
+        "/api/publish/manual-o",
+        &[("Host", &address), ("Origin", &format!("http://{address}"))],
+        "1",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let localhost = format!("localhost:{port}");
+    let answer = raw(
+        &address,
+        "POST",
+        "/api/publish/manual-o",
+        &[
+            ("Host", &localhost),
+            ("Origin", &format!("http://{localhost}")),
+        ],
+        "2",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(eventually(WAIT, || received_from(
+        &hive.file("receiver.jsonl"),
+        "manual-o"
+    ) == [
+        serde_json::json!(1),
+        serde_json::json!(2)
+    ]));
+    still_ticking(&hive);
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout_not_the_idle_one() {
+    let hive = ticking_hive("header_timeout_ms = 1000\nidle_timeout_ms = 30000");
+    let running = hive.run(&[]);
+    let address = running.address().to_owned();
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&address).unwrap();
+    let mut partial = TcpStream::connect(&address).unwrap();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(10)),
+        "a silent connection stayed open"
+    );
+    let silent_for = started.elapsed();
+    assert!(
+        closed_by_server(&mut partial, Duration::from_secs(10)),
+        "a half-sent head stayed open"
+    );
+    let partial_for = started.elapsed();
+    for (what, took) in [("silent", silent_for), ("partial", partial_for)] {
+        assert!(
+            (Duration::from_millis(900)..Duration::from_secs(8)).contains(&took),
+            "the {what} connection was closed after {took:?}, not about 1 s"
+        );
+    }
+    // A prompt client is served on its own connection, and then kept for the idle timeout.
+    let mut prompt = TcpStream::connect(&address).unwrap();
+    write!(prompt, "GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    prompt.set_read_timeout(Some(WAIT)).unwrap();
+    let mut first = [0u8; 12];
+    prompt.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(healthy(TcpStream::connect(&address).unwrap(), &address));
+    still_ticking(&hive);
+}
+
+#[test]
+fn slow_requests_from_one_address_leave_room_for_the_page_healthz_and_metrics() {
+    let (_hive, running) =
+        oracle_hive("max_requests_per_address = 4\nmax_connections_per_address = 64");
+    let address = running.address().to_owned();
+    let (sender, outcomes) = std::sync::mpsc::channel();
+    let askers: Vec<_> = (0..24)
+        .map(|_| {
+            let address = address.clone();
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let body = "{\"ms\": 3000}";
+                let answer = raw(
+                    &address,
+                    "POST",
+                    "/api/request/alfred/sleep?timeout_ms=3500",
+                    &[("Host", &address)],
+                    body,
+                );
+                let _ = sender.send(answer);
+            })
+        })
+        .collect();
+    drop(sender);
+    // The first refusal shows the cap is reached; the others are still in hand.
+    let first = outcomes
+        .recv_timeout(WAIT)
+        .expect("no request was answered");
+    assert_eq!(first.status, 429, "{} {}", first.head, first.body);
+    let error = first.json();
+    assert_eq!(
+        error["setting"], "[hive] max_requests_per_address",
+        "{error}"
+    );
+    assert!(
+        error["error"].as_str().unwrap().contains("4 API requests"),
+        "{error}"
+    );
+    // Meanwhile the page, /healthz and /metrics answer, from the same address.
+    let page = raw(
+        &address,
+        "GET",
+        "/",
+        &[("Host", &address), ("Accept", "text/html")],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(healthy(TcpStream::connect(&address).unwrap(), &address));
+    assert!(metric(&running, "hivemind_web_requests_in_hand") >= 1);
+    assert!(metric(&running, "hivemind_web_requests_refused_total") >= 1);
+    let mut answers = vec![first];
+    answers.extend(outcomes.iter());
+    for asker in askers {
+        asker.join().unwrap();
+    }
+    assert_eq!(answers.len(), 24);
+    let refused = answers.iter().filter(|a| a.status == 429).count();
+    for answer in &answers {
+        assert!(
+            matches!(answer.status, 200 | 429 | 504),
+            "{} {}",
+            answer.head,
+            answer.body
+        );
+    }
+    assert!((1..24).contains(&refused), "{refused} of 24 refused");
+    // Once they are answered, the address may ask again.
+    assert!(eventually(WAIT, || running
+        .post("/api/request/alfred/count", "null", &[])
+        .0
+        == 200));
+}

@@ -158,6 +158,11 @@ impl Reconciler {
                         .events()
                         .emit(EventKind::Hive, None, warning.clone());
                 }
+                // A change that lowers protection is applied only loudly: terminal, log, page.
+                for lowered in config::lowered_protection(&controller.config(), &config) {
+                    tracing::warn!("{lowered}");
+                    controller.events().emit(EventKind::Hive, None, lowered);
+                }
                 controller.apply_config(config);
             }
             Err(error) => {

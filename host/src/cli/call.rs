@@ -45,6 +45,9 @@ pub struct CallFailed {
 impl CallFailed {
     /// The process's exit code for this failure.
     pub fn exit_code(&self) -> u8 {
+        if self.kind == "invalid_reply" {
+            return 5;
+        }
         match kind_from_name(&self.kind) {
             Some(FailureKind::NoResponder) => 3,
             Some(FailureKind::Timeout) => 4,

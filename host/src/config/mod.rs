@@ -55,7 +55,9 @@ pub(crate) mod secrets;
 mod web;
 
 pub(crate) use edit::set_enabled;
-pub(crate) use secrets::{Secret, check_exposure, check_live_change, redact_settings};
+pub(crate) use secrets::{
+    Secret, check_exposure, check_live_change, lowered_protection, redact_settings,
+};
 pub(crate) use web::{WebLimits, split_port};
 
 use crate::bus::Overflow;
@@ -165,6 +167,12 @@ pub(crate) const BOUNDS: &[(&str, u64, u64, &str)] = &[
         1,
         65_536,
         "each connection holds a file descriptor",
+    ),
+    (
+        "[hive] max_requests_per_address",
+        1,
+        65_536,
+        "each request in hand holds a connection",
     ),
     (
         "[hive] ws_max_message_bytes",
@@ -438,6 +446,7 @@ struct RawHive {
     idle_timeout_ms: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_address: Option<u64>,
+    max_requests_per_address: Option<u64>,
     ws_max_message_bytes: Option<u64>,
     build_timeout_ms: Option<u64>,
 }
@@ -608,6 +617,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
         idle_timeout_ms: raw.hive.idle_timeout_ms,
         max_connections: raw.hive.max_connections,
         max_connections_per_address: raw.hive.max_connections_per_address,
+        max_requests_per_address: raw.hive.max_requests_per_address,
         ws_max_message_bytes: raw.hive.ws_max_message_bytes,
     })?;
     let mesh = mesh_config(root, raw.mesh)?;
@@ -851,6 +861,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "idle_timeout_ms",
             "max_connections",
             "max_connections_per_address",
+            "max_requests_per_address",
             "ws_max_message_bytes",
             "build_timeout_ms",
         ],

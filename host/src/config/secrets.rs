@@ -276,9 +276,36 @@ pub(crate) fn check_live_change(old: &HiveConfig, new: &HiveConfig) -> Result<()
     }
     check_exposure(&effective).map_err(|reason| {
         format!(
-            "{reason}\nThe change to config/hive.toml is not applied: the hive keeps its running config and its old key until the file is fixed."
+            "SECURITY: {reason}\nThe change to config/hive.toml is not applied: the hive keeps its running config and its old key until the file is fixed (or until a restart, which refuses the keyless config)."
         )
     })
+}
+
+/// What a live change from `old` to `new` (already allowed by [`check_live_change`]) takes away
+/// from the hive's protection, one `SECURITY:` sentence each, with what it means and the fix:
+/// the key removed (changes through the API need none any more), or names added to
+/// `[hive] hosts` (pages reached by those names may use the hive).
+pub(crate) fn lowered_protection(old: &HiveConfig, new: &HiveConfig) -> Vec<String> {
+    let mut lowered = Vec::new();
+    if old.key.is_some() && new.key.is_none() {
+        lowered.push(
+            "SECURITY: [hive] key was removed from config/hive.toml while the hive runs, and the change is applied: from now on, publishing, requests and switching nodes through the API need no key, so any program or user on this machine can do them. If that was not meant, put the key back under [hive] (it applies at once)".to_owned(),
+        );
+    }
+    let added: Vec<&str> = new
+        .web
+        .hosts
+        .iter()
+        .filter(|h| !old.web.hosts.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !added.is_empty() {
+        lowered.push(format!(
+            "SECURITY: [hive] hosts now also lists {}: the hive answers to pages reached by those names. If that was not meant, remove them from [hive] hosts in config/hive.toml",
+            added.join(", ")
+        ));
+    }
+    lowered
 }
 
 /// A random 128-bit key in hex, for an error message to suggest.
@@ -415,6 +442,18 @@ mod tests {
         assert!(check_live_change(&keyed, &keyed).is_ok());
         assert!(check_live_change(&config(""), &config("")).is_ok());
         assert!(check_live_change(&config(""), &config("[hive]\nkey = \"\"\n")).is_err());
+        assert!(error.starts_with("SECURITY: "), "{error}");
+        // On loopback the key may go, but loudly.
+        let local = config("[hive]\nkey = \"k\"\n");
+        assert!(check_live_change(&local, &config("")).is_ok());
+        let lowered = lowered_protection(&local, &config(""));
+        assert_eq!(lowered.len(), 1);
+        assert!(lowered[0].starts_with("SECURITY: [hive] key was removed"));
+        assert!(lowered_protection(&local, &local).is_empty());
+        assert!(lowered_protection(&config(""), &local).is_empty());
+        let named = config("[hive]\nkey = \"k\"\nhosts = [\"gotham.local\"]\n");
+        assert!(lowered_protection(&local, &named)[0].contains("gotham.local"));
+        assert!(lowered_protection(&named, &local).is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `idle_timeout_ms` | 30,000 | 1,000 ..= 3,600,000 | a connection on which no byte moves either way for this long is closed |
 //! | `max_connections` | 1,024 | 1 ..= 65,536 | connections open at once (also capped at ¾ of the open-file limit) |
 //! | `max_connections_per_address` | 256 | 1 ..= 65,536 | connections open at once from one client address |
+//! | `max_requests_per_address` | 64 | 1 ..= 65,536 | API requests in hand at once from one client address (at most `max_connections_per_address` − 1 apply) |
 //! | `ws_max_message_bytes` | 4,096 | 125 ..= 1,048,576 | largest WebSocket message or frame a client may send |
 
 use anyhow::{Result, bail};
@@ -22,6 +23,8 @@ pub(super) const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// `[hive] max_connections_per_address` unless set.
 pub(super) const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// `[hive] max_requests_per_address` unless set.
+pub(super) const DEFAULT_MAX_REQUESTS_PER_ADDRESS: usize = 64;
 /// `[hive] ws_max_message_bytes` unless set: clients only ever send close, ping and pong.
 pub(super) const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 4096;
 /// Most names `[hive] hosts` may list.
@@ -42,6 +45,8 @@ pub struct WebLimits {
     pub max_connections: usize,
     /// Connections open at once from one client address.
     pub max_connections_per_address: usize,
+    /// API requests in hand at once from one client address (see [`Self::requests_per_address`]).
+    pub max_requests_per_address: usize,
     /// Largest WebSocket message (and frame) a client may send, in bytes.
     pub ws_max_message_bytes: usize,
 }
@@ -54,6 +59,7 @@ impl Default for WebLimits {
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_requests_per_address: DEFAULT_MAX_REQUESTS_PER_ADDRESS,
             ws_max_message_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
         }
     }
@@ -66,6 +72,7 @@ pub(super) struct RawWeb {
     pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<u64>,
     pub max_connections_per_address: Option<u64>,
+    pub max_requests_per_address: Option<u64>,
     pub ws_max_message_bytes: Option<u64>,
 }
 
@@ -111,12 +118,28 @@ pub(super) fn web_limits(raw: RawWeb) -> Result<WebLimits> {
             raw.max_connections_per_address,
             d.max_connections_per_address as u64,
         )? as usize,
+        max_requests_per_address: bounded(
+            "max_requests_per_address",
+            raw.max_requests_per_address,
+            d.max_requests_per_address as u64,
+        )? as usize,
         ws_max_message_bytes: bounded(
             "ws_max_message_bytes",
             raw.ws_max_message_bytes,
             d.ws_max_message_bytes as u64,
         )? as usize,
     })
+}
+
+impl WebLimits {
+    /// The API requests one client address may have in hand at once: `max_requests_per_address`,
+    /// but always below `max_connections_per_address`, so that address keeps a connection for
+    /// the page, `/healthz` and `/metrics` (at least 1).
+    pub fn requests_per_address(&self) -> usize {
+        self.max_requests_per_address
+            .min(self.max_connections_per_address.saturating_sub(1))
+            .max(1)
+    }
 }
 
 /// A `[hive] hosts` entry in lower case: a DNS name or an IP address (IPv6 in brackets),
@@ -174,6 +197,7 @@ mod tests {
             idle_timeout_ms: None,
             max_connections: None,
             max_connections_per_address: None,
+            max_requests_per_address: None,
             ws_max_message_bytes: None,
         }
     }

@@ -11,8 +11,10 @@
 //!    127.0.0.1 so is refused, reads included.
 //! 2. **The origin.** A request that carries `Origin` (browsers add it to every cross-origin
 //!    request, every WebSocket handshake and every POST) must come from the hive's own pages:
-//!    `http://` or `https://` plus the request's authority. Anything else, `null` included, gets
-//!    403, before a stream place is taken or a bus tap set up.
+//!    exactly `http://` plus the request's authority as RFC 6454 serialises it (no trailing `/`
+//!    or space, no other scheme; `https://` only for a `[hive] hosts` name given with its port,
+//!    a TLS proxy in front). Anything else, `null` included, gets 403, before a stream place is
+//!    taken or a bus tap set up.
 //! 3. **The key.** When `[hive] key` is set, a request that changes something (any method but
 //!    GET and HEAD) needs it; beyond loopback, every request but `/healthz` does. It comes as
 //!    `X-Hive-Key: KEY`, `Authorization: Bearer KEY`, or the session cookie that
@@ -100,7 +102,7 @@ pub(super) fn admit(
 ) -> Result<Admitted, Refusal> {
     let authority = authority(parts)?;
     check_name(&authority, conn, &config.web.hosts)?;
-    check_origin(&parts.headers, &authority)?;
+    check_origin(&parts.headers, &authority, &config.web.hosts)?;
     let key = config.key.as_deref();
     let authenticated = match key {
         Some(key) => carries_key(&parts.headers, key, sessions)?,
@@ -236,30 +238,50 @@ fn address_name(address: SocketAddr) -> String {
     }
 }
 
-/// A request with `Origin` must come from a page of this hive (same authority).
-fn check_origin(headers: &HeaderMap, authority: &str) -> Result<(), Refusal> {
+/// A request with `Origin` must come from a page of this hive: the header must be, byte for
+/// byte, the origin a browser sends for a page at the request's own authority (RFC 6454's
+/// serialisation: lower-case scheme and host, no path, no trailing `/` or space, the port
+/// left out when it is the scheme's default). The scheme is `http`; `https` only for a name
+/// listed in `[hive] hosts` with its port (a TLS proxy in front).
+fn check_origin(headers: &HeaderMap, authority: &str, hosts: &[String]) -> Result<(), Refusal> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().unwrap_or("null").trim();
-    let lower = origin.to_ascii_lowercase();
-    let same = ["http://", "https://"].iter().any(|scheme| {
-        lower
-            .strip_prefix(scheme)
-            .is_some_and(|rest| rest.trim_end_matches('/') == authority)
-    });
-    if same {
+    let given = origin.as_bytes();
+    if expected_origins(authority, hosts)
+        .iter()
+        .any(|expected| expected.as_bytes() == given)
+    {
         return Ok(());
     }
+    let shown = String::from_utf8_lossy(given);
     Err(Refusal {
         close: true,
         ..Refusal::new(
             StatusCode::FORBIDDEN,
             format!(
-                "a request from the web page at {origin} may not use this hive; use the hive's own pages, curl or hm"
+                "a request from the web page at {shown:?} may not use this hive (only its own pages, at http://{authority}, may); use the hive's own pages, curl or hm"
             ),
         )
     })
+}
+
+/// The origins of this hive's own pages reached at `authority` (lower case, checked).
+fn expected_origins(authority: &str, hosts: &[String]) -> Vec<String> {
+    let (name, port) = split_port(authority);
+    let serialised = |scheme: &str, default: &str| match port {
+        Some(p) if p != default => format!("{scheme}://{name}:{p}"),
+        _ => format!("{scheme}://{name}"),
+    };
+    let mut origins = vec![serialised("http", "80")];
+    let proxied = port.is_some()
+        && hosts
+            .iter()
+            .any(|h| split_port(h).1.is_some() && h.eq_ignore_ascii_case(authority));
+    if proxied {
+        origins.push(serialised("https", "443"));
+    }
+    origins
 }
 
 /// Whether the request carries `key` (header, or a live session cookie). A wrong key in a
@@ -329,9 +351,15 @@ pub(super) fn key_page(hive: &str, nonce: &str) -> String {
     pages::key_page(hive, nonce)
 }
 
-/// Compares in time that does not depend on where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` is `key`, in time that depends only on the key's length: not on where the
+/// first difference is, nor on the length of what was given.
+fn same(given: &[u8], key: &[u8]) -> bool {
+    let mut differ = u8::from(given.len() != key.len());
+    for (i, k) in key.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(!k);
+        differ |= std::hint::black_box(g ^ k);
+    }
+    differ == 0
 }
 
 /// The browser sessions `POST /api/session` handed out: random tokens, each valid for
@@ -533,6 +561,41 @@ mod tests {
         assert_eq!(with_origin("GET", "https://evil.example"), 403);
         assert_eq!(with_origin("GET", "null"), 403);
         assert_eq!(with_origin("POST", "http://localhost:9476"), 403);
+        // Exactly the origin a browser sends: scheme, host and port, nothing more.
+        for bad in [
+            "https://127.0.0.1:9476",
+            "http://127.0.0.1:9476/",
+            "http://127.0.0.1:9476 ",
+            " http://127.0.0.1:9476",
+            "HTTP://127.0.0.1:9476",
+            "http://127.0.0.1:9476/x",
+            "http://127.0.0.1",
+            "http://127.0.0.1:9476.evil",
+            "ws://127.0.0.1:9476",
+        ] {
+            assert_eq!(with_origin("POST", bad), 403, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origins_are_serialised_as_browsers_send_them() {
+        let hosts = vec!["gotham.local".to_owned(), "proxy.example:443".to_owned()];
+        assert_eq!(
+            expected_origins("127.0.0.1:9476", &hosts),
+            ["http://127.0.0.1:9476"]
+        );
+        assert_eq!(
+            expected_origins("gotham.local:80", &hosts),
+            ["http://gotham.local"]
+        );
+        assert_eq!(
+            expected_origins("proxy.example:443", &hosts),
+            ["http://proxy.example:443", "https://proxy.example"]
+        );
+        assert_eq!(
+            expected_origins("[::1]:9476", &hosts),
+            ["http://[::1]:9476"]
+        );
     }
 
     #[test]
@@ -553,6 +616,9 @@ mod tests {
         assert_eq!(h("GET", &[]), 200);
         assert_eq!(h("POST", &[]), 401);
         assert_eq!(h("POST", &[("x-hive-key", "wrong")]), 401);
+        assert_eq!(h("POST", &[("x-hive-key", "s3cre")]), 401);
+        assert_eq!(h("POST", &[("x-hive-key", "s3cret!")]), 401);
+        assert_eq!(h("POST", &[("x-hive-key", "")]), 401);
         assert_eq!(h("POST", &[("x-hive-key", "s3cret")]), 200);
         assert_eq!(h("POST", &[("authorization", "Bearer s3cret")]), 200);
         let token = s.open("s3cret");

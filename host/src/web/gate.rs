@@ -2,6 +2,13 @@
 //! origin, the key), `POST /api/session` answered here, and the security headers on every
 //! answer.
 //!
+//! A request that presents a key from an address locked out for wrong keys is answered 429
+//! with `Retry-After` before the key is compared ([`super::guesses`]); each wrong key is counted.
+//!
+//! An admitted API request takes a place among its address's requests in hand
+//! ([`super::in_hand`]) until its answer is ready; one over `[hive] max_requests_per_address`
+//! gets 429.
+//!
 //! Guarantees: a refused request reaches no handler (no stream place is taken, no bus tap set
 //! up, nothing read beyond its head); every answer carries
 //! - `Content-Security-Policy`: scripts, styles, images and connections from the hive itself
@@ -15,13 +22,17 @@
 //! with the browser session); `DELETE /api/session` ends it.
 
 use super::access::{self, Admitted, Conn, Refusal, SESSION_COOKIE};
+use super::guesses::{self, Outcome};
+use super::in_hand;
 use super::reply;
 use super::state::Web;
 use crate::config::HiveConfig;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use warp::Reply as _;
 use warp::http::{HeaderValue, Method, Request, StatusCode, Version, header, request::Parts};
 use warp::reply::Response;
@@ -31,6 +42,8 @@ use warp::reply::Response;
 pub(super) struct Guarded<S> {
     pub inner: S,
     pub conn: Conn,
+    /// The client's address (for the wrong-key throttle).
+    pub peer: IpAddr,
     pub web: Web,
 }
 
@@ -50,9 +63,25 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = self.web.controller.config();
         let (parts, body) = request.into_parts();
+        // A key from an address locked out for wrong ones is not even compared.
+        let guessing = config.key.is_some() && access::presented_key(&parts.headers).is_some();
+        let now = Instant::now();
+        if guessing && let Some(wait) = self.web.guesses.locked(self.peer, now) {
+            self.web.guesses.throttled();
+            let response = locked_out(&parts, self.peer, wait);
+            return futures_util::future::ready(Ok(response)).boxed();
+        }
         let admitted = match access::admit(&parts, &self.conn, &config, &self.web.sessions) {
-            Ok(admitted) => admitted,
+            Ok(admitted) => {
+                if guessing && admitted.authenticated {
+                    self.web.guesses.succeeded(self.peer);
+                }
+                admitted
+            }
             Err(refusal) => {
+                if guessing && refusal.status == StatusCode::UNAUTHORIZED {
+                    wrong_key(&self.web, self.peer, now);
+                }
                 let response = refused(&config, &parts, refusal);
                 return futures_util::future::ready(Ok(response)).boxed();
             }
@@ -62,15 +91,80 @@ where
             secure(&mut response, Some(&admitted.authority));
             return futures_util::future::ready(Ok(response)).boxed();
         }
+        let place = if in_hand::counts(parts.uri.path()) {
+            let cap = config.web.requests_per_address();
+            match self.web.in_hand.take(self.peer, cap) {
+                Ok(place) => Some(place),
+                Err(full) => {
+                    let mut response = full.response();
+                    secure(&mut response, Some(&admitted.authority));
+                    // The connection goes too, so the client's next try takes no idle one.
+                    if matches!(parts.version, Version::HTTP_10 | Version::HTTP_11) {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    return futures_util::future::ready(Ok(response)).boxed();
+                }
+            }
+        } else {
+            None
+        };
         let answer = self.inner.call(Request::from_parts(parts, body));
         let authority = admitted.authority;
         async move {
             let mut response = answer.await?;
+            drop(place);
             secure(&mut response, Some(&authority));
             Ok(response)
         }
         .boxed()
     }
+}
+
+/// Counts a wrong key from `peer`: logs (and puts in the feed) its first one and each lockout.
+fn wrong_key(web: &Web, peer: IpAddr, now: Instant) {
+    let (total, outcome) = web.guesses.failed(peer, now);
+    let who = guesses::shown(peer);
+    let message = match outcome {
+        Outcome::Counted if total == 1 => format!(
+            "a wrong [hive] key was sent from {who} (after {} in {} s it is locked out for a while; the right key from other addresses works on)",
+            guesses::FREE_FAILURES,
+            guesses::WINDOW.as_secs()
+        ),
+        Outcome::Counted => return,
+        Outcome::Locked(wait) => format!(
+            "{total} wrong [hive] keys from {who} so far: it is locked out for {} s (429 to any key it sends; other addresses are not slowed)",
+            wait.as_secs()
+        ),
+    };
+    tracing::warn!("{message}");
+    web.controller
+        .events()
+        .emit(crate::events::EventKind::Hive, None, message);
+}
+
+/// The 429 for a request with a key from an address locked out for wrong ones.
+fn locked_out(parts: &Parts, peer: IpAddr, wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let body = serde_json::json!({
+        "error": format!(
+            "too many wrong keys from {}: try again in {seconds} s (send [hive] key from config/hive.toml as X-Hive-Key; each further wrong key doubles the wait, up to {} s)",
+            guesses::shown(peer),
+            guesses::MAX_LOCKOUT.as_secs()
+        ),
+        "setting": "[hive] key",
+        "retry_after_s": seconds,
+    });
+    let mut response = reply::json(StatusCode::TOO_MANY_REQUESTS, &body);
+    secure(&mut response, None);
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if matches!(parts.version, Version::HTTP_10 | Version::HTTP_11) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The answer to a refused request: JSON naming the setting, or the key page for a browser.

@@ -22,7 +22,8 @@
 //! Everything the pages need is built into `hm` ([`assets`]): nothing comes from the network.
 //! Every request passes [`access`] first ([`gate`]): only the names the hive answers to (no DNS
 //! rebinding), only its own pages' origin, the key for changes, and beyond loopback the key for
-//! everything but `/healthz`. Every answer carries a content security policy and anti-framing
+//! everything but `/healthz`; an address that keeps sending wrong keys is locked out for a
+//! while ([`guesses`]). Every answer carries a content security policy and anti-framing
 //! headers. Node settings whose names say they are secret are shown redacted.
 //!
 //! Clients cannot exhaust the host ([`server`]): connections are capped in all and per client
@@ -36,6 +37,8 @@ mod api;
 mod assets;
 mod connections;
 mod gate;
+mod guesses;
+mod in_hand;
 mod live;
 mod metrics;
 mod pages;

@@ -1,6 +1,7 @@
 //! The pieces every handler answers with: a JSON body with its status, the JSON error
 //! `{"error": "a sentence saying what and what to do"}`, the 404 for an unknown node, and the
-//! two ways a request's input is read (a percent-encoded path part, a body of bounded size).
+//! ways a request's input is read (a percent-encoded path part, a body of bounded size, the
+//! nesting depth of JSON text).
 //!
 //! Handlers import this module; it imports nothing else of the web server.
 
@@ -92,6 +93,39 @@ pub(super) fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The deepest nesting of arrays and objects the hive reads in JSON it is given (request
+/// arguments, replies): serde_json's own limit, which publishing already has (it refuses a
+/// value nested 128 levels or more).
+pub(super) const MAX_JSON_DEPTH: usize = 127;
+
+/// How deep `text` nests arrays and objects (brackets inside strings not counted), read in one
+/// pass without recursion, so any depth costs only its bytes.
+pub(super) fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +141,23 @@ mod tests {
         assert_eq!(percent_decode("50%"), None);
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn json_depth_counts_nesting_not_brackets_in_strings() {
+        assert_eq!(json_depth("1"), 0);
+        assert_eq!(json_depth("[[{\"a\": [1]}]]"), 4);
+        assert_eq!(json_depth("[\"[[[[\", \"\\\"[[\"]"), 1);
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(json_depth(&deep), 100_000);
+        // The limit is serde_json's: one level more and it refuses to parse.
+        let at = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&at).is_ok());
+        let over = format!("[{at}]");
+        assert!(serde_json::from_str::<serde_json::Value>(&over).is_err());
     }
 }

@@ -5,10 +5,13 @@
 //! (`{"name", "replies": [...], "ms"}` with `?all=true`); otherwise `{"error", "kind", ...}`
 //! with the status of [`status_of`]: `no_responder` 404, `timeout` 504, `handler_error` 502,
 //! `panicked` 500, `restarted` 503, `busy` 503, `stopping` 503, `too_large` 413,
-//! `invalid_args` 400; a body that is not JSON or a `timeout_ms` out of bounds is 400
-//! (`invalid_json`, `invalid_timeout`). `timeout_ms` is 1 to 60000 (default 5000).
+//! `invalid_args` 400 (also arguments nested deeper than [`MAX_JSON_DEPTH`] levels, refused
+//! before any node sees them, as publishing does); a reply the host cannot read back as JSON
+//! (nested deeper than that) is 502 `invalid_reply`, never a `null` reply; a body that is not
+//! JSON or a `timeout_ms` out of bounds is 400 (`invalid_json`, `invalid_timeout`).
+//! `timeout_ms` is 1 to 60000 (default 5000).
 
-use super::reply::{error, json, percent_decode, read_limited};
+use super::reply::{MAX_JSON_DEPTH, error, json, json_depth, percent_decode, read_limited};
 use super::state::Web;
 use crate::requests::{
     Ask, DEFAULT_TIMEOUT, Failure, FailureKind, MAX_TIMEOUT, MIN_TIMEOUT, Part, kind_name,
@@ -55,13 +58,29 @@ fn refused(status: StatusCode, kind: &str, message: &str) -> Response {
     json(status, &json!({ "error": message, "kind": kind }))
 }
 
-fn part_value(part: &Part) -> Value {
+/// The kind of a reply the host cannot read back (not one of the node API's kinds).
+const INVALID_REPLY: &str = "invalid_reply";
+
+/// A reply read back, or the sentence that says why it cannot be.
+fn read_reply(json: &str, name: &str, node: &str) -> Result<Value, String> {
+    serde_json::from_str::<Value>(json).map_err(|e| {
+        format!(
+            "the reply of node {node} to {name} cannot be read back as JSON ({e}); the hive reads replies nested at most {MAX_JSON_DEPTH} levels deep: make the handler's reply flatter"
+        )
+    })
+}
+
+fn part_value(name: &str, part: &Part) -> Value {
     match part {
-        Ok(answer) => json!({
-            "node": answer.node,
-            "host": answer.host,
-            "reply": serde_json::from_str::<Value>(&answer.json).unwrap_or(Value::Null),
-        }),
+        Ok(answer) => match read_reply(&answer.json, name, &answer.node) {
+            Ok(reply) => json!({ "node": answer.node, "host": answer.host, "reply": reply }),
+            Err(message) => json!({
+                "node": answer.node,
+                "host": answer.host,
+                "error": message,
+                "kind": INVALID_REPLY,
+            }),
+        },
         Err(failure) => json!({
             "node": failure.node,
             "host": failure.host,
@@ -128,6 +147,16 @@ where
             );
         }
     };
+    let depth = json_depth(&text);
+    if depth > MAX_JSON_DEPTH {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_args",
+            &format!(
+                "the arguments nest {depth} levels deep; the hive takes at most {MAX_JSON_DEPTH} levels of arrays and objects (as for publishing): send flatter arguments"
+            ),
+        );
+    }
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -162,19 +191,31 @@ where
         Err(f) => failure(&name, &f),
         Ok(parts) if all => json(
             StatusCode::OK,
-            &json!({ "name": name, "replies": parts.iter().map(part_value).collect::<Vec<_>>(), "ms": ms }),
+            &json!({ "name": name, "replies": parts.iter().map(|p| part_value(&name, p)).collect::<Vec<_>>(), "ms": ms }),
         ),
         Ok(parts) => match parts.into_iter().next() {
-            Some(Ok(answer)) => json(
-                StatusCode::OK,
-                &json!({
-                    "name": name,
-                    "reply": serde_json::from_str::<Value>(&answer.json).unwrap_or(Value::Null),
-                    "node": answer.node,
-                    "host": answer.host,
-                    "ms": ms,
-                }),
-            ),
+            Some(Ok(answer)) => match read_reply(&answer.json, &name, &answer.node) {
+                Ok(reply) => json(
+                    StatusCode::OK,
+                    &json!({
+                        "name": name,
+                        "reply": reply,
+                        "node": answer.node,
+                        "host": answer.host,
+                        "ms": ms,
+                    }),
+                ),
+                Err(message) => json(
+                    StatusCode::BAD_GATEWAY,
+                    &json!({
+                        "name": name,
+                        "error": message,
+                        "kind": INVALID_REPLY,
+                        "node": answer.node,
+                        "host": answer.host,
+                    }),
+                ),
+            },
             Some(Err(f)) => failure(&name, &f),
             None => error(
                 StatusCode::INTERNAL_SERVER_ERROR,

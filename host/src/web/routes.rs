@@ -130,6 +130,8 @@ fn metrics_text(web: &Web) -> Response {
     let mut text = metrics::render(&web.controller.snapshot(), &web.counters);
     text.push_str(&web.streams.metrics());
     text.push_str(&web.connections.metrics());
+    text.push_str(&web.guesses.metrics());
+    text.push_str(&web.in_hand.metrics());
     text.push_str(&request::metrics(web));
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
 }

@@ -5,10 +5,11 @@
 //!   address; one more is answered `503` at once and closed
 //!   ([`Connections`](super::connections::Connections)), so idle or half-open sockets from one
 //!   client cannot lock the others out.
-//! - **Headers.** An HTTP/1 request's head must be in within `[hive] header_timeout_ms`,
-//!   counted from when the connection opened or the last answer was sent (hyper's header
-//!   timeout), and may be at most [`MAX_HEAD_BYTES`]; a slow or endless head is cut off and its
-//!   buffer freed.
+//! - **Headers.** A connection's first request head (or HTTP/2 preface) must be in within
+//!   `[hive] header_timeout_ms` of the connection's opening ([`Deadline`]: a socket that sends
+//!   nothing, or a head byte by byte, is closed then, not after the idle timeout); each later
+//!   HTTP/1 head within as long of the last answer (hyper's header timeout). A head may be at
+//!   most [`MAX_HEAD_BYTES`]; a slow or endless head is cut off and its buffer freed.
 //! - **Idle.** A connection on which no byte has moved either way for `[hive] idle_timeout_ms`
 //!   is closed ([`Deadline`]); the live streams send keep-alives more often than that.
 //! - **Writes.** A client that takes nothing of what the hive sends it for
@@ -107,6 +108,7 @@ pub(super) async fn run<F>(
                 listener: bound,
                 local,
             },
+            peer: peer.ip(),
             web: web.clone(),
         };
         let handler = hyper_util::service::TowerToHyperService::new(guarded);
@@ -118,6 +120,7 @@ pub(super) async fn run<F>(
                 peer,
                 write_timeout,
                 limits.idle_timeout,
+                limits.header_timeout,
             ));
             let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -153,7 +156,8 @@ fn open_file_limit() -> Option<u64> {
 }
 
 /// A TCP connection whose writes fail with `TimedOut` once one has waited `limit` without the
-/// client taking a byte, and whose reads fail so once no byte has moved either way for `idle`.
+/// client taking a byte, and whose reads fail so once no byte has moved either way for `idle`,
+/// or when the first head (up to its blank line) is not in within `header` of the opening.
 struct Deadline {
     stream: TcpStream,
     peer: SocketAddr,
@@ -166,10 +170,20 @@ struct Deadline {
     active: Instant,
     /// Runs to `active + idle` while a read waits.
     idle_timer: Pin<Box<Sleep>>,
+    /// Until the first head's blank line has been read: when it must be in by, and how much of
+    /// `\r\n\r\n` the last bytes read end with.
+    opening: Option<(Pin<Box<Sleep>>, usize)>,
+    header: Duration,
 }
 
 impl Deadline {
-    fn new(stream: TcpStream, peer: SocketAddr, limit: Duration, idle: Duration) -> Self {
+    fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        limit: Duration,
+        idle: Duration,
+        header: Duration,
+    ) -> Self {
         Self {
             stream,
             peer,
@@ -179,7 +193,48 @@ impl Deadline {
             idle,
             active: Instant::now(),
             idle_timer: Box::pin(tokio::time::sleep(idle)),
+            opening: Some((Box::pin(tokio::time::sleep(header)), 0)),
+            header,
         }
+    }
+
+    /// Follows the first head's bytes until its blank line; whether its time ran out first
+    /// (registers the wake-up otherwise).
+    fn head_late(&mut self, cx: &mut Context<'_>, read: &[u8]) -> bool {
+        let Some((due, matched)) = &mut self.opening else {
+            return false;
+        };
+        for &byte in read {
+            *matched = match (*matched, byte) {
+                (0 | 2, b'\r') | (1 | 3, b'\n') => *matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            if *matched == 4 {
+                break;
+            }
+        }
+        if *matched == 4 {
+            self.opening = None;
+            return false;
+        }
+        due.as_mut().poll(cx).is_ready()
+    }
+
+    /// The error that ends a connection whose first head was late.
+    fn late(&self) -> io::Error {
+        tracing::debug!(
+            "closing the web connection of {}: no request head within {} ms of its opening ([hive] header_timeout_ms)",
+            self.peer,
+            self.header.as_millis()
+        );
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no request head within {} ms of the opening",
+                self.header.as_millis()
+            ),
+        )
     }
 
     /// Whether the connection has been idle for too long (registers the wake-up otherwise).
@@ -237,8 +292,12 @@ impl AsyncRead for Deadline {
                 if buf.filled().len() > before {
                     this.active = Instant::now();
                 }
+                if this.head_late(cx, &buf.filled()[before..]) {
+                    return Poll::Ready(Err(this.late()));
+                }
                 Poll::Ready(outcome)
             }
+            Poll::Pending if this.head_late(cx, &[]) => Poll::Ready(Err(this.late())),
             Poll::Pending if this.idle_out(cx) => {
                 tracing::debug!(
                     "closing the idle web connection of {} ([hive] idle_timeout_ms)",
@@ -307,6 +366,7 @@ mod tests {
             peer,
             Duration::from_millis(300),
             Duration::from_secs(60),
+            Duration::from_secs(60),
         );
         // The client never reads: the kernel's buffers fill, then the deadline runs.
         let chunk = vec![0u8; 64 * 1024];
@@ -336,6 +396,7 @@ mod tests {
             peer,
             Duration::from_millis(300),
             Duration::from_secs(60),
+            Duration::from_secs(60),
         );
         let reader = tokio::spawn(async move {
             let mut sink = tokio::io::sink();
@@ -348,5 +409,52 @@ mod tests {
         writer.shutdown().await.unwrap();
         drop(writer);
         assert_eq!(reader.await.unwrap(), 256 * 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_ends_at_the_header_timeout_and_a_prompt_head_ends_the_watch() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _silent = TcpStream::connect(address).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let mut reader = Deadline::new(
+            stream,
+            peer,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+        );
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 64];
+        let error = reader.read(&mut buffer).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        let mut prompt = TcpStream::connect(address).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let mut reader = Deadline::new(
+            stream,
+            peer,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+        );
+        prompt
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r")
+            .await
+            .unwrap();
+        prompt.write_all(b"\n").await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = reader.read(&mut buffer).await.unwrap();
+            head.extend_from_slice(&buffer[..n]);
+        }
+        // The head is in: a pause after it is the idle timeout's business, not this one's.
+        let late = tokio::time::timeout(Duration::from_millis(800), reader.read(&mut buffer)).await;
+        assert!(
+            late.is_err(),
+            "the read ended after a complete head: {late:?}"
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use super::access::Sessions;
 use super::connections::Connections;
+use super::guesses::Guesses;
+use super::in_hand::InHand;
 use super::metrics::EventCounters;
 use super::rates::Rates;
 use super::streams::Streams;
@@ -20,6 +22,10 @@ pub(super) struct Web {
     pub(super) rates: Arc<Rates>,
     pub(super) connections: Arc<Connections>,
     pub(super) sessions: Arc<Sessions>,
+    /// Wrong keys per client address (the throttle).
+    pub(super) guesses: Arc<Guesses>,
+    /// API requests in hand per client address.
+    pub(super) in_hand: Arc<InHand>,
 }
 
 impl Web {
@@ -34,6 +40,8 @@ impl Web {
             rates: Arc::default(),
             connections: Arc::default(),
             sessions: Arc::default(),
+            guesses: Arc::default(),
+            in_hand: Arc::default(),
         }
     }
 

@@ -15,6 +15,7 @@
 //! #   PREFIX/whoami  {"node", "asker", "asker_host", "generation"}
 //! #   PREFIX/big     n: a string of n bytes              PREFIX/count the requests it answered
 //! #   PREFIX/crash   the process dies of a segfault (for isolate = true)
+//! #   PREFIX/deep    n: a reply nested n arrays deep ([[...[1]...]])
 //! generation = 1                     # shown by whoami: tells instances apart across reloads
 //! # Its subscriptions ask: a message on `ask-async` with {"name", "args", "timeout_ms", "all"}
 //! # asks with an Asker (the reply is recorded as {"event": "reply", ...}); one on
@@ -276,6 +277,17 @@ impl Node for Oracle {
             format!("{p}/big"),
             "n: a string of n bytes",
             |_: &mut Self, n: usize, _: &Request| Ok("x".repeat(n)),
+        );
+        hive.add_typed_request(
+            format!("{p}/deep"),
+            "n: a reply nested n arrays deep",
+            |_: &mut Self, n: usize, _: &Request| {
+                let mut reply = json!(1);
+                for _ in 0..n.min(1_000) {
+                    reply = Value::Array(vec![reply]);
+                }
+                Ok(reply)
+            },
         );
         hive.add_request(
             format!("{p}/count"),
