@@ -80,8 +80,8 @@ pub(super) async fn serve(static_dir: PathBuf, tail: String) -> Response {
         Ok(Err(refusal)) => return error(StatusCode::FORBIDDEN, &refusal),
         Ok(Ok(None)) | Err(_) => {}
     }
-    match BUILT_IN.iter().find(|(name, _, _)| *name == tail) {
-        Some((_, kind, bytes)) => file(kind, bytes.to_vec()),
+    match built_in(&tail) {
+        Some((kind, bytes)) => file(kind, bytes.to_vec()),
         None => error(
             StatusCode::NOT_FOUND,
             &format!("there is no file static/{tail} in this hive, nor a built-in one"),
@@ -89,12 +89,12 @@ pub(super) async fn serve(static_dir: PathBuf, tail: String) -> Response {
     }
 }
 
-/// The built-in asset named `name` (its path under `/static/`), if there is one.
-pub(super) fn built_in(name: &str) -> Option<&'static [u8]> {
+/// The built-in asset named `name` (its path under `/static/`): its content type and bytes.
+pub(super) fn built_in(name: &str) -> Option<(&'static str, &'static [u8])> {
     BUILT_IN
         .iter()
         .find(|(built_in, _, _)| *built_in == name)
-        .map(|(_, _, bytes)| *bytes)
+        .map(|(_, kind, bytes)| (*kind, *bytes))
 }
 
 fn file(kind: &str, bytes: Vec<u8>) -> Response {
@@ -168,7 +168,7 @@ fn content_type(path: &str) -> &'static str {
 /// to check that a page preloads all its module imports.
 #[cfg(test)]
 pub(super) fn module_imports(name: &str) -> Vec<String> {
-    let text = std::str::from_utf8(built_in(name).expect("a built-in module")).expect("UTF-8");
+    let text = std::str::from_utf8(built_in(name).expect("a built-in module").1).expect("UTF-8");
     let folder: Vec<&str> = name
         .rsplit_once('/')
         .map_or_else(Vec::new, |(folder, _)| folder.split('/').collect());
@@ -211,7 +211,7 @@ mod tests {
             .collect();
         assert!(scripts.contains(&"app.js") && scripts.contains(&"pages/node.js"));
         for name in scripts {
-            let text = std::str::from_utf8(built_in(name).unwrap()).unwrap();
+            let text = std::str::from_utf8(built_in(name).unwrap().1).unwrap();
             // Static imports only: a dynamic one would load after the page, in a waterfall.
             assert!(!text.contains("import("), "{name} imports dynamically");
             for import in module_imports(name) {
