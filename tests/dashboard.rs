@@ -8,6 +8,9 @@
 //! things have happened), and every page shows the rate the hive computed for a node (one
 //! place). The publish page has no example posing as a value in its fields and watches
 //! messages from the start, without a click.
+//!
+//! Every page loads its own script module (with the shared ones it imports) and draws itself
+//! with no error, no failed load and nothing against the content security policy.
 
 use hivemind_tests::browser::Browser;
 use hivemind_tests::{Hive, output_dir};
@@ -369,4 +372,110 @@ fn the_publish_page_builds_a_form_from_a_declared_schema() {
         ),
     );
     browser.screenshot(&shots.join("node-timers.png"));
+}
+
+/// Run before each page's own scripts: every script error, failed load (a module, a preload),
+/// rejected promise, `console.error` (where a page's drawing reports what threw) and
+/// Content-Security-Policy violation is noted in `window.pageErrors`.
+const ERROR_WATCH: &str = r#"
+window.pageErrors = [];
+window.addEventListener('error', (e) => {
+  const from = e.target && e.target !== window ? (e.target.src || e.target.href) : null;
+  window.pageErrors.push(from ? `could not load ${from}` : `${e.message} (${e.filename}:${e.lineno})`);
+}, true);
+window.addEventListener('unhandledrejection', (e) => window.pageErrors.push(`rejected: ${e.reason}`));
+const consoleError = console.error;
+console.error = (...args) => { window.pageErrors.push(args.map(String).join(' ')); consoleError.apply(console, args); };
+document.addEventListener('securitypolicyviolation', (e) => window.pageErrors.push(`CSP ${e.violatedDirective}: ${e.blockedURI}`));
+"#;
+
+/// Each page is an ES module of its own importing the shared `app.js`: every one of them loads,
+/// draws what makes it that page, goes live on the hive's stream, and reports no error at all.
+#[test]
+fn every_page_loads_its_module_and_draws_itself_without_an_error() {
+    let hive = Hive::new();
+    hive.configure(
+        "[nodes.batsignal]\nenabled = true\ninterval_secs = 0.4\n\n[nodes.batman]\nenabled = true\n",
+    );
+    hive.install("batsignal");
+    hive.install("batman");
+    let running = hive.run(&[]);
+    let browser = Browser::start(1360, 860);
+    browser.before_each_page(ERROR_WATCH);
+    for (path, module, drawn) in [
+        (
+            "/",
+            "hive",
+            "document.querySelector('main h1')?.textContent === 'test-hive' \
+             && document.querySelectorAll('.tile').length === 6 \
+             && document.querySelectorAll('tr[data-node]').length === 2",
+        ),
+        (
+            "/nodes",
+            "nodes",
+            "document.querySelectorAll('article.card[data-node]').length === 2 \
+             && document.querySelector('button[data-node=batman]') !== null",
+        ),
+        (
+            "/nodes/batsignal",
+            "node",
+            "document.querySelector('main h1')?.textContent.startsWith('batsignal') \
+             && document.querySelector('#log') !== null \
+             && document.querySelector('pre.settings') !== null",
+        ),
+        (
+            "/topics",
+            "topics",
+            "document.querySelector('main h1')?.textContent === 'Topics' \
+             && document.querySelectorAll('.graph svg .service').length === 1",
+        ),
+        (
+            "/publish",
+            "publish",
+            "document.querySelector('#service') !== null \
+             && document.querySelector('#watch-status').textContent.startsWith('watching *')",
+        ),
+        (
+            "/requests",
+            "requests",
+            "document.querySelector('main h1')?.textContent === 'Requests' \
+             && document.querySelector('#request-rows') !== null \
+             && document.querySelector('#request-name') !== null",
+        ),
+    ] {
+        browser.open(&format!("{}{path}", running.url));
+        let settled = format!(
+            "return window.pageErrors.length > 0 || (({drawn}) \
+               && document.querySelector('#connection').textContent === 'live');"
+        );
+        let done = hivemind_tests::eventually(WAIT, || browser.eval(&settled) == true);
+        let seen = browser.eval(&format!(
+            "return {{ errors: window.pageErrors, drawn: !!({drawn}), \
+               connection: document.querySelector('#connection').textContent, \
+               scripts: performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname) \
+                 .filter((p) => p.endsWith('.js')) }};"
+        ));
+        assert_eq!(seen["errors"], serde_json::json!([]), "{path}: {seen}");
+        assert!(
+            done && seen["drawn"] == true,
+            "{path} did not draw itself: {seen}"
+        );
+        assert_eq!(seen["connection"], "live", "{path} did not go live: {seen}");
+        // Its own module and the shared one, each fetched once (the preload is what the
+        // import uses).
+        let scripts: Vec<&str> = seen["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.as_str())
+            .collect();
+        let own = format!("/static/pages/{module}.js");
+        for wanted in [own.as_str(), "/static/app.js"] {
+            assert_eq!(
+                scripts.iter().filter(|s| **s == wanted).count(),
+                1,
+                "{path}: {wanted} fetched once: {seen}"
+            );
+        }
+    }
 }

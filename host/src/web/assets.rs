@@ -1,7 +1,9 @@
 //! `GET /static/{path}`: the hive's own `static/` files first, then the assets built into `hm`.
 //!
-//! The built-in assets (the dashboard's stylesheet, script and icon) are compiled into the
-//! binary, so the pages work on a machine with no network. A hive may override any of them by
+//! The built-in assets (the dashboard's stylesheet, its scripts and its icon) are compiled into
+//! the binary, so the pages work on a machine with no network. The scripts are ES modules with
+//! static imports only: `app.js` (what every page shares), `schema-form.js`, and one module per
+//! page under `pages/`, each importing the shared ones by relative path. A hive may override any of them by
 //! putting a file of the same name in its `static/` folder. A path may not leave that folder:
 //! `..`, `.`, empty segments, backslashes and NUL are refused with 400 before the disk is
 //! touched, and a symbolic link that points outside it is refused with 403.
@@ -12,7 +14,7 @@ use warp::Reply as _;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
-/// The assets built into `hm`: name, content type, bytes.
+/// The assets built into `hm`: name (its path under `/static/`), content type, bytes.
 const BUILT_IN: &[(&str, &str, &[u8])] = &[
     (
         "style.css",
@@ -23,6 +25,41 @@ const BUILT_IN: &[(&str, &str, &[u8])] = &[
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/app.js"),
+    ),
+    (
+        "schema-form.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/schema-form.js"),
+    ),
+    (
+        "pages/hive.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/hive.js"),
+    ),
+    (
+        "pages/nodes.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/nodes.js"),
+    ),
+    (
+        "pages/node.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/node.js"),
+    ),
+    (
+        "pages/topics.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/topics.js"),
+    ),
+    (
+        "pages/publish.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/publish.js"),
+    ),
+    (
+        "pages/requests.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/pages/requests.js"),
     ),
     (
         "favicon.svg",
@@ -43,13 +80,21 @@ pub(super) async fn serve(static_dir: PathBuf, tail: String) -> Response {
         Ok(Err(refusal)) => return error(StatusCode::FORBIDDEN, &refusal),
         Ok(Ok(None)) | Err(_) => {}
     }
-    match BUILT_IN.iter().find(|(name, _, _)| *name == tail) {
-        Some((_, kind, bytes)) => file(kind, bytes.to_vec()),
+    match built_in(&tail) {
+        Some((kind, bytes)) => file(kind, bytes.to_vec()),
         None => error(
             StatusCode::NOT_FOUND,
             &format!("there is no file static/{tail} in this hive, nor a built-in one"),
         ),
     }
+}
+
+/// The built-in asset named `name` (its path under `/static/`): its content type and bytes.
+pub(super) fn built_in(name: &str) -> Option<(&'static str, &'static [u8])> {
+    BUILT_IN
+        .iter()
+        .find(|(built_in, _, _)| *built_in == name)
+        .map(|(_, kind, bytes)| (*kind, *bytes))
 }
 
 fn file(kind: &str, bytes: Vec<u8>) -> Response {
@@ -118,9 +163,70 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// The modules the built-in module `name` imports, as paths under `/static/` (its
+/// `import ... from './x.js'` lines resolved against its own folder). The pages' tests use it
+/// to check that a page preloads all its module imports.
+#[cfg(test)]
+pub(super) fn module_imports(name: &str) -> Vec<String> {
+    let text = std::str::from_utf8(built_in(name).expect("a built-in module").1).expect("UTF-8");
+    let folder: Vec<&str> = name
+        .rsplit_once('/')
+        .map_or_else(Vec::new, |(folder, _)| folder.split('/').collect());
+    text.lines()
+        .filter(|line| line.starts_with("import "))
+        .map(|line| {
+            let spec = line
+                .rsplit_once(" from '")
+                .and_then(|(_, rest)| rest.strip_suffix("';"))
+                .unwrap_or_else(|| panic!("{name}: an import this test cannot read: {line}"));
+            let mut path = folder.clone();
+            for part in spec.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        path.pop()
+                            .unwrap_or_else(|| panic!("{name}: {spec} leaves /static/"));
+                    }
+                    part => path.push(part),
+                }
+            }
+            path.join("/")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scripts_are_modules_whose_static_imports_are_all_built_in() {
+        let scripts: Vec<&str> = BUILT_IN
+            .iter()
+            .filter(|(name, _, _)| name.ends_with(".js"))
+            .map(|(name, kind, _)| {
+                assert_eq!(*kind, "text/javascript; charset=utf-8", "{name}");
+                *name
+            })
+            .collect();
+        assert!(scripts.contains(&"app.js") && scripts.contains(&"pages/node.js"));
+        for name in scripts {
+            let text = std::str::from_utf8(built_in(name).unwrap().1).unwrap();
+            // Static imports only: a dynamic one would load after the page, in a waterfall.
+            assert!(!text.contains("import("), "{name} imports dynamically");
+            for import in module_imports(name) {
+                assert!(
+                    built_in(&import).is_some(),
+                    "{name} imports {import}, which is not built in"
+                );
+            }
+        }
+        assert_eq!(
+            module_imports("pages/publish.js"),
+            ["app.js", "schema-form.js"]
+        );
+        assert_eq!(module_imports("schema-form.js"), ["app.js"]);
+    }
 
     #[test]
     fn only_plain_paths_inside_static_are_accepted() {

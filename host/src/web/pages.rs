@@ -1,8 +1,11 @@
-//! The dashboard's pages: an HTML frame per page, filled and kept live by `assets/app.js`.
+//! The dashboard's pages: an HTML frame per page, filled and kept live by the page's own script
+//! module, `assets/pages/<page>.js`, on top of the shared `assets/app.js`.
 //!
 //! The server writes what never changes while the page is open (the hive's name, the page's
 //! title, the navigation); the script draws the rest from `/api/stream`, `/api/events` and the
-//! log stream, so nothing reloads.
+//! log stream, so nothing reloads. Each page loads one module and preloads (`modulepreload`)
+//! every module that one imports, so the browser fetches them side by side, not one import
+//! after another.
 
 /// One of the dashboard's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,23 @@ impl Page {
             Page::Topics => "topics",
             Page::Publish => "publish",
             Page::Requests => "requests",
+        }
+    }
+
+    /// The name `data-page` carries and the page's module is named after.
+    fn module_key(&self) -> &'static str {
+        match self {
+            Page::Node(_) => "node",
+            other => other.key(),
+        }
+    }
+
+    /// The built-in modules the page's module imports, directly or not (paths under
+    /// `/static/`): the page preloads them all. The tests check this against the modules.
+    fn imports(&self) -> &'static [&'static str] {
+        match self {
+            Page::Publish => &["app.js", "schema-form.js"],
+            _ => &["app.js"],
         }
     }
 
@@ -70,10 +90,12 @@ pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
         };
         nav.push_str(&format!(r#"<a href="{href}"{here}>{label}</a>"#));
     }
-    let page_key = match page {
-        Page::Node(_) => "node",
-        other => other.key(),
-    };
+    let page_key = page.module_key();
+    let preloads: String = page
+        .imports()
+        .iter()
+        .map(|module| format!("<link rel=\"modulepreload\" href=\"/static/{module}\">\n"))
+        .collect();
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -81,13 +103,13 @@ pub(super) fn render(hive: &str, page: &Page, initial: &str) -> String {
 <title>{title} · {hive} · hivemind</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/style.css">
-</head>
+{preloads}</head>
 <body data-page="{page_key}"{node}>
 <header class="top"><a class="brand" href="/"><img src="/static/favicon.svg" alt="" width="22" height="22"><span>{hive}</span></a>
 <nav>{nav}</nav><span id="connection" class="connection" title="live updates">connecting…</span></header>
 <main id="main"><noscript>The dashboard needs JavaScript; the same data is at <a href="/api/hive">/api/hive</a>.</noscript></main>
 <script type="application/json" id="initial">{initial}</script>
-<script src="/static/app.js"></script>
+<script type="module" src="/static/pages/{page_key}.js"></script>
 </body></html>
 "#
     )
@@ -177,7 +199,8 @@ mod tests {
         let page = render("gotham", &Page::Node("batman".into()), "{}");
         assert_eq!(page.matches("<script").count(), 2, "{page}");
         assert!(page.contains(r#"<script type="application/json" id="initial">"#));
-        assert!(page.contains(r#"<script src="/static/app.js"></script>"#));
+        assert!(page.contains(r#"<script type="module" src="/static/pages/node.js"></script>"#));
+        assert!(page.contains(r#"<link rel="modulepreload" href="/static/app.js">"#));
         assert!(
             !page.contains("style=") && !page.contains("<style") && !page.contains(" onclick=")
         );
@@ -191,6 +214,63 @@ mod tests {
         assert!(page.contains(r#"<a href="/requests" aria-current="page">Requests</a>"#));
         assert!(page.contains(r#"data-page="requests""#));
         assert_eq!(page.matches("<script").count(), 2, "{page}");
+    }
+
+    /// Every page there is, for the tests that go over them all.
+    fn every_page() -> [Page; 6] {
+        [
+            Page::Hive,
+            Page::Nodes,
+            Page::Node("batman".into()),
+            Page::Topics,
+            Page::Publish,
+            Page::Requests,
+        ]
+    }
+
+    #[test]
+    fn each_page_loads_its_built_in_module_and_preloads_all_it_imports() {
+        for page in every_page() {
+            let module = format!("pages/{}.js", page.module_key());
+            assert!(
+                super::super::assets::built_in(&module).is_some(),
+                "{module} is not built in"
+            );
+            let html = render("gotham", &page, "{}");
+            assert!(
+                html.contains(&format!(
+                    r#"<script type="module" src="/static/{module}"></script>"#
+                )),
+                "{html}"
+            );
+            // What the module really imports, followed through the built-in modules.
+            let mut wanted = Vec::new();
+            let mut todo = vec![module.clone()];
+            while let Some(next) = todo.pop() {
+                for import in super::super::assets::module_imports(&next) {
+                    if !wanted.contains(&import) {
+                        todo.push(import.clone());
+                        wanted.push(import);
+                    }
+                }
+            }
+            wanted.sort();
+            let mut preloaded: Vec<String> =
+                page.imports().iter().map(|m| (*m).to_owned()).collect();
+            preloaded.sort();
+            assert_eq!(
+                preloaded, wanted,
+                "what {module} imports is what it preloads"
+            );
+            for import in wanted {
+                assert!(
+                    html.contains(&format!(
+                        r#"<link rel="modulepreload" href="/static/{import}">"#
+                    )),
+                    "{import} is not preloaded: {html}"
+                );
+            }
+        }
     }
 
     #[test]
