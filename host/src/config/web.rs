@@ -77,9 +77,9 @@ pub(super) struct RawWeb {
 }
 
 /// `value` (or `default`) if it is within the key's bounds (listed with the others in
-/// `super::BOUNDS`), or an error naming the key, its bounds and why.
+/// `super::bounds::BOUNDS`), or an error naming the key, its bounds and why.
 fn bounded(key: &str, value: Option<u64>, default: u64) -> Result<u64> {
-    super::bounded("[hive]", &format!("[hive] {key}"), value.unwrap_or(default))
+    super::bounds::bounded("[hive]", &format!("[hive] {key}"), value.unwrap_or(default))
 }
 
 pub(super) fn web_limits(raw: RawWeb) -> Result<WebLimits> {
