@@ -40,10 +40,7 @@ fuzz_target!(|data: &[u8]| {
                     "library {:?} accepted",
                     node.library
                 );
-                assert!(
-                    node.queue_capacity
-                        .is_none_or(|c| (1..=1 << 20).contains(&c))
-                );
+                assert!(node.queue_capacity.is_none_or(|c| (1..=1 << 20).contains(&c)));
                 assert!(node.spin_us.is_none_or(|s| s <= 10_000));
                 assert!(node.faults.stuck_after <= std::time::Duration::from_secs(86_400));
                 let settings = node

@@ -9,8 +9,8 @@
 
 #![no_main]
 
-use hivemind_host::fuzzing::ElfError;
 use hivemind_host::fuzzing::check_elf;
+use hivemind_host::fuzzing::ElfError;
 use libfuzzer_sys::fuzz_target;
 
 fn u16_at(bytes: &[u8], at: usize) -> u64 {
