@@ -269,13 +269,26 @@ fn enable_disable_and_reload_do_what_the_buttons_do() {
     assert_eq!(running.post("/api/nodes/sender/explode", "", &[]).0, 404);
 }
 
-/// Reads text frames from a WebSocket until `want` accepts one (or `WAIT` passes).
-fn websocket_frames(running: &Running, query: &str, want: impl Fn(&Value) -> bool) -> Vec<Value> {
+type WebSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens `/api/subscribe?{query}`. Once this returns, the host has answered the handshake, so
+/// its tap exists: every message published from now on reaches the socket.
+fn websocket(running: &Running, query: &str) -> WebSocket {
     let url = format!("ws://{}/api/subscribe?{query}", running.address());
-    let (mut socket, _) = tungstenite::connect(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let (socket, _) = tungstenite::connect(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
         stream.set_read_timeout(Some(WAIT)).unwrap();
     }
+    socket
+}
+
+/// Reads text frames from a WebSocket until `want` accepts one (or `WAIT` passes).
+fn websocket_frames(running: &Running, query: &str, want: impl Fn(&Value) -> bool) -> Vec<Value> {
+    read_frames(websocket(running, query), want)
+}
+
+/// Reads text frames from `socket` until `want` accepts one (or `WAIT` passes).
+fn read_frames(mut socket: WebSocket, want: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut frames = Vec::new();
     loop {
         let message = socket.read().expect("a frame before the deadline");
@@ -303,16 +316,9 @@ fn a_websocket_client_receives_the_messages_of_a_nodes_service() {
     assert!(frame["time"].as_str().unwrap().ends_with('Z'), "{frame}");
 
     // Published messages reach external clients too, and the pattern is honoured.
-    let published = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            websocket_frames(&running, "pattern=manual-%3F", |f| {
-                f["service"] == "manual-q"
-            })
-        });
-        std::thread::sleep(Duration::from_millis(500));
-        running.post("/api/publish/manual-q", r#""hello""#, &[]);
-        reader.join().unwrap()
-    });
+    let socket = websocket(&running, "pattern=manual-%3F");
+    running.post("/api/publish/manual-q", r#""hello""#, &[]);
+    let published = read_frames(socket, |f| f["service"] == "manual-q");
     assert!(
         published.iter().all(|f| f["service"] == "manual-q"),
         "{published:?}"

@@ -4,7 +4,7 @@
 //! blocking one on its delivery thread; `request_all` over three responders; a reload, a
 //! disable and an isolated node's crash with requests in hand and queued.
 
-use hivemind_tests::{Hive, Running, ask, call, eventually, records, toml_path};
+use hivemind_tests::{Hive, Running, ask, call, eventually, records, toml_path, wait_until};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -169,9 +169,10 @@ fn toml_string(text: &str) -> String {
 #[test]
 fn each_failure_has_its_kind_its_status_and_its_exit_code() {
     let hive = Hive::new();
+    let record = hive.file("alfred.jsonl");
     hive.configure(&format!(
         "[messages]\nmax_payload_bytes = 4096\n\n{}",
-        oracle("alfred", "")
+        oracle("alfred", &format!("record = {}", toml_path(&record)))
     ));
     hive.install("oracle");
     let running = hive.run(&[]);
@@ -214,14 +215,18 @@ fn each_failure_has_its_kind_its_status_and_its_exit_code() {
                 asked.elapsed()
             );
             // Let the sleeping handler finish before the next request.
-            std::thread::sleep(Duration::from_millis(1500));
+            wait_until(WAIT, "alfred's first sleep ended", || {
+                events(&record, "slept").len() == 1
+            });
         }
         let timeout = if kind == "timeout" { "200" } else { "5000" };
         let (exit, _, stderr) = call(&running, &[name, &args.to_string(), "--timeout", timeout]);
         assert_eq!(exit, code, "{name}: {stderr}");
         assert!(stderr.contains(kind), "{stderr}");
         if kind == "timeout" {
-            std::thread::sleep(Duration::from_millis(1500));
+            wait_until(WAIT, "alfred's second sleep ended", || {
+                events(&record, "slept").len() == 2
+            });
         }
     }
     let (_, body) = ask(&running, "alfred/panic", &json!(null), "");
@@ -360,12 +365,16 @@ fn a_node_asks_later_from_its_delivery_thread_and_a_blocking_ask_there_is_refuse
 fn request_all_gathers_three_responders_and_times_out_the_late_one() {
     let hive = Hive::new();
     let record = hive.file("asker.jsonl");
+    let n3_record = hive.file("n3.jsonl");
     let go = hive.file("go");
     hive.configure(&format!(
         "{}{}{}{}",
         oracle("n1", "shared = true"),
         oracle("n2", "shared = true"),
-        oracle("n3", "shared = true"),
+        oracle(
+            "n3",
+            &format!("shared = true\nrecord = {}", toml_path(&n3_record))
+        ),
         oracle(
             "asker",
             &format!(
@@ -414,7 +423,9 @@ fn request_all_gathers_three_responders_and_times_out_the_late_one() {
                 .map(|r| r.status().as_u16())
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(WAIT, "n3 began its long request", || {
+        !events(&n3_record, "sleeping").is_empty()
+    });
     let asked = Instant::now();
     let (status, body) = ask(
         &running,
@@ -478,6 +489,8 @@ fn a_reload_finishes_the_request_in_hand_and_hands_the_queued_ones_to_the_new_in
     let in_hand = ask_in_background(&running, "alfred/sleep", json!({"ms": 3000}), 10_000);
     assert!(eventually(WAIT, || !events(&record, "sleeping").is_empty()));
     let queued = ask_in_background(&running, "alfred/whoami", json!(null), 10_000);
+    // Time for the second request to reach alfred's queue: nothing shows a queued request
+    // (the host counts one when it ends), so this one stays a pause.
     std::thread::sleep(Duration::from_millis(100));
     hive.configure(&table(2));
 
@@ -508,6 +521,8 @@ fn a_disabled_responder_finishes_the_request_in_hand_and_fails_the_queued_ones_a
     let in_hand = ask_in_background(&running, "alfred/sleep", json!({"ms": 600}), 10_000);
     assert!(eventually(WAIT, || !events(&record, "sleeping").is_empty()));
     let queued = ask_in_background(&running, "alfred/whoami", json!(null), 10_000);
+    // Time for the second request to reach alfred's queue: nothing shows a queued request
+    // (the host counts one when it ends), so this one stays a pause.
     std::thread::sleep(Duration::from_millis(100));
     let asked = Instant::now();
     let (status, body) = running.post("/api/nodes/alfred/disable", "", &[]);

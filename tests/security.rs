@@ -5,7 +5,7 @@
 //! vanishing in a live edit. Each test shows the hive and its nodes working on afterwards.
 
 use hivemind_tests::browser::Browser;
-use hivemind_tests::{Hive, Running, eventually, received_from, toml_path};
+use hivemind_tests::{Hive, Running, eventually, received_from, toml_path, wait_until};
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -519,6 +519,8 @@ fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused
     );
     let running = hive.run(&[]);
     let address = running.address().to_owned();
+    // The baseline is taken once start-up's allocations have settled; nothing signals that
+    // moment, so this stays a pause.
     std::thread::sleep(Duration::from_millis(500));
     let before = resident_kib(&running);
 
@@ -545,7 +547,13 @@ fn slow_and_endless_headers_and_idle_sockets_are_cut_off_and_their_memory_reused
     });
     // And one says nothing at all.
     let mut silent = TcpStream::connect(&address).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Every one of them held by the server (and the asking connection itself).
+    let held = CLIENTS as u64 + 3;
+    wait_until(
+        WAIT,
+        &format!("the server holds the {held} connections"),
+        || metric(&running, "hivemind_web_connections") >= held,
+    );
     let during = resident_kib(&running);
     // The hive answers meanwhile.
     assert_eq!(
@@ -617,7 +625,10 @@ fn connections_are_capped_per_client_address_and_in_all() {
     let hogs: Vec<TcpStream> = (0..3)
         .map(|_| connect_from("127.0.0.2", &address))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Held by the server: three, and the connection asking for the gauge.
+    wait_until(WAIT, "the server holds the three idle sockets", || {
+        metric(&running, "hivemind_web_connections") >= 4
+    });
     // ...the fourth from it is refused at once, with the setting to raise...
     let mut fourth = connect_from("127.0.0.2", &address);
     fourth.set_read_timeout(Some(WAIT)).unwrap();
@@ -634,6 +645,8 @@ fn connections_are_capped_per_client_address_and_in_all() {
         .map(|_| connect_from("127.0.0.4", &address))
         .chain((0..2).map(|_| connect_from("127.0.0.5", &address)))
         .collect();
+    // Time for the server to take all eight: asking it how many it holds would take a place
+    // itself (or be refused), so this one stays a pause.
     std::thread::sleep(Duration::from_millis(300));
     let mut refused = connect_from("127.0.0.6", &address);
     refused.set_read_timeout(Some(WAIT)).unwrap();

@@ -57,12 +57,6 @@ pub use runtime::{CHILD_COMMAND, NodeQueue, NodeSnapshot, NodeStatus, child_main
 pub mod fuzzing {
     pub use crate::loader::ElfError;
     pub use crate::loader::elf::check as check_elf;
-
-    /// Whether `pattern` matches `service` by its regex alone, without the literal and prefix
-    /// shortcuts that [`Pattern::matches`](crate::bus::Pattern::matches) takes first.
-    pub fn pattern_matches_by_regex(pattern: &crate::bus::Pattern, service: &str) -> bool {
-        pattern.matches_by_regex(service)
-    }
 }
 
 /// Asking a node's request handler from outside any node, for `hivemind-bench`: through the

@@ -86,6 +86,7 @@ mod glue;
 mod glue_tests;
 mod log;
 mod message;
+pub mod names;
 mod node;
 mod outcome;
 mod pattern;

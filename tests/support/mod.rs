@@ -518,6 +518,17 @@ pub fn eventually(timeout: Duration, check: impl Fn() -> bool) -> bool {
     check()
 }
 
+/// Polls until `check` holds; fails the test, saying what never happened, if it has not
+/// within `timeout`. For waits that are not the test's assertion (a client connected, a
+/// handler finished) so that the test goes on as soon as it may, however loaded the machine.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, check: impl Fn() -> bool) {
+    assert!(
+        eventually(timeout, check),
+        "never happened within {timeout:?}: {what}"
+    );
+}
+
 /// A TOML string literal for a path.
 pub fn toml_path(path: &Path) -> String {
     toml_edit::Value::from(path.display().to_string()).to_string()

@@ -511,7 +511,7 @@ impl Controller {
     /// `[messages] check_schemas` says: `warn` publishes it and returns what did not match
     /// (also logged), `refuse` returns [`PublishError::Mismatch`] and publishes nothing.
     pub fn publish(&self, service: &str, payload: &str) -> Result<Option<Violation>, PublishError> {
-        if service.is_empty() || service.chars().any(char::is_control) {
+        if !hivemind::names::is_service_name(service) {
             return Err(PublishError::InvalidService(service.to_owned()));
         }
         let limit = self.max_payload_bytes;

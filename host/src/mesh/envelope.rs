@@ -389,9 +389,7 @@ pub(crate) fn checked_payload(payload: &[u8], limit: usize) -> Result<&str, Mess
 /// A service name as the host takes one from the API: non-empty and printable; and not
 /// longer than a remote text may be.
 pub(crate) fn is_service_name(service: &str) -> bool {
-    !service.is_empty()
-        && service.len() <= MAX_SERVICE_BYTES
-        && !service.chars().any(char::is_control)
+    hivemind::names::is_service_name(service) && service.len() <= MAX_SERVICE_BYTES
 }
 
 /// Batches remembered per origin: a second copy that arrives after this many newer batches of

@@ -153,23 +153,12 @@ fn build(
     })
 }
 
+/// The names of `node`'s services, in registration order, once the node API's rule for them
+/// ([`hivemind::names::check_service_names`]) accepts them.
 fn service_names(node: &str, services: &[ServiceDecl]) -> Result<Vec<Arc<str>>, String> {
-    let mut names: Vec<Arc<str>> = Vec::with_capacity(services.len());
-    for service in services {
-        let name = service.name.as_str();
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(format!(
-                "node `{node}` registered a service named {name:?}: service names must be non-empty and printable"
-            ));
-        }
-        if names.iter().any(|n| &**n == name) {
-            return Err(format!(
-                "node `{node}` registered the service `{name}` twice: service names are unique within a node"
-            ));
-        }
-        names.push(name.into());
-    }
-    Ok(names)
+    hivemind::names::check_service_names(node, services.iter().map(|s| s.name.as_str()))
+        .map_err(|e| e.to_string())?;
+    Ok(services.iter().map(|s| s.name.as_str().into()).collect())
 }
 
 /// How an instance's run ended.

@@ -23,6 +23,7 @@ pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("src/lib.rs"),
     api_file!("src/log.rs"),
     api_file!("src/message.rs"),
+    api_file!("src/names.rs"),
     api_file!("src/node.rs"),
     api_file!("src/outcome.rs"),
     api_file!("src/pattern.rs"),

@@ -229,14 +229,14 @@ impl<N: NodeExport> TestNode<N> {
         };
         let mut matched = 0;
         let mut first_error = None;
-        for (index, (pattern, glob)) in self.subscriptions.iter().enumerate() {
-            if !glob.matches(service) {
+        for (index, pattern) in self.subscriptions.iter().enumerate() {
+            if !pattern.matches(service) {
                 continue;
             }
             matched += 1;
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             if let RResult::RErr(error) = self.node.deliver(index, view) {
-                let what = format!("subscription `{pattern}`");
+                let what = format!("subscription `{}`", pattern.as_str());
                 let error = TestError::from_callback(&what, &error);
                 self.recorder.log(
                     Level::Error,

@@ -9,7 +9,7 @@ use crate::abi::{
     DeclaredSchemas, HostBox, NodeBox, NodeInit, NodeParts, RequestDecl, ServiceBox, TimerDecl,
 };
 use crate::glue::{NodeExport, mark_under_test, root_module};
-use crate::pattern::Glob;
+use crate::names::{Pattern, check_service_names};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RStr, RString};
 use serde_json::Value;
@@ -42,7 +42,7 @@ pub struct TestNode<N: NodeExport> {
     pub(super) node: NodeBox,
     /// `(name, runner)`; a publisher has no runner.
     pub(super) services: Vec<(String, Option<ServiceBox>)>,
-    pub(super) subscriptions: Vec<(String, Glob)>,
+    pub(super) subscriptions: Vec<Pattern>,
     pub(super) timers: Vec<TimerDecl>,
     /// What the node declared, as the host receives it.
     pub(super) schemas: DeclaredSchemas,
@@ -147,16 +147,16 @@ impl<N: NodeExport> TestNode<N> {
         let subscriptions = subscriptions
             .into_iter()
             .map(|pattern| {
-                let glob = Glob::new(pattern.as_str())
-                    .map_err(|reason| TestError::usage(format!("node `{name}`: {reason}")))?;
-                Ok((pattern.into_string(), glob))
+                Pattern::new(pattern.as_str())
+                    .map_err(|e| TestError::usage(format!("node `{name}`: {e}")))
             })
             .collect::<Result<Vec<_>, TestError>>()?;
         let services: Vec<(String, Option<ServiceBox>)> = services
             .into_iter()
             .map(|decl| (decl.name.into_string(), decl.runner.into_option()))
             .collect();
-        check_service_names(name, &services)?;
+        check_service_names(name, services.iter().map(|(service, _)| service.as_str()))
+            .map_err(|e| TestError::usage(e.to_string()))?;
         *recorder
             .services
             .lock()
@@ -213,7 +213,7 @@ impl<N: NodeExport> TestNode<N> {
         self.subscriptions
             .iter()
             .zip(self.schemas.subscriptions.iter())
-            .filter(|((p, _), _)| p == pattern)
+            .filter(|(p, _)| p.as_str() == pattern)
             .find_map(|(_, schema)| declared(schema))
     }
 
@@ -277,10 +277,7 @@ impl<N: NodeExport> TestNode<N> {
     /// assert_eq!(node.subscriptions(), ["in-*", "numbers"]);
     /// ```
     pub fn subscriptions(&self) -> Vec<&str> {
-        self.subscriptions
-            .iter()
-            .map(|(pattern, _)| pattern.as_str())
-            .collect()
+        self.subscriptions.iter().map(Pattern::as_str).collect()
     }
 
     /// The node's timers and their periods, in registration order.
@@ -440,24 +437,4 @@ fn with_enabled(mut settings: Value) -> Result<Value, TestError> {
     };
     table.entry("enabled").or_insert(Value::Bool(true));
     Ok(settings)
-}
-
-/// The host's rules for service names: printable, non-empty, unique within the node.
-fn check_service_names(
-    node: &str,
-    services: &[(String, Option<ServiceBox>)],
-) -> Result<(), TestError> {
-    for (index, (name, _)) in services.iter().enumerate() {
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(TestError::usage(format!(
-                "node `{node}` registered a service named {name:?}: service names must be non-empty and printable"
-            )));
-        }
-        if services[..index].iter().any(|(other, _)| other == name) {
-            return Err(TestError::usage(format!(
-                "node `{node}` registered the service `{name}` twice: service names are unique within a node"
-            )));
-        }
-    }
-    Ok(())
 }
