@@ -203,7 +203,10 @@ fn a_library_whose_abi_differs_under_the_same_version_is_refused() {
             "host: RStr::from_str(TEST_SENDER),",
             "host: RStr::from_str(TEST_SENDER),\n            extra: 0,",
         );
-        assert_ne!(code, changed, "the test edits testing/drive.rs's MessageView");
+        assert_ne!(
+            code, changed,
+            "the test edits testing/drive.rs's MessageView"
+        );
         std::fs::write(&testing, changed).unwrap();
     });
     let hive = Hive::new();

@@ -48,12 +48,14 @@
 //! No error this module gives quotes a secret ([`secrets`]): the key and every setting whose name
 //! says it is secret are redacted from the parser's messages.
 
+mod data;
 mod edit;
 mod explain;
 pub(crate) use explain::explain_setting_error;
 pub(crate) mod secrets;
 mod web;
 
+pub(crate) use data::DataConfig;
 pub(crate) use edit::set_enabled;
 pub(crate) use secrets::{Secret, check_exposure, check_live_change, redact_settings};
 pub(crate) use web::{WebLimits, split_port};
@@ -121,6 +123,18 @@ pub(crate) const BOUNDS: &[(&str, u64, u64, &str)] = &[
         1,
         64 << 20,
         "every payload is held in memory, at most 64 MiB",
+    ),
+    (
+        "[data] max_bytes",
+        64 << 10,
+        1 << 40,
+        "a node's store file: at least 64 KiB (16 pages), at most 1 TiB",
+    ),
+    (
+        "[data] call_timeout_ms",
+        1,
+        600_000,
+        "one store call waits at most 10 minutes",
     ),
     (
         "queue_capacity",
@@ -243,6 +257,8 @@ pub struct HiveConfig {
     pub messages: MessageLimits,
     /// Joining other hosts of this hive (`[mesh]`).
     pub mesh: MeshConfig,
+    /// The nodes' stores (`[data]`).
+    pub data: DataConfig,
     /// The node tables, by node name.
     pub nodes: BTreeMap<String, NodeConfig>,
     /// Keys the hive does not know, each with where it is and what was probably meant; they
@@ -421,6 +437,8 @@ struct RawConfig {
     messages: RawMessages,
     #[serde(default)]
     mesh: RawMesh,
+    #[serde(default)]
+    data: data::RawData,
     #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
 }
@@ -611,6 +629,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
         ws_max_message_bytes: raw.hive.ws_max_message_bytes,
     })?;
     let mesh = mesh_config(root, raw.mesh)?;
+    let data = data::data_config(root, raw.data)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
         check_node_name(&node_name)?;
@@ -639,6 +658,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
             check_schemas: raw.messages.check_schemas,
         },
         mesh,
+        data,
         nodes,
     })
 }
