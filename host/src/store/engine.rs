@@ -287,7 +287,7 @@ impl NodeStore {
                     [&key],
                     |row| row.get::<_, String>(0),
                 )
-                .map(|text| Some(text))
+                .map(Some)
                 .or_else(|e| match e {
                     rusqlite::Error::QueryReturnedNoRows => Ok(None),
                     e => Err(e),

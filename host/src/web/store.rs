@@ -95,14 +95,16 @@ pub(super) async fn list(web: Web, name: String, query: HashMap<String, String>)
     .await
 }
 
-fn key_of(tail: &str) -> Result<String, Response> {
-    match percent_decode(tail) {
-        Some(key) if !key.is_empty() => Ok(key),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            "the key in the path is empty or not valid percent-encoded UTF-8",
-        )),
-    }
+/// The key from its percent-encoded path segment; `None` if empty or malformed.
+fn key_of(segment: &str) -> Option<String> {
+    percent_decode(segment).filter(|key| !key.is_empty())
+}
+
+fn bad_key() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "the key in the path is empty or not valid percent-encoded UTF-8",
+    )
 }
 
 fn run(web: &Web, node: &str, call: &Value) -> Result<Value, Failure> {
@@ -113,9 +115,8 @@ fn run(web: &Web, node: &str, call: &Value) -> Result<Value, Failure> {
 
 /// `GET /api/nodes/{name}/store/{key}`: `{"key", "value"}`, or 404.
 pub(super) async fn get(web: Web, name: String, key: String) -> Response {
-    let key = match key_of(&key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = key_of(&key) else {
+        return bad_key();
     };
     let node = name.clone();
     blocking(&web, &name, move |web| {
@@ -140,9 +141,8 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: warp::Buf,
 {
-    let key = match key_of(&key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = key_of(&key) else {
+        return bad_key();
     };
     let limit = web.controller.config().messages.max_payload_bytes;
     let bytes = match read_limited(body, limit).await {
@@ -176,9 +176,8 @@ where
 
 /// `DELETE /api/nodes/{name}/store/{key}`: 204, or 404 if there was no such key.
 pub(super) async fn delete(web: Web, name: String, key: String) -> Response {
-    let key = match key_of(&key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = key_of(&key) else {
+        return bad_key();
     };
     let node = name.clone();
     blocking(&web, &name, move |web| {
@@ -221,7 +220,6 @@ pub(super) async fn backup(web: Web, query: HashMap<String, String>) -> Response
             "give the folder as ?dir=PATH (on the hive's machine; relative paths start at the hive's root)",
         );
     };
-    let web = web.clone();
     tokio::task::spawn_blocking(move || {
         let dir = web.controller.root().join(dir);
         match web.controller.stores().backup(&dir) {
