@@ -243,7 +243,7 @@ mod tests {
             vec!["the address ([hive] bind, port)", "[log]"]
         );
         assert!(restart_needed(&old, &old).is_empty());
-        let stores = config("[data]\nmax_bytes = 65536\n");
+        let stores = config("[hive]\nport = 1\n[data]\nmax_bytes = 65536\n");
         assert_eq!(restart_needed(&old, &stores), vec!["[data]"]);
     }
 }
