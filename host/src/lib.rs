@@ -34,6 +34,7 @@ mod requests;
 mod runtime;
 mod scaffold;
 mod schemas;
+mod store;
 mod watch;
 mod web;
 

@@ -31,7 +31,8 @@
 //! stable `Flow` and `SendErrorKind` enums, publishers, timers. 0.5.0: [`DeclaredSchemas`],
 //! the JSON Schemas of declared payload types, and the [`RequestDecl`]s, at the end of
 //! [`NodeParts`]; [`Host::request`] and [`Host::ask`] at the end of [`Host`],
-//! [`NodeObject::answer`] and [`NodeObject::replied`] at the end of [`NodeObject`].)
+//! [`NodeObject::answer`] and [`NodeObject::replied`] at the end of [`NodeObject`]. 0.6.0:
+//! [`Host::store`], each node's data store, at the end of [`Host`].)
 //!
 //! How `hm` loads a node library and builds its node, in outline:
 //!
@@ -64,6 +65,9 @@
 //!     }
 //!     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
 //!         0
+//!     }
+//!     fn store(&self, _call: RStr<'_>) -> abi_stable::std_types::RString {
+//!         r#"{"error":{"kind":"unavailable","message":"no store here"}}"#.into()
 //!     }
 //! }
 //!
@@ -160,6 +164,9 @@ impl RootModule for NodeLib_Ref {
 ///     }
 ///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
 ///         0
+///     }
+///     fn store(&self, _call: RStr<'_>) -> abi_stable::std_types::RString {
+///         r#"{"error":{"kind":"unavailable","message":"no store here"}}"#.into()
 ///     }
 /// }
 ///
@@ -517,6 +524,9 @@ pub enum LogLevel {
 ///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
 ///         0
 ///     }
+///     fn store(&self, _call: RStr<'_>) -> abi_stable::std_types::RString {
+///         r#"{"error":{"kind":"unavailable","message":"no store here"}}"#.into()
+///     }
 /// }
 ///
 /// let host: HostBox = HostBox::from_value(Quiet, TD_Opaque);
@@ -551,8 +561,15 @@ pub trait Host: Clone + Send + Sync + 'static {
     /// Like [`Host::request`] without waiting: returns a token at once, and the outcome comes
     /// back through [`NodeObject::replied`] with it, on the node's own thread, exactly once
     /// (a failure of the call itself included). (0.5.0)
-    #[sabi(last_prefix_field)]
     fn ask(&self, name: RStr<'_>, args: RStr<'_>, timeout_nanos: u64, all: bool) -> u64;
+
+    /// Runs one call on the node's own data store and answers it: `call` and the answer are
+    /// JSON text in the host's store call language (`{"op": "get", "key": "..."}` ...;
+    /// `{"ok": ...}` or `{"error": {"kind": ..., "message": ...}}`), which the node API's
+    /// `hivemind::store` speaks so that node code never does. Blocks the calling thread for
+    /// at most the hive's `[data] call_timeout_ms`. (0.6.0)
+    #[sabi(last_prefix_field)]
+    fn store(&self, call: RStr<'_>) -> RString;
 }
 
 /// A node instance, as the host holds it.
@@ -678,6 +695,9 @@ pub trait ServiceObject: Send {
 ///     }
 ///     fn ask(&self, _name: RStr<'_>, _args: RStr<'_>, _timeout_nanos: u64, _all: bool) -> u64 {
 ///         0
+///     }
+///     fn store(&self, _call: RStr<'_>) -> abi_stable::std_types::RString {
+///         r#"{"error":{"kind":"unavailable","message":"no store here"}}"#.into()
 ///     }
 /// }
 ///

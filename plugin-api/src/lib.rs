@@ -92,6 +92,7 @@ mod outcome;
 mod pattern;
 pub mod request;
 mod service;
+pub mod store;
 pub mod testing;
 
 /// The guide's snippets, compiled and run as doctests in this repository (`cargo test
@@ -109,6 +110,7 @@ pub use request::{
     AllReplies, Asker, DecodeError, Reply, Request, RequestError, RequestErrorKind, Requests,
 };
 pub use service::{SendError, Service};
+pub use store::{Executed, Store, StoreError, StoreErrorKind};
 
 /// Any error a callback or constructor may return; `?` converts most errors into it.
 ///
@@ -229,8 +231,8 @@ pub use schemars::JsonSchema;
 pub mod prelude {
     pub use crate::{
         AllReplies, Asker, Context, Error, Flow, Message, Node, Reply, Request, RequestError,
-        RequestErrorKind, Requests, Result, SendError, SendErrorKind, Service, Services,
-        Subscriptions, debug, error, info, warn,
+        RequestErrorKind, Requests, Result, SendError, SendErrorKind, Service, Services, Store,
+        StoreError, StoreErrorKind, Subscriptions, debug, error, info, warn,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 use crate::abi::HostBox;
 use crate::outcome::Flow;
 use crate::service::Service;
+use crate::store::Store;
 use crate::{Message, Requests, Result};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -86,6 +87,38 @@ pub trait Node: Send + Sized + 'static {
         let _ = state;
         Ok(())
     }
+
+    /// The SQL migrations of the node's [store](crate::store), oldest first: each runs once,
+    /// in order, and the store remembers how many it has run. The host applies the new ones
+    /// in one transaction before [`Node::new`] (at start and at each hot reload). A failing
+    /// one is rolled back and fails the build (a reload then keeps the running instance); a
+    /// library that lists fewer migrations than the store has run is refused. Only ever add
+    /// at the end; never edit or remove one that has run. The default declares none.
+    ///
+    /// ```
+    /// use hivemind::prelude::*;
+    ///
+    /// pub struct Ledger;
+    ///
+    /// impl Node for Ledger {
+    ///     fn new(context: &Context) -> Result<Self> {
+    ///         let _rows = context.store(); // the tables exist here already
+    ///         Ok(Ledger)
+    ///     }
+    ///
+    ///     fn migrations() -> Vec<&'static str> {
+    ///         vec![
+    ///             "CREATE TABLE entries (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)",
+    ///             "ALTER TABLE entries ADD COLUMN note TEXT",
+    ///         ]
+    ///     }
+    /// }
+    /// hivemind::export_node!(Ledger);
+    /// assert_eq!(Ledger::migrations().len(), 2);
+    /// ```
+    fn migrations() -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// What a node is built from: its name and its settings.
@@ -118,11 +151,21 @@ pub trait Node: Send + Sized + 'static {
 pub struct Context {
     name: String,
     settings: Value,
+    store: Store,
 }
 
 impl Context {
-    pub(crate) fn new(name: String, settings: Value) -> Self {
-        Self { name, settings }
+    pub(crate) fn new(name: String, settings: Value, host: HostBox) -> Self {
+        Self {
+            name,
+            settings,
+            store: Store::new(host),
+        }
+    }
+
+    /// The node's own [store](crate::store); keep it in the node to use it from callbacks.
+    pub fn store(&self) -> Store {
+        self.store.clone()
     }
 
     /// The node's name in the hive (its key under `[nodes]` in `config/hive.toml`).

@@ -68,6 +68,11 @@ impl Service {
         }
     }
 
+    /// The node's own [store](crate::store), for a service's loop.
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::new(self.host.clone())
+    }
+
     /// The service's name: the topic its messages go out on.
     ///
     /// ```

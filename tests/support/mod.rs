@@ -37,7 +37,7 @@ pub fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         say(&format!(
-            "building hm and the nodes the tests load (probe, probe2, oracle, batsignal, batman) with cargo, dev profile; \
+            "building hm and the nodes the tests load (probe, probe2, oracle, keeper, batsignal, batman) with cargo, dev profile; \
              a first build takes minutes, then seconds ({})",
             std::env::current_exe()
                 .ok()
@@ -60,6 +60,8 @@ pub fn built() -> &'static Path {
                 "batman",
                 "-p",
                 "oracle",
+                "-p",
+                "keeper",
             ])
             .status()
             .expect("cargo runs");

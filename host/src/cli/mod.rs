@@ -2,6 +2,7 @@
 
 mod call;
 mod create_node;
+mod data;
 mod dev;
 mod enable;
 mod list;
@@ -36,6 +37,7 @@ enum Command {
     Disable(enable::EnableArgs),
     Send(send::SendArgs),
     Call(call::CallArgs),
+    Data(data::DataArgs),
     List(list::ListArgs),
     Logs(logs::LogsArgs),
     Mesh(mesh::MeshArgs),
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Disable(args) => enable::run(args, false),
         Command::Send(args) => send::run(args),
         Command::Call(args) => call::run(args),
+        Command::Data(args) => data::run(args),
         Command::List(args) => list::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Mesh(args) => mesh::run(args),

@@ -29,7 +29,7 @@ pub(super) struct SendArgs {
 #[derive(Debug, Args)]
 pub(super) struct Target {
     /// The hive's address, like http://127.0.0.1:9476 (default: from config/hive.toml).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     url: Option<String>,
 }
 
@@ -151,6 +151,19 @@ impl Hive {
         }
         let response = request.call();
         self.answer(response)
+    }
+
+    /// PUTs `body` (JSON text) to `path`, with the hive key when the hive has one.
+    pub(super) fn put(&self, path: &str, body: &str) -> Result<serde_json::Value> {
+        let request = self
+            .agent
+            .put(format!("{}{path}", self.url))
+            .header("content-type", "application/json");
+        let request = match &self.key {
+            Some(key) => request.header(web::KEY_HEADER, key),
+            None => request,
+        };
+        self.answer(request.send(body))
     }
 
     /// POSTs `body` (JSON text) to `path`, with the hive key when the hive has one.

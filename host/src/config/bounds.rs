@@ -50,6 +50,18 @@ pub(crate) const BOUNDS: &[(&str, u64, u64, &str)] = &[
         "every payload is held in memory, at most 64 MiB",
     ),
     (
+        "[data] max_bytes",
+        64 << 10,
+        1 << 40,
+        "a node's store file: at least 64 KiB (16 pages), at most 1 TiB",
+    ),
+    (
+        "[data] call_timeout_ms",
+        1,
+        600_000,
+        "one store call waits at most 10 minutes",
+    ),
+    (
         "queue_capacity",
         1,
         1 << 20,

@@ -8,7 +8,8 @@ use super::CONFIG_FILE;
 
 /// The hive-level keys, by section, for "did you mean" hints.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["hive", "log", "messages", "mesh", "nodes"]),
+    ("", &["hive", "log", "messages", "mesh", "data", "nodes"]),
+    ("data", &["location", "max_bytes", "call_timeout_ms"]),
     (
         "mesh",
         &[

@@ -55,6 +55,7 @@
 //! says it is secret are redacted from the parser's messages.
 
 mod bounds;
+mod data;
 mod edit;
 mod explain;
 mod keys;
@@ -63,6 +64,7 @@ mod nodes;
 pub(crate) mod secrets;
 mod web;
 
+pub(crate) use data::DataConfig;
 pub(crate) use edit::set_enabled;
 pub(crate) use explain::explain_setting_error;
 pub(crate) use mesh::MeshConfig;
@@ -130,6 +132,8 @@ pub struct HiveConfig {
     pub messages: MessageLimits,
     /// Joining other hosts of this hive (`[mesh]`).
     pub mesh: MeshConfig,
+    /// The nodes' stores (`[data]`).
+    pub data: DataConfig,
     /// The node tables, by node name.
     pub nodes: BTreeMap<String, NodeConfig>,
     /// Keys the hive does not know, each with where it is and what was probably meant; they
@@ -190,6 +194,8 @@ struct RawConfig {
     messages: RawMessages,
     #[serde(default)]
     mesh: RawMesh,
+    #[serde(default)]
+    data: data::RawData,
     #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
 }
@@ -322,6 +328,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
         ws_max_message_bytes: raw.hive.ws_max_message_bytes,
     })?;
     let mesh = mesh_config(root, raw.mesh)?;
+    let data = data::data_config(root, raw.data)?;
     let mut nodes = BTreeMap::new();
     for (node_name, node) in raw.nodes {
         check_node_name(&node_name)?;
@@ -350,6 +357,7 @@ fn parse_text(root: &Path, text: &str) -> Result<HiveConfig> {
             check_schemas: raw.messages.check_schemas,
         },
         mesh,
+        data,
         nodes,
     })
 }

@@ -42,6 +42,7 @@ use crate::mesh::{Mesh, MeshSettings, MeshSnapshot};
 use crate::requests::Router;
 use crate::runtime::{Environment, NodeShared, NodeSnapshot, NodeStatus};
 use crate::schemas::{Schemas, Violation};
+use crate::store::Stores;
 use actor::Command;
 use anyhow::{Result, anyhow};
 use arc_swap::ArcSwap;
@@ -222,6 +223,8 @@ pub struct Controller {
     /// Other threads of the host, watched by the health check (name, handle).
     watched: Mutex<Vec<(&'static str, std::thread::JoinHandle<()>)>>,
     mesh: Mutex<Option<Mesh>>,
+    /// Every node's store (`[data]`), which the nodes reach through `env.store`.
+    stores: Arc<Stores>,
     _scratch: tempfile::TempDir,
 }
 
@@ -244,7 +247,9 @@ impl Controller {
         let scratch = crate::runtime::scratch_folder()?;
         let host: Arc<str> = host.into();
         let router = Arc::new(Router::new(host.clone(), config.messages.max_payload_bytes));
+        let stores = Arc::new(Stores::new(&config.data));
         let env = Arc::new(Environment {
+            store: stores.clone(),
             logs,
             libraries: Libraries::new(scratch.path().to_path_buf()),
             max_payload_bytes: config.messages.max_payload_bytes,
@@ -305,8 +310,14 @@ impl Controller {
             health_pending: Arc::new(AtomicBool::new(false)),
             watched: Mutex::new(Vec::new()),
             mesh: Mutex::new(None),
+            stores,
             _scratch: scratch,
         })
+    }
+
+    /// Every node's store (`[data]`): what the web server and `hm data` read and change.
+    pub(crate) fn stores(&self) -> &Stores {
+        &self.stores
     }
 
     /// The hive's routing table.

@@ -125,6 +125,9 @@ pub(crate) fn restart_needed(old: &HiveConfig, new: &HiveConfig) -> Vec<&'static
     if old.mesh != new.mesh {
         changed.push("[mesh]");
     }
+    if old.data != new.data {
+        changed.push("[data]");
+    }
     changed
 }
 
@@ -240,5 +243,7 @@ mod tests {
             vec!["the address ([hive] bind, port)", "[log]"]
         );
         assert!(restart_needed(&old, &old).is_empty());
+        let stores = config("[hive]\nport = 1\n[data]\nmax_bytes = 65536\n");
+        assert_eq!(restart_needed(&old, &stores), vec!["[data]"]);
     }
 }

@@ -3,7 +3,8 @@
 use super::answer::outcomes_to_abi;
 use super::state::NodeShared;
 use crate::requests::{Failure, FailureKind};
-use abi_stable::std_types::{RResult, RStr};
+use crate::store::{Access, Caller};
+use abi_stable::std_types::{RResult, RStr, RString};
 use hivemind::abi::{Host, LogLevel, RequestOutcomes, SendFailure};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,12 @@ use std::time::Duration;
 #[derive(Clone)]
 pub(super) struct NodeHost {
     shared: Arc<NodeShared>,
+    store: Arc<dyn Access>,
 }
 
 impl NodeHost {
-    pub(super) fn new(shared: Arc<NodeShared>) -> Self {
-        Self { shared }
+    pub(super) fn new(shared: Arc<NodeShared>, store: Arc<dyn Access>) -> Self {
+        Self { shared, store }
     }
 }
 
@@ -76,6 +78,12 @@ impl Host for NodeHost {
             // Not built yet: nothing can deliver the outcome; the callback never runs.
             None => 0,
         }
+    }
+
+    fn store(&self, call: RStr<'_>) -> RString {
+        self.store
+            .call(&self.shared.name, Caller::this_thread(), call.as_str())
+            .into()
     }
 }
 

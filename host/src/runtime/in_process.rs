@@ -58,7 +58,7 @@ pub(crate) fn drive(
         mailbox: spec.queue.mailbox.clone(),
         host: spec.host.clone(),
     });
-    let node = match build(&spec, shared, &library) {
+    let node = match build(&spec, shared, env, &library) {
         Ok(node) => node,
         Err(error) => {
             shared.fail(&error.to_string());
@@ -110,9 +110,10 @@ struct BuiltNode {
 fn build(
     spec: &NodeSpec,
     shared: &Arc<NodeShared>,
+    env: &Environment,
     library: &NodeLibrary,
 ) -> Result<BuiltNode, BuildError> {
-    let host = HostBox::from_value(NodeHost::new(shared.clone()), TD_Opaque);
+    let host = HostBox::from_value(NodeHost::new(shared.clone(), env.store.clone()), TD_Opaque);
     let init = NodeInit {
         name: RStr::from_str(&spec.name),
         settings_json: RStr::from_str(&spec.settings_json),

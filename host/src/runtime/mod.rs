@@ -183,6 +183,9 @@ pub(crate) struct Environment {
     pub child_exe: PathBuf,
     /// The host's request router.
     pub router: Arc<Router>,
+    /// How the nodes reach their stores: the host's own, or (in an isolated node's process)
+    /// through the connection to the host.
+    pub store: Arc<dyn crate::store::Access>,
 }
 
 /// What an instance registered, for the controller to put on the bus.

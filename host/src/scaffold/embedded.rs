@@ -29,12 +29,14 @@ pub(super) const PLUGIN_API: &[(&str, &str)] = &[
     api_file!("src/pattern.rs"),
     api_file!("src/request.rs"),
     api_file!("src/service.rs"),
+    api_file!("src/store.rs"),
     api_file!("src/testing/drive.rs"),
     api_file!("src/testing/error.rs"),
     api_file!("src/testing/host.rs"),
     api_file!("src/testing/mod.rs"),
     api_file!("src/testing/node.rs"),
     api_file!("src/testing/records.rs"),
+    api_file!("src/testing/store.rs"),
 ];
 
 /// `plugin-template/Cargo.toml`: the manifest of a new node crate.

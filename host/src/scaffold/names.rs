@@ -91,6 +91,9 @@ pub(super) const PRELUDE_TYPES: &[&str] = &[
     "SendErrorKind",
     "Service",
     "Services",
+    "Store",
+    "StoreError",
+    "StoreErrorKind",
     "Subscriptions",
 ];
 

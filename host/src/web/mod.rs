@@ -48,6 +48,7 @@ mod request;
 mod routes;
 mod server;
 mod state;
+mod store;
 mod streams;
 pub(crate) mod tail;
 mod view;

@@ -4,7 +4,7 @@
 use super::api::{self, Action};
 use super::pages::{self, Page};
 use super::state::Web;
-use super::{assets, live, metrics, reply, request, view};
+use super::{assets, live, metrics, reply, request, store, view};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use warp::Reply as _;
@@ -111,6 +111,12 @@ fn reads(web: &Web) -> Route {
         route!(get web ["api" / "mesh"] =>
             |w: Web| warp::reply::json(&w.controller.snapshot().mesh).into_response()),
         route!(get web ["api" / "requests"] => |w: Web| request::list(&w)),
+        route!(get web ["api" / "nodes" / String / "store"], query() =>
+            then |name, query, w: Web| store::list(w, name, query)),
+        route!(get web ["api" / "nodes" / String / "store" / String] =>
+            then |name, key, w: Web| store::get(w, name, key)),
+        route!(get web ["api" / "nodes" / String / "query"], query() =>
+            then |name, query, w: Web| store::query(w, name, query)),
         health,
         route!(get web ["metrics"] => |w: Web| metrics_text(&w)),
     ]
@@ -157,6 +163,12 @@ fn changes(web: &Web) -> Route {
             then |name, action, w: Web| api::act(w, name, action)),
         route!(post web ["api" / "request" / ..], warp::path::tail(), query(), warp::body::stream() =>
             then |name: Tail, query, body, w: Web| request::ask(w, name.as_str().to_owned(), query, Box::pin(body))),
+        route!(put web ["api" / "nodes" / String / "store" / String], warp::body::stream() =>
+            then |name, key, body, w: Web| store::put(w, name, key, Box::pin(body))),
+        route!(delete web ["api" / "nodes" / String / "store" / String] =>
+            then |name, key, w: Web| store::delete(w, name, key)),
+        route!(post web ["api" / "backup"], query() =>
+            then |query, w: Web| store::backup(w, query)),
     ]
     .boxed()
 }
@@ -181,7 +193,7 @@ async fn refusal(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
-            "wrong method: reads are GET, changes are POST",
+            "wrong method: reads are GET, changes are POST (a store key also takes PUT and DELETE)",
         )
     } else {
         (StatusCode::BAD_REQUEST, "the request could not be handled")

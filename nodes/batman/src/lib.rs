@@ -1,15 +1,19 @@
-//! Batman node for the example hive: answers every bat signal.
+//! Batman node for the example hive: answers every bat signal, and keeps his count of saves in
+//! his store (`data/batman.db`, key `saves`), so that it survives reloads, restarts and crashes.
 
 use hivemind::prelude::*;
 
 /// The caped crusader.
 pub struct Batman {
     saves: u64,
+    store: Store,
 }
 
 impl Node for Batman {
-    fn new(_context: &Context) -> Result<Self> {
-        Ok(Batman { saves: 0 })
+    fn new(context: &Context) -> Result<Self> {
+        let store = context.store();
+        let saves = store.get("saves")?.unwrap_or(0);
+        Ok(Batman { saves, store })
     }
 
     fn subscriptions(&mut self, hive: &mut Subscriptions<Self>) {
@@ -23,6 +27,7 @@ impl Batman {
         match message.payload().as_str() {
             Some("Batman! We need help!") => {
                 self.saves += 1;
+                self.store.put("saves", &self.saves)?;
                 println!("Batman has saved the day!");
                 info!(
                     "saved the day {} times (signal from {})",
@@ -61,6 +66,12 @@ mod tests {
                 .any(|line| line.message == "saved the day 2 times (signal from batsignal)"),
             "{logs:?}"
         );
+        assert_eq!(node.store().get::<u64>("saves").unwrap(), Some(2));
+        // A new instance (a reload, a restart of the hive) counts on from the store.
+        let mut next = node.reload().unwrap();
+        next.deliver_from("batsignal", "bat-signal-main", "Batman! We need help!")
+            .unwrap();
+        assert_eq!(next.store().get::<u64>("saves").unwrap(), Some(3));
     }
 
     #[test]

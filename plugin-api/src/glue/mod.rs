@@ -135,7 +135,10 @@ extern "C" fn new_node<N: Node>(init: NodeInit<'_>) -> RResult<NodeParts, Callba
 fn build_node<N: Node>(init: &NodeInit<'_>) -> Result<NodeParts, String> {
     let settings = serde_json::from_str(init.settings_json.as_str())
         .map_err(|e| format!("the host passed settings that are not JSON: {e}"))?;
-    let context = Context::new(init.name.as_str().to_owned(), settings);
+    crate::store::Store::new(init.host.clone())
+        .migrate(&N::migrations())
+        .map_err(|e| e.to_string())?;
+    let context = Context::new(init.name.as_str().to_owned(), settings, init.host.clone());
     let mut node = N::new(&context).map_err(|e| e.to_string())?;
 
     let mut services = Services::new(init.host.clone());

@@ -4,6 +4,7 @@
 //! service), and answers the node's requests from the test's canned replies.
 
 use super::records::{Asked, LogLine, Sent};
+use super::store::MemoryStore;
 use crate::Level;
 use crate::abi::{Host, LogLevel, ReplyData, RequestFailure, RequestOutcomes, SendFailure};
 use crate::outcome::{RequestErrorKind, SendErrorKind};
@@ -111,13 +112,16 @@ pub(super) struct Recorder {
     pub(super) running: AtomicBool,
     pub(super) max_payload_bytes: AtomicUsize,
     pub(super) record: Mutex<Record>,
+    /// The node's store, kept across reloads.
+    pub(super) store: Arc<MemoryStore>,
 }
 
 impl Recorder {
     /// A recorder with nothing recorded, for a node not built yet: running, not started, at
     /// the default payload limit.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(store: Arc<MemoryStore>) -> Self {
         Self {
+            store,
             services: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             running: AtomicBool::new(true),
@@ -234,6 +238,10 @@ impl Host for TestHost {
         record.replies.push((token, outcome));
         token
     }
+
+    fn store(&self, call: RStr<'_>) -> RString {
+        self.0.store.call(call.as_str()).into()
+    }
 }
 
 /// A recording host with nothing recorded yet, for the crate's own tests of the glue.
@@ -241,5 +249,5 @@ impl Host for TestHost {
 pub(crate) fn recording_host() -> crate::abi::HostBox {
     use crate::abi::HostBox;
     use abi_stable::sabi_trait::TD_Opaque;
-    HostBox::from_value(TestHost(Arc::new(Recorder::new())), TD_Opaque)
+    HostBox::from_value(TestHost(Arc::new(Recorder::new(Arc::default()))), TD_Opaque)
 }

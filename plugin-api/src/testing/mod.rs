@@ -83,6 +83,7 @@ mod error;
 mod host;
 mod node;
 mod records;
+mod store;
 
 pub use error::{TestError, TestErrorKind};
 pub use host::{DEFAULT_MAX_PAYLOAD_BYTES, TEST_SENDER};

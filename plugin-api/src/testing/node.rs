@@ -123,8 +123,36 @@ impl<N: NodeExport> TestNode<N> {
     /// assert_eq!(node.name(), "echo-1");
     /// ```
     pub fn with_settings(name: &str, settings: Value) -> Result<Self, TestError> {
+        Self::build(name, settings, Arc::default())
+    }
+
+    /// The node's [store](crate::store), as its code sees it: what the node stored, for the
+    /// test to check, or values put there before a delivery. It lives as long as the test
+    /// node and its [reloads](Self::reload).
+    ///
+    /// ```
+    /// # use hivemind::prelude::*;
+    /// # use hivemind::testing::*;
+    /// # use hivemind::fixture::Echo;
+    /// let node = TestNode::<Echo>::new().unwrap();
+    /// node.store().put("greeting", "hi").unwrap();
+    /// let next = node.reload().unwrap();
+    /// assert_eq!(next.store().get::<String>("greeting").unwrap().as_deref(), Some("hi"));
+    /// ```
+    pub fn store(&self) -> crate::Store {
+        crate::Store::new(HostBox::from_value(
+            TestHost(self.recorder.clone()),
+            TD_Opaque,
+        ))
+    }
+
+    fn build(
+        name: &str,
+        settings: Value,
+        store: Arc<super::store::MemoryStore>,
+    ) -> Result<Self, TestError> {
         mark_under_test();
-        let recorder = Arc::new(Recorder::new());
+        let recorder = Arc::new(Recorder::new(store));
         let settings_json = settings.to_string();
         let host = HostBox::from_value(TestHost(recorder.clone()), TD_Opaque);
         let init = NodeInit {
@@ -401,7 +429,7 @@ impl<N: NodeExport> TestNode<N> {
     pub fn reload_with(mut self, settings: Value) -> Result<Self, TestError> {
         self.stop();
         let state = self.save_state()?;
-        let mut next = Self::with_settings(&self.name, settings)?;
+        let mut next = Self::build(&self.name, settings, self.recorder.store.clone())?;
         if let Some(state) = state {
             next.restore_state(&state)?;
         }

@@ -126,6 +126,7 @@ pub fn child_main() -> Result<()> {
             spec.host.as_str().into(),
             spec.max_payload_bytes,
         )),
+        store: Arc::new(crate::store::Nowhere),
     });
     let upstream = Arc::new(ToHostRouter {
         outgoing: outgoing.clone(),

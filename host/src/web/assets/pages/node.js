@@ -81,7 +81,32 @@ function renderNode() {
       h('section', { class: 'panel' }, h('h2', {}, 'Subscriptions'), subscriptions)),
     timers ? h('section', { class: 'panel' }, h('h2', {}, 'Timers'), timers) : null,
     h('section', { class: 'panel' }, h('h2', {}, 'Settings ', h('span', { style: 'text-transform:none;letter-spacing:0;color:var(--faint)' }, `[nodes.${n.name}] in config/hive.toml`)),
-      h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2)))].filter(Boolean));
+      h('pre', { class: 'settings' }, JSON.stringify(n.settings ?? {}, null, 2))),
+    storePanel(n.name)].filter(Boolean));
+}
+
+// The node's store (docs/STORE.md): its first 50 keys with their values and each table's
+// rows, from GET /api/nodes/{name}/store, asked at most every 5 s (this page redraws on
+// every snapshot). One panel, kept across redraws.
+function storePanel(name) {
+  const view = nodeView.store || (nodeView.store = { box: h('section', { class: 'panel', id: 'store' }, h('h2', {}, 'Store')), at: 0 });
+  if (Date.now() - view.at < 5000) return view.box;
+  view.at = Date.now();
+  fetch(`/api/nodes/${encodeURIComponent(name)}/store?limit=50`).then((r) => (r.ok ? r.json() : null)).then((s) => {
+    if (!s) return;
+    const faint = { style: 'text-transform:none;letter-spacing:0;color:var(--faint)' };
+    const head = h('h2', {}, 'Store ', h('span', faint, s.store.exists ? `data/${name}.db · ${num(s.store.bytes)} bytes · ${num(s.store.keys)} keys` : 'nothing stored yet'));
+    const keys = s.entries.length
+      ? h('table', { id: 'store-keys' }, h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', {}, 'value'))),
+        h('tbody', {}, s.entries.map((e) => h('tr', {}, h('td', {}, h('code', {}, e.key)), h('td', {}, h('div', { class: 'payload', title: JSON.stringify(e.value) }, JSON.stringify(e.value)))))))
+      : h('p', { class: 'empty' }, 'No keys.');
+    const tables = (s.store.tables || []).length
+      ? h('table', { id: 'store-tables' }, h('thead', {}, h('tr', {}, h('th', {}, 'Table'), h('th', { class: 'num' }, 'rows'))),
+        h('tbody', {}, s.store.tables.map((t) => h('tr', {}, h('td', {}, h('code', {}, t.name)), h('td', { class: 'num' }, num(t.rows))))))
+      : null;
+    view.box.replaceChildren(...[head, keys, tables, s.next ? h('p', { class: 'sub' }, 'More keys: hm data get ', name) : null].filter(Boolean));
+  }).catch(() => {});
+  return view.box;
 }
 
 function logLine(text, fresh) {
