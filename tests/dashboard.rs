@@ -174,6 +174,17 @@ fn the_dashboard_shows_steers_and_streams_the_example_hive() {
     );
     browser.screenshot(&shots.join("node-batsignal.png"));
 
+    // batman's page: his store panel shows his count of saves, as the store holds it.
+    browser.open(&format!("{}/nodes/batman", running.url));
+    browser.wait_until(
+        "batman's store panel lists `saves` with a count",
+        WAIT,
+        "const row = [...document.querySelectorAll('#store-keys tbody tr')] \
+           .find(r => r.querySelector('code')?.textContent === 'saves'); \
+         return row !== undefined && Number(row.querySelector('.payload').textContent) >= 1 \
+           && document.querySelector('#store h2').textContent.includes('data/batman.db');",
+    );
+
     browser.open(&format!("{}/topics", running.url));
     browser.wait_until(
         "the topic graph is drawn",

@@ -67,6 +67,7 @@ const COMMANDS_THE_TEST_RUNS: &[&str] = &[
     "hm create_node alfred",
     "hm enable alfred",
     "hm call alfred/advice '\"penguin\"'",
+    "hm data get batman saves",
 ];
 
 /// Runs `hm ARGS` in `dir`; asserts it succeeded and returns its stdout.
@@ -258,6 +259,24 @@ fn the_readme_tutorial_works_step_by_step_as_written() {
         &running,
         "Alfred says: Take the Batmobile, sir. Batman has saved the day!",
         Duration::from_secs(180),
+    );
+    // Batman counts his saves in his store: `hm data get` prints the count, a number that grows.
+    let count = || {
+        let output = hm_output(&gotham, &["data", "get", "batman", "saves"]);
+        let said = String::from_utf8_lossy(&output.stdout);
+        output
+            .status
+            .success()
+            .then(|| said.trim().parse::<u64>().ok())
+            .flatten()
+    };
+    let first = running.wait_for(Duration::from_secs(30), |_| count().filter(|n| *n >= 1));
+    let first = first.expect("hm data get batman saves prints his count of saves");
+    let grown = running.wait_for(Duration::from_secs(30), |_| count().filter(|n| *n > first));
+    assert!(grown.is_some(), "his count grows with every signal");
+    assert!(
+        gotham.join("data/batman.db").is_file(),
+        "data/batman.db is his store"
     );
     let (status, page) = running.get("/requests");
     assert_eq!(status, 200);

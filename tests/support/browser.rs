@@ -107,6 +107,19 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body) {
+            Ok(value) => value,
+            Err((status, value)) => panic!("{method} {path} answered {status}: {value}"),
+        }
+    }
+
+    /// [`Browser::call`], with chromedriver's refusal as `(status, body)` instead of a panic.
+    fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (u16, Value)> {
         let url = format!("{}{path}", self.base);
         let response = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -125,8 +138,10 @@ impl Browser {
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or(Value::Null);
-        assert!(status < 300, "{method} {path} answered {status}: {value}");
-        value["value"].clone()
+        if status >= 300 {
+            return Err((status, value));
+        }
+        Ok(value["value"].clone())
     }
 
     fn session_path(&self, path: &str) -> String {
@@ -160,21 +175,30 @@ impl Browser {
         }
     }
 
-    /// Clicks the element `css` selects, as a person would.
+    /// Clicks the element `css` selects, as a person would. The live pages redraw parts of
+    /// themselves every second: an element replaced between finding it and clicking it
+    /// ("stale element reference") is found again and clicked, up to five times.
     pub fn click(&self, css: &str) {
-        let found = self.call(
-            "POST",
-            &self.session_path("/element"),
-            Some(json!({ "using": "css selector", "value": css })),
-        );
-        let id = found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {found}"));
-        self.call(
-            "POST",
-            &self.session_path(&format!("/element/{id}/click")),
-            None,
-        );
+        for _ in 0..5 {
+            let found = self.call(
+                "POST",
+                &self.session_path("/element"),
+                Some(json!({ "using": "css selector", "value": css })),
+            );
+            let id = found[ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("no element {css}: {found}"));
+            match self.try_call(
+                "POST",
+                &self.session_path(&format!("/element/{id}/click")),
+                None,
+            ) {
+                Ok(_) => return,
+                Err((_, value)) if value["value"]["error"] == "stale element reference" => {}
+                Err((status, value)) => panic!("clicking {css} answered {status}: {value}"),
+            }
+        }
+        panic!("{css} was replaced before every one of five clicks");
     }
 
     /// Runs `source` in every page opened from now on, before the page's own scripts (Chrome's
