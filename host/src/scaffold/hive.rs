@@ -117,9 +117,10 @@ members = []
 hivemind = { path = "vendor/hivemind" }
 "#;
 
-/// What a hive keeps out of git: builds, logs, installed libraries and the running-hive marker
-/// (`.hm/running.json`, which `hm dev` writes while it runs).
-const GITIGNORE: &str = "/target\n/logs\n/nodes/*.so\n/.hm\n";
+/// What a hive keeps out of git: builds, logs, installed libraries, the running-hive marker
+/// (`.hm/running.json`, which `hm dev` writes while it runs) and the nodes' stores (`data/`,
+/// live SQLite files: `hm data backup` copies them consistently).
+const GITIGNORE: &str = "/target\n/logs\n/nodes/*.so\n/.hm\n/data\n";
 
 /// `config/hive.toml` of a new hive.
 fn hive_toml(name: &str, date: &str) -> String {
@@ -270,7 +271,7 @@ mod tests {
         let gitignore = fs::read_to_string(hive.join(".gitignore")).unwrap();
         assert_eq!(
             gitignore.lines().collect::<Vec<_>>(),
-            ["/target", "/logs", "/nodes/*.so", "/.hm"]
+            ["/target", "/logs", "/nodes/*.so", "/.hm", "/data"]
         );
         let readme = fs::read_to_string(hive.join("README.md")).unwrap();
         for needle in [
