@@ -20,18 +20,36 @@
 //!   requests queued while it is reloaded wait there and reach the new instance; a request in
 //!   hand is finished by the old one before it hands over.
 //! - Timeouts are bounded: at most [`MAX_TIMEOUT`] (60 s), at least 1 ms.
+//!
+//! # Modules
+//!
+//! - `mod.rs`: the [`Router`] (registering responders, listing them, routing each request)
+//!   and what it routes ([`Ask`], [`Remote`], [`Upstream`]).
+//! - `outcome.rs`: what a request comes to ([`Answer`], [`Failure`], their kinds' names).
+//! - `gather.rs`: one outcome per request by its deadline ([`Job`], the gathering, the
+//!   deadline thread).
+//! - `desk.rs`: a node's [`Desk`] and [`Mailbox`].
+//! - `stats.rs`: each request name's counts and latencies.
 
+mod desk;
+mod gather;
+mod outcome;
 mod stats;
 
+pub(crate) use desk::{Desk, Mailbox};
+use gather::{Deadlines, Gather, Slot, timeout};
+pub(crate) use gather::{Done, Job};
+pub(crate) use outcome::{
+    ALL_KINDS, Answer, Failure, FailureKind, Outcome, Part, kind_from_name, kind_name,
+};
 use stats::NameStats;
 
-use crate::bus::Doorbell;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use parking_lot::{Condvar, Mutex, RwLock};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BinaryHeap};
+use crossbeam_channel::TrySendError;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// The longest timeout a request may have (60 s): longer ones are shortened to it.
@@ -42,111 +60,6 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = hivemind::request::DEFAULT_TIMEOUT;
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// How many requests may wait on one node's desk (beyond that: [`FailureKind::Busy`]).
 pub(crate) const DESK_CAPACITY: usize = 1024;
-
-pub(crate) use hivemind::abi::RequestErrorKind as FailureKind;
-
-/// The stable name of a failure kind, as the HTTP API, `hm call` and `/metrics` show it.
-pub(crate) fn kind_name(kind: FailureKind) -> &'static str {
-    match kind {
-        FailureKind::NoResponder => "no_responder",
-        FailureKind::Timeout => "timeout",
-        FailureKind::HandlerError => "handler_error",
-        FailureKind::Panicked => "panicked",
-        FailureKind::Restarted => "restarted",
-        FailureKind::TooLarge => "too_large",
-        FailureKind::WouldBlock => "would_block",
-        FailureKind::InvalidArgs => "invalid_args",
-        FailureKind::NotSerializable => "not_serializable",
-        FailureKind::Stopping => "stopping",
-        FailureKind::Busy => "busy",
-        _ => "other",
-    }
-}
-
-/// The kind named `name` (see [`kind_name`]); `None` for a name it does not know.
-pub(crate) fn kind_from_name(name: &str) -> Option<FailureKind> {
-    ALL_KINDS.iter().copied().find(|k| kind_name(*k) == name)
-}
-
-/// Every failure kind, in a fixed order (for `/metrics`).
-pub(crate) const ALL_KINDS: [FailureKind; 11] = [
-    FailureKind::NoResponder,
-    FailureKind::Timeout,
-    FailureKind::HandlerError,
-    FailureKind::Panicked,
-    FailureKind::Restarted,
-    FailureKind::TooLarge,
-    FailureKind::WouldBlock,
-    FailureKind::InvalidArgs,
-    FailureKind::NotSerializable,
-    FailureKind::Stopping,
-    FailureKind::Busy,
-];
-
-/// Why a request (or one responder's part of it) got no reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Failure {
-    /// What went wrong.
-    #[serde(
-        serialize_with = "serialize_kind",
-        deserialize_with = "deserialize_kind"
-    )]
-    pub(crate) kind: FailureKind,
-    /// For people: names the request and the fix.
-    pub(crate) message: String,
-    /// The responder involved, if one was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) node: Option<String>,
-    /// Its host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) host: Option<String>,
-}
-
-fn serialize_kind<S: serde::Serializer>(kind: &FailureKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind_name(*kind))
-}
-
-fn deserialize_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FailureKind, D::Error> {
-    let name = String::deserialize(d)?;
-    // A kind this host does not know (a newer peer's) reads as the handler's error.
-    Ok(kind_from_name(&name).unwrap_or(FailureKind::HandlerError))
-}
-
-impl Failure {
-    /// A failure with no responder involved.
-    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            node: None,
-            host: None,
-        }
-    }
-
-    /// The same, naming the responder.
-    pub(crate) fn of(mut self, node: &str, host: &str) -> Self {
-        self.node = Some(node.to_owned());
-        self.host = Some(host.to_owned());
-        self
-    }
-}
-
-/// One responder's reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Answer {
-    /// The node that answered.
-    pub(crate) node: String,
-    /// Its host.
-    pub(crate) host: String,
-    /// The reply, as JSON text.
-    pub(crate) json: String,
-}
-
-/// One responder's outcome.
-pub(crate) type Part = Result<Answer, Failure>;
-
-/// A whole request's outcome: every asked responder's part, or why nobody was asked.
-pub(crate) type Outcome = Result<Vec<Part>, Failure>;
 
 /// A request to route.
 #[derive(Debug, Clone)]
@@ -163,197 +76,6 @@ pub(crate) struct Ask {
     pub(crate) timeout: Duration,
     /// Ask every responder, not one.
     pub(crate) all: bool,
-}
-
-/// A request on its way to (or in the hands of) a responder. Dropped unanswered, it fails the
-/// request: [`FailureKind::Restarted`], or [`FailureKind::Timeout`] once past its deadline.
-pub(crate) struct Job {
-    /// The request's name.
-    pub(crate) name: Arc<str>,
-    /// The arguments, as JSON text.
-    pub(crate) args: Arc<str>,
-    /// Who asked.
-    pub(crate) from_node: Arc<str>,
-    /// The asker's host.
-    pub(crate) from_host: Arc<str>,
-    /// The responder it was routed to, and its host.
-    pub(crate) node: Arc<str>,
-    host: Arc<str>,
-    deadline: Instant,
-    slot: Option<Arc<Slot>>,
-}
-
-impl Job {
-    /// Whether its asker has stopped waiting (the handler need not run).
-    pub(crate) fn expired(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    /// How long its asker still waits.
-    pub(crate) fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Answers it with `json` (the reply) or `failure`.
-    pub(crate) fn answer(mut self, result: Result<String, Failure>) {
-        let part = match result {
-            Ok(json) => Ok(Answer {
-                node: self.node.to_string(),
-                host: self.host.to_string(),
-                json,
-            }),
-            Err(failure) => Err(failure.of(&self.node, &self.host)),
-        };
-        if let Some(slot) = self.slot.take() {
-            slot.fill(part);
-        }
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else {
-            return;
-        };
-        let failure = if self.expired() {
-            timeout(&self.name, self.deadline)
-        } else {
-            Failure::new(
-                FailureKind::Restarted,
-                format!(
-                    "node `{}` stopped (reloaded, crashed or disabled) with request `{}` unanswered; ask again",
-                    self.node, self.name
-                ),
-            )
-        };
-        slot.fill(Err(failure.of(&self.node, &self.host)));
-    }
-}
-
-fn timeout(name: &str, _deadline: Instant) -> Failure {
-    Failure::new(
-        FailureKind::Timeout,
-        format!("request `{name}` got no reply before its timeout"),
-    )
-}
-
-/// One responder's place in a request's outcome: filled once (the first filler wins).
-struct Slot {
-    gather: Arc<Gather>,
-    index: usize,
-}
-
-impl Slot {
-    fn fill(&self, part: Part) {
-        self.gather.fill(self.index, part);
-    }
-}
-
-/// What gets a request's outcome, once.
-pub(crate) type Done = Box<dyn FnOnce(Outcome) + Send>;
-
-/// Collects the parts of one request; calls `done` once all are in.
-struct Gather {
-    name: Arc<str>,
-    parts: Mutex<(Vec<Option<Part>>, usize, Option<Done>)>,
-}
-
-impl Gather {
-    fn new(name: Arc<str>, count: usize, done: Done) -> Arc<Self> {
-        Arc::new(Self {
-            name,
-            parts: Mutex::new(((0..count).map(|_| None).collect(), count, Some(done))),
-        })
-    }
-
-    fn fill(&self, index: usize, part: Part) {
-        let finished = {
-            let mut parts = self.parts.lock();
-            let (slots, missing, done) = &mut *parts;
-            if done.is_none() {
-                // Finished already: a late part changes nothing.
-                return;
-            }
-            match slots.get_mut(index) {
-                Some(slot @ None) => {
-                    *slot = Some(part);
-                    *missing -= 1;
-                }
-                _ => return,
-            }
-            if *missing > 0 {
-                return;
-            }
-            let done = done.take();
-            let list: Vec<Part> = slots.iter_mut().filter_map(Option::take).collect();
-            done.map(|done| (done, list))
-        };
-        if let Some((done, list)) = finished {
-            done(Ok(list));
-        }
-    }
-
-    /// At the deadline: every part still missing is a timeout.
-    fn expire(&self, deadline: Instant, responders: &[(Arc<str>, Arc<str>)]) {
-        for (index, (node, host)) in responders.iter().enumerate() {
-            self.fill(index, Err(timeout(&self.name, deadline).of(node, host)));
-        }
-    }
-}
-
-/// A node's queue of requests, with the doorbell of its delivery thread. Belongs to the node,
-/// not to an instance (see the module's contract).
-#[derive(Clone)]
-pub(crate) struct Desk {
-    sender: Sender<Job>,
-    /// Where the node's delivery thread takes its requests from.
-    pub(crate) inbox: Receiver<Job>,
-    bell: Arc<Doorbell>,
-}
-
-impl Desk {
-    /// A desk whose arrivals ring `bell`.
-    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
-        let (sender, inbox) = crossbeam_channel::bounded(DESK_CAPACITY);
-        Self {
-            sender,
-            inbox,
-            bell,
-        }
-    }
-
-    /// Fails everything queued ([`FailureKind::Restarted`]): the node has stopped for good.
-    pub(crate) fn drain(&self) -> usize {
-        self.inbox.try_iter().count()
-    }
-}
-
-/// Where the outcomes of a node's non-blocking asks go: its delivery thread hands them to the
-/// node's reply callbacks. Belongs to the node, like its [`Desk`].
-#[derive(Clone)]
-pub(crate) struct Mailbox {
-    sender: Sender<(u64, Outcome)>,
-    /// Where the node's delivery thread takes the outcomes from.
-    pub(crate) inbox: Receiver<(u64, Outcome)>,
-    bell: Arc<Doorbell>,
-}
-
-impl Mailbox {
-    /// A mailbox whose arrivals ring `bell`.
-    pub(crate) fn new(bell: Arc<Doorbell>) -> Self {
-        let (sender, inbox) = crossbeam_channel::unbounded();
-        Self {
-            sender,
-            inbox,
-            bell,
-        }
-    }
-
-    /// Puts `outcome` in it for the ask `token`.
-    pub(crate) fn post(&self, token: u64, outcome: Outcome) {
-        let _ = self.sender.send((token, outcome));
-        self.bell.ring();
-    }
 }
 
 /// One node of this host that answers a name.
@@ -791,95 +513,6 @@ impl Router {
         receiver
             .recv_timeout(limit)
             .unwrap_or_else(|_| Err(timeout(&name, Instant::now())))
-    }
-}
-
-/// The deadline thread's queue: requests by deadline.
-struct Deadlines {
-    queue: Mutex<BinaryHeap<Due>>,
-    wake: Condvar,
-}
-
-struct Due {
-    at: Instant,
-    gather: Weak<Gather>,
-    responders: Vec<(Arc<str>, Arc<str>)>,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Due {}
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Due {
-    /// Reversed: the heap's top is the earliest deadline.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.at.cmp(&self.at)
-    }
-}
-
-impl Deadlines {
-    /// Starts the thread; it ends once the router is gone.
-    fn start() -> Arc<Self> {
-        let deadlines = Arc::new(Self {
-            queue: Mutex::new(BinaryHeap::new()),
-            wake: Condvar::new(),
-        });
-        let weak = Arc::downgrade(&deadlines);
-        std::thread::Builder::new()
-            .name("hm:request-deadlines".into())
-            .spawn(move || Self::run(&weak))
-            .expect("the OS refused to start a thread");
-        deadlines
-    }
-
-    fn add(&self, at: Instant, gather: &Arc<Gather>, responders: Vec<(Arc<str>, Arc<str>)>) {
-        let mut queue = self.queue.lock();
-        let earliest = queue.peek().is_none_or(|top| at < top.at);
-        queue.push(Due {
-            at,
-            gather: Arc::downgrade(gather),
-            responders,
-        });
-        if earliest {
-            self.wake.notify_one();
-        }
-    }
-
-    fn run(weak: &Weak<Self>) {
-        loop {
-            let Some(this) = weak.upgrade() else {
-                return;
-            };
-            let mut due = Vec::new();
-            {
-                let mut queue = this.queue.lock();
-                let now = Instant::now();
-                while queue.peek().is_some_and(|top| top.at <= now) {
-                    due.extend(queue.pop());
-                }
-                if due.is_empty() {
-                    // Wakes at least every second, to notice the router is gone.
-                    let until = queue
-                        .peek()
-                        .map_or(now + Duration::from_secs(1), |top| top.at)
-                        .min(now + Duration::from_secs(1));
-                    this.wake.wait_until(&mut queue, until);
-                }
-            }
-            drop(this);
-            for item in due {
-                if let Some(gather) = item.gather.upgrade() {
-                    gather.expire(item.at, &item.responders);
-                }
-            }
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! once, responders replaced and withdrawn per instance.
 
 use super::*;
+use crate::bus::Doorbell;
 
 fn router() -> Router {
     Router::new("here".into(), 64)
