@@ -19,6 +19,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Number, Value, json};
 use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -581,7 +582,26 @@ impl NodeStore {
                 ),
             )
         };
-        let _ = std::fs::remove_file(to);
+        // A backup never replaces a file (nor follows a link): the copy is a new file, private
+        // to the hive's user, or nothing.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Failure::new(
+                        Kind::Invalid,
+                        format!(
+                            "{} already exists: a backup never replaces a file; back up into a new or empty folder",
+                            to.display()
+                        ),
+                    )
+                } else {
+                    failed(&e)
+                }
+            })?;
         let mut target = Connection::open(to).map_err(|e| failed(&e))?;
         let reader = self.reader.lock();
         reader.arm(Instant::now() + Duration::from_secs(24 * 3600));
@@ -935,6 +955,26 @@ mod tests {
             .query_row("SELECT count(*) FROM hm_kv", [], |row| row.get(0))
             .unwrap();
         assert_eq!(count, 5);
+        assert_eq!(integrity(&copies.join("n.db")), "ok");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(copies.join("n.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "a backup is private to the hive's user"
+        );
+        // A second backup into the same folder replaces nothing: refused, the copy untouched.
+        drop(copy);
+        let refused = s.backup(&copies).unwrap_err();
+        assert_eq!(refused.kind, Kind::Invalid);
+        assert!(
+            refused.message.contains("already exists"),
+            "{}",
+            refused.message
+        );
         assert_eq!(integrity(&copies.join("n.db")), "ok");
     }
 }
