@@ -74,21 +74,7 @@ fn raw(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: 
         "Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     ));
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    Answer {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
+    send_and_read(&mut stream, &request)
 }
 
 /// The resident memory of the `hm` process, in KiB.
@@ -1053,21 +1039,7 @@ fn beyond_loopback_the_dashboard_asks_for_the_key_once_and_keeps_it_nowhere() {
 fn raw_from(from: &str, address: &str, request: &str) -> Answer {
     let mut stream = connect_from(from, address);
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    Answer {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
+    send_and_read(&mut stream, request)
 }
 
 /// `POST /api/publish/{service}` with `key` as `X-Hive-Key`, from the loopback address `from`.
@@ -1456,4 +1428,23 @@ fn slow_requests_from_one_address_leave_room_for_the_page_healthz_and_metrics() 
         .post("/api/request/alfred/count", "null", &[])
         .0
         == 200));
+}
+
+/// Writes `request` on `stream` and reads the whole answer, until the server closes.
+fn send_and_read(stream: &mut std::net::TcpStream, request: &str) -> Answer {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }
